@@ -1,0 +1,149 @@
+//! The Redis keyspace.
+//!
+//! A concert belongs to one of `shards` logical shards, chosen when it is created and stored with
+//! it in Postgres. Every key of a shard starts with the hash tag `{<prefix>:<shard>}`, so all keys
+//! one script touches hash to the same Redis Cluster slot and scripts run unchanged on a cluster.
+//! Channels are not keys and carry only the prefix.
+//!
+//! | key | type | holds | lifetime |
+//! | --- | --- | --- | --- |
+//! | `{p:s}:stock:<tierId>` | string (integer) | tickets still available in the tier | permanent; rebuilt from Postgres when missing |
+//! | `{p:s}:idem:<idempotencyKey>` | hash | request fingerprint and the booking it created | 24 h |
+//! | `{p:s}:booking:<bookingId>` | hash | the booking record and its current status | 24 h, then Postgres answers |
+//! | `{p:s}:held:<concertId>:<email>` | string (integer) | tickets the customer holds for the concert (pending + confirmed) | until a day after the concert |
+//! | `{p:s}:bookings` | stream | accepted bookings waiting for settlement | entries trimmed once settled |
+//!
+//! | channel | payload |
+//! | --- | --- |
+//! | `<p>:stock` | `{"concertId","ticketTierId","availableQuantity"}` after every stock change |
+//! | `<p>:booking-status` | `{"bookingId","status"}` when a booking settles |
+
+use std::fmt;
+
+use uuid::Uuid;
+
+/// How long an idempotency record, and the pending booking record beside it, live in Redis.
+pub const IDEMPOTENCY_TTL_SECONDS: u64 = 24 * 60 * 60;
+
+/// One logical shard of the keyspace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Shard(u8);
+
+impl Shard {
+    pub fn new(index: u8) -> Self {
+        Self(index)
+    }
+
+    pub fn index(self) -> u8 {
+        self.0
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The key names of one deployment (one `KEY_PREFIX`).
+#[derive(Clone, Debug)]
+pub struct Keyspace {
+    prefix: String,
+    shard_count: u8,
+}
+
+impl Keyspace {
+    /// `prefix` must not contain `{` or `}` (see [`crate::config::key_prefix`]).
+    pub fn new(prefix: impl Into<String>, shard_count: u8) -> Self {
+        Self {
+            prefix: prefix.into(),
+            shard_count: shard_count.max(1),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn shard_count(&self) -> u8 {
+        self.shard_count
+    }
+
+    /// The shard a new concert is placed on; stored with the concert, so changing the shard count
+    /// later moves nothing that exists.
+    pub fn shard_for_new_concert(&self, concert_id: Uuid) -> Shard {
+        let hash = concert_id.as_bytes().iter().fold(0u32, |acc, byte| {
+            acc.wrapping_mul(31).wrapping_add(u32::from(*byte))
+        });
+        // The modulo of a u8 count always fits in a u8.
+        Shard((hash % u32::from(self.shard_count)) as u8)
+    }
+
+    /// Every shard, for consumers that read all streams.
+    pub fn shards(&self) -> impl Iterator<Item = Shard> + use<> {
+        (0..self.shard_count).map(Shard)
+    }
+
+    fn tag(&self, shard: Shard) -> String {
+        format!("{{{}:{}}}", self.prefix, shard.0)
+    }
+
+    pub fn stock(&self, shard: Shard, tier_id: Uuid) -> String {
+        format!("{}:stock:{tier_id}", self.tag(shard))
+    }
+
+    pub fn idempotency(&self, shard: Shard, idempotency_key: &str) -> String {
+        format!("{}:idem:{idempotency_key}", self.tag(shard))
+    }
+
+    pub fn booking(&self, shard: Shard, booking_id: Uuid) -> String {
+        format!("{}:booking:{booking_id}", self.tag(shard))
+    }
+
+    pub fn held(&self, shard: Shard, concert_id: Uuid, email: &str) -> String {
+        format!("{}:held:{concert_id}:{email}", self.tag(shard))
+    }
+
+    pub fn stream(&self, shard: Shard) -> String {
+        format!("{}:bookings", self.tag(shard))
+    }
+
+    pub fn stock_channel(&self) -> String {
+        format!("{}:stock", self.prefix)
+    }
+
+    pub fn booking_status_channel(&self) -> String {
+        format!("{}:booking-status", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_of_a_shard_shares_one_hash_tag() {
+        let keys = Keyspace::new("tix", 16);
+        let shard = Shard::new(3);
+        let id = Uuid::nil();
+        for key in [
+            keys.stock(shard, id),
+            keys.idempotency(shard, "k{1}"),
+            keys.booking(shard, id),
+            keys.held(shard, id, "a@b.c"),
+            keys.stream(shard),
+        ] {
+            assert!(key.starts_with("{tix:3}:"), "{key}");
+        }
+    }
+
+    #[test]
+    fn new_concerts_spread_over_all_shards() {
+        let keys = Keyspace::new("tix", 4);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            seen.insert(keys.shard_for_new_concert(Uuid::new_v4()));
+        }
+        assert_eq!(seen.len(), 4);
+    }
+}

@@ -1,0 +1,10 @@
+#![doc = include_str!("../README.md")]
+
+pub mod config;
+pub mod db;
+pub mod ids;
+pub mod keys;
+pub mod money;
+pub mod record;
+pub mod redis;
+pub mod telemetry;

@@ -1,0 +1,36 @@
+//! Redis connections with the behaviour the booking path depends on: a command that cannot be
+//! answered within `command_timeout` fails (the gateway answers 503), and the client keeps
+//! reconnecting in the background, so the service recovers without a restart.
+
+use std::time::Duration;
+
+use fred::prelude::{Builder, ClientLike, Config, Error, Pool, ReconnectPolicy};
+
+/// Reconnect delays grow from 50 ms to at most 1 s, forever: Redis coming back is healed within a
+/// second.
+const RECONNECT_MIN_MS: u32 = 50;
+const RECONNECT_MAX_MS: u32 = 1_000;
+
+/// Builds a pool of `size` multiplexed connections and starts connecting it.
+pub fn connect(url: &str, size: usize, command_timeout: Duration) -> Result<Pool, Error> {
+    let mut config = Config::from_url(url)?;
+    // Start even while Redis is down; readiness reports it until it answers.
+    config.fail_fast = false;
+    let pool = Builder::from_config(config)
+        .with_performance_config(|performance| {
+            performance.default_command_timeout = command_timeout;
+        })
+        .with_connection_config(|connection| {
+            connection.connection_timeout = command_timeout;
+            connection.internal_command_timeout = command_timeout;
+        })
+        .set_policy(ReconnectPolicy::new_exponential(
+            0,
+            RECONNECT_MIN_MS,
+            RECONNECT_MAX_MS,
+            2,
+        ))
+        .build_pool(size)?;
+    pool.connect();
+    Ok(pool)
+}

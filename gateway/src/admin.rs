@@ -1,0 +1,268 @@
+//! `POST /api/admin/concerts`: creating a concert. Its stock is live in Redis before the answer.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use fred::prelude::KeysInterface;
+use fred::types::SetOptions;
+use futures::future::try_join_all;
+use http::header::{AUTHORIZATION, LOCATION};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use booking::money::Money;
+
+use crate::body::{Body, json};
+use crate::catalog::{Concert, Tier};
+use crate::concerts::ConcertView;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::stock;
+use crate::validate::{Checker, parse_json, path};
+
+const MAX_TIERS: usize = 20;
+const MAX_TIER_QUANTITY: i64 = 1_000_000;
+/// Ten tickets at the highest price still fit a booking total.
+const MAX_TIER_PRICE: &str = "1000000";
+
+/// Checks `Authorization: Bearer <ADMIN_TOKEN>` in constant time.
+pub fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = &state.admin_token else {
+        return Err(ApiError::AdminDisabled);
+    };
+    let given = headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    match bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        true => Ok(()),
+        false => Err(ApiError::Unauthorized),
+    }
+}
+
+/// A new concert that passed validation, before it has ids.
+#[derive(Debug)]
+pub struct NewConcert {
+    pub name: String,
+    pub description: String,
+    pub location: String,
+    pub date: DateTime<Utc>,
+    pub tiers: Vec<NewTier>,
+}
+
+#[derive(Debug)]
+pub struct NewTier {
+    pub name: String,
+    pub price: Money,
+    pub total_quantity: u32,
+}
+
+impl NewConcert {
+    pub fn parse(body: &mut [u8], now: DateTime<Utc>) -> Result<Self, ApiError> {
+        let value = parse_json(body)?;
+        let mut check = Checker::default();
+        let Some(object) = check.object(&value, "") else {
+            return check.finish(None);
+        };
+        let name = check
+            .required(object, "", "name")
+            .and_then(|v| check.text(v, "name", 1, 200))
+            .map(str::to_owned);
+        let description = match object.get("description") {
+            None => Some(String::new()),
+            Some(v) => check.text(v, "description", 0, 2000).map(str::to_owned),
+        };
+        let location = check
+            .required(object, "", "location")
+            .and_then(|v| check.text(v, "location", 1, 200))
+            .map(str::to_owned);
+        let date = check
+            .required(object, "", "date")
+            .and_then(|v| check.timestamp(v, "date"))
+            .and_then(|date| match date > now {
+                true => Some(date),
+                false => {
+                    check.error("date", "range", "must be in the future");
+                    None
+                }
+            });
+        let max_price: Money = MAX_TIER_PRICE
+            .parse()
+            .map_err(|_| ApiError::Internal("MAX_TIER_PRICE is not money".to_owned()))?;
+        let mut names = HashSet::new();
+        let tiers = check
+            .required(object, "", "ticketTiers")
+            .and_then(|v| check.array(v, "ticketTiers", 1, MAX_TIERS))
+            .and_then(|items| {
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(index, item)| {
+                        let field = format!("ticketTiers[{index}]");
+                        let tier = check.object(item, &field)?;
+                        let name = check
+                            .required(tier, &field, "name")
+                            .and_then(|v| check.text(v, &path(&field, "name"), 1, 100))
+                            .and_then(|name| match names.insert(name.to_lowercase()) {
+                                true => Some(name.to_owned()),
+                                false => {
+                                    check.error(
+                                        path(&field, "name"),
+                                        "conflict",
+                                        "is used by another tier",
+                                    );
+                                    None
+                                }
+                            });
+                        let price = check
+                            .required(tier, &field, "price")
+                            .and_then(|v| check.money(v, &path(&field, "price")))
+                            .and_then(|price| match price <= max_price {
+                                true => Some(price),
+                                false => {
+                                    check.error(
+                                        path(&field, "price"),
+                                        "range",
+                                        format!("must be at most {MAX_TIER_PRICE}"),
+                                    );
+                                    None
+                                }
+                            });
+                        let total_quantity = check
+                            .required(tier, &field, "totalQuantity")
+                            .and_then(|v| {
+                                check.integer(
+                                    v,
+                                    &path(&field, "totalQuantity"),
+                                    1,
+                                    MAX_TIER_QUANTITY,
+                                )
+                            })
+                            .and_then(|n| u32::try_from(n).ok());
+                        Some(NewTier {
+                            name: name?,
+                            price: price?,
+                            total_quantity: total_quantity?,
+                        })
+                    })
+                    // Every tier is checked before any missing one fails the list.
+                    .collect::<Vec<Option<NewTier>>>()
+                    .into_iter()
+                    .collect::<Option<Vec<_>>>()
+            });
+        let concert = (|| {
+            Some(NewConcert {
+                name: name?,
+                description: description?,
+                location: location?,
+                date: date?,
+                tiers: tiers?,
+            })
+        })();
+        check.finish(concert)
+    }
+}
+
+/// Stores `new` in Postgres and its stock in Redis, then adds it to this gateway's catalog.
+pub async fn create_concert(state: &AppState, new: NewConcert) -> Result<Concert, ApiError> {
+    let id = Uuid::now_v7();
+    let concert = Concert {
+        id,
+        shard: state.keys.shard_for_new_concert(id),
+        tiers: new
+            .tiers
+            .into_iter()
+            .map(|tier| Tier {
+                id: Uuid::now_v7(),
+                concert_id: id,
+                name: tier.name,
+                price: tier.price,
+                total_quantity: tier.total_quantity,
+            })
+            .collect(),
+        name: new.name,
+        description: new.description,
+        location: new.location,
+        date: new.date,
+    };
+    let mut tx = state.db.begin().await?;
+    insert(&mut tx, &concert).await?;
+    tx.commit().await?;
+    // Stock goes live only once the rows exist, so no booking can name a tier Postgres lacks.
+    let stock_writes = concert.tiers.iter().map(|tier| {
+        let key = state.keys.stock(concert.shard, tier.id);
+        state
+            .redis
+            .set::<(), _, _>(key, tier.total_quantity, None, Some(SetOptions::NX), false)
+    });
+    try_join_all(stock_writes).await?;
+    state.catalog.add(concert.clone());
+    for tier in &concert.tiers {
+        stock::publish(
+            &state.redis,
+            &state.keys,
+            concert.id,
+            tier.id,
+            i64::from(tier.total_quantity),
+        )
+        .await?;
+    }
+    tracing::info!(concert_id = %concert.id, tiers = concert.tiers.len(), "concert created");
+    Ok(concert)
+}
+
+/// Inserts a concert and its tiers (in one statement) on `db`, inside the caller's transaction.
+pub async fn insert(db: &mut sqlx::PgConnection, concert: &Concert) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO concerts (id, name, description, location, date, shard) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(concert.id)
+    .bind(&concert.name)
+    .bind(&concert.description)
+    .bind(&concert.location)
+    .bind(concert.date)
+    .bind(i16::from(concert.shard.index()))
+    .execute(&mut *db)
+    .await?;
+    let ids: Vec<Uuid> = concert.tiers.iter().map(|t| t.id).collect();
+    let names: Vec<&str> = concert.tiers.iter().map(|t| t.name.as_str()).collect();
+    let prices: Vec<rust_decimal::Decimal> =
+        concert.tiers.iter().map(|t| t.price.amount()).collect();
+    let totals: Vec<i32> = concert
+        .tiers
+        .iter()
+        .map(|t| i32::try_from(t.total_quantity).unwrap_or(i32::MAX))
+        .collect();
+    sqlx::query(
+        "INSERT INTO ticket_tiers (id, concert_id, name, price, total_quantity) \
+         SELECT id, $2, name, price, total FROM UNNEST($1::uuid[], $3::text[], $4::numeric[], $5::int[]) \
+         AS t(id, name, price, total)",
+    )
+    .bind(&ids)
+    .bind(concert.id)
+    .bind(&names)
+    .bind(&prices)
+    .bind(&totals)
+    .execute(&mut *db)
+    .await?;
+    Ok(())
+}
+
+/// `POST /api/admin/concerts`.
+pub async fn create(state: &AppState, mut body: Vec<u8>) -> Result<Response<Body>, ApiError> {
+    let new = NewConcert::parse(&mut body, Utc::now())?;
+    let concert = create_concert(state, new).await?;
+    let available: HashMap<Uuid, Option<i64>> = concert
+        .tiers
+        .iter()
+        .map(|tier| (tier.id, Some(i64::from(tier.total_quantity))))
+        .collect();
+    let mut response = json(StatusCode::CREATED, &ConcertView::new(&concert, &available))?;
+    if let Ok(location) = HeaderValue::from_str(&format!("/api/concerts/{}", concert.id)) {
+        response.headers_mut().insert(LOCATION, location);
+    }
+    Ok(response)
+}

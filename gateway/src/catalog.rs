@@ -1,0 +1,221 @@
+//! The catalog in memory: concerts and their tiers, loaded from Postgres at start and refreshed in
+//! the background, so browsing and booking never wait on Postgres. Stock is not here: it lives in
+//! Redis (see `stock.rs`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use booking::keys::Shard;
+use booking::money::Money;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Concert {
+    pub id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub location: String,
+    pub date: DateTime<Utc>,
+    pub shard: Shard,
+    pub tiers: Vec<Tier>,
+}
+
+impl Concert {
+    /// This concert's tier ids with its shard, for stock reads.
+    pub fn tier_keys(&self) -> impl Iterator<Item = (Shard, Uuid)> + '_ {
+        self.tiers.iter().map(|tier| (self.shard, tier.id))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tier {
+    pub id: Uuid,
+    pub concert_id: Uuid,
+    pub name: String,
+    pub price: Money,
+    pub total_quantity: u32,
+}
+
+/// A tier with what booking it needs to know about its concert.
+#[derive(Debug, Clone)]
+pub struct TierEntry {
+    pub concert: Arc<Concert>,
+    pub tier: Tier,
+}
+
+/// One immutable snapshot of the catalog; replaced whole on refresh.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    concerts: Vec<Arc<Concert>>,
+    tiers: HashMap<Uuid, TierEntry>,
+}
+
+impl Catalog {
+    pub fn new(mut concerts: Vec<Concert>) -> Self {
+        concerts.sort_by(|a, b| a.date.cmp(&b.date).then(a.id.cmp(&b.id)));
+        let concerts: Vec<Arc<Concert>> = concerts.into_iter().map(Arc::new).collect();
+        let tiers = concerts
+            .iter()
+            .flat_map(|concert| {
+                concert.tiers.iter().map(|tier| {
+                    let entry = TierEntry {
+                        concert: Arc::clone(concert),
+                        tier: tier.clone(),
+                    };
+                    (tier.id, entry)
+                })
+            })
+            .collect();
+        Self { concerts, tiers }
+    }
+
+    pub fn concerts(&self) -> &[Arc<Concert>] {
+        &self.concerts
+    }
+
+    pub fn concert(&self, id: Uuid) -> Option<&Arc<Concert>> {
+        self.concerts.iter().find(|concert| concert.id == id)
+    }
+
+    pub fn tier(&self, id: Uuid) -> Option<&TierEntry> {
+        self.tiers.get(&id)
+    }
+
+    /// Every tier id with its shard, for stock reads.
+    pub fn tiers(&self) -> impl Iterator<Item = (Shard, Uuid)> + '_ {
+        self.concerts.iter().flat_map(|concert| concert.tier_keys())
+    }
+
+    /// This catalog with `concert` added (or replaced).
+    pub fn with(&self, concert: Concert) -> Self {
+        let mut concerts: Vec<Concert> = self
+            .concerts
+            .iter()
+            .filter(|known| known.id != concert.id)
+            .map(|known| known.as_ref().clone())
+            .collect();
+        concerts.push(concert);
+        Self::new(concerts)
+    }
+}
+
+/// The current catalog, shared by every request; readers clone an `Arc` and never block writers
+/// for longer than that.
+#[derive(Debug, Default)]
+pub struct CatalogHandle(RwLock<Arc<Catalog>>);
+
+impl CatalogHandle {
+    pub fn current(&self) -> Arc<Catalog> {
+        match self.0.read() {
+            Ok(guard) => Arc::clone(&guard),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Takes in a catalog read from Postgres. Concerts are never deleted, so one this gateway
+    /// added while the read was under way is kept.
+    pub fn merge(&self, fresh: Catalog) {
+        let mut guard = self.write();
+        let mut concerts: Vec<Concert> =
+            fresh.concerts.iter().map(|c| c.as_ref().clone()).collect();
+        concerts.extend(
+            guard
+                .concerts
+                .iter()
+                .filter(|known| fresh.concert(known.id).is_none())
+                .map(|known| known.as_ref().clone()),
+        );
+        *guard = Arc::new(Catalog::new(concerts));
+    }
+
+    pub fn add(&self, concert: Concert) {
+        let mut guard = self.write();
+        *guard = Arc::new(guard.with(concert));
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Arc<Catalog>> {
+        match self.0.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ConcertRow {
+    id: Uuid,
+    name: String,
+    description: String,
+    location: String,
+    date: DateTime<Utc>,
+    shard: i16,
+}
+
+#[derive(sqlx::FromRow)]
+struct TierRow {
+    id: Uuid,
+    concert_id: Uuid,
+    name: String,
+    price: rust_decimal::Decimal,
+    total_quantity: i32,
+}
+
+/// Reads the whole catalog from Postgres.
+pub async fn load(db: &PgPool) -> Result<Catalog, sqlx::Error> {
+    let concerts: Vec<ConcertRow> = sqlx::query_as(
+        "SELECT id, name, description, location, date, shard FROM concerts ORDER BY date, id",
+    )
+    .fetch_all(db)
+    .await?;
+    let tiers: Vec<TierRow> = sqlx::query_as(
+        "SELECT id, concert_id, name, price, total_quantity FROM ticket_tiers \
+         ORDER BY concert_id, price DESC, name",
+    )
+    .fetch_all(db)
+    .await?;
+    let mut tiers_by_concert: HashMap<Uuid, Vec<Tier>> = HashMap::new();
+    for row in tiers {
+        let tier = Tier {
+            id: row.id,
+            concert_id: row.concert_id,
+            name: row.name,
+            price: Money::new(row.price).map_err(|error| decode_error("price", error))?,
+            total_quantity: u32::try_from(row.total_quantity)
+                .map_err(|error| decode_error("total_quantity", error))?,
+        };
+        tiers_by_concert
+            .entry(row.concert_id)
+            .or_default()
+            .push(tier);
+    }
+    let concerts = concerts
+        .into_iter()
+        .map(|row| {
+            Ok(Concert {
+                id: row.id,
+                tiers: tiers_by_concert.remove(&row.id).unwrap_or_default(),
+                name: row.name,
+                description: row.description,
+                location: row.location,
+                date: row.date,
+                shard: Shard::new(
+                    u8::try_from(row.shard).map_err(|error| decode_error("shard", error))?,
+                ),
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(Catalog::new(concerts))
+}
+
+fn decode_error(
+    column: &str,
+    error: impl std::error::Error + Send + Sync + 'static,
+) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: Box::new(error),
+    }
+}

@@ -1,0 +1,102 @@
+//! `GET /api/concerts` and `GET /api/concerts/{id}`: the in-memory catalog with live stock.
+
+use std::collections::HashMap;
+
+use http::{Response, StatusCode};
+use serde::Serialize;
+use uuid::Uuid;
+
+use booking::keys::Shard;
+use booking::money::Money;
+use booking::record::format_timestamp;
+
+use crate::body::{Body, json};
+use crate::catalog::Concert;
+use crate::error::{ApiError, FieldError};
+use crate::state::AppState;
+use crate::stock;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConcertView<'a> {
+    id: Uuid,
+    name: &'a str,
+    description: &'a str,
+    location: &'a str,
+    date: String,
+    ticket_tiers: Vec<TierView<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TierView<'a> {
+    id: Uuid,
+    concert_id: Uuid,
+    name: &'a str,
+    price: Money,
+    total_quantity: u32,
+    available_quantity: i64,
+}
+
+impl<'a> ConcertView<'a> {
+    /// `available` maps tier ids to their stock; a tier it lacks shows 0.
+    pub fn new(concert: &'a Concert, available: &HashMap<Uuid, Option<i64>>) -> Self {
+        Self {
+            id: concert.id,
+            name: &concert.name,
+            description: &concert.description,
+            location: &concert.location,
+            date: format_timestamp(&concert.date),
+            ticket_tiers: concert
+                .tiers
+                .iter()
+                .map(|tier| TierView {
+                    id: tier.id,
+                    concert_id: tier.concert_id,
+                    name: &tier.name,
+                    price: tier.price,
+                    total_quantity: tier.total_quantity,
+                    available_quantity: available.get(&tier.id).copied().flatten().unwrap_or(0),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ConcertList<'a> {
+    concerts: Vec<ConcertView<'a>>,
+}
+
+/// Stock of `tiers`; a tier Redis does not know wakes the stock loader and shows 0 meanwhile.
+async fn available(
+    state: &AppState,
+    tiers: impl IntoIterator<Item = (Shard, Uuid)>,
+) -> Result<HashMap<Uuid, Option<i64>>, ApiError> {
+    let stock = stock::read(&state.redis, &state.keys, tiers).await?;
+    if stock.values().any(Option::is_none) {
+        state.stock_missing.notify_one();
+    }
+    Ok(stock)
+}
+
+pub async fn list(state: &AppState) -> Result<Response<Body>, ApiError> {
+    let catalog = state.catalog.current();
+    let stock = available(state, catalog.tiers()).await?;
+    let concerts = catalog
+        .concerts()
+        .iter()
+        .map(|concert| ConcertView::new(concert, &stock))
+        .collect();
+    json(StatusCode::OK, &ConcertList { concerts })
+}
+
+pub async fn get(state: &AppState, id: &str) -> Result<Response<Body>, ApiError> {
+    let id = Uuid::parse_str(id).map_err(|_| {
+        ApiError::Validation(vec![FieldError::new("id", "format", "must be a UUID")])
+    })?;
+    let catalog = state.catalog.current();
+    let concert = catalog.concert(id).ok_or(ApiError::ConcertNotFound(id))?;
+    let stock = available(state, concert.tier_keys()).await?;
+    json(StatusCode::OK, &ConcertView::new(concert, &stock))
+}

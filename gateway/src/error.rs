@@ -1,0 +1,238 @@
+//! `ApiError`: every way a request can fail, mapped in one place to a status and an RFC 9457
+//! problem body.
+//!
+//! Policy: 4xx bodies say exactly what was wrong with the request, so a client can fix it; 5xx
+//! bodies say nothing about the cause (it goes to the log, with the request's path); a dependency
+//! that is down is a 503 with `Retry-After`, never a 500.
+
+use http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderValue, Response, StatusCode};
+use serde::Serialize;
+use uuid::Uuid;
+
+use booking::money::Money;
+
+use crate::body::{Body, full};
+
+/// One problem with one field of a request body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// Path of the field in the body, e.g. `quantity` or `ticketTiers[1].price`.
+    pub field: String,
+    /// Stable machine-readable reason: `required`, `type`, `range`, `format`, `conflict`.
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no route for this path")]
+    RouteNotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("the body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("the request has invalid fields")]
+    Validation(Vec<FieldError>),
+    #[error("the body must be JSON")]
+    UnsupportedMediaType,
+    #[error("the body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("the body could not be read: {0}")]
+    UnreadableBody(String),
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    #[error("the admin API is disabled")]
+    AdminDisabled,
+    #[error("concert {0} does not exist")]
+    ConcertNotFound(Uuid),
+    #[error("ticket tier {0} does not exist")]
+    TicketTierNotFound(Uuid),
+    #[error("booking {0} does not exist")]
+    BookingNotFound(Uuid),
+    #[error("{requested} tickets requested, {available} left")]
+    OutOfStock { requested: u8, available: i64 },
+    #[error("totalPrice {given} does not match {expected} (price x quantity)")]
+    PriceMismatch { expected: Money, given: Money },
+    #[error("this Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
+    #[error("a customer may hold at most {limit} tickets per concert; {held} already held")]
+    CustomerLimitExceeded { limit: u32, held: i64 },
+    #[error("redis: {0}")]
+    Redis(#[from] fred::error::Error),
+    #[error("postgres: {0}")]
+    Postgres(#[source] sqlx::Error),
+    #[error("stock of tier {0} is not loaded in Redis yet")]
+    StockNotLoaded(Uuid),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        ApiError::Postgres(error)
+    }
+}
+
+/// Seconds a client should wait before retrying after a 503.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'static str,
+    status: u16,
+    detail: String,
+    instance: &'a str,
+    code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [FieldError]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    available_quantity: Option<i64>,
+}
+
+impl ApiError {
+    /// Status, stable code and title of each error.
+    fn classify(&self) -> (StatusCode, &'static str, &'static str) {
+        use ApiError::*;
+        match self {
+            RouteNotFound => (StatusCode::NOT_FOUND, "NotFound", "Not found"),
+            MethodNotAllowed { .. } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "Method not allowed",
+            ),
+            MalformedJson(_) => (StatusCode::BAD_REQUEST, "MalformedJson", "Malformed JSON"),
+            Validation(_) => (
+                StatusCode::BAD_REQUEST,
+                "ValidationFailed",
+                "Validation failed",
+            ),
+            UnreadableBody(_) => (StatusCode::BAD_REQUEST, "UnreadableBody", "Unreadable body"),
+            UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UnsupportedMediaType",
+                "Unsupported media type",
+            ),
+            PayloadTooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PayloadTooLarge",
+                "Payload too large",
+            ),
+            Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized"),
+            AdminDisabled => (StatusCode::FORBIDDEN, "AdminDisabled", "Admin API disabled"),
+            ConcertNotFound(_) => (
+                StatusCode::NOT_FOUND,
+                "ConcertNotFound",
+                "Concert not found",
+            ),
+            TicketTierNotFound(_) => (
+                StatusCode::NOT_FOUND,
+                "TicketTierNotFound",
+                "Ticket tier not found",
+            ),
+            BookingNotFound(_) => (
+                StatusCode::NOT_FOUND,
+                "BookingNotFound",
+                "Booking not found",
+            ),
+            OutOfStock { .. } => (
+                StatusCode::CONFLICT,
+                "TicketTierOutOfStock",
+                "Not enough tickets left",
+            ),
+            PriceMismatch { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "PriceMismatch",
+                "Total price does not match",
+            ),
+            IdempotencyKeyReused => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "IdempotencyKeyReused",
+                "Idempotency key reused",
+            ),
+            CustomerLimitExceeded { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "CustomerLimitExceeded",
+                "Ticket limit per customer exceeded",
+            ),
+            Redis(_) | Postgres(_) | StockNotLoaded(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "Service unavailable",
+            ),
+            Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "Internal error",
+            ),
+        }
+    }
+
+    /// The problem response for a request to `instance` (its path).
+    pub fn into_response(self, instance: &str) -> Response<Body> {
+        let (status, code, title) = self.classify();
+        let detail = if status.is_server_error() {
+            tracing::error!(error = %self, instance, code, "request failed");
+            match status {
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    "A service this request needs is unavailable; retry shortly.".to_owned()
+                }
+                _ => "The server failed to answer this request.".to_owned(),
+            }
+        } else {
+            tracing::debug!(error = %self, instance, code, "request refused");
+            self.to_string()
+        };
+        let problem = Problem {
+            kind: format!("/problems/{code}"),
+            title,
+            status: status.as_u16(),
+            detail,
+            instance,
+            code,
+            errors: match &self {
+                ApiError::Validation(errors) => Some(errors),
+                _ => None,
+            },
+            available_quantity: match &self {
+                ApiError::OutOfStock { available, .. } => Some(*available),
+                _ => None,
+            },
+        };
+        // A problem body is made of strings and numbers, so it always serializes.
+        let body = simd_json::to_vec(&problem).unwrap_or_default();
+        let mut response = Response::new(full(body));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        match self {
+            ApiError::MethodNotAllowed { allow } => {
+                headers.insert(ALLOW, HeaderValue::from_static(allow));
+            }
+            ApiError::Unauthorized => {
+                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+            }
+            _ => {}
+        }
+        response
+    }
+}

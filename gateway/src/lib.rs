@@ -1,0 +1,22 @@
+#![doc = include_str!("../README.md")]
+
+pub mod admin;
+pub mod body;
+pub mod bookings;
+pub mod catalog;
+pub mod concerts;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod refresh;
+pub mod reserve;
+pub mod router;
+pub mod seed;
+pub mod signal;
+pub mod startup;
+pub mod state;
+pub mod stock;
+pub mod validate;
+
+pub use config::GatewayConfig;
+pub use startup::Application;

@@ -1,0 +1,38 @@
+//! The background loop that keeps this gateway's catalog and Redis stock in step with Postgres:
+//! concerts created through another gateway appear, and tiers missing from Redis (after Redis
+//! lost its data) are loaded again, without a restart.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::state::AppState;
+use crate::{catalog, stock};
+
+/// How often the catalog is re-read when nothing asks sooner.
+const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// One refresh: the catalog from Postgres, then any missing stock.
+pub async fn refresh(state: &AppState) {
+    match catalog::load(&state.db).await {
+        Ok(fresh) => state.catalog.merge(fresh),
+        Err(error) => tracing::warn!(%error, "catalog refresh failed; keeping the last one"),
+    }
+    let current = state.catalog.current();
+    if let Err(error) = stock::load_missing(&state.redis, &state.db, &state.keys, &current).await {
+        tracing::warn!(%error, "loading missing stock failed; will retry");
+    }
+}
+
+/// Refreshes every [`REFRESH_INTERVAL`], or at once when a request finds stock missing.
+pub async fn run(state: Arc<AppState>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(REFRESH_INTERVAL) => {}
+            () = state.stock_missing.notified() => {}
+        }
+        refresh(&state).await;
+    }
+}

@@ -1,0 +1,89 @@
+//! The demo catalog, inserted when `SEED_DEMO=true` and the catalog is empty.
+
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use booking::keys::Keyspace;
+use booking::money::Money;
+
+use crate::admin;
+use crate::catalog::{Concert, Tier};
+
+/// Serializes seeding between gateways starting together (any constant unique to this use).
+const SEED_LOCK: i64 = 0x7469_785f_7365_6564;
+
+/// `(name, price, total)` of each demo tier.
+const DEMO_TIERS: [(&str, &str, u32); 3] = [
+    ("VIP", "100", 100),
+    ("Front Row", "50", 200),
+    ("General Admission", "10", 1000),
+];
+
+fn demo_concert(
+    keys: &Keyspace,
+    name: &str,
+    description: &str,
+    location: &str,
+    date: DateTime<Utc>,
+) -> Concert {
+    let id = Uuid::now_v7();
+    Concert {
+        id,
+        name: name.to_owned(),
+        description: description.to_owned(),
+        location: location.to_owned(),
+        date,
+        shard: keys.shard_for_new_concert(id),
+        tiers: DEMO_TIERS
+            .iter()
+            .map(|(tier, price, total)| Tier {
+                id: Uuid::now_v7(),
+                concert_id: id,
+                name: (*tier).to_owned(),
+                price: price.parse().unwrap_or(Money::ZERO),
+                total_quantity: *total,
+            })
+            .collect(),
+    }
+}
+
+/// Inserts the demo concerts if there are no concerts at all; returns whether it did.
+pub async fn seed_if_empty(db: &PgPool, keys: &Keyspace) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(SEED_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    let (has_concerts,): (bool,) = sqlx::query_as("SELECT EXISTS (SELECT 1 FROM concerts)")
+        .fetch_one(&mut *tx)
+        .await?;
+    if has_concerts {
+        return Ok(false);
+    }
+    let hour = Utc::now()
+        .duration_trunc(Duration::hours(1))
+        .unwrap_or_else(|_| Utc::now());
+    let concerts = [
+        demo_concert(
+            keys,
+            "The Galactic Symphony",
+            "An orchestral journey through the cosmos, with lights to match.",
+            "Royal Albert Hall, London",
+            hour + Duration::days(30),
+        ),
+        demo_concert(
+            keys,
+            "Summer Vibes Festival",
+            "A day of sun, dance and live bands on the Great Lawn.",
+            "Central Park, New York",
+            hour + Duration::days(60),
+        ),
+    ];
+    for concert in &concerts {
+        admin::insert(&mut tx, concert).await?;
+    }
+    tx.commit().await?;
+    tracing::info!("demo catalog seeded");
+    Ok(true)
+}

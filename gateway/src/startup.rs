@@ -1,0 +1,145 @@
+//! Building the gateway (connections, migrations, catalog, stock) and serving it until shutdown.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use fred::prelude::ClientLike;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use booking::keys::Keyspace;
+
+use crate::catalog::{self, CatalogHandle};
+use crate::config::GatewayConfig;
+use crate::reserve::ReserveScript;
+use crate::state::AppState;
+use crate::{refresh, router, seed};
+
+/// Redis connections per gateway; each is multiplexed, so a few keep both cores busy.
+const REDIS_POOL_SIZE: usize = 4;
+/// Postgres connections per gateway: it only reads the catalog and settled bookings.
+const DB_POOL_SIZE: u32 = 8;
+/// How long start-up waits for Redis before serving anyway (readiness says so until it answers).
+const REDIS_START_WAIT: Duration = Duration::from_secs(5);
+/// In-flight requests get this long to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// A client must send its request headers within this (slow-loris protection).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    state: Arc<AppState>,
+}
+
+impl Application {
+    /// Connects, migrates, seeds, loads the catalog and stock, and binds the listener.
+    pub async fn build(config: GatewayConfig) -> anyhow::Result<Self> {
+        let db = booking::db::connect(&config.database_url, DB_POOL_SIZE)
+            .await
+            .context("connecting to postgres")?;
+        let keys = Keyspace::new(config.key_prefix.clone(), config.redis_shards);
+        if config.seed_demo {
+            seed::seed_if_empty(&db, &keys)
+                .await
+                .context("seeding the demo catalog")?;
+        }
+        let catalog = CatalogHandle::default();
+        catalog.merge(catalog::load(&db).await.context("loading the catalog")?);
+
+        let redis =
+            booking::redis::connect(&config.redis_url, REDIS_POOL_SIZE, config.redis_timeout)
+                .context("configuring redis")?;
+        let state = Arc::new(AppState {
+            redis,
+            db,
+            keys,
+            catalog,
+            reserve: ReserveScript::default(),
+            stock_missing: Default::default(),
+            admin_token: config.admin_token.clone(),
+            max_tickets_per_customer: config.max_tickets_per_customer,
+        });
+        match tokio::time::timeout(REDIS_START_WAIT, state.redis.wait_for_connect()).await {
+            Ok(Ok(())) => {
+                if let Err(error) = state.reserve.load(state.redis.next()).await {
+                    tracing::warn!(%error, "loading the reservation script failed; it loads on first use");
+                }
+                refresh::refresh(&state).await;
+            }
+            _ => tracing::warn!(
+                "redis is not answering yet; serving, and loading stock once it does"
+            ),
+        }
+
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("binding {}", config.addr))?;
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> Arc<AppState> {
+        Arc::clone(&self.state)
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting and lets in-flight requests
+    /// finish for at most [`SHUTDOWN_GRACE`].
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Self { listener, state } = self;
+        let background = tokio::spawn(refresh::run(Arc::clone(&state), shutdown.clone()));
+        let mut server = auto::Builder::new(TokioExecutor::new());
+        server
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        let graceful = GracefulShutdown::new();
+        tracing::info!(addr = %listener.local_addr()?, "gateway listening");
+
+        loop {
+            let (stream, _peer) = tokio::select! {
+                () = shutdown.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Typically EMFILE under a connection flood: back off instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let state = Arc::clone(&state);
+            let service = service_fn(move |request| {
+                let state = Arc::clone(&state);
+                async move { Ok::<_, Infallible>(router::handle(state, request).await) }
+            });
+            let connection = server.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let connection = graceful.watch(connection.into_owned());
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, "connection ended with an error");
+                }
+            });
+        }
+
+        drop(listener);
+        tracing::info!("draining connections");
+        tokio::select! {
+            () = graceful.shutdown() => tracing::info!("all connections drained"),
+            () = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("grace period over; closing the rest"),
+        }
+        background.abort();
+        Ok(())
+    }
+}

@@ -1,0 +1,288 @@
+//! The catalog, the admin API, demo data, stock loading and health.
+
+use fred::prelude::KeysInterface;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{ADMIN_TOKEN, spawn_app, spawn_app_with, test_config};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_catalog_is_seeded_with_the_demo_concerts() {
+    let mut config = test_config();
+    config.seed_demo = true;
+    let app = spawn_app_with(config).await;
+
+    let body: Value = app
+        .client
+        .get(app.url("/api/concerts"))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let concerts = body["concerts"].as_array().expect("concerts");
+    let names: Vec<&str> = concerts.iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(names, ["The Galactic Symphony", "Summer Vibes Festival"]);
+    assert_eq!(concerts[0]["location"], "Royal Albert Hall, London");
+    for concert in concerts {
+        let tiers: Vec<(String, f64, u64, u64)> = concert["ticketTiers"]
+            .as_array()
+            .expect("tiers")
+            .iter()
+            .map(|t| {
+                assert_eq!(t["concertId"], concert["id"]);
+                (
+                    t["name"].as_str().expect("name").to_owned(),
+                    t["price"].as_f64().expect("price"),
+                    t["totalQuantity"].as_u64().expect("total"),
+                    t["availableQuantity"].as_u64().expect("available"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            tiers,
+            [
+                ("VIP".to_owned(), 100.0, 100, 100),
+                ("Front Row".to_owned(), 50.0, 200, 200),
+                ("General Admission".to_owned(), 10.0, 1000, 1000),
+            ]
+        );
+    }
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_needs_its_token_and_makes_stock_live_at_once() {
+    let app = spawn_app().await;
+    let body = json!({
+        "name": "Late Show", "description": "", "location": "Club", "date": "2099-05-01T21:00:00+02:00",
+        "ticketTiers": [{"name": "Standing", "price": "12.50", "totalQuantity": 3}]
+    });
+    let url = app.url("/api/admin/concerts");
+    let without = app
+        .client
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(without.status(), 401);
+    assert_eq!(without.headers()["www-authenticate"], "Bearer");
+    let wrong = app
+        .client
+        .post(&url)
+        .bearer_auth("wrong-token-wrong-token")
+        .json(&body)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(wrong.status(), 401);
+
+    let created = app
+        .client
+        .post(&url)
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(created.status(), 201);
+    let location = created.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let concert: Value = created.json().await.expect("json");
+    assert_eq!(concert["date"], "2099-05-01T19:00:00.000Z");
+    let tier = &concert["ticketTiers"][0];
+    assert_eq!(tier["price"], 12.5);
+    assert_eq!(tier["availableQuantity"], 3);
+    assert_eq!(
+        location,
+        format!("/api/concerts/{}", concert["id"].as_str().expect("id"))
+    );
+
+    let fetched: Value = app
+        .client
+        .get(app.url(&location))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(fetched, concert);
+    let booking = json!({
+        "ticketTierId": tier["id"], "userEmail": "a@b.co", "quantity": 3, "totalPrice": 37.5, "idempotencyKey": "x"
+    });
+    assert_eq!(
+        app.book(&booking).await.status(),
+        202,
+        "bookable right after creation"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_concert_lists_every_problem() {
+    let app = spawn_app().await;
+    let body = json!({
+        "name": "", "location": 7, "date": "2001-01-01T00:00:00Z",
+        "ticketTiers": [
+            {"name": "A", "price": -1, "totalQuantity": 0},
+            {"name": "a", "price": 1.234, "totalQuantity": 10}
+        ]
+    });
+    let response = app
+        .client
+        .post(app.url("/api/admin/concerts"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 400);
+    let problem: Value = response.json().await.expect("json");
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "name",
+            "location",
+            "date",
+            "ticketTiers[0].price",
+            "ticketTiers[0].totalQuantity",
+            "ticketTiers[1].name",
+            "ticketTiers[1].price"
+        ]
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_is_off_without_a_token() {
+    let mut config = test_config();
+    config.admin_token = None;
+    let app = spawn_app_with(config).await;
+    let response = app
+        .client
+        .post(app.url("/api/admin/concerts"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 403);
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_starting_gateway_loads_missing_stock_from_postgres() {
+    let first = spawn_app().await;
+    let (concert, tiers) = first.create_concert(&[(10.0, 20)]).await;
+    sqlx::query(
+        "INSERT INTO bookings (id, idempotency_key, ticket_tier_id, concert_id, user_email, quantity, \
+         total_price, currency, status, failure_reason, created_at) VALUES \
+         ($1, 'a', $3, $4, 'a@b.co', 3, 30, 'USD', 'confirmed', NULL, now()), \
+         ($2, 'b', $3, $4, 'b@b.co', 5, 50, 'USD', 'failed', 'declined', now())",
+    )
+    .bind(Uuid::now_v7())
+    .bind(Uuid::now_v7())
+    .bind(tiers[0].id)
+    .bind(concert)
+    .execute(&first.state.db)
+    .await
+    .expect("rows inserted");
+    let shard = first
+        .state
+        .catalog
+        .current()
+        .concert(concert)
+        .expect("concert")
+        .shard;
+    let _: i64 = first
+        .state
+        .redis
+        .del(first.state.keys.stock(shard, tiers[0].id))
+        .await
+        .expect("deleted");
+
+    let second = spawn_app_with(first.config.clone()).await;
+    assert_eq!(
+        second.redis_stock(concert, tiers[0].id).await,
+        Some(17),
+        "20 less 3 confirmed"
+    );
+    assert_eq!(second.catalog_stock(concert, tiers[0].id).await, 17);
+    second.stop().await;
+    first.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concerts_are_found_by_id_and_unknown_paths_are_problems() {
+    let app = spawn_app().await;
+    let (concert, tiers) = app.create_concert(&[(10.0, 5)]).await;
+    assert_eq!(app.catalog_stock(concert, tiers[0].id).await, 5);
+
+    let cases = [
+        (
+            "GET",
+            format!("/api/concerts/{}", Uuid::new_v4()),
+            404,
+            "ConcertNotFound",
+        ),
+        (
+            "GET",
+            "/api/concerts/nope".to_owned(),
+            400,
+            "ValidationFailed",
+        ),
+        ("GET", "/api/nowhere".to_owned(), 404, "NotFound"),
+        (
+            "DELETE",
+            "/api/bookings".to_owned(),
+            405,
+            "MethodNotAllowed",
+        ),
+    ];
+    for (method, path, status, code) in cases {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let response = app
+            .client
+            .request(method, app.url(&path))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), status, "{path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        let problem: Value = response.json().await.expect("json");
+        assert_eq!(problem["code"], code);
+        assert_eq!(problem["instance"], path);
+    }
+    let health: Value = app
+        .client
+        .get(app.url("/api/health"))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(health, json!({"status": "ok"}));
+    let ready = app
+        .client
+        .get(app.url("/api/health/ready"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(ready.status(), 200);
+    app.cleanup().await;
+}

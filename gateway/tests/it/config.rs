@@ -1,0 +1,44 @@
+//! A bad configuration value is named and the process exits with status 2.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn a_bad_variable_is_named_and_exits_2() {
+    let cases = [
+        ("GATEWAY_ADDR", "not-an-address"),
+        ("REDIS_URL", "http://nope"),
+        ("DATABASE_URL", "mysql://x"),
+        ("KEY_PREFIX", "{bad}"),
+        ("REDIS_SHARDS", "0"),
+        ("SEED_DEMO", "maybe"),
+        ("MAX_TICKETS_PER_CUSTOMER", "-1"),
+        ("ADMIN_TOKEN", "short"),
+        ("REDIS_TIMEOUT_MS", "0"),
+        ("RUST_LOG", "[[["),
+    ];
+    for (name, value) in cases {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .env(name, value)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("gateway runs");
+        // A value wrongly accepted would start a server: stop it rather than hang the suite.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{name}={value} was accepted: the gateway started");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let output = child.wait_with_output().expect("stderr");
+        assert_eq!(status.code(), Some(2), "{name}={value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(name), "{name}: {stderr}");
+    }
+}

@@ -1,0 +1,241 @@
+//! `spawn_app()`: the gateway on port 0 with its own database and `KEY_PREFIX`, on the real Redis
+//! and Postgres named by `REDIS_URL` and `DATABASE_URL` (defaults: the local ones).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use fred::prelude::{ClientLike, KeysInterface};
+use fred::types::scan::Scanner;
+use futures::StreamExt;
+use gateway::state::AppState;
+use gateway::{Application, GatewayConfig};
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+fn server_url() -> String {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/tickets".to_owned());
+    match url.rsplit_once('/') {
+        Some((server, _database)) => server.to_owned(),
+        None => url,
+    }
+}
+
+fn init_logs() {
+    static LOGS: Once = Once::new();
+    LOGS.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = booking::telemetry::init();
+        }
+    });
+}
+
+/// A config for a fresh, isolated gateway: port 0, a new database, a new key prefix.
+pub fn test_config() -> GatewayConfig {
+    let unique = Uuid::new_v4().simple().to_string();
+    GatewayConfig {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        redis_url: redis_url(),
+        database_url: format!("{}/gw_test_{unique}", server_url()),
+        key_prefix: format!("test-{unique}"),
+        redis_shards: 4,
+        redis_timeout: Duration::from_millis(500),
+        seed_demo: false,
+        admin_token: Some(ADMIN_TOKEN.to_owned()),
+        max_tickets_per_customer: 10,
+    }
+}
+
+#[derive(Debug)]
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub state: Arc<AppState>,
+    pub config: GatewayConfig,
+    shutdown: CancellationToken,
+    server: JoinHandle<anyhow::Result<()>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(test_config()).await
+}
+
+pub async fn spawn_app_with(config: GatewayConfig) -> TestApp {
+    init_logs();
+    let app = Application::build(config.clone())
+        .await
+        .expect("gateway builds");
+    let address = format!("http://{}", app.local_addr().expect("bound"));
+    let state = app.state();
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("http client"),
+        state,
+        config,
+        shutdown,
+        server,
+    }
+}
+
+/// One tier of a concert created for a test.
+#[derive(Debug, Clone)]
+pub struct TestTier {
+    pub id: Uuid,
+    pub price: f64,
+    pub total: u32,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Creates a concert through the admin API with tiers of `(price, total)`.
+    pub async fn create_concert(&self, tiers: &[(f64, u32)]) -> (Uuid, Vec<TestTier>) {
+        let body = json!({
+            "name": "Test Night",
+            "description": "A concert made by a test",
+            "location": "Test Hall",
+            "date": "2099-01-01T20:00:00Z",
+            "ticketTiers": tiers.iter().enumerate().map(|(i, (price, total))| json!({
+                "name": format!("Tier {i}"), "price": price, "totalQuantity": total
+            })).collect::<Vec<_>>(),
+        });
+        let response = self
+            .client
+            .post(self.url("/api/admin/concerts"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(response.status(), 201, "concert created");
+        let concert: Value = response.json().await.expect("json");
+        let id = concert["id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .expect("concert id");
+        let tiers = concert["ticketTiers"]
+            .as_array()
+            .expect("tiers")
+            .iter()
+            .map(|tier| TestTier {
+                id: tier["id"]
+                    .as_str()
+                    .and_then(|id| id.parse().ok())
+                    .expect("tier id"),
+                price: tier["price"].as_f64().expect("price"),
+                total: tier["totalQuantity"].as_u64().expect("total") as u32,
+            })
+            .collect();
+        (id, tiers)
+    }
+
+    /// Posts a booking body as JSON.
+    pub async fn book(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/bookings"))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// The tier's stock as Redis holds it.
+    pub async fn redis_stock(&self, concert_id: Uuid, tier_id: Uuid) -> Option<i64> {
+        let catalog = self.state.catalog.current();
+        let shard = catalog.concert(concert_id).expect("known concert").shard;
+        self.state
+            .redis
+            .get(self.state.keys.stock(shard, tier_id))
+            .await
+            .expect("redis answers")
+    }
+
+    /// The tier's `availableQuantity` in `GET /api/concerts/{id}`.
+    pub async fn catalog_stock(&self, concert_id: Uuid, tier_id: Uuid) -> i64 {
+        let concert: Value = self
+            .client
+            .get(self.url(&format!("/api/concerts/{concert_id}")))
+            .send()
+            .await
+            .expect("request sent")
+            .json()
+            .await
+            .expect("json");
+        concert["ticketTiers"]
+            .as_array()
+            .expect("tiers")
+            .iter()
+            .find(|tier| tier["id"] == tier_id.to_string())
+            .and_then(|tier| tier["availableQuantity"].as_i64())
+            .expect("tier listed")
+    }
+
+    /// Stops the gateway, leaving its database and keys to another app sharing them.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.server.await;
+        self.state.db.close().await;
+        let _ = self.state.redis.quit().await;
+    }
+
+    /// Stops the gateway, drops its database and deletes its Redis keys.
+    pub async fn cleanup(self) {
+        self.shutdown.cancel();
+        let _ = self.server.await;
+        self.state.db.close().await;
+        let pattern = format!("{{{}:*", self.config.key_prefix);
+        let client = self.state.redis.next();
+        let mut pages = client.scan(pattern, Some(500), None);
+        while let Some(Ok(mut page)) = pages.next().await {
+            if let Some(keys) = page.take_results() {
+                if !keys.is_empty() {
+                    let _: i64 = client.del(keys).await.expect("keys deleted");
+                }
+            }
+        }
+        let _ = self.state.redis.quit().await;
+        drop_database(&self.config.database_url).await;
+    }
+}
+
+pub async fn drop_database(url: &str) {
+    let Some((server, name)) = url.rsplit_once('/') else {
+        return;
+    };
+    let mut admin = PgConnection::connect(&format!("{server}/postgres"))
+        .await
+        .expect("postgres admin connection");
+    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .expect("database dropped");
+}
+
+/// A valid booking body for `tier`.
+pub fn booking_body(tier: &TestTier, quantity: u32, email: &str, key: &str) -> Value {
+    json!({
+        "ticketTierId": tier.id,
+        "userEmail": email,
+        "quantity": quantity,
+        "totalPrice": tier.price * f64::from(quantity),
+        "currency": "USD",
+        "idempotencyKey": key,
+    })
+}

@@ -1,0 +1,11 @@
+//! Gateway integration tests against real Redis and Postgres; each test has its own database,
+//! key prefix and port.
+
+mod helpers;
+
+mod bookings;
+mod catalog;
+mod config;
+mod idempotency;
+mod resilience;
+mod validation;

@@ -1,0 +1,270 @@
+//! Bad input: every malformed request is a 4xx problem body, never a 5xx, and loses nothing.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, booking_body, spawn_app};
+
+/// Asserts an RFC 9457 problem body with `status` and returns it.
+async fn problem(response: reqwest::Response, status: u16, context: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "{context}");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json",
+        "{context}"
+    );
+    let body: Value = response.json().await.expect("problem body is JSON");
+    for member in ["type", "title", "detail", "instance", "code"] {
+        assert!(body[member].is_string(), "{context}: {member} in {body}");
+    }
+    assert_eq!(body["status"], status, "{context}");
+    body
+}
+
+async fn post_raw(app: &TestApp, content_type: &str, body: Vec<u8>) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/bookings"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("sent")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corpus_of_malformed_bookings_gets_only_4xx_problems() {
+    let app = spawn_app().await;
+    let (concert, tiers) = app.create_concert(&[(10.0, 5)]).await;
+    let valid = booking_body(&tiers[0], 1, "a@b.co", "k");
+
+    let mut corpus: Vec<(String, Vec<u8>)> = [
+        "",
+        "{",
+        "}",
+        "[]",
+        "null",
+        "true",
+        "\"text\"",
+        "123",
+        "{}",
+        "{\"ticketTierId\":",
+        "[1,2,",
+        "{\"a\":1,}",
+        "{'single':'quotes'}",
+        "\u{feff}{}",
+        "{\"quantity\":1e999}",
+    ]
+    .iter()
+    .map(|text| (format!("raw {text:?}"), text.as_bytes().to_vec()))
+    .collect();
+    corpus.push((
+        "invalid utf-8".into(),
+        vec![b'{', b'"', 0xff, 0xfe, b'"', b':', b'1', b'}'],
+    ));
+    corpus.push((
+        "deep nesting".into(),
+        [vec![b'['; 30_000], vec![b']'; 30_000]].concat(),
+    ));
+
+    let wrong_values: [(&str, Vec<Value>); 6] = [
+        (
+            "ticketTierId",
+            vec![
+                json!(null),
+                json!(123),
+                json!(""),
+                json!("not-a-uuid"),
+                json!([]),
+                json!({}),
+            ],
+        ),
+        (
+            "userEmail",
+            vec![
+                json!(""),
+                json!("x"),
+                json!("a@"),
+                json!("@b.co"),
+                json!(5),
+                json!(format!("{}@b.co", "a".repeat(300))),
+                json!("a\u{0}@b.co"),
+            ],
+        ),
+        (
+            "quantity",
+            vec![
+                json!(0),
+                json!(11),
+                json!(-1),
+                json!(1.5),
+                json!("2"),
+                json!(null),
+                json!(1e300),
+                json!(u64::MAX),
+                json!(true),
+            ],
+        ),
+        (
+            "totalPrice",
+            vec![
+                json!(-10),
+                json!("abc"),
+                json!(10.001),
+                json!("1e1"),
+                json!(true),
+                json!({}),
+                json!("NaN"),
+                json!(""),
+                json!(1e300),
+            ],
+        ),
+        (
+            "currency",
+            vec![json!("EUR"), json!(5), json!(""), json!("usd")],
+        ),
+        (
+            "idempotencyKey",
+            vec![
+                json!(""),
+                json!("has space"),
+                json!("clé"),
+                json!("k".repeat(300)),
+                json!(5),
+                json!(null),
+            ],
+        ),
+    ];
+    for (field, values) in &wrong_values {
+        for value in values {
+            let mut body = valid.clone();
+            body[*field] = value.clone();
+            corpus.push((
+                format!("{field} = {value}"),
+                serde_json::to_vec(&body).expect("json"),
+            ));
+        }
+        let mut missing = valid.clone();
+        missing.as_object_mut().expect("object").remove(*field);
+        if *field != "currency" {
+            corpus.push((
+                format!("{field} missing"),
+                serde_json::to_vec(&missing).expect("json"),
+            ));
+        }
+    }
+
+    for (name, body) in corpus {
+        let response = post_raw(&app, "application/json", body).await;
+        let status = response.status().as_u16();
+        assert!((400..500).contains(&status), "{name}: {status}");
+        let problem = problem(response, status, &name).await;
+        assert!(
+            ["MalformedJson", "ValidationFailed"]
+                .contains(&problem["code"].as_str().unwrap_or_default()),
+            "{name}: {problem}"
+        );
+    }
+    assert_eq!(
+        app.redis_stock(concert, tiers[0].id).await,
+        Some(5),
+        "nothing was booked"
+    );
+    assert_eq!(
+        app.book(&valid).await.status(),
+        202,
+        "the valid body still books"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_field_is_listed_in_one_answer() {
+    let app = spawn_app().await;
+    let body = json!({
+        "ticketTierId": "x", "userEmail": "y", "quantity": 0, "totalPrice": "z", "currency": "EUR", "idempotencyKey": ""
+    });
+    let response = app.book(&body).await;
+    let problem = problem(response, 400, "all wrong").await;
+    assert_eq!(problem["code"], "ValidationFailed");
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "ticketTierId",
+            "userEmail",
+            "quantity",
+            "totalPrice",
+            "currency",
+            "idempotencyKey"
+        ]
+    );
+    for error in problem["errors"].as_array().expect("errors") {
+        assert!(
+            error["message"].is_string() && error["code"].is_string(),
+            "{error}"
+        );
+    }
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_media_types_and_huge_bodies_are_refused() {
+    let app = spawn_app().await;
+    let (_, tiers) = app.create_concert(&[(10.0, 5)]).await;
+    let valid = serde_json::to_vec(&booking_body(&tiers[0], 1, "a@b.co", "k")).expect("json");
+
+    problem(
+        post_raw(&app, "text/plain", valid.clone()).await,
+        415,
+        "text/plain",
+    )
+    .await;
+    problem(
+        post_raw(&app, "application/x-www-form-urlencoded", valid.clone()).await,
+        415,
+        "form",
+    )
+    .await;
+    let no_type = app
+        .client
+        .post(app.url("/api/bookings"))
+        .body(valid.clone())
+        .send()
+        .await
+        .expect("sent");
+    problem(no_type, 415, "no content type").await;
+
+    let huge = [
+        b"{\"pad\":\"".to_vec(),
+        vec![b'a'; 2 * 1024 * 1024],
+        b"\"}".to_vec(),
+    ]
+    .concat();
+    problem(
+        post_raw(&app, "application/json", huge).await,
+        413,
+        "2 MiB body",
+    )
+    .await;
+
+    // A body larger than the limit sent without Content-Length is cut off while it streams.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..100).map(|_| Ok(vec![b' '; 1024])).collect();
+    let streamed = app
+        .client
+        .post(app.url("/api/bookings"))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .expect("sent");
+    problem(streamed, 413, "streamed body").await;
+
+    let with_charset = post_raw(&app, "application/json; charset=utf-8", valid).await;
+    assert_eq!(with_charset.status(), 202);
+    app.cleanup().await;
+}
