@@ -204,10 +204,10 @@ impl TestApp {
         let client = self.state.redis.next();
         let mut pages = client.scan(pattern, Some(500), None);
         while let Some(Ok(mut page)) = pages.next().await {
-            if let Some(keys) = page.take_results() {
-                if !keys.is_empty() {
-                    let _: i64 = client.del(keys).await.expect("keys deleted");
-                }
+            if let Some(keys) = page.take_results()
+                && !keys.is_empty()
+            {
+                let _: i64 = client.del(keys).await.expect("keys deleted");
             }
         }
         let _ = self.state.redis.quit().await;

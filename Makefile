@@ -1,0 +1,92 @@
+# `make run` and `make test` are the whole setup on a fresh Debian machine with the Rust toolchain:
+# they install what is missing, start Redis and Postgres where none answer, then build and run.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+export REDIS_URL ?= redis://127.0.0.1:6379
+export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/tickets
+export GATEWAY_ADDR ?= 127.0.0.1:8000
+export RUST_LOG ?= info
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PG_HOST := 127.0.0.1
+PG_PORT := 5432
+REDIS_PORT := 6379
+
+.PHONY: run test deps services redis postgres build lint clean-test-databases
+
+## run: install what is missing, start Redis and Postgres, build, and serve on http://127.0.0.1:8000
+run: services build
+	@echo "gateway: http://$(GATEWAY_ADDR)  (API under /api, e.g. http://$(GATEWAY_ADDR)/api/concerts)"
+	exec target/release/gateway
+
+## test: everything the project checks (formatting, lints, unit and integration tests)
+test: services lint clean-test-databases
+	cargo test --workspace --locked
+
+build:
+	cargo build --release --locked -p gateway
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+## deps: Debian packages the services and tests need
+deps:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v redis-cli >/dev/null || missing="$$missing redis-tools"; \
+	command -v psql >/dev/null || missing="$$missing postgresql-client"; \
+	command -v pg_isready >/dev/null || missing="$$missing postgresql-client"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+services: redis postgres
+
+redis: deps
+	@if redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1; then \
+		echo "redis: answering on $(REDIS_PORT)"; \
+	else \
+		echo "redis: starting on $(REDIS_PORT)"; \
+		mkdir -p target/redis; \
+		redis-server --daemonize yes --bind 127.0.0.1 --port $(REDIS_PORT) \
+			--dir "$(CURDIR)/target/redis" --appendonly yes --logfile "$(CURDIR)/target/redis/redis.log"; \
+		for _ in $$(seq 50); do redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1 && break; sleep 0.1; done; \
+		redis-cli -p $(REDIS_PORT) ping >/dev/null; \
+	fi
+
+# Postgres: use the one answering on 127.0.0.1:5432; otherwise install and start Debian's cluster
+# and let the local postgres user in without a password (a development machine).
+postgres: deps
+	@if pg_isready -q -h $(PG_HOST) -p $(PG_PORT); then \
+		echo "postgres: answering on $(PG_PORT)"; \
+	else \
+		if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then \
+			echo "postgres: installing"; \
+			$(SUDO) apt-get update -qq; \
+			DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; \
+		fi; \
+		version=$$(ls /etc/postgresql | sort -V | tail -n1); \
+		hba=/etc/postgresql/$$version/main/pg_hba.conf; \
+		if ! $(SUDO) grep -Eq '^host\s+all\s+all\s+127\.0\.0\.1/32\s+trust' $$hba; then \
+			echo "postgres: trusting local TCP connections in $$hba"; \
+			$(SUDO) sed -i -E 's/^(host\s+all\s+all\s+(127\.0\.0\.1\/32|::1\/128)\s+)\S+/\1trust/' $$hba; \
+		fi; \
+		echo "postgres: starting cluster $$version/main"; \
+		$(SUDO) pg_ctlcluster --skip-systemctl-redirect $$version main start || \
+			$(SUDO) pg_ctlcluster --skip-systemctl-redirect $$version main reload; \
+		for _ in $$(seq 100); do pg_isready -q -h $(PG_HOST) -p $(PG_PORT) && break; sleep 0.1; done; \
+		pg_isready -h $(PG_HOST) -p $(PG_PORT); \
+	fi
+
+# Databases of earlier test runs that stopped before cleaning up after themselves.
+clean-test-databases: postgres
+	@psql -h $(PG_HOST) -p $(PG_PORT) -U postgres -d postgres -tAc \
+		"SELECT datname FROM pg_database WHERE datname LIKE 'gw\_test\_%'" | \
+	while read -r name; do \
+		psql -h $(PG_HOST) -p $(PG_PORT) -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$$name\" WITH (FORCE)"; \
+	done
