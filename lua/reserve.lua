@@ -9,11 +9,12 @@
 --   {5}             the tier's stock is not loaded in Redis
 -- Refused requests write nothing, so a corrected retry under the same key can still succeed.
 
-local stock_key, idem_key, booking_key, held_key, stream_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local stock_key, idem_key, booking_key, held_key, stream_key, pending_key =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local fingerprint = ARGV[1]
 local quantity = tonumber(ARGV[2])
 local max_per_customer = tonumber(ARGV[3])
-local record_ttl = tonumber(ARGV[4])
+local idempotency_ttl = tonumber(ARGV[4])
 local held_expires_at = tonumber(ARGV[5])
 local stock_channel = ARGV[6]
 local concert_id, tier_id = ARGV[7], ARGV[8]
@@ -41,6 +42,7 @@ if available < quantity then
 end
 
 available = redis.call('DECRBY', stock_key, quantity)
+redis.call('INCRBY', pending_key, quantity)
 redis.call('INCRBY', held_key, quantity)
 redis.call('EXPIREAT', held_key, held_expires_at)
 
@@ -48,10 +50,10 @@ local record = {}
 for i = 9, #ARGV do
   record[#record + 1] = ARGV[i]
 end
+-- The booking record lives until the settler has settled it; it then sets its expiry.
 redis.call('HSET', booking_key, unpack(record))
-redis.call('EXPIRE', booking_key, record_ttl)
 redis.call('HSET', idem_key, 'fingerprint', fingerprint, unpack(record))
-redis.call('EXPIRE', idem_key, record_ttl)
+redis.call('EXPIRE', idem_key, idempotency_ttl)
 redis.call('XADD', stream_key, '*', unpack(record))
 redis.call('PUBLISH', stock_channel,
   cjson.encode({concertId = concert_id, ticketTierId = tier_id, availableQuantity = available}))

@@ -3,6 +3,11 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::PgConnectOptions;
+
+use crate::keys::Keyspace;
 
 /// A configuration variable that is present but unusable.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +84,74 @@ pub fn key_prefix(name: &'static str, default: &str) -> Result<String, ConfigErr
             Err("use 1-64 letters, digits, '_', '-' or '.'")
         }
     })
+}
+
+/// URL schemes fred understands: plain, TLS, cluster and sentinel deployments.
+const REDIS_SCHEMES: [&str; 5] = [
+    "redis",
+    "rediss",
+    "redis-cluster",
+    "rediss-cluster",
+    "redis-sentinel",
+];
+
+/// Where Redis and Postgres are and how their data is named: the variables every binary reads.
+#[derive(Clone, Debug)]
+pub struct Backends {
+    /// `REDIS_URL`: Redis, or one node of a cluster.
+    pub redis_url: String,
+    /// `DATABASE_URL`: Postgres; the database is created if missing.
+    pub database_url: String,
+    /// `KEY_PREFIX`: prefix of every Redis key and channel.
+    pub key_prefix: String,
+    /// `REDIS_SHARDS`: logical shards new concerts are spread over (1-128); the settler reads
+    /// every shard's stream, so both binaries must agree on it.
+    pub redis_shards: u8,
+    /// `REDIS_TIMEOUT_MS`: how long a Redis command may take before it counts as failed.
+    pub redis_timeout: Duration,
+}
+
+impl Backends {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            redis_url: parse_or("REDIS_URL", "redis://127.0.0.1:6379".to_owned(), |url| {
+                let scheme = url.split("://").next().unwrap_or_default();
+                if !REDIS_SCHEMES.contains(&scheme) {
+                    return Err(format!("the scheme must be one of {REDIS_SCHEMES:?}"));
+                }
+                fred::prelude::Config::from_url(url)
+                    .map(|_| url.to_owned())
+                    .map_err(|error| error.to_string())
+            })?,
+            database_url: parse_or(
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/tickets".to_owned(),
+                |url| {
+                    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                        return Err("the scheme must be postgres:// or postgresql://".to_owned());
+                    }
+                    PgConnectOptions::from_str(url)
+                        .map(|_| url.to_owned())
+                        .map_err(|error| error.to_string())
+                },
+            )?,
+            key_prefix: key_prefix("KEY_PREFIX", "tix")?,
+            redis_shards: parse_or("REDIS_SHARDS", 16, |value| match value.parse::<u8>() {
+                Ok(shards @ 1..=128) => Ok(shards),
+                _ => Err("expected a whole number from 1 to 128"),
+            })?,
+            redis_timeout: parse_or("REDIS_TIMEOUT_MS", Duration::from_millis(500), |value| {
+                match value.parse::<u64>() {
+                    Ok(ms @ 1..=60_000) => Ok(Duration::from_millis(ms)),
+                    _ => Err("expected milliseconds from 1 to 60000"),
+                }
+            })?,
+        })
+    }
+
+    pub fn keyspace(&self) -> Keyspace {
+        Keyspace::new(self.key_prefix.clone(), self.redis_shards)
+    }
 }
 
 #[cfg(test)]

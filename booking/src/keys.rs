@@ -8,10 +8,12 @@
 //! | key | type | holds | lifetime |
 //! | --- | --- | --- | --- |
 //! | `{p:s}:stock:<tierId>` | string (integer) | tickets still available in the tier | permanent; rebuilt from Postgres when missing |
-//! | `{p:s}:idem:<idempotencyKey>` | hash | request fingerprint and the booking it created | 24 h |
-//! | `{p:s}:booking:<bookingId>` | hash | the booking record and its current status | 24 h, then Postgres answers |
+//! | `{p:s}:pending:<tierId>` | string (integer) | tickets in accepted bookings not yet settled | permanent |
+//! | `{p:s}:idem:<idempotencyKey>` | hash | request fingerprint and the booking it created, with its status | 24 h |
+//! | `{p:s}:booking:<bookingId>` | hash | the booking record and its current status | until settled, then 24 h; Postgres answers after |
 //! | `{p:s}:held:<concertId>:<email>` | string (integer) | tickets the customer holds for the concert (pending + confirmed) | until a day after the concert |
-//! | `{p:s}:bookings` | stream | accepted bookings waiting for settlement | entries trimmed once settled |
+//! | `{p:s}:bookings` | stream | accepted bookings waiting for settlement (group `settlers`) | trimmed behind the oldest unacknowledged entry |
+//! | `{p:s}:bookings:dead` | stream | entries that could not be settled, with the reason | capped at 10,000 entries |
 //!
 //! | channel | payload |
 //! | --- | --- |
@@ -92,6 +94,10 @@ impl Keyspace {
         format!("{}:stock:{tier_id}", self.tag(shard))
     }
 
+    pub fn pending(&self, shard: Shard, tier_id: Uuid) -> String {
+        format!("{}:pending:{tier_id}", self.tag(shard))
+    }
+
     pub fn idempotency(&self, shard: Shard, idempotency_key: &str) -> String {
         format!("{}:idem:{idempotency_key}", self.tag(shard))
     }
@@ -106,6 +112,10 @@ impl Keyspace {
 
     pub fn stream(&self, shard: Shard) -> String {
         format!("{}:bookings", self.tag(shard))
+    }
+
+    pub fn dead_letters(&self, shard: Shard) -> String {
+        format!("{}:bookings:dead", self.tag(shard))
     }
 
     pub fn stock_channel(&self) -> String {
@@ -132,6 +142,8 @@ mod tests {
             keys.booking(shard, id),
             keys.held(shard, id, "a@b.c"),
             keys.stream(shard),
+            keys.pending(shard, id),
+            keys.dead_letters(shard),
         ] {
             assert!(key.starts_with("{tix:3}:"), "{key}");
         }

@@ -7,4 +7,5 @@ pub mod keys;
 pub mod money;
 pub mod record;
 pub mod redis;
+pub mod stock;
 pub mod telemetry;

@@ -12,13 +12,13 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use booking::money::Money;
+use booking::stock;
 
 use crate::body::{Body, json};
 use crate::catalog::{Concert, Tier};
 use crate::concerts::ConcertView;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::stock;
 use crate::validate::{Checker, parse_json, path};
 
 const MAX_TIERS: usize = 20;

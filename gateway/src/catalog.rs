@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use booking::keys::Shard;
 use booking::money::Money;
+use booking::stock::TierRef;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Concert {
@@ -87,6 +88,20 @@ impl Catalog {
     /// Every tier id with its shard, for stock reads.
     pub fn tiers(&self) -> impl Iterator<Item = (Shard, Uuid)> + '_ {
         self.concerts.iter().flat_map(|concert| concert.tier_keys())
+    }
+
+    /// Every tier with where its keys live, for stock rebuilds.
+    pub fn tier_refs(&self) -> Vec<TierRef> {
+        self.concerts
+            .iter()
+            .flat_map(|concert| {
+                concert.tiers.iter().map(|tier| TierRef {
+                    shard: concert.shard,
+                    concert_id: concert.id,
+                    tier_id: tier.id,
+                })
+            })
+            .collect()
     }
 
     /// This catalog with `concert` added (or replaced).

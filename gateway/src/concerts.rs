@@ -9,12 +9,12 @@ use uuid::Uuid;
 use booking::keys::Shard;
 use booking::money::Money;
 use booking::record::format_timestamp;
+use booking::stock::{self, Counter};
 
 use crate::body::{Body, json};
 use crate::catalog::Concert;
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
-use crate::stock;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -73,7 +73,7 @@ async fn available(
     state: &AppState,
     tiers: impl IntoIterator<Item = (Shard, Uuid)>,
 ) -> Result<HashMap<Uuid, Option<i64>>, ApiError> {
-    let stock = stock::read(&state.redis, &state.keys, tiers).await?;
+    let stock = stock::read(&state.redis, &state.keys, Counter::Available, tiers).await?;
     if stock.values().any(Option::is_none) {
         state.stock_missing.notify_one();
     }

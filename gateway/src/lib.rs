@@ -15,7 +15,6 @@ pub mod seed;
 pub mod signal;
 pub mod startup;
 pub mod state;
-pub mod stock;
 pub mod validate;
 
 pub use config::GatewayConfig;

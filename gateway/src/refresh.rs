@@ -8,7 +8,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
-use crate::{catalog, stock};
+use booking::stock;
+
+use crate::catalog;
 
 /// How often the catalog is re-read when nothing asks sooner.
 const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
@@ -19,8 +21,8 @@ pub async fn refresh(state: &AppState) {
         Ok(fresh) => state.catalog.merge(fresh),
         Err(error) => tracing::warn!(%error, "catalog refresh failed; keeping the last one"),
     }
-    let current = state.catalog.current();
-    if let Err(error) = stock::load_missing(&state.redis, &state.db, &state.keys, &current).await {
+    let tiers = state.catalog.current().tier_refs();
+    if let Err(error) = stock::rebuild_missing(&state.redis, &state.db, &state.keys, &tiers).await {
         tracing::warn!(%error, "loading missing stock failed; will retry");
     }
 }

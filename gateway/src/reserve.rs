@@ -75,12 +75,13 @@ impl ReserveScript {
     /// 3. `booking:<bookingId>`: the booking record
     /// 4. `held:<concertId>:<email>`: tickets the customer holds for the concert
     /// 5. `bookings`: the shard's stream
+    /// 6. `pending:<tierId>`: tickets of the tier in unsettled bookings
     ///
     /// ARGV:
     /// 1. request fingerprint
     /// 2. quantity
     /// 3. tickets one customer may hold per concert (0: no limit)
-    /// 4. lifetime of the idempotency and booking records, seconds
+    /// 4. lifetime of the idempotency record, seconds
     /// 5. unix time the held count expires
     /// 6. stock channel
     /// 7. concert id
@@ -100,6 +101,7 @@ impl ReserveScript {
             keys.booking(shard, record.id),
             keys.held(shard, record.concert_id, &record.user_email),
             keys.stream(shard),
+            keys.pending(shard, record.ticket_tier_id),
         ];
         let mut args = vec![
             reservation.fingerprint.clone(),

@@ -14,8 +14,6 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use booking::keys::Keyspace;
-
 use crate::catalog::{self, CatalogHandle};
 use crate::config::GatewayConfig;
 use crate::reserve::ReserveScript;
@@ -42,10 +40,11 @@ pub struct Application {
 impl Application {
     /// Connects, migrates, seeds, loads the catalog and stock, and binds the listener.
     pub async fn build(config: GatewayConfig) -> anyhow::Result<Self> {
-        let db = booking::db::connect(&config.database_url, DB_POOL_SIZE)
+        let backends = &config.backends;
+        let db = booking::db::connect(&backends.database_url, DB_POOL_SIZE)
             .await
             .context("connecting to postgres")?;
-        let keys = Keyspace::new(config.key_prefix.clone(), config.redis_shards);
+        let keys = backends.keyspace();
         if config.seed_demo {
             seed::seed_if_empty(&db, &keys)
                 .await
@@ -55,7 +54,7 @@ impl Application {
         catalog.merge(catalog::load(&db).await.context("loading the catalog")?);
 
         let redis =
-            booking::redis::connect(&config.redis_url, REDIS_POOL_SIZE, config.redis_timeout)
+            booking::redis::connect(&backends.redis_url, REDIS_POOL_SIZE, backends.redis_timeout)
                 .context("configuring redis")?;
         let state = Arc::new(AppState {
             redis,

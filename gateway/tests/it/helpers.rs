@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
+use booking::config::Backends;
 use fred::prelude::{ClientLike, KeysInterface};
 use fred::types::scan::Scanner;
 use futures::StreamExt;
@@ -45,11 +46,13 @@ pub fn test_config() -> GatewayConfig {
     let unique = Uuid::new_v4().simple().to_string();
     GatewayConfig {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        redis_url: redis_url(),
-        database_url: format!("{}/gw_test_{unique}", server_url()),
-        key_prefix: format!("test-{unique}"),
-        redis_shards: 4,
-        redis_timeout: Duration::from_millis(500),
+        backends: Backends {
+            redis_url: redis_url(),
+            database_url: format!("{}/gw_test_{unique}", server_url()),
+            key_prefix: format!("test-{unique}"),
+            redis_shards: 4,
+            redis_timeout: Duration::from_millis(500),
+        },
         seed_demo: false,
         admin_token: Some(ADMIN_TOKEN.to_owned()),
         max_tickets_per_customer: 10,
@@ -200,7 +203,7 @@ impl TestApp {
         self.shutdown.cancel();
         let _ = self.server.await;
         self.state.db.close().await;
-        let pattern = format!("{{{}:*", self.config.key_prefix);
+        let pattern = format!("{{{}:*", self.config.backends.key_prefix);
         let client = self.state.redis.next();
         let mut pages = client.scan(pattern, Some(500), None);
         while let Some(Ok(mut page)) = pages.next().await {
@@ -211,7 +214,7 @@ impl TestApp {
             }
         }
         let _ = self.state.redis.quit().await;
-        drop_database(&self.config.database_url).await;
+        drop_database(&self.config.backends.database_url).await;
     }
 }
 

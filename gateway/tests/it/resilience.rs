@@ -64,7 +64,7 @@ fn free_port() -> u16 {
 async fn redis_down_answers_503_fast_and_the_gateway_heals_when_it_returns() {
     let mut redis = PrivateRedis::start(free_port());
     let mut config = test_config();
-    config.redis_url = format!("redis://127.0.0.1:{}", redis.port);
+    config.backends.redis_url = format!("redis://127.0.0.1:{}", redis.port);
     let app = spawn_app_with(config).await;
     let (concert, tiers) = app.create_concert(&[(10.0, 10)]).await;
     assert_eq!(
