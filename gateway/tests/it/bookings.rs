@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use fred::prelude::StreamsInterface;
+use fred::prelude::{KeysInterface, StreamsInterface};
 use futures::future::join_all;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -317,6 +317,17 @@ async fn stock_is_conserved_through_a_random_storm() {
             i64::from(tier.total),
             "tier {}",
             tier.id
+        );
+        let pending_counter: Option<i64> = app
+            .state
+            .redis
+            .get(app.state.keys.pending(shard, tier.id))
+            .await
+            .expect("redis answers");
+        assert_eq!(
+            pending_counter.unwrap_or(0),
+            pending,
+            "the pending counter agrees with the stream"
         );
     }
     app.cleanup().await;
