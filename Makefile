@@ -7,6 +7,7 @@ SHELL := /bin/bash
 export REDIS_URL ?= redis://127.0.0.1:6379
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/tickets
 export GATEWAY_ADDR ?= 127.0.0.1:8000
+export SETTLER_METRICS_ADDR ?= 127.0.0.1:9100
 export RUST_LOG ?= info
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -16,17 +17,23 @@ REDIS_PORT := 6379
 
 .PHONY: run test deps services redis postgres build lint clean-test-databases
 
-## run: install what is missing, start Redis and Postgres, build, and serve on http://127.0.0.1:8000
+## run: install what is missing, start Redis and Postgres, build, then run the settler and the
+## gateway (http://127.0.0.1:8000) until Ctrl-C, which stops both gracefully
 run: services build
 	@echo "gateway: http://$(GATEWAY_ADDR)  (API under /api, e.g. http://$(GATEWAY_ADDR)/api/concerts)"
-	exec target/release/gateway
+	@echo "settler: http://$(SETTLER_METRICS_ADDR)/metrics"
+	@trap 'kill -TERM $$settler $$gateway 2>/dev/null; wait' INT TERM; \
+	target/release/settler & settler=$$!; \
+	target/release/gateway & gateway=$$!; \
+	wait -n $$settler $$gateway; status=$$?; \
+	kill -TERM $$settler $$gateway 2>/dev/null; wait; exit $$status
 
 ## test: everything the project checks (formatting, lints, unit and integration tests)
 test: services lint clean-test-databases
 	cargo test --workspace --locked
 
 build:
-	cargo build --release --locked -p gateway
+	cargo build --release --locked -p gateway -p settler
 
 lint:
 	cargo fmt --all -- --check

@@ -7,5 +7,6 @@ pub mod keys;
 pub mod money;
 pub mod record;
 pub mod redis;
+pub mod signal;
 pub mod stock;
 pub mod telemetry;

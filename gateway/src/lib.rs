@@ -12,7 +12,6 @@ pub mod refresh;
 pub mod reserve;
 pub mod router;
 pub mod seed;
-pub mod signal;
 pub mod startup;
 pub mod state;
 pub mod validate;

@@ -14,7 +14,7 @@ async fn main() -> ExitCode {
         }
     };
     let shutdown = CancellationToken::new();
-    tokio::spawn(gateway::signal::cancel_on_signal(shutdown.clone()));
+    tokio::spawn(booking::signal::cancel_on_signal(shutdown.clone()));
     let result = async {
         let app = Application::build(config).await?;
         app.run_until_stopped(shutdown).await

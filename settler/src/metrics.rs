@@ -1,0 +1,125 @@
+//! Every metric the settler exports, defined here with its help text. Names start with
+//! `settler_`; labels are bounded (outcome, shard, tier).
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use booking::keys::Shard;
+use booking::record::BookingStatus;
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use uuid::Uuid;
+
+const SETTLED: &str = "settler_bookings_settled_total";
+const ACCEPT_TO_FINAL: &str = "settler_accept_to_final_seconds";
+const PAYMENT: &str = "settler_payment_seconds";
+const DEAD_LETTERS: &str = "settler_dead_letters_total";
+const STREAM_LENGTH: &str = "settler_stream_length";
+const STREAM_PENDING: &str = "settler_stream_pending";
+const CONSUMER_LAG: &str = "settler_consumer_lag";
+const STOCK_DRIFT: &str = "settler_stock_drift";
+
+/// Seconds from a booking's acceptance to its final status: payments take 0.2-0.8 s, a backlog
+/// much longer.
+const ACCEPT_TO_FINAL_BUCKETS: [f64; 12] = [
+    0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 120.0,
+];
+/// Seconds one charge takes at the provider.
+const PAYMENT_BUCKETS: [f64; 10] = [0.005, 0.025, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0];
+
+/// Installs the Prometheus recorder once per process and returns its handle.
+pub fn install() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(ACCEPT_TO_FINAL.to_owned()),
+                    &ACCEPT_TO_FINAL_BUCKETS,
+                )
+                .and_then(|builder| {
+                    builder
+                        .set_buckets_for_metric(Matcher::Full(PAYMENT.to_owned()), &PAYMENT_BUCKETS)
+                })
+                .map(PrometheusBuilder::build_recorder);
+            let recorder = match recorder {
+                Ok(recorder) => recorder,
+                Err(error) => {
+                    tracing::error!(%error, "metric buckets refused; using the defaults");
+                    PrometheusBuilder::new().build_recorder()
+                }
+            };
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    describe_counter!(
+        SETTLED,
+        "Bookings settled, by outcome (confirmed, failed) and whether the entry was a redelivery."
+    );
+    describe_histogram!(
+        ACCEPT_TO_FINAL,
+        Unit::Seconds,
+        "Time from the gateway accepting a booking to its final status."
+    );
+    describe_histogram!(
+        PAYMENT,
+        Unit::Seconds,
+        "Time one charge took at the payment provider."
+    );
+    describe_counter!(
+        DEAD_LETTERS,
+        "Stream entries moved to a dead-letter stream."
+    );
+    describe_gauge!(STREAM_LENGTH, "Entries in a shard's settlement stream.");
+    describe_gauge!(
+        STREAM_PENDING,
+        "Entries delivered to a settler and not yet acknowledged, per shard."
+    );
+    describe_gauge!(
+        CONSUMER_LAG,
+        "Entries not yet delivered to any settler, per shard."
+    );
+    describe_gauge!(
+        STOCK_DRIFT,
+        "Tickets unaccounted for in a tier: total - available - pending - confirmed; 0 when consistent."
+    );
+}
+
+pub fn settled(status: BookingStatus, redelivered: bool) {
+    counter!(SETTLED, "outcome" => status.as_str(), "redelivered" => if redelivered { "true" } else { "false" }).increment(1);
+}
+
+pub fn accept_to_final(took: Duration) {
+    histogram!(ACCEPT_TO_FINAL).record(took.as_secs_f64());
+}
+
+pub fn payment_took(took: Duration) {
+    histogram!(PAYMENT).record(took.as_secs_f64());
+}
+
+pub fn dead_lettered() {
+    counter!(DEAD_LETTERS).increment(1);
+}
+
+pub fn stream_depth(shard: Shard, length: i64, pending: i64, lag: Option<i64>) {
+    let shard = shard.to_string();
+    gauge!(STREAM_LENGTH, "shard" => shard.clone()).set(length as f64);
+    gauge!(STREAM_PENDING, "shard" => shard.clone()).set(pending as f64);
+    if let Some(lag) = lag {
+        gauge!(CONSUMER_LAG, "shard" => shard).set(lag as f64);
+    }
+}
+
+pub fn stock_drift(tier_id: Uuid, drift: i64) {
+    gauge!(STOCK_DRIFT, "tier" => tier_id.to_string()).set(drift as f64);
+}

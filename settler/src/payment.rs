@@ -1,0 +1,139 @@
+//! Payment: the provider behind a trait, and the simulated one this system ships with.
+//!
+//! The booking id is the payment's idempotency key: charging the same booking again returns the
+//! first result and never charges twice, so a booking redelivered after a crash is safe to charge.
+
+use std::collections::HashMap;
+use std::ops::RangeInclusive;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use booking::money::{Currency, Money};
+use rand::Rng;
+use uuid::Uuid;
+
+/// What the provider decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentOutcome {
+    Approved { reference: String },
+    Declined { reason: String },
+}
+
+/// The provider could not answer; the charge may be retried with the same booking id.
+#[derive(Debug, thiserror::Error)]
+#[error("payment provider unavailable: {0}")]
+pub struct PaymentError(pub String);
+
+pub trait PaymentProvider: Send + Sync + std::fmt::Debug + 'static {
+    /// Charges `amount` for `booking_id`; the same id always gets the same outcome, charged once.
+    fn charge(
+        &self,
+        booking_id: Uuid,
+        amount: Money,
+        currency: Currency,
+    ) -> impl Future<Output = Result<PaymentOutcome, PaymentError>> + Send;
+}
+
+/// A provider that waits a random latency and declines a share of payments.
+#[derive(Debug)]
+pub struct SimulatedProvider {
+    latency_ms: RangeInclusive<u64>,
+    failure_rate: f64,
+    /// Outcomes by booking id: the provider's own idempotency records.
+    charges: Mutex<HashMap<Uuid, PaymentOutcome>>,
+}
+
+impl SimulatedProvider {
+    pub fn new(latency_ms: RangeInclusive<u64>, failure_rate: f64) -> Self {
+        Self {
+            latency_ms,
+            failure_rate,
+            charges: Mutex::default(),
+        }
+    }
+
+    /// Distinct bookings charged (approved or declined) so far.
+    pub fn charges(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, PaymentOutcome>> {
+        match self.charges.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+impl PaymentProvider for SimulatedProvider {
+    async fn charge(
+        &self,
+        booking_id: Uuid,
+        _amount: Money,
+        _currency: Currency,
+    ) -> Result<PaymentOutcome, PaymentError> {
+        let (latency, declined) = {
+            let mut rng = rand::rng();
+            (
+                rng.random_range(self.latency_ms.clone()),
+                rng.random_bool(self.failure_rate),
+            )
+        };
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+        let outcome = if declined {
+            PaymentOutcome::Declined {
+                reason: "card declined".to_owned(),
+            }
+        } else {
+            PaymentOutcome::Approved {
+                reference: format!("sim_{}", booking_id.simple()),
+            }
+        };
+        Ok(self.lock().entry(booking_id).or_insert(outcome).clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_same_booking_gets_its_first_outcome_and_one_charge() {
+        let provider = SimulatedProvider::new(0..=0, 0.5);
+        let id = Uuid::now_v7();
+        let price: Money = "10".parse().expect("money");
+        let first = provider
+            .charge(id, price, Currency::Usd)
+            .await
+            .expect("answer");
+        for _ in 0..20 {
+            assert_eq!(
+                provider
+                    .charge(id, price, Currency::Usd)
+                    .await
+                    .expect("answer"),
+                first
+            );
+        }
+        assert_eq!(provider.charges(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_failure_rate_is_the_share_declined() {
+        let price: Money = "10".parse().expect("money");
+        let all = SimulatedProvider::new(0..=0, 1.0);
+        let none = SimulatedProvider::new(0..=0, 0.0);
+        for _ in 0..50 {
+            let declined = all
+                .charge(Uuid::now_v7(), price, Currency::Usd)
+                .await
+                .expect("answer");
+            assert!(matches!(declined, PaymentOutcome::Declined { .. }));
+            let approved = none
+                .charge(Uuid::now_v7(), price, Currency::Usd)
+                .await
+                .expect("answer");
+            assert!(matches!(approved, PaymentOutcome::Approved { .. }));
+        }
+    }
+}

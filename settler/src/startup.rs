@@ -1,0 +1,281 @@
+//! Building the settler and running its loops until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use fred::prelude::ClientLike;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use booking::keys::Shard;
+
+use crate::config::SettlerConfig;
+use crate::finalize::FinalizeScript;
+use crate::http::{self, Probe};
+use crate::payment::{PaymentProvider, SimulatedProvider};
+use crate::reconcile::{self, DriftWatch};
+use crate::settle::{Processed, Settler};
+use crate::stream::Consumer;
+
+/// Redis connections per settler, multiplexed.
+const REDIS_POOL_SIZE: usize = 4;
+/// Postgres connections: one batch statement per worker at a time, plus the background loops.
+const DB_POOL_SIZE: u32 = 16;
+/// A worker that found every shard empty waits this long at first, doubling to the maximum.
+const IDLE_POLL_MIN: Duration = Duration::from_millis(5);
+const IDLE_POLL_MAX: Duration = Duration::from_millis(200);
+/// A worker whose batch failed waits this long before reading again.
+const ERROR_PAUSE: Duration = Duration::from_millis(500);
+/// How often streams are trimmed and their depth exported.
+const TRIM_INTERVAL: Duration = Duration::from_secs(1);
+/// In-flight batches get this long to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+#[derive(Debug)]
+pub struct Application<P> {
+    settler: Arc<Settler<P>>,
+    listener: TcpListener,
+    metrics: PrometheusHandle,
+    workers: usize,
+    reconcile_interval: Duration,
+}
+
+impl Application<SimulatedProvider> {
+    /// The settler with the simulated payment provider of `PAYMENT_LATENCY_MS` and
+    /// `PAYMENT_FAILURE_RATE`.
+    pub async fn build(config: SettlerConfig) -> anyhow::Result<Self> {
+        let provider =
+            SimulatedProvider::new(config.payment_latency.clone(), config.payment_failure_rate);
+        Self::build_with(config, Arc::new(provider)).await
+    }
+}
+
+impl<P: PaymentProvider> Application<P> {
+    pub async fn build_with(config: SettlerConfig, provider: Arc<P>) -> anyhow::Result<Self> {
+        let backends = &config.backends;
+        let db = booking::db::connect(&backends.database_url, DB_POOL_SIZE)
+            .await
+            .context("connecting to postgres")?;
+        let redis =
+            booking::redis::connect(&backends.redis_url, REDIS_POOL_SIZE, backends.redis_timeout)
+                .context("configuring redis")?;
+        let keys = backends.keyspace();
+        let settler = Settler {
+            consumer: Consumer::new(redis.clone(), keys.clone(), config.consumer.clone()),
+            redis,
+            db,
+            keys,
+            provider,
+            finalize: FinalizeScript::default(),
+            batch_size: config.batch_size,
+            claim_idle: config.claim_idle,
+            max_deliveries: config.max_deliveries,
+            shutdown: CancellationToken::new(),
+        };
+        let listener = TcpListener::bind(config.metrics_addr)
+            .await
+            .with_context(|| format!("binding {}", config.metrics_addr))?;
+        Ok(Self {
+            settler: Arc::new(settler),
+            listener,
+            metrics: crate::metrics::install(),
+            workers: config.concurrency.div_ceil(config.batch_size).max(1),
+            reconcile_interval: config.reconcile_interval,
+        })
+    }
+
+    pub fn settler(&self) -> Arc<Settler<P>> {
+        Arc::clone(&self.settler)
+    }
+
+    pub fn metrics_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Settles until `shutdown`; then stops reading, and lets the batches in flight finish and be
+    /// acknowledged for at most [`SHUTDOWN_GRACE`]. What is cut off stays unacknowledged.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Self {
+            settler,
+            listener,
+            metrics,
+            workers,
+            reconcile_interval,
+        } = self;
+        let probe = Probe {
+            redis: settler.redis.clone(),
+            db: settler.db.clone(),
+            metrics,
+        };
+        let http = tokio::spawn(http::serve(listener, probe, shutdown.clone()));
+        tracing::info!(
+            consumer = settler.consumer.name(),
+            workers,
+            "settler starting"
+        );
+
+        if !start(&settler, &shutdown).await {
+            let _ = http.await;
+            return Ok(());
+        }
+        let mut tasks = JoinSet::new();
+        for worker in 0..workers {
+            tasks.spawn(work(Arc::clone(&settler), worker, shutdown.clone()));
+        }
+        tasks.spawn(every(settler.claim_idle / 2, shutdown.clone(), {
+            let settler = Arc::clone(&settler);
+            move || reclaim(Arc::clone(&settler))
+        }));
+        tasks.spawn(every(TRIM_INTERVAL, shutdown.clone(), {
+            let settler = Arc::clone(&settler);
+            move || trim(Arc::clone(&settler))
+        }));
+        let watch = Arc::new(tokio::sync::Mutex::new(DriftWatch::default()));
+        tasks.spawn(every(reconcile_interval, shutdown.clone(), {
+            let settler = Arc::clone(&settler);
+            move || check_stock(Arc::clone(&settler), Arc::clone(&watch))
+        }));
+
+        shutdown.cancelled().await;
+        tracing::info!("finishing the batches in flight");
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("grace period over; unfinished batches stay unacknowledged");
+            settler.shutdown.cancel();
+            tasks.shutdown().await;
+        }
+        let _ = http.await;
+        tracing::info!("settler stopped");
+        Ok(())
+    }
+}
+
+/// Waits for Redis, creates the consumer groups and settles what this consumer held when it last
+/// stopped. Returns false if shut down first.
+async fn start<P: PaymentProvider>(settler: &Settler<P>, shutdown: &CancellationToken) -> bool {
+    loop {
+        let ready = async {
+            settler.redis.wait_for_connect().await?;
+            settler.consumer.ensure_groups().await
+        };
+        let result = tokio::select! {
+            () = shutdown.cancelled() => return false,
+            result = ready => result,
+        };
+        match result {
+            Ok(()) => break,
+            Err(error) => {
+                tracing::warn!(%error, "redis not ready; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return false,
+                    () = tokio::time::sleep(ERROR_PAUSE) => {}
+                }
+            }
+        }
+    }
+    match settler.recover_own().await {
+        Ok(0) => {}
+        Ok(settled) => tracing::info!(settled, "settled what this consumer held before"),
+        Err(error) => tracing::warn!(%error, "recovering held entries failed; reclaim will retry"),
+    }
+    true
+}
+
+/// One worker: reads batches from the shards in turn until shutdown.
+async fn work<P: PaymentProvider>(
+    settler: Arc<Settler<P>>,
+    worker: usize,
+    shutdown: CancellationToken,
+) {
+    let shards: Vec<Shard> = settler.keys.shards().collect();
+    let mut next = worker % shards.len();
+    let mut idle = IDLE_POLL_MIN;
+    while !shutdown.is_cancelled() {
+        let shard = shards[next];
+        next = (next + 1) % shards.len();
+        match settler.process_batch(shard).await {
+            Ok(Processed::Settled(_)) => {
+                idle = IDLE_POLL_MIN;
+                continue;
+            }
+            Ok(Processed::Empty) => {}
+            Err(error) => {
+                tracing::warn!(%shard, %error, "batch left unacknowledged");
+                pause(&shutdown, ERROR_PAUSE).await;
+                continue;
+            }
+        }
+        // A full round of empty shards: back off.
+        if next == worker % shards.len() {
+            pause(&shutdown, idle).await;
+            idle = (idle * 2).min(IDLE_POLL_MAX);
+        }
+    }
+}
+
+async fn pause(shutdown: &CancellationToken, duration: Duration) {
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = tokio::time::sleep(duration) => {}
+    }
+}
+
+/// Runs `task` every `interval` until shutdown.
+async fn every<F, Fut>(interval: Duration, shutdown: CancellationToken, task: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => task().await,
+        }
+    }
+}
+
+async fn reclaim<P: PaymentProvider>(settler: Arc<Settler<P>>) {
+    if let Err(error) = settler.reclaim().await {
+        tracing::warn!(%error, "reclaiming stale entries failed");
+    }
+}
+
+async fn trim<P: PaymentProvider>(settler: Arc<Settler<P>>) {
+    for shard in settler.keys.shards() {
+        match settler.consumer.trim(shard).await {
+            Ok(depth) => {
+                crate::metrics::stream_depth(shard, depth.length, depth.pending, depth.lag)
+            }
+            Err(error) => tracing::warn!(%shard, %error, "trimming the stream failed"),
+        }
+    }
+}
+
+async fn check_stock<P: PaymentProvider>(
+    settler: Arc<Settler<P>>,
+    watch: Arc<tokio::sync::Mutex<DriftWatch>>,
+) {
+    match reconcile::check(&settler.redis, &settler.db, &settler.keys).await {
+        Ok(balances) => {
+            for tier in watch.lock().await.observe(&balances) {
+                tracing::warn!(
+                    tier_id = %tier.tier_id,
+                    drift = tier.drift(),
+                    total = tier.total,
+                    available = tier.available,
+                    pending = tier.pending,
+                    confirmed = tier.confirmed,
+                    "stock drift"
+                );
+            }
+        }
+        Err(error) => tracing::warn!(%error, "reconciliation failed"),
+    }
+}

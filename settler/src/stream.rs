@@ -1,0 +1,219 @@
+//! The settlement streams.
+//!
+//! Every shard has one stream, `{<prefix>:<shard>}:bookings`, to which the reservation script
+//! appends each accepted booking (the fields of `booking::record`). Settlers read all shards through
+//! one consumer group, `settlers`, each process under its own stable consumer name. An entry stays
+//! in the group's pending list until the settler that holds it has committed its outcome to
+//! Postgres and applied it in Redis; only then is it acknowledged. Entries a consumer has held
+//! longer than the claim idle time (it died, or is stuck) are claimed by another; an entry
+//! delivered more than the maximum number of times goes to `{<prefix>:<shard>}:bookings:dead` with
+//! the reason. Acknowledged entries are trimmed behind the oldest unacknowledged one
+//! (`lua/trim.lua`).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use fred::prelude::{Client, Pool, StreamsInterface};
+use fred::types::Value;
+use fred::types::scripts::Script;
+use fred::types::streams::XReadResponse;
+
+use booking::keys::{Keyspace, Shard};
+
+/// The consumer group every settler joins.
+pub const GROUP: &str = "settlers";
+/// Entries kept in each dead-letter stream, newest first.
+const DEAD_LETTER_CAP: i64 = 10_000;
+
+/// One stream entry: its id and the booking's fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub id: String,
+    pub fields: HashMap<String, String>,
+}
+
+/// Depth of one shard's stream after a trim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Depth {
+    pub trimmed: i64,
+    pub length: i64,
+    pub pending: i64,
+    /// Entries not yet delivered to any consumer; `None` where Redis does not report it.
+    pub lag: Option<i64>,
+}
+
+/// Stream operations of one consumer.
+#[derive(Debug, Clone)]
+pub struct Consumer {
+    redis: Pool,
+    keys: Keyspace,
+    name: String,
+    trim: Script,
+}
+
+impl Consumer {
+    pub fn new(redis: Pool, keys: Keyspace, name: impl Into<String>) -> Self {
+        Self {
+            redis,
+            keys,
+            name: name.into(),
+            trim: Script::from_lua(include_str!("../../lua/trim.lua")),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn client(&self) -> &Client {
+        self.redis.next()
+    }
+
+    /// Creates the group on every shard's stream (and the stream) unless it exists.
+    pub async fn ensure_groups(&self) -> Result<(), fred::error::Error> {
+        for shard in self.keys.shards() {
+            let created: Result<(), _> = self
+                .client()
+                .xgroup_create(self.keys.stream(shard), GROUP, "0", true)
+                .await;
+            match created {
+                Err(error) if !error.details().starts_with("BUSYGROUP") => return Err(error),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Up to `count` entries: with `own_pending`, those already delivered to this consumer and not
+    /// acknowledged (what it held when it last stopped); otherwise new ones.
+    pub async fn read(
+        &self,
+        shard: Shard,
+        count: usize,
+        own_pending: bool,
+    ) -> Result<Vec<Entry>, fred::error::Error> {
+        let stream = self.keys.stream(shard);
+        let start = if own_pending { "0" } else { ">" };
+        let reply: Value = self
+            .client()
+            .xreadgroup(
+                GROUP,
+                self.name.as_str(),
+                Some(count as u64),
+                None,
+                false,
+                stream,
+                start,
+            )
+            .await?;
+        // Nothing to read is a nil reply, which does not convert to a map.
+        if reply.is_null() {
+            return Ok(Vec::new());
+        }
+        let response: XReadResponse<String, String, String, String> =
+            reply.into_xread_response()?;
+        Ok(response
+            .into_values()
+            .flatten()
+            .map(|(id, fields)| Entry { id, fields })
+            .collect())
+    }
+
+    /// Entries other consumers have held for longer than `min_idle`: `(claimed, exhausted)`,
+    /// where `exhausted` are those already delivered more than `max_deliveries` times. Both are now
+    /// held by this consumer.
+    pub async fn claim_stale(
+        &self,
+        shard: Shard,
+        min_idle: Duration,
+        count: usize,
+        max_deliveries: u64,
+    ) -> Result<(Vec<Entry>, Vec<Entry>), fred::error::Error> {
+        let stream = self.keys.stream(shard);
+        let idle_ms = u64::try_from(min_idle.as_millis()).unwrap_or(u64::MAX);
+        let stale: Vec<(String, String, u64, u64)> = self
+            .client()
+            .xpending(stream.as_str(), GROUP, (idle_ms, "-", "+", count as u64))
+            .await?;
+        if stale.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let deliveries: HashMap<String, u64> = stale
+            .iter()
+            .map(|(id, _, _, delivered)| (id.clone(), *delivered))
+            .collect();
+        let ids: Vec<String> = stale.into_iter().map(|(id, ..)| id).collect();
+        let claimed: Vec<(String, HashMap<String, String>)> = self
+            .client()
+            .xclaim_values(
+                stream.as_str(),
+                GROUP,
+                self.name.as_str(),
+                idle_ms,
+                ids,
+                None,
+                None,
+                None,
+                false,
+                false,
+            )
+            .await?;
+        Ok(claimed
+            .into_iter()
+            .map(|(id, fields)| Entry { id, fields })
+            .partition(|entry| deliveries.get(&entry.id).copied().unwrap_or(0) < max_deliveries))
+    }
+
+    /// Acknowledges settled entries.
+    pub async fn ack(&self, shard: Shard, ids: &[String]) -> Result<(), fred::error::Error> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.client()
+            .xack::<i64, _, _, _>(self.keys.stream(shard), GROUP, ids.to_vec())
+            .await
+            .map(drop)
+    }
+
+    /// Copies an entry to the shard's dead-letter stream with the reason it could not be settled.
+    pub async fn dead_letter(
+        &self,
+        shard: Shard,
+        entry: &Entry,
+        reason: &str,
+    ) -> Result<(), fred::error::Error> {
+        let mut fields: Vec<(String, String)> = entry.fields.clone().into_iter().collect();
+        fields.push(("streamId".to_owned(), entry.id.clone()));
+        fields.push(("deadLetterReason".to_owned(), reason.to_owned()));
+        self.client()
+            .xadd::<String, _, _, _, _>(
+                self.keys.dead_letters(shard),
+                false,
+                ("MAXLEN", "~", DEAD_LETTER_CAP),
+                "*",
+                fields,
+            )
+            .await
+            .map(drop)
+    }
+
+    /// Trims the shard's stream behind its oldest unacknowledged entry.
+    pub async fn trim(&self, shard: Shard) -> Result<Depth, fred::error::Error> {
+        let reply: Vec<i64> = self
+            .trim
+            .evalsha_with_reload(self.client(), self.keys.stream(shard), GROUP)
+            .await?;
+        match reply.as_slice() {
+            [trimmed, length, pending, lag] => Ok(Depth {
+                trimmed: *trimmed,
+                length: *length,
+                pending: *pending,
+                lag: (*lag >= 0).then_some(*lag),
+            }),
+            _ => Err(fred::error::Error::new(
+                fred::error::ErrorKind::Parse,
+                format!("unexpected trim reply {reply:?}"),
+            )),
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Settler integration tests against real Redis and Postgres: bookings are made through a real
+//! gateway on port 0, each test with its own database and key prefix; the payment provider is
+//! the simulated one, made deterministic (no latency, approve all or decline all).
+
+mod helpers;
+
+mod crashes;
+mod outage;
+mod settlement;
+mod stream;

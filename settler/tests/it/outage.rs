@@ -1,0 +1,144 @@
+//! Postgres unreachable mid-run: entries stay unacknowledged, the settler backs off, and the
+//! backlog drains when Postgres returns; the gateway keeps accepting bookings meanwhile.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fred::prelude::StreamsInterface;
+use settler::settle::{Processed, SettleError};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::helpers::{Harness, settler_config};
+
+/// A TCP proxy to Postgres that can be cut (every connection closed, new ones refused) and
+/// restored, so a test can take Postgres away from one client without stopping the server
+/// other tests share.
+struct Proxy {
+    addr: SocketAddr,
+    up: watch::Sender<bool>,
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bound");
+        let addr = listener.local_addr().expect("address");
+        let (up, watcher) = watch::channel(true);
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !*watcher.borrow() {
+                    continue;
+                }
+                let mut watcher = watcher.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = watcher.wait_for(|up| !up) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, up }
+    }
+
+    fn cut(&self) {
+        self.up.send_replace(false);
+    }
+
+    fn restore(&self) {
+        self.up.send_replace(true);
+    }
+}
+
+async fn held(harness: &Harness) -> usize {
+    let pending: Vec<(String, String, u64, u64)> = harness
+        .gateway_state
+        .redis
+        .xpending(
+            harness.gateway_state.keys.stream(harness.shard),
+            settler::stream::GROUP,
+            ("-", "+", 1000),
+        )
+        .await
+        .expect("pending list");
+    pending.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_going_away_loses_and_doubles_nothing() {
+    let harness = Harness::start(100).await;
+    harness.book(20).await;
+    let proxy = Proxy::start(SocketAddr::from(([127, 0, 0, 1], 5432))).await;
+    let mut config = settler_config(&harness.backends, "patient");
+    let (_, database) = harness
+        .backends
+        .database_url
+        .rsplit_once('/')
+        .expect("database url");
+    config.backends.database_url = format!("postgres://postgres@{}/{database}", proxy.addr);
+    let (_, provider) = harness.settler("unused", false).await;
+    let settler = harness.settler_with(config, Arc::clone(&provider)).await;
+
+    proxy.cut();
+    let batch = tokio::spawn({
+        let settler = Arc::clone(&settler);
+        let shard = harness.shard;
+        async move { settler.process_batch(shard).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!batch.is_finished(), "the batch waits for Postgres");
+    assert_eq!(held(&harness).await, 20, "nothing acknowledged");
+    assert!(harness.rows().await.is_empty());
+    harness.book(5).await;
+
+    proxy.restore();
+    let settled = tokio::time::timeout(Duration::from_secs(20), batch)
+        .await
+        .expect("drained after Postgres returned")
+        .expect("joined")
+        .expect("settled");
+    assert_eq!(settled, Processed::Settled(20));
+    assert_eq!(harness.drain(&settler).await, 5);
+    assert_eq!(
+        harness.rows().await.get("confirmed"),
+        Some(&25),
+        "nothing lost, nothing doubled"
+    );
+    assert_eq!(provider.charges(), 25);
+    assert_eq!(held(&harness).await, 0);
+
+    // Shutting down while Postgres is away leaves the batch unacknowledged, to be settled later.
+    harness.book(3).await;
+    proxy.cut();
+    let batch = tokio::spawn({
+        let settler = Arc::clone(&settler);
+        let shard = harness.shard;
+        async move { settler.process_batch(shard).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    settler.shutdown.cancel();
+    let stopped = tokio::time::timeout(Duration::from_secs(10), batch)
+        .await
+        .expect("stopped")
+        .expect("joined");
+    assert!(
+        matches!(stopped, Err(SettleError::ShuttingDown)),
+        "{stopped:?}"
+    );
+    assert_eq!(held(&harness).await, 3);
+
+    proxy.restore();
+    let (after, _) = harness.settler("patient", false).await;
+    assert_eq!(
+        after.recover_own().await.expect("recovered"),
+        3,
+        "the same consumer picks up what it held"
+    );
+    assert_eq!(harness.rows().await.get("confirmed"), Some(&28));
+    assert_eq!(harness.pending().await, 0);
+    harness.cleanup().await;
+}

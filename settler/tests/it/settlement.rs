@@ -1,0 +1,269 @@
+//! Settlement end to end: approvals, declines, compensation, reconciliation, shutdown.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fred::prelude::{KeysInterface, StreamsInterface};
+use settler::Application;
+use settler::finalize::Applied;
+use settler::payment::SimulatedProvider;
+use settler::reconcile;
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::{Harness, settler_config};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_accepted_bookings_are_confirmed_once_each() {
+    let harness = Harness::start(300).await;
+    let ids = harness.book(200).await;
+
+    let provider = Arc::new(SimulatedProvider::new(0..=5, 0.0));
+    let app = Application::build_with(
+        settler_config(&harness.backends, "runner"),
+        Arc::clone(&provider),
+    )
+    .await
+    .expect("settler builds");
+    let metrics = format!("http://{}", app.metrics_addr().expect("bound"));
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(app.run_until_stopped(stop.clone()));
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while harness.rows().await.get("confirmed").copied().unwrap_or(0) < 200 {
+        assert!(
+            Instant::now() < deadline,
+            "not settled in time: {:?}",
+            harness.rows().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The last batch is acknowledged after its Redis outcome is applied.
+    while harness.pending().await > 0 {
+        assert!(Instant::now() < deadline, "pending counter not drained");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    assert_eq!(harness.rows().await.get("confirmed"), Some(&200));
+    assert_eq!(harness.rows().await.len(), 1, "no other status");
+    let history: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM booking_status_history")
+        .fetch_one(&harness.gateway_state.db)
+        .await
+        .expect("counted");
+    assert_eq!(history, 400, "pending and confirmed for each booking");
+    assert_eq!(provider.charges(), 200);
+    assert_eq!(harness.available().await, Some(100));
+    assert_eq!(harness.pending().await, 0);
+    for id in ids.iter().take(5) {
+        assert_eq!(harness.status(*id).await, "confirmed");
+    }
+    let balances = reconcile::check(
+        &harness.gateway_state.redis,
+        &harness.gateway_state.db,
+        &harness.gateway_state.keys,
+    )
+    .await
+    .expect("reconciled");
+    assert!(
+        balances.iter().all(|tier| tier.drift() == 0),
+        "{balances:?}"
+    );
+
+    let exported = harness
+        .client
+        .get(format!("{metrics}/metrics"))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        exported.contains("settler_bookings_settled_total"),
+        "{exported}"
+    );
+    let ready = harness
+        .client
+        .get(format!("{metrics}/health/ready"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(ready.status(), 200);
+
+    stop.cancel();
+    running.await.expect("joined").expect("stopped cleanly");
+    harness.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn declined_payments_fail_and_give_every_ticket_back_once() {
+    let harness = Harness::start(50).await;
+    let ids = harness.book(50).await;
+    assert_eq!(harness.available().await, Some(0));
+    let (settler, provider) = harness.settler("decliner", true).await;
+
+    assert_eq!(harness.drain(&settler).await, 50);
+
+    assert_eq!(harness.rows().await.get("failed"), Some(&50));
+    assert_eq!(provider.charges(), 50);
+    assert_eq!(harness.available().await, Some(50), "stock fully back");
+    assert_eq!(harness.pending().await, 0);
+    let reason: Option<String> = sqlx::query_scalar("SELECT failure_reason FROM bookings LIMIT 1")
+        .fetch_one(&harness.gateway_state.db)
+        .await
+        .expect("row");
+    assert_eq!(reason.as_deref(), Some("card declined"));
+    assert_eq!(harness.status(ids[0]).await, "failed");
+    // The customer holds nothing any more: the per-customer count went back too.
+    let held = harness
+        .gateway_state
+        .keys
+        .held(harness.shard, harness.concert, "x");
+    let pattern = held.trim_end_matches('x').to_owned() + "*";
+    let client = harness.gateway_state.redis.next();
+    let (_, left): (String, Vec<String>) =
+        fred::prelude::KeysInterface::scan_page(client, "0", pattern, Some(1000), None)
+            .await
+            .expect("scanned");
+    assert!(left.is_empty(), "held counts left: {left:?}");
+    harness.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compensation_applied_twice_credits_stock_once() {
+    let harness = Harness::start(5).await;
+    harness.book(2).await;
+    let (settler, _) = harness.settler("twice", true).await;
+    let entries = settler
+        .consumer
+        .read(harness.shard, 10, false)
+        .await
+        .expect("read");
+    let bookings = entries
+        .iter()
+        .map(|e| {
+            (
+                e.id.clone(),
+                booking::record::BookingRecord::from_fields(&e.fields).expect("record"),
+            )
+        })
+        .collect();
+    let decided = settler.decide(bookings).await.expect("decided");
+    let committed = settler.commit(decided).await.expect("committed");
+    assert_eq!(harness.available().await, Some(3));
+
+    let record = &committed[0].settlement.record;
+    let apply = || {
+        settler.finalize.apply(
+            harness.gateway_state.redis.next(),
+            &harness.gateway_state.keys,
+            harness.shard,
+            record,
+            record.status,
+            record.failure_reason.as_deref(),
+        )
+    };
+    assert_eq!(apply().await.expect("applied"), Applied::Now);
+    assert_eq!(harness.available().await, Some(4));
+    assert_eq!(apply().await.expect("applied"), Applied::Already);
+    assert_eq!(harness.available().await, Some(4), "credited once");
+    assert_eq!(
+        harness.pending().await,
+        1,
+        "only the first booking was settled"
+    );
+    harness.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_finds_drift_and_rebuilds_lost_stock() {
+    let harness = Harness::start(20).await;
+    harness.book(6).await;
+    let (settler, _) = harness.settler("books", false).await;
+    harness.drain(&settler).await;
+    let state = &harness.gateway_state;
+    let check = || reconcile::check(&state.redis, &state.db, &state.keys);
+
+    let balanced = check().await.expect("checked");
+    assert_eq!(balanced.len(), 1);
+    assert_eq!(
+        (
+            balanced[0].available,
+            balanced[0].pending,
+            balanced[0].confirmed
+        ),
+        (14, 0, 6)
+    );
+    assert_eq!(balanced[0].drift(), 0);
+
+    let _: i64 = state
+        .redis
+        .incr_by(state.keys.stock(harness.shard, harness.tier), 2)
+        .await
+        .expect("tampered");
+    assert_eq!(
+        check().await.expect("checked")[0].drift(),
+        -2,
+        "two tickets too many on sale"
+    );
+
+    let _: i64 = state
+        .redis
+        .del(state.keys.stock(harness.shard, harness.tier))
+        .await
+        .expect("lost");
+    let rebuilt = check().await.expect("checked");
+    assert_eq!(rebuilt[0].available, 14, "rebuilt from Postgres");
+    assert_eq!(harness.available().await, Some(14));
+    assert_eq!(rebuilt[0].drift(), 0);
+    harness.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_finishes_and_acknowledges_the_batches_in_flight() {
+    let harness = Harness::start(100).await;
+    harness.book(60).await;
+    let provider = Arc::new(SimulatedProvider::new(200..=400, 0.0));
+    let mut config = settler_config(&harness.backends, "stopping");
+    config.batch_size = 10;
+    let app = Application::build_with(config, Arc::clone(&provider))
+        .await
+        .expect("settler builds");
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(app.run_until_stopped(stop.clone()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while harness.pending().await == 60
+        || harness.rows().await.is_empty() && provider.charges() == 0
+    {
+        assert!(Instant::now() < deadline, "nothing started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.cancel();
+    running.await.expect("joined").expect("stopped cleanly");
+
+    let state = &harness.gateway_state;
+    let held: Vec<(String, String, u64, u64)> = state
+        .redis
+        .xpending(
+            state.keys.stream(harness.shard),
+            settler::stream::GROUP,
+            ("-", "+", 1000),
+        )
+        .await
+        .expect("pending list");
+    assert!(
+        held.is_empty(),
+        "everything read was finished and acknowledged: {held:?}"
+    );
+    let first = harness.rows().await.get("confirmed").copied().unwrap_or(0);
+    assert!(first > 0);
+
+    let (after, _) = harness.settler("after", false).await;
+    let rest = harness.drain(&after).await as i64;
+    assert_eq!(
+        first + rest,
+        60,
+        "what was not read is settled later, nothing twice"
+    );
+    assert_eq!(harness.rows().await.get("confirmed"), Some(&60));
+    harness.cleanup().await;
+}
