@@ -1,0 +1,152 @@
+//! Settlement throughput: fills the booking streams with accepted bookings (through the gateway's
+//! own booking function, no HTTP), then times the settler draining them into Postgres with the
+//! simulated payment latency. Prints one line of figures.
+//!
+//! `cargo bench -p settler --bench settle` with `BENCH_BOOKINGS` (default 20000),
+//! `PAYMENT_LATENCY_MS` (default 500), `SETTLER_CONCURRENCY`, `SETTLER_BATCH_SIZE`, and the usual
+//! `REDIS_URL` / `DATABASE_URL` (the benchmark uses its own database and key prefix).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use booking::config::{Backends, ConfigError};
+use booking::money::Currency;
+use chrono::Utc;
+use futures::StreamExt;
+use gateway::GatewayConfig;
+use gateway::admin::{NewConcert, NewTier};
+use gateway::bookings::{BookingRequest, book};
+use settler::{Application, SettlerConfig};
+use sqlx::{Connection, PgConnection};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Concerts the bookings are spread over, so that several shards' streams are read.
+const CONCERTS: usize = 8;
+
+fn env_or(name: &'static str, default: usize) -> Result<usize, ConfigError> {
+    booking::config::from_str_or(name, default)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let bookings = env_or("BENCH_BOOKINGS", 20_000)?;
+    let unique = Uuid::new_v4().simple().to_string();
+    let mut backends = Backends::from_env()?;
+    let server = backends
+        .database_url
+        .rsplit_once('/')
+        .map(|(s, _)| s.to_owned())
+        .unwrap_or_default();
+    backends.database_url = format!("{server}/bench_{unique}");
+    backends.key_prefix = format!("bench-{unique}");
+    let mut settler_config = SettlerConfig::from_env()?;
+    settler_config.backends = backends.clone();
+    settler_config.metrics_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    settler_config.consumer = "bench".to_owned();
+    if booking::config::raw("PAYMENT_LATENCY_MS").is_none() {
+        settler_config.payment_latency = 500..=500;
+    }
+
+    let gateway = gateway::Application::build(GatewayConfig {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        backends: backends.clone(),
+        seed_demo: false,
+        admin_token: None,
+        max_tickets_per_customer: 0,
+    })
+    .await?;
+    let state = gateway.state();
+    let per_concert = bookings.div_ceil(CONCERTS);
+    let mut tiers = Vec::new();
+    for index in 0..CONCERTS {
+        let concert = gateway::admin::create_concert(
+            &state,
+            NewConcert {
+                name: format!("Bench {index}"),
+                description: String::new(),
+                location: "Bench Hall".to_owned(),
+                date: Utc::now() + chrono::Duration::days(30),
+                tiers: vec![NewTier {
+                    name: "GA".to_owned(),
+                    price: "10".parse()?,
+                    total_quantity: u32::try_from(per_concert)?,
+                }],
+            },
+        )
+        .await
+        .map_err(|error| anyhow::anyhow!("creating a concert: {error}"))?;
+        tiers.push(concert.tiers[0].clone());
+    }
+
+    let fill = Instant::now();
+    let accepted = futures::stream::iter(0..bookings)
+        .map(|i| {
+            let state = &state;
+            let tier = &tiers[i % CONCERTS];
+            async move {
+                let request = BookingRequest {
+                    ticket_tier_id: tier.id,
+                    user_email: format!("bench{i}@example.com"),
+                    quantity: 1,
+                    total_price: tier.price,
+                    currency: Currency::Usd,
+                    idempotency_key: format!("bench-{i}"),
+                };
+                book(state, request).await.is_ok()
+            }
+        })
+        .buffer_unordered(64)
+        .filter(|ok| std::future::ready(*ok))
+        .count()
+        .await;
+    let fill = fill.elapsed();
+
+    let latency = settler_config.payment_latency.clone();
+    let (concurrency, batch) = (settler_config.concurrency, settler_config.batch_size);
+    let settler = Application::build(settler_config).await?;
+    let stop = CancellationToken::new();
+    let started = Instant::now();
+    let running = tokio::spawn(settler.run_until_stopped(stop.clone()));
+    let settled = loop {
+        let settled: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bookings")
+            .fetch_one(&state.db)
+            .await?;
+        if settled as usize >= accepted || started.elapsed() > Duration::from_secs(600) {
+            break settled;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let took = started.elapsed();
+    stop.cancel();
+    running.await??;
+
+    println!(
+        "settle: {settled} bookings settled in {:.2} s = {:.0} bookings/s (payment latency {}-{} ms, \
+         concurrency {concurrency}, batch {batch}; streams filled at {:.0} bookings/s)",
+        took.as_secs_f64(),
+        settled as f64 / took.as_secs_f64(),
+        latency.start(),
+        latency.end(),
+        accepted as f64 / fill.as_secs_f64(),
+    );
+
+    state.db.close().await;
+    let mut admin = PgConnection::connect(&format!("{server}/postgres")).await?;
+    sqlx::query(&format!(
+        "DROP DATABASE IF EXISTS \"bench_{unique}\" WITH (FORCE)"
+    ))
+    .execute(&mut admin)
+    .await?;
+    let redis = state.redis.next();
+    let mut pages = redis.scan(format!("{{{}:*", backends.key_prefix), Some(1000), None);
+    while let Some(Ok(mut page)) = pages.next().await {
+        use fred::types::scan::Scanner;
+        if let Some(keys) = page.take_results()
+            && !keys.is_empty()
+        {
+            let _: i64 = fred::prelude::KeysInterface::del(redis, keys).await?;
+        }
+    }
+    Ok(())
+}
