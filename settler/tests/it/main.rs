@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod commands;
 mod crashes;
 mod outage;
 mod settlement;
