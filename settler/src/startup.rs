@@ -30,6 +30,8 @@ const IDLE_POLL_MIN: Duration = Duration::from_millis(5);
 const IDLE_POLL_MAX: Duration = Duration::from_millis(200);
 /// A worker whose batch failed waits this long before reading again.
 const ERROR_PAUSE: Duration = Duration::from_millis(500);
+/// The reclaim loop runs every half claim idle time, but not more often than this.
+const RECLAIM_EVERY_MIN: Duration = Duration::from_millis(100);
 /// How often streams are trimmed and their depth exported.
 const TRIM_INTERVAL: Duration = Duration::from_secs(1);
 /// In-flight batches get this long to finish after a shutdown signal.
@@ -126,10 +128,14 @@ impl<P: PaymentProvider> Application<P> {
         for worker in 0..workers {
             tasks.spawn(work(Arc::clone(&settler), worker, shutdown.clone()));
         }
-        tasks.spawn(every(settler.claim_idle / 2, shutdown.clone(), {
-            let settler = Arc::clone(&settler);
-            move || reclaim(Arc::clone(&settler))
-        }));
+        tasks.spawn(every(
+            (settler.claim_idle / 2).max(RECLAIM_EVERY_MIN),
+            shutdown.clone(),
+            {
+                let settler = Arc::clone(&settler);
+                move || reclaim(Arc::clone(&settler))
+            },
+        ));
         tasks.spawn(every(TRIM_INTERVAL, shutdown.clone(), {
             let settler = Arc::clone(&settler);
             move || trim(Arc::clone(&settler))

@@ -128,15 +128,7 @@ async fn an_accepted_booking_is_answered_and_readable_while_pending() {
         format!("/api/bookings/{}", booking["id"].as_str().expect("id"))
     );
 
-    let fetched: Value = app
-        .client
-        .get(app.url(&location))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let fetched: Value = app.get_json(&location).await;
     assert_eq!(&fetched["booking"], booking);
     assert_eq!(app.redis_stock(concert, tiers[0].id).await, Some(8));
     app.cleanup().await;

@@ -12,15 +12,7 @@ async fn an_empty_catalog_is_seeded_with_the_demo_concerts() {
     config.seed_demo = true;
     let app = spawn_app_with(config).await;
 
-    let body: Value = app
-        .client
-        .get(app.url("/api/concerts"))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let body: Value = app.get_json("/api/concerts").await;
     let concerts = body["concerts"].as_array().expect("concerts");
     let names: Vec<&str> = concerts.iter().filter_map(|c| c["name"].as_str()).collect();
     assert_eq!(names, ["The Galactic Symphony", "Summer Vibes Festival"]);
@@ -102,15 +94,7 @@ async fn the_admin_api_needs_its_token_and_makes_stock_live_at_once() {
         format!("/api/concerts/{}", concert["id"].as_str().expect("id"))
     );
 
-    let fetched: Value = app
-        .client
-        .get(app.url(&location))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let fetched: Value = app.get_json(&location).await;
     assert_eq!(fetched, concert);
     let booking = json!({
         "ticketTierId": tier["id"], "userEmail": "a@b.co", "quantity": 3, "totalPrice": 37.5, "idempotencyKey": "x"
@@ -267,15 +251,7 @@ async fn concerts_are_found_by_id_and_unknown_paths_are_problems() {
         assert_eq!(problem["code"], code);
         assert_eq!(problem["instance"], path);
     }
-    let health: Value = app
-        .client
-        .get(app.url("/api/health"))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let health: Value = app.get_json("/api/health").await;
     assert_eq!(health, json!({"status": "ok"}));
     let ready = app
         .client

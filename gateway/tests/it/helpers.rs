@@ -149,6 +149,18 @@ impl TestApp {
         (id, tiers)
     }
 
+    /// `GET path`, answered with a JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+            .json()
+            .await
+            .expect("json body")
+    }
+
     /// Posts a booking body as JSON.
     pub async fn book(&self, body: &Value) -> reqwest::Response {
         self.client
@@ -172,15 +184,7 @@ impl TestApp {
 
     /// The tier's `availableQuantity` in `GET /api/concerts/{id}`.
     pub async fn catalog_stock(&self, concert_id: Uuid, tier_id: Uuid) -> i64 {
-        let concert: Value = self
-            .client
-            .get(self.url(&format!("/api/concerts/{concert_id}")))
-            .send()
-            .await
-            .expect("request sent")
-            .json()
-            .await
-            .expect("json");
+        let concert = self.get_json(&format!("/api/concerts/{concert_id}")).await;
         concert["ticketTiers"]
             .as_array()
             .expect("tiers")

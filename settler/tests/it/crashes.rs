@@ -1,7 +1,5 @@
 //! A consumer that dies mid-batch: whoever reclaims its entries settles each exactly once.
 
-use booking::record::BookingRecord;
-
 use crate::helpers::{Harness, settler_config};
 
 /// Consumer "a" reads every entry and charges it, then (optionally) commits, and dies.
@@ -10,25 +8,12 @@ async fn die_after(
     commit: bool,
 ) -> (usize, std::sync::Arc<settler::payment::SimulatedProvider>) {
     let (a, provider) = harness.settler("a", false).await;
-    let entries = a
-        .consumer
-        .read(harness.shard, 100, false)
-        .await
-        .expect("read");
-    let bookings: Vec<(String, BookingRecord)> = entries
-        .iter()
-        .map(|e| {
-            (
-                e.id.clone(),
-                BookingRecord::from_fields(&e.fields).expect("record"),
-            )
-        })
-        .collect();
-    let decided = a.decide(bookings).await.expect("charged");
+    let decided = harness.read_and_decide(&a, 100).await;
+    let held = decided.len();
     if commit {
         a.commit(decided).await.expect("committed");
     }
-    (entries.len(), provider)
+    (held, provider)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,21 +51,7 @@ async fn a_consumer_dying_before_commit_still_settles_each_booking_once() {
     let harness = Harness::start(40).await;
     harness.book(25).await;
     let (a, provider) = harness.settler("a", false).await;
-    let entries = a
-        .consumer
-        .read(harness.shard, 100, false)
-        .await
-        .expect("read");
-    let bookings = entries
-        .iter()
-        .map(|e| {
-            (
-                e.id.clone(),
-                BookingRecord::from_fields(&e.fields).expect("record"),
-            )
-        })
-        .collect();
-    let first = a.decide(bookings).await.expect("charged");
+    let first = harness.read_and_decide(&a, 100).await;
     assert!(harness.rows().await.is_empty(), "a died before committing");
 
     // The provider is the same service for both consumers: it keeps its idempotency records.

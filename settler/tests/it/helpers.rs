@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use booking::config::Backends;
 use booking::keys::Shard;
+use booking::record::BookingRecord;
 use fred::prelude::KeysInterface;
 use fred::types::scan::Scanner;
 use futures::StreamExt;
 use gateway::GatewayConfig;
 use serde_json::{Value, json};
 use settler::payment::SimulatedProvider;
-use settler::settle::{Processed, Settler};
+use settler::settle::{Decided, Processed, Settler};
 use settler::{Application, SettlerConfig};
 use sqlx::{Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
@@ -48,7 +49,9 @@ pub fn backends() -> Backends {
     }
 }
 
-/// A settler configuration for tests: stages are driven by hand unless the app is run.
+/// A settler configuration for tests that drive its stages by hand: entries are stale at once,
+/// so `reclaim` takes over whatever another consumer holds. A test running the whole app sets a
+/// realistic claim idle time, or the reclaim loop would race its own workers.
 pub fn settler_config(backends: &Backends, consumer: &str) -> SettlerConfig {
     SettlerConfig {
         metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -58,7 +61,7 @@ pub fn settler_config(backends: &Backends, consumer: &str) -> SettlerConfig {
         consumer: consumer.to_owned(),
         concurrency: 100,
         batch_size: 50,
-        claim_idle: Duration::from_millis(1),
+        claim_idle: Duration::ZERO,
         max_deliveries: 5,
         reconcile_interval: Duration::from_secs(3600),
     }
@@ -177,6 +180,30 @@ impl Harness {
         let settler = app.settler();
         settler.consumer.ensure_groups().await.expect("groups");
         settler
+    }
+
+    /// Reads up to `count` new entries as `settler`'s consumer and decides their outcomes (charging
+    /// them), without committing: what a consumer holds when it dies mid-batch.
+    pub async fn read_and_decide(
+        &self,
+        settler: &Settler<SimulatedProvider>,
+        count: usize,
+    ) -> Vec<Decided> {
+        let entries = settler
+            .consumer
+            .read(self.shard, count, false)
+            .await
+            .expect("read");
+        let bookings = entries
+            .iter()
+            .map(|e| {
+                (
+                    e.id.clone(),
+                    BookingRecord::from_fields(&e.fields).expect("record"),
+                )
+            })
+            .collect();
+        settler.decide(bookings).await.expect("decided")
     }
 
     /// Runs batches until the shard's stream has nothing new.

@@ -133,21 +133,7 @@ async fn compensation_applied_twice_credits_stock_once() {
     let harness = Harness::start(5).await;
     harness.book(2).await;
     let (settler, _) = harness.settler("twice", true).await;
-    let entries = settler
-        .consumer
-        .read(harness.shard, 10, false)
-        .await
-        .expect("read");
-    let bookings = entries
-        .iter()
-        .map(|e| {
-            (
-                e.id.clone(),
-                booking::record::BookingRecord::from_fields(&e.fields).expect("record"),
-            )
-        })
-        .collect();
-    let decided = settler.decide(bookings).await.expect("decided");
+    let decided = harness.read_and_decide(&settler, 10).await;
     let committed = settler.commit(decided).await.expect("committed");
     assert_eq!(harness.available().await, Some(3));
 
@@ -225,6 +211,7 @@ async fn shutdown_finishes_and_acknowledges_the_batches_in_flight() {
     let provider = Arc::new(SimulatedProvider::new(200..=400, 0.0));
     let mut config = settler_config(&harness.backends, "stopping");
     config.batch_size = 10;
+    config.claim_idle = Duration::from_secs(30);
     let app = Application::build_with(config, Arc::clone(&provider))
         .await
         .expect("settler builds");
