@@ -18,12 +18,11 @@ async fn two_hundred_accepted_bookings_are_confirmed_once_each() {
     let ids = harness.book(200).await;
 
     let provider = Arc::new(SimulatedProvider::new(0..=5, 0.0));
-    let app = Application::build_with(
-        settler_config(&harness.backends, "runner"),
-        Arc::clone(&provider),
-    )
-    .await
-    .expect("settler builds");
+    let mut config = settler_config(&harness.backends, "runner");
+    config.claim_idle = Duration::from_secs(30);
+    let app = Application::build_with(config, Arc::clone(&provider))
+        .await
+        .expect("settler builds");
     let metrics = format!("http://{}", app.metrics_addr().expect("bound"));
     let stop = CancellationToken::new();
     let running = tokio::spawn(app.run_until_stopped(stop.clone()));
