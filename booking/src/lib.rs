@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod db;
+pub mod health;
 pub mod ids;
 pub mod keys;
 pub mod money;

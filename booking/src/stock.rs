@@ -66,10 +66,7 @@ pub async fn read(
                 Counter::Pending => keys.pending(shard, *id),
             })
             .collect();
-        let counts: Vec<Option<i64>> = match names.as_slice() {
-            [one] => vec![redis.get(one).await?],
-            _ => redis.mget(names).await?,
-        };
+        let counts: Vec<Option<i64>> = redis.mget(names).await?;
         Ok::<_, fred::error::Error>(tier_ids.into_iter().zip(counts))
     });
     Ok(try_join_all(reads).await?.into_iter().flatten().collect())

@@ -251,7 +251,7 @@ pub async fn create(
         Booked::Created(record) => (record, false),
         Booked::Replayed(record) => (record, true),
     };
-    tracing::info!(booking_id = %record.id, replayed, "booking accepted");
+    tracing::debug!(booking_id = %record.id, replayed, "booking accepted");
     let mut response = json(StatusCode::ACCEPTED, &BookingBody { booking: &record })?;
     let headers = response.headers_mut();
     if let Ok(location) = HeaderValue::from_str(&format!("/api/bookings/{}", record.id)) {

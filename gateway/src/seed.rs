@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use booking::keys::Keyspace;
 use booking::money::Money;
+use rust_decimal::Decimal;
 
 use crate::admin;
 use crate::catalog::{Concert, Tier};
@@ -13,11 +14,11 @@ use crate::catalog::{Concert, Tier};
 /// Serializes seeding between gateways starting together (any constant unique to this use).
 const SEED_LOCK: i64 = 0x7469_785f_7365_6564;
 
-/// `(name, price, total)` of each demo tier.
-const DEMO_TIERS: [(&str, &str, u32); 3] = [
-    ("VIP", "100", 100),
-    ("Front Row", "50", 200),
-    ("General Admission", "10", 1000),
+/// `(name, price in dollars, total)` of each demo tier.
+const DEMO_TIERS: [(&str, u32, u32); 3] = [
+    ("VIP", 100, 100),
+    ("Front Row", 50, 200),
+    ("General Admission", 10, 1000),
 ];
 
 fn demo_concert(
@@ -41,7 +42,7 @@ fn demo_concert(
                 id: Uuid::now_v7(),
                 concert_id: id,
                 name: (*tier).to_owned(),
-                price: price.parse().unwrap_or(Money::ZERO),
+                price: Money::new(Decimal::from(*price)).expect("demo prices are valid money"),
                 total_quantity: *total,
             })
             .collect(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fred::prelude::{ClientLike, Pool};
+use fred::prelude::Pool;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -19,8 +19,8 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// A readiness probe answers within this, whatever the dependencies do.
-const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+/// Open requests get this long to finish after shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 pub struct Probe {
@@ -60,26 +60,20 @@ async fn route(probe: &Probe, request: Request<Incoming>) -> Response<Full<Bytes
         ),
         "/health" => answer(StatusCode::OK, JSON, r#"{"status":"ok"}"#),
         "/health/ready" => {
-            let redis =
-                tokio::time::timeout(CHECK_TIMEOUT, probe.redis.next().ping::<String>(None));
-            let postgres =
-                tokio::time::timeout(CHECK_TIMEOUT, sqlx::query("SELECT 1").execute(&probe.db));
-            let (redis, postgres) = tokio::join!(redis, postgres);
-            let verdict = |ok: bool| if ok { "ok" } else { "unavailable" };
-            let (redis, postgres) = (matches!(redis, Ok(Ok(_))), matches!(postgres, Ok(Ok(_))));
-            let ready = redis && postgres;
-            let body = format!(
-                r#"{{"status":"{}","redis":"{}","postgres":"{}"}}"#,
-                verdict(ready),
-                verdict(redis),
-                verdict(postgres)
-            );
-            let status = if ready {
+            let readiness = booking::health::check(&probe.redis, &probe.db).await;
+            let status = if readiness.is_ready() {
                 StatusCode::OK
             } else {
                 StatusCode::SERVICE_UNAVAILABLE
             };
-            answer(status, JSON, body)
+            match serde_json::to_vec(&readiness) {
+                Ok(body) => answer(status, JSON, body),
+                Err(_) => answer(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    JSON,
+                    r#"{"status":"error"}"#,
+                ),
+            }
         }
         _ => answer(StatusCode::NOT_FOUND, JSON, r#"{"status":"not found"}"#),
     }
@@ -117,6 +111,6 @@ pub async fn serve(listener: TcpListener, probe: Probe, shutdown: CancellationTo
     drop(listener);
     tokio::select! {
         () = graceful.shutdown() => {}
-        () = tokio::time::sleep(CHECK_TIMEOUT * 2) => {}
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => {}
     }
 }
