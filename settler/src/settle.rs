@@ -19,7 +19,6 @@ use futures::future::join_all;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use booking::ids::shard_of_booking;
 use booking::keys::{Keyspace, Shard};
 use booking::record::{BookingRecord, BookingStatus};
 
@@ -128,8 +127,17 @@ impl<P: PaymentProvider> Settler<P> {
         Ok(settled)
     }
 
-    /// Stages 1-5 for entries of one shard; returns how many were acknowledged.
+    /// Stages 1-5 for entries of one shard; returns how many were acknowledged. The entries stay
+    /// held by this consumer (renewed) while it works on them.
     pub async fn settle(&self, shard: Shard, entries: Vec<Entry>) -> Result<usize, SettleError> {
+        let ids: Vec<String> = entries.iter().map(|entry| entry.id.clone()).collect();
+        tokio::select! {
+            settled = self.settle_held(shard, entries) => settled,
+            never = self.consumer.keep_held(shard, &ids, self.claim_idle) => match never {},
+        }
+    }
+
+    async fn settle_held(&self, shard: Shard, entries: Vec<Entry>) -> Result<usize, SettleError> {
         let mut bookings = Vec::with_capacity(entries.len());
         let mut unreadable = Vec::new();
         for entry in entries {
@@ -148,7 +156,7 @@ impl<P: PaymentProvider> Settler<P> {
         self.consumer.ack(shard, &unreadable).await?;
         let decided = self.decide(bookings).await?;
         let committed = self.commit(decided).await?;
-        let done = self.apply(&committed).await;
+        let done = self.apply(shard, &committed).await;
         self.consumer.ack(shard, &done).await?;
         Ok(done.len() + unreadable.len())
     }
@@ -232,10 +240,9 @@ impl<P: PaymentProvider> Settler<P> {
     }
 
     /// Stage 4: applies each outcome in Redis; returns the entries now safe to acknowledge.
-    pub async fn apply(&self, decided: &[Decided]) -> Vec<String> {
+    pub async fn apply(&self, shard: Shard, decided: &[Decided]) -> Vec<String> {
         let applied = decided.iter().map(|d| async move {
             let record = &d.settlement.record;
-            let shard = shard_of_booking(record.id, self.keys.shard_count())?;
             let result = self
                 .finalize
                 .apply(
@@ -305,7 +312,7 @@ impl<P: PaymentProvider> Settler<P> {
             redelivered,
         }];
         let committed = self.commit(decided).await?;
-        let done = self.apply(&committed).await;
+        let done = self.apply(shard, &committed).await;
         self.consumer.ack(shard, &done).await?;
         Ok(done.len())
     }

@@ -11,6 +11,7 @@
 //! (`lua/trim.lua`).
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::time::Duration;
 
 use fred::prelude::{Client, Pool, StreamsInterface};
@@ -22,6 +23,8 @@ use booking::keys::{Keyspace, Shard};
 
 /// The consumer group every settler joins.
 pub const GROUP: &str = "settlers";
+/// Held entries are renewed at most this often.
+const MIN_RENEWAL: Duration = Duration::from_millis(100);
 /// Entries kept in each dead-letter stream, newest first.
 const DEAD_LETTER_CAP: i64 = 10_000;
 
@@ -162,6 +165,40 @@ impl Consumer {
             .into_iter()
             .map(|(id, fields)| Entry { id, fields })
             .partition(|entry| deliveries.get(&entry.id).copied().unwrap_or(0) < max_deliveries))
+    }
+
+    /// Renews this consumer's hold on `ids` for as long as the returned future runs: their idle
+    /// time is reset (without counting a delivery) every third of `claim_idle`, so a batch that
+    /// is slow but alive (waiting out a Postgres outage) is not claimed by another settler.
+    pub async fn keep_held(
+        &self,
+        shard: Shard,
+        ids: &[String],
+        claim_idle: Duration,
+    ) -> Infallible {
+        let every = (claim_idle / 3).max(MIN_RENEWAL);
+        let stream = self.keys.stream(shard);
+        loop {
+            tokio::time::sleep(every).await;
+            let renewed: Result<Vec<String>, _> = self
+                .client()
+                .xclaim(
+                    stream.as_str(),
+                    GROUP,
+                    self.name.as_str(),
+                    0,
+                    ids.to_vec(),
+                    None,
+                    None,
+                    None,
+                    false,
+                    true,
+                )
+                .await;
+            if let Err(error) = renewed {
+                tracing::warn!(%shard, %error, "renewing held entries failed");
+            }
+        }
     }
 
     /// Acknowledges settled entries.

@@ -74,6 +74,7 @@ async fn postgres_going_away_loses_and_doubles_nothing() {
     harness.book(20).await;
     let proxy = Proxy::start(SocketAddr::from(([127, 0, 0, 1], 5432))).await;
     let mut config = settler_config(&harness.backends, "patient");
+    config.claim_idle = Duration::from_millis(300);
     let (_, database) = harness
         .backends
         .database_url
@@ -94,6 +95,13 @@ async fn postgres_going_away_loses_and_doubles_nothing() {
     assert_eq!(held(&harness).await, 20, "nothing acknowledged");
     assert!(harness.rows().await.is_empty());
     harness.book(5).await;
+    // The batch is slow, not dead: its holder keeps renewing it, so no one else takes it over.
+    let mut rival_config = settler_config(&harness.backends, "rival");
+    rival_config.claim_idle = Duration::from_millis(300);
+    let rival = harness
+        .settler_with(rival_config, Arc::clone(&provider))
+        .await;
+    assert_eq!(rival.reclaim().await.expect("nothing stale"), 0);
 
     proxy.restore();
     let settled = tokio::time::timeout(Duration::from_secs(20), batch)
