@@ -1,5 +1,9 @@
-//! Logs: JSON lines on stdout, filtered by `RUST_LOG` (default `info`).
+//! Logs: JSON lines on stdout, filtered by `RUST_LOG` (default `info`). Metrics: the Prometheus
+//! recorder each binary installs once.
 
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::ConfigError;
@@ -17,4 +21,33 @@ pub fn init() -> Result<(), ConfigError> {
         .with_current_span(true)
         .init();
     Ok(())
+}
+
+/// Installs the Prometheus recorder, once per process, with histogram `buckets` by metric name,
+/// then calls `describe` to register help texts. Later calls return the first handle.
+pub fn install_metrics(buckets: &[(&str, &[f64])], describe: fn()) -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder =
+                buckets
+                    .iter()
+                    .try_fold(PrometheusBuilder::new(), |builder, (name, bounds)| {
+                        builder.set_buckets_for_metric(Matcher::Full((*name).to_owned()), bounds)
+                    });
+            let recorder = match builder {
+                Ok(builder) => builder.build_recorder(),
+                Err(error) => {
+                    tracing::error!(%error, "metric buckets refused; using the defaults");
+                    PrometheusBuilder::new().build_recorder()
+                }
+            };
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed");
+            }
+            describe();
+            handle
+        })
+        .clone()
 }

@@ -5,20 +5,20 @@ use std::convert::Infallible;
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use http_body_util::combinators::BoxBody;
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use serde::Serialize;
 
 use crate::error::ApiError;
 
-/// Every response body: boxed so fixed answers and streams share one type.
-pub type Body = BoxBody<Bytes, Infallible>;
+/// Every response body: boxed so fixed answers and event streams share one type.
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 /// Largest request body accepted; a booking is a few hundred bytes, a new concert a few KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).boxed()
+    Full::new(bytes.into()).boxed_unsync()
 }
 
 /// A JSON answer with `status`.

@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+use std::time::Instant;
+
 use chrono::{DateTime, Utc};
 use email_address::EmailAddress;
 use fred::prelude::HashesInterface;
@@ -21,6 +23,7 @@ use booking::record::{BookingRecord, BookingStatus};
 
 use crate::body::{Body, json};
 use crate::error::ApiError;
+use crate::metrics;
 use crate::reserve::{Outcome, Reservation, ReserveError};
 use crate::state::AppState;
 use crate::validate::{Checker, parse_json};
@@ -211,6 +214,7 @@ pub async fn book(state: &AppState, request: BookingRequest) -> Result<Booked, A
         max_per_customer: state.max_tickets_per_customer,
         held_expires_at: concert.date.max(now).timestamp() + HELD_GRACE_SECONDS,
     };
+    let started = Instant::now();
     let outcome = state
         .reserve
         .run(state.redis.next(), &state.keys, &reservation)
@@ -219,6 +223,7 @@ pub async fn book(state: &AppState, request: BookingRequest) -> Result<Booked, A
             ReserveError::Redis(error) => ApiError::Redis(error),
             other => ApiError::Internal(other.to_string()),
         })?;
+    metrics::script(started.elapsed());
     match outcome {
         Outcome::Accepted { .. } => Ok(Booked::Created(record)),
         // The client resent our own script after a reconnect: this request made that booking.
@@ -240,18 +245,38 @@ pub async fn book(state: &AppState, request: BookingRequest) -> Result<Booked, A
     }
 }
 
+/// The `outcome` label of a booking attempt.
+fn outcome(booked: &Result<Booked, ApiError>) -> &'static str {
+    match booked {
+        Ok(Booked::Created(_)) => "accepted",
+        Ok(Booked::Replayed(_)) => "replayed",
+        Err(ApiError::Validation(_) | ApiError::MalformedJson(_)) => "invalid",
+        Err(ApiError::TicketTierNotFound(_)) => "tier_not_found",
+        Err(ApiError::OutOfStock { .. }) => "out_of_stock",
+        Err(ApiError::PriceMismatch { .. }) => "price_mismatch",
+        Err(ApiError::IdempotencyKeyReused) => "key_reused",
+        Err(ApiError::CustomerLimitExceeded { .. }) => "customer_limit",
+        Err(_) => "unavailable",
+    }
+}
+
 /// `POST /api/bookings`: the one await is the Redis call inside [`book`].
 pub async fn create(
     state: &AppState,
     headers: &HeaderMap,
     mut body: Vec<u8>,
 ) -> Result<Response<Body>, ApiError> {
-    let request = BookingRequest::parse(&mut body, headers)?;
-    let (record, replayed) = match book(state, request).await? {
+    let booked = match BookingRequest::parse(&mut body, headers) {
+        Ok(request) => book(state, request).await,
+        Err(error) => Err(error),
+    };
+    metrics::booking(outcome(&booked));
+    let (record, replayed) = match booked? {
         Booked::Created(record) => (record, false),
         Booked::Replayed(record) => (record, true),
     };
-    tracing::debug!(booking_id = %record.id, replayed, "booking accepted");
+    tracing::Span::current().record("booking_id", tracing::field::display(record.id));
+    tracing::debug!(replayed, "booking accepted");
     let mut response = json(StatusCode::ACCEPTED, &BookingBody { booking: &record })?;
     let headers = response.headers_mut();
     if let Ok(location) = HeaderValue::from_str(&format!("/api/bookings/{}", record.id)) {

@@ -1,6 +1,8 @@
 //! The gateway's configuration, read from the environment and validated before anything starts.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
 
 use booking::config::{self, Backends, ConfigError};
 
@@ -16,6 +18,44 @@ pub struct GatewayConfig {
     pub admin_token: Option<String>,
     /// `MAX_TICKETS_PER_CUSTOMER`: tickets one email may hold per concert; 0 turns the limit off.
     pub max_tickets_per_customer: u32,
+    /// `RATE_LIMIT_PER_IP`: requests per second per client address (burst twice that); 0 is off.
+    pub rate_limit_per_ip: u32,
+    /// `BOOKING_LIMIT_PER_IP`: bookings per second per client address (burst twice that); 0 is off.
+    pub booking_limit_per_ip: u32,
+    /// `TRUSTED_PROXIES`: addresses or networks whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// `MAX_IN_FLIGHT`: requests answered at once; past it the gateway sheds load with 503.
+    pub max_in_flight: usize,
+    /// `MAX_SSE_CLIENTS`: event streams held open at once; past it new ones get 503.
+    pub max_sse_clients: usize,
+}
+
+fn per_second(value: &str) -> Result<u32, &'static str> {
+    match value.parse::<u32>() {
+        Ok(rate @ 0..=1_000_000) => Ok(rate),
+        _ => Err("expected a whole number of requests per second, 0 to 1000000 (0 turns it off)"),
+    }
+}
+
+fn capacity(value: &str) -> Result<usize, &'static str> {
+    match value.parse::<usize>() {
+        Ok(count @ 1..=1_000_000) => Ok(count),
+        _ => Err("expected a whole number from 1 to 1000000"),
+    }
+}
+
+/// A comma-separated list of addresses (`10.0.0.7`) and networks (`10.0.0.0/8`).
+fn networks(value: &str) -> Result<Vec<IpNet>, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("{item:?} is neither an address nor a network"))
+        })
+        .collect()
 }
 
 impl GatewayConfig {
@@ -37,6 +77,25 @@ impl GatewayConfig {
                     _ => Err("expected a whole number from 0 (off) to 10000"),
                 }
             })?,
+            rate_limit_per_ip: config::parse_or("RATE_LIMIT_PER_IP", 100, per_second)?,
+            booking_limit_per_ip: config::parse_or("BOOKING_LIMIT_PER_IP", 10, per_second)?,
+            trusted_proxies: config::parse_or("TRUSTED_PROXIES", Vec::new(), networks)?,
+            max_in_flight: config::parse_or("MAX_IN_FLIGHT", 4096, capacity)?,
+            max_sse_clients: config::parse_or("MAX_SSE_CLIENTS", 20_000, capacity)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        let parsed = networks("10.0.0.0/8, 127.0.0.1,::1").expect("valid");
+        assert_eq!(parsed.len(), 3);
+        assert!(parsed[0].contains(&"10.1.2.3".parse::<IpAddr>().expect("ip")));
+        assert!(networks("10.0.0.0/8,nope").is_err());
+        assert_eq!(networks("").map(|n| n.len()), Ok(0));
     }
 }

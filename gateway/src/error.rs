@@ -5,6 +5,8 @@
 //! bodies say nothing about the cause (it goes to the log, with the request's path); a dependency
 //! that is down is a 503 with `Retry-After`, never a 500.
 
+use std::time::Duration;
+
 use http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 use serde::Serialize;
@@ -13,6 +15,7 @@ use uuid::Uuid;
 use booking::money::Money;
 
 use crate::body::{Body, full};
+use crate::limits::Limit;
 
 /// One problem with one field of a request body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -68,6 +71,10 @@ pub enum ApiError {
     IdempotencyKeyReused,
     #[error("a customer may hold at most {limit} tickets per concert; {held} already held")]
     CustomerLimitExceeded { limit: u32, held: i64 },
+    #[error("over the {} limit; retry in {retry_after:?}", limit.name())]
+    RateLimited { limit: Limit, retry_after: Duration },
+    #[error("at the limit of requests in flight")]
+    Overloaded,
     #[error("redis: {0}")]
     Redis(#[from] fred::error::Error),
     #[error("postgres: {0}")]
@@ -168,7 +175,12 @@ impl ApiError {
                 "CustomerLimitExceeded",
                 "Ticket limit per customer exceeded",
             ),
-            Redis(_) | Postgres(_) | StockNotLoaded(_) => (
+            RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "RateLimited",
+                "Too many requests",
+            ),
+            Redis(_) | Postgres(_) | StockNotLoaded(_) | Overloaded => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailable",
                 "Service unavailable",
@@ -227,6 +239,11 @@ impl ApiError {
             }
             ApiError::Unauthorized => {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::RateLimited { retry_after, .. } => {
+                // Whole seconds, rounded up: a client retrying at once would be refused again.
+                let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                headers.insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
             }
             _ if status == StatusCode::SERVICE_UNAVAILABLE => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));

@@ -1,39 +1,59 @@
-//! Routes: matching a method and path to a handler. Each route has a template (`/api/bookings/{id}`)
-//! for logs and metrics, never the raw path.
+//! Routes: matching a method and path to a handler, and what every request goes through on the
+//! way (request id and span, rate limits, the in-flight bound, metrics). Each route has a template
+//! (`/api/bookings/{id}`) for logs and metrics, never the raw path.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
-use http::{Method, Request, Response};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use tracing::Instrument;
+use uuid::Uuid;
 
-use crate::body::{Body, read_json};
+use crate::body::{Body, full, read_json};
 use crate::error::ApiError;
+use crate::limits::Limit;
 use crate::state::AppState;
-use crate::{admin, bookings, concerts, health};
+use crate::{admin, bookings, concerts, health, metrics, sse};
+
+/// Header carrying the request id, taken from the client (or a proxy) or generated.
+const REQUEST_ID: &str = "x-request-id";
 
 /// A matched route with its path parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route<'p> {
     ListConcerts,
+    ConcertStream,
     GetConcert(&'p str),
     CreateConcert,
     CreateBooking,
     GetBooking(&'p str),
+    BookingEvents(&'p str),
     Health,
     Ready,
+    Metrics,
 }
 
 impl Route<'_> {
     pub fn template(&self) -> &'static str {
         match self {
             Route::ListConcerts => "/api/concerts",
+            Route::ConcertStream => "/api/concerts/stream",
             Route::GetConcert(_) => "/api/concerts/{id}",
             Route::CreateConcert => "/api/admin/concerts",
             Route::CreateBooking => "/api/bookings",
             Route::GetBooking(_) => "/api/bookings/{id}",
+            Route::BookingEvents(_) => "/api/bookings/{id}/events",
             Route::Health => "/api/health",
             Route::Ready => "/api/health/ready",
+            Route::Metrics => "/metrics",
         }
+    }
+
+    /// Probes and scrapes are neither rate limited nor shed: they must see an overloaded gateway.
+    fn is_operational(&self) -> bool {
+        matches!(self, Route::Health | Route::Ready | Route::Metrics)
     }
 }
 
@@ -42,12 +62,15 @@ pub fn match_route<'p>(method: &Method, path: &'p str) -> Result<Route<'p>, ApiE
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let (route, allow) = match segments.as_slice() {
         ["api", "concerts"] => (Route::ListConcerts, "GET"),
+        ["api", "concerts", "stream"] => (Route::ConcertStream, "GET"),
         ["api", "concerts", id] => (Route::GetConcert(id), "GET"),
         ["api", "admin", "concerts"] => (Route::CreateConcert, "POST"),
         ["api", "bookings"] => (Route::CreateBooking, "POST"),
         ["api", "bookings", id] => (Route::GetBooking(id), "GET"),
+        ["api", "bookings", id, "events"] => (Route::BookingEvents(id), "GET"),
         ["api", "health"] => (Route::Health, "GET"),
         ["api", "health", "ready"] => (Route::Ready, "GET"),
+        ["metrics"] => (Route::Metrics, "GET"),
         _ => return Err(ApiError::RouteNotFound),
     };
     let allowed = method.as_str() == allow || (allow == "GET" && method == Method::HEAD);
@@ -58,24 +81,92 @@ pub fn match_route<'p>(method: &Method, path: &'p str) -> Result<Route<'p>, ApiE
     }
 }
 
+/// The client's request id if it is a sensible one, else a new one.
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    headers
+        .get(REQUEST_ID)
+        .filter(|id| {
+            (1..=128).contains(&id.len()) && id.as_bytes().iter().all(u8::is_ascii_graphic)
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&Uuid::now_v7().to_string())
+                .unwrap_or(HeaderValue::from_static("-"))
+        })
+}
+
 /// Answers one request; every error becomes a problem response here.
-pub async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Response<Body> {
+pub async fn handle(
+    state: Arc<AppState>,
+    peer: SocketAddr,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    let started = Instant::now();
+    let id = request_id(request.headers());
+    let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    match dispatch(&state, &path, request).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(&path),
+    let route = match_route(&method, &path);
+    let template = route.as_ref().map(Route::template).unwrap_or("unmatched");
+    let span = tracing::info_span!(
+        "request",
+        request_id = id.to_str().unwrap_or_default(),
+        method = %method,
+        route = template,
+        booking_id = tracing::field::Empty,
+    );
+    let mut response = async {
+        let answer = match route {
+            Ok(route) => admit(&state, peer, route, request).await,
+            Err(error) => Err(error),
+        };
+        let response = answer.unwrap_or_else(|error| error.into_response(&path));
+        tracing::debug!(status = response.status().as_u16(), took = ?started.elapsed(), "answered");
+        response
     }
+    .instrument(span)
+    .await;
+    metrics::request(
+        template,
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response.headers_mut().insert(REQUEST_ID, id);
+    response
+}
+
+/// Rate limits and the in-flight bound, then the handler.
+async fn admit(
+    state: &Arc<AppState>,
+    peer: SocketAddr,
+    route: Route<'_>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    if route.is_operational() {
+        return dispatch(state, route, request).await;
+    }
+    let client = state.client_address(peer, request.headers());
+    state.limits.check(Limit::Requests, client)?;
+    if route == Route::CreateBooking {
+        state.limits.check(Limit::Bookings, client)?;
+    }
+    if matches!(route, Route::ConcertStream | Route::BookingEvents(_)) {
+        // Streams are bounded by their own capacity, held for as long as they are open.
+        return dispatch(state, route, request).await;
+    }
+    let _permit = state.request_capacity.admit()?;
+    dispatch(state, route, request).await
 }
 
 async fn dispatch(
-    state: &AppState,
-    path: &str,
+    state: &Arc<AppState>,
+    route: Route<'_>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    let route = match_route(request.method(), path)?;
     let (parts, body) = request.into_parts();
     match route {
         Route::ListConcerts => concerts::list(state).await,
+        Route::ConcertStream => sse::stock_stream(Arc::clone(state)).await,
         Route::GetConcert(id) => concerts::get(state, id).await,
         Route::CreateConcert => {
             admin::authorize(state, &parts.headers)?;
@@ -87,8 +178,18 @@ async fn dispatch(
             bookings::create(state, &parts.headers, body).await
         }
         Route::GetBooking(id) => bookings::get(state, id).await,
+        Route::BookingEvents(id) => sse::booking_stream(Arc::clone(state), id).await,
         Route::Health => health::live(),
         Route::Ready => health::ready(state).await,
+        Route::Metrics => {
+            let mut response = Response::new(full(state.metrics.render()));
+            *response.status_mut() = StatusCode::OK;
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            Ok(response)
+        }
     }
 }
 
@@ -107,8 +208,16 @@ mod tests {
             Some(Route::ListConcerts)
         );
         assert_eq!(
+            match_route(&Method::GET, "/api/concerts/stream").ok(),
+            Some(Route::ConcertStream)
+        );
+        assert_eq!(
             match_route(&Method::GET, "/api/bookings/abc").ok(),
             Some(Route::GetBooking("abc"))
+        );
+        assert_eq!(
+            match_route(&Method::GET, "/api/bookings/abc/events").ok(),
+            Some(Route::BookingEvents("abc"))
         );
         assert_eq!(
             match_route(&Method::POST, "/api/bookings").ok(),
@@ -122,5 +231,15 @@ mod tests {
             match_route(&Method::DELETE, "/api/bookings"),
             Err(ApiError::MethodNotAllowed { allow: "POST" })
         ));
+    }
+
+    #[test]
+    fn a_sensible_request_id_is_kept_and_others_replaced() {
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_ID, HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&headers), "abc-123");
+        headers.insert(REQUEST_ID, HeaderValue::from_static("has space"));
+        assert_ne!(request_id(&headers), "has space");
+        assert_eq!(request_id(&HeaderMap::new()).len(), 36);
     }
 }

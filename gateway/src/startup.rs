@@ -12,13 +12,15 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{self, CatalogHandle};
 use crate::config::GatewayConfig;
+use crate::limits::{Capacity, FORGET_EVERY, RateLimits};
 use crate::reserve::ReserveScript;
 use crate::state::AppState;
-use crate::{refresh, router, seed};
+use crate::{hub, refresh, router, seed};
 
 /// Redis connections per gateway; each is multiplexed, so a few keep both cores busy.
 const REDIS_POOL_SIZE: usize = 4;
@@ -35,6 +37,8 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Application {
     listener: TcpListener,
     state: Arc<AppState>,
+    /// For the live feed's own pub/sub connection.
+    redis_url: String,
 }
 
 impl Application {
@@ -65,6 +69,13 @@ impl Application {
             stock_missing: Default::default(),
             admin_token: config.admin_token.clone(),
             max_tickets_per_customer: config.max_tickets_per_customer,
+            hub: Arc::default(),
+            limits: RateLimits::new(config.rate_limit_per_ip, config.booking_limit_per_ip),
+            trusted_proxies: config.trusted_proxies.clone(),
+            request_capacity: Capacity::new(config.max_in_flight),
+            sse_capacity: Capacity::new(config.max_sse_clients),
+            metrics: crate::metrics::install(),
+            shutdown: CancellationToken::new(),
         });
         match tokio::time::timeout(REDIS_START_WAIT, state.redis.wait_for_connect()).await {
             Ok(Ok(())) => {
@@ -81,7 +92,11 @@ impl Application {
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("binding {}", config.addr))?;
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            redis_url: backends.redis_url.clone(),
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -95,8 +110,20 @@ impl Application {
     /// Serves until `shutdown` is cancelled, then stops accepting and lets in-flight requests
     /// finish for at most [`SHUTDOWN_GRACE`].
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self { listener, state } = self;
-        let background = tokio::spawn(refresh::run(Arc::clone(&state), shutdown.clone()));
+        let Self {
+            listener,
+            state,
+            redis_url,
+        } = self;
+        let mut background = JoinSet::new();
+        background.spawn(refresh::run(Arc::clone(&state), shutdown.clone()));
+        background.spawn(hub::run(
+            Arc::clone(&state.hub),
+            redis_url,
+            state.keys.clone(),
+            shutdown.clone(),
+        ));
+        background.spawn(forget_idle_clients(Arc::clone(&state), shutdown.clone()));
         let mut server = auto::Builder::new(TokioExecutor::new());
         server
             .http1()
@@ -106,7 +133,7 @@ impl Application {
         tracing::info!(addr = %listener.local_addr()?, "gateway listening");
 
         loop {
-            let (stream, _peer) = tokio::select! {
+            let (stream, peer) = tokio::select! {
                 () = shutdown.cancelled() => break,
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
@@ -121,7 +148,7 @@ impl Application {
             let state = Arc::clone(&state);
             let service = service_fn(move |request| {
                 let state = Arc::clone(&state);
-                async move { Ok::<_, Infallible>(router::handle(state, request).await) }
+                async move { Ok::<_, Infallible>(router::handle(state, peer, request).await) }
             });
             let connection = server.serve_connection_with_upgrades(TokioIo::new(stream), service);
             let connection = graceful.watch(connection.into_owned());
@@ -133,12 +160,24 @@ impl Application {
         }
 
         drop(listener);
+        // Event streams end now; their connections then drain like the others.
+        state.shutdown.cancel();
         tracing::info!("draining connections");
         tokio::select! {
             () = graceful.shutdown() => tracing::info!("all connections drained"),
             () = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("grace period over; closing the rest"),
         }
-        background.abort();
+        background.shutdown().await;
         Ok(())
+    }
+}
+
+/// Forgets rate-limit state of addresses that went quiet, so memory follows live clients only.
+async fn forget_idle_clients(state: Arc<AppState>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(FORGET_EVERY) => state.limits.forget_idle(),
+        }
     }
 }

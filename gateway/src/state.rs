@@ -1,12 +1,20 @@
 //! What every request shares.
 
+use std::net::IpAddr;
+use std::sync::Arc;
+
 use fred::prelude::Pool;
+use ipnet::IpNet;
+use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use booking::keys::Keyspace;
 
 use crate::catalog::CatalogHandle;
+use crate::hub::Hub;
+use crate::limits::{Capacity, RateLimits};
 use crate::reserve::ReserveScript;
 
 #[derive(Debug)]
@@ -20,4 +28,22 @@ pub struct AppState {
     pub stock_missing: Notify,
     pub admin_token: Option<String>,
     pub max_tickets_per_customer: u32,
+    /// The live feed's fan-out.
+    pub hub: Arc<Hub>,
+    pub limits: RateLimits,
+    pub trusted_proxies: Vec<IpNet>,
+    /// Requests answered at once.
+    pub request_capacity: Capacity,
+    /// Event streams open at once.
+    pub sse_capacity: Capacity,
+    pub metrics: PrometheusHandle,
+    /// Cancelled when the gateway shuts down: event streams end.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// The address a request is limited by.
+    pub fn client_address(&self, peer: std::net::SocketAddr, headers: &http::HeaderMap) -> IpAddr {
+        crate::limits::client_address(peer, headers, &self.trusted_proxies)
+    }
 }

@@ -54,6 +54,11 @@ async fn main() -> anyhow::Result<()> {
         seed_demo: false,
         admin_token: None,
         max_tickets_per_customer: 0,
+        rate_limit_per_ip: 0,
+        booking_limit_per_ip: 0,
+        trusted_proxies: Vec::new(),
+        max_in_flight: 100_000,
+        max_sse_clients: 100_000,
     })
     .await?;
     let state = gateway.state();

@@ -1,7 +1,6 @@
 //! Every metric the settler exports, defined here with its help text. Names start with
 //! `settler_`; labels are bounded (outcome, shard, tier).
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use booking::keys::Shard;
@@ -9,7 +8,7 @@ use booking::record::BookingStatus;
 use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use uuid::Uuid;
 
 const SETTLED: &str = "settler_bookings_settled_total";
@@ -29,36 +28,15 @@ const ACCEPT_TO_FINAL_BUCKETS: [f64; 12] = [
 /// Seconds one charge takes at the provider.
 const PAYMENT_BUCKETS: [f64; 10] = [0.005, 0.025, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0];
 
-/// Installs the Prometheus recorder once per process and returns its handle.
+/// Installs the Prometheus recorder (once per process) and returns its handle.
 pub fn install() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Full(ACCEPT_TO_FINAL.to_owned()),
-                    &ACCEPT_TO_FINAL_BUCKETS,
-                )
-                .and_then(|builder| {
-                    builder
-                        .set_buckets_for_metric(Matcher::Full(PAYMENT.to_owned()), &PAYMENT_BUCKETS)
-                })
-                .map(PrometheusBuilder::build_recorder);
-            let recorder = match recorder {
-                Ok(recorder) => recorder,
-                Err(error) => {
-                    tracing::error!(%error, "metric buckets refused; using the defaults");
-                    PrometheusBuilder::new().build_recorder()
-                }
-            };
-            let handle = recorder.handle();
-            if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!("a metrics recorder was already installed");
-            }
-            describe();
-            handle
-        })
-        .clone()
+    booking::telemetry::install_metrics(
+        &[
+            (ACCEPT_TO_FINAL, &ACCEPT_TO_FINAL_BUCKETS),
+            (PAYMENT, &PAYMENT_BUCKETS),
+        ],
+        describe,
+    )
 }
 
 fn describe() {

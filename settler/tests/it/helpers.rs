@@ -91,6 +91,11 @@ impl Harness {
             seed_demo: false,
             admin_token: Some(ADMIN_TOKEN.to_owned()),
             max_tickets_per_customer: 10,
+            rate_limit_per_ip: 0,
+            booking_limit_per_ip: 0,
+            trusted_proxies: Vec::new(),
+            max_in_flight: 100_000,
+            max_sse_clients: 100_000,
         };
         let app = gateway::Application::build(config)
             .await

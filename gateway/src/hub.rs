@@ -1,0 +1,160 @@
+//! The live feed's source: one Redis pub/sub subscription per gateway process, fanned out to every
+//! local event stream through broadcast channels.
+//!
+//! Stock changes arrive as the scripts published them (`{"concertId","ticketTierId",
+//! "availableQuantity"}`, the count after the change) and are framed once as an SSE `stock` event,
+//! shared by every client. Booking status changes (`{"bookingId","status"}`) go to a second
+//! channel, so a flood of settlements never crowds the stock feed. Both channels are bounded: a
+//! client that falls behind loses its place and is sent a fresh snapshot instead (see `sse.rs`);
+//! so is everyone after the subscription reconnects, since messages published meanwhile are lost.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use fred::clients::SubscriberClient;
+use fred::prelude::{Builder, ClientLike, Config, EventInterface, PubsubInterface};
+use serde::Deserialize;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use booking::keys::Keyspace;
+
+/// Events a stream client may fall behind by before it is resynchronised with a snapshot.
+const STOCK_BUFFER: usize = 1024;
+const STATUS_BUFFER: usize = 4096;
+/// Messages fred buffers between the socket and the fan-out task.
+const SUBSCRIBER_BUFFER: usize = 8192;
+
+/// What stock clients receive.
+#[derive(Debug, Clone)]
+pub enum StockUpdate {
+    /// A complete SSE `stock` event, ready to write.
+    Event(Bytes),
+    /// Events may have been lost: every client should send a fresh snapshot.
+    Resync,
+}
+
+/// A booking whose status changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusChange {
+    pub booking_id: Uuid,
+}
+
+#[derive(Debug)]
+pub struct Hub {
+    stock: broadcast::Sender<StockUpdate>,
+    status: broadcast::Sender<StatusChange>,
+    /// The `id:` of the next event, shared by every stream of this process.
+    next_id: AtomicU64,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            stock: broadcast::channel(STOCK_BUFFER).0,
+            status: broadcast::channel(STATUS_BUFFER).0,
+            next_id: AtomicU64::new(1),
+        }
+    }
+}
+
+impl Hub {
+    pub fn stock(&self) -> broadcast::Receiver<StockUpdate> {
+        self.stock.subscribe()
+    }
+
+    pub fn status(&self) -> broadcast::Receiver<StatusChange> {
+        self.status.subscribe()
+    }
+
+    pub fn next_event_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Frames a stock message from Redis and sends it to every stock client.
+    pub fn publish_stock(&self, payload: &str) {
+        let frame = crate::sse::frame("stock", self.next_event_id(), payload);
+        // No receivers is fine: nobody is watching.
+        let _ = self.stock.send(StockUpdate::Event(frame));
+    }
+
+    pub fn resync(&self) {
+        let _ = self.stock.send(StockUpdate::Resync);
+    }
+
+    fn publish_status(&self, payload: &str) {
+        let mut bytes = payload.as_bytes().to_vec();
+        match simd_json::serde::from_slice::<StatusChange>(&mut bytes) {
+            Ok(change) => {
+                let _ = self.status.send(change);
+            }
+            Err(error) => tracing::warn!(%error, payload, "unreadable booking status message"),
+        }
+    }
+}
+
+/// Subscribes to the stock and booking status channels and feeds `hub` until `shutdown`.
+/// The subscriber reconnects and resubscribes by itself; every reconnect resynchronises clients.
+pub async fn run(hub: Arc<Hub>, redis_url: String, keys: Keyspace, shutdown: CancellationToken) {
+    let subscriber = match subscriber(&redis_url) {
+        Ok(subscriber) => subscriber,
+        Err(error) => {
+            tracing::error!(%error, "cannot build the pub/sub subscriber; the live feed is off");
+            return;
+        }
+    };
+    let (stock_channel, status_channel) = (keys.stock_channel(), keys.booking_status_channel());
+    let mut messages = subscriber.message_rx();
+    let mut reconnects = subscriber.reconnect_rx();
+    subscriber.connect();
+    let _resubscriber = subscriber.manage_subscriptions();
+    if let Err(error) = subscriber
+        .subscribe(vec![stock_channel.clone(), status_channel.clone()])
+        .await
+    {
+        tracing::warn!(%error, "subscribing failed; retrying on reconnect");
+    }
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            reconnected = reconnects.recv() => {
+                if reconnected.is_ok() {
+                    tracing::info!("pub/sub reconnected; resynchronising live clients");
+                    hub.resync();
+                }
+            }
+            message = messages.recv() => match message {
+                Ok(message) => {
+                    let Some(payload) = message.value.as_str() else { continue };
+                    if *message.channel == *stock_channel {
+                        hub.publish_stock(&payload);
+                    } else if *message.channel == *status_channel {
+                        hub.publish_status(&payload);
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "the fan-out fell behind pub/sub; resynchronising live clients");
+                    hub.resync();
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+        }
+    }
+    let _ = subscriber.quit().await;
+}
+
+fn subscriber(redis_url: &str) -> Result<SubscriberClient, fred::error::Error> {
+    let mut config = Config::from_url(redis_url)?;
+    config.fail_fast = false;
+    Builder::from_config(config)
+        .with_performance_config(|performance| {
+            performance.broadcast_channel_capacity = SUBSCRIBER_BUFFER
+        })
+        .set_policy(fred::prelude::ReconnectPolicy::new_exponential(
+            0, 50, 1_000, 2,
+        ))
+        .build_subscriber_client()
+}

@@ -1,0 +1,118 @@
+//! Every metric the gateway exports, defined here with its help text. Names start with
+//! `gateway_`; labels come from route templates and fixed outcome names, never raw input.
+
+use std::time::Duration;
+
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+const REQUESTS: &str = "gateway_http_requests_total";
+const REQUEST_DURATION: &str = "gateway_http_request_duration_seconds";
+const BOOKINGS: &str = "gateway_bookings_total";
+const SCRIPT_DURATION: &str = "gateway_redis_script_duration_seconds";
+const SSE_CLIENTS: &str = "gateway_sse_clients";
+const SSE_EVENTS: &str = "gateway_sse_events_total";
+const RATE_LIMITED: &str = "gateway_rate_limited_total";
+const SHED: &str = "gateway_load_shed_total";
+
+/// A millisecond service: most answers take well under 5 ms; anything past 1 s is an incident.
+const REQUEST_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+/// One script run on a local Redis takes tens to hundreds of microseconds.
+const SCRIPT_BUCKETS: [f64; 10] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5,
+];
+
+/// Installs the Prometheus recorder (once per process) and returns its handle.
+pub fn install() -> PrometheusHandle {
+    booking::telemetry::install_metrics(
+        &[
+            (REQUEST_DURATION, &REQUEST_BUCKETS),
+            (SCRIPT_DURATION, &SCRIPT_BUCKETS),
+        ],
+        describe,
+    )
+}
+
+fn describe() {
+    describe_counter!(
+        REQUESTS,
+        "HTTP requests answered, by route template, method and status."
+    );
+    describe_histogram!(
+        REQUEST_DURATION,
+        Unit::Seconds,
+        "Time to answer an HTTP request (to the headers, for streams), by route template and method."
+    );
+    describe_counter!(
+        BOOKINGS,
+        "Booking attempts, by outcome (accepted, replayed, out_of_stock, ...)."
+    );
+    describe_histogram!(
+        SCRIPT_DURATION,
+        Unit::Seconds,
+        "Time one run of the reservation script took, as the gateway saw it."
+    );
+    describe_gauge!(
+        SSE_CLIENTS,
+        "Server-sent event streams open, by stream (stock, booking)."
+    );
+    describe_counter!(
+        SSE_EVENTS,
+        "Events written to server-sent event clients, by event (snapshot, stock, status)."
+    );
+    describe_counter!(
+        RATE_LIMITED,
+        "Requests refused with 429, by limit (requests, bookings)."
+    );
+    describe_counter!(
+        SHED,
+        "Requests refused with 503 because the gateway was at its concurrency limit."
+    );
+}
+
+pub fn request(route: &'static str, method: &str, status: u16, took: Duration) {
+    let method = method.to_owned();
+    counter!(REQUESTS, "route" => route, "method" => method.clone(), "status" => status.to_string()).increment(1);
+    histogram!(REQUEST_DURATION, "route" => route, "method" => method).record(took.as_secs_f64());
+}
+
+pub fn booking(outcome: &'static str) {
+    counter!(BOOKINGS, "outcome" => outcome).increment(1);
+}
+
+pub fn script(took: Duration) {
+    histogram!(SCRIPT_DURATION).record(took.as_secs_f64());
+}
+
+/// Counts an open stream for as long as the guard lives.
+#[derive(Debug)]
+pub struct SseClient(&'static str);
+
+impl SseClient {
+    pub fn open(stream: &'static str) -> Self {
+        gauge!(SSE_CLIENTS, "stream" => stream).increment(1.0);
+        Self(stream)
+    }
+}
+
+impl Drop for SseClient {
+    fn drop(&mut self) {
+        gauge!(SSE_CLIENTS, "stream" => self.0).decrement(1.0);
+    }
+}
+
+pub fn sse_event(event: &'static str) {
+    counter!(SSE_EVENTS, "event" => event).increment(1);
+}
+
+pub fn rate_limited(limit: &'static str) {
+    counter!(RATE_LIMITED, "limit" => limit).increment(1);
+}
+
+pub fn shed() {
+    counter!(SHED).increment(1);
+}

@@ -1,0 +1,336 @@
+//! Server-sent event streams: `GET /api/concerts/stream` (live stock) and
+//! `GET /api/bookings/{id}/events` (one booking's status until it is final).
+//!
+//! A stock stream opens with a `snapshot` of every tier, then relays `stock` events from the hub.
+//! A client that falls behind the hub, or any client after the hub lost messages, is sent a new
+//! snapshot rather than the backlog, so a slow reader costs neither memory nor other clients'
+//! latency. Every event has an `id:`; a reconnecting client (`Last-Event-ID`) simply gets a fresh
+//! snapshot. A comment every 15 s keeps proxies from closing idle streams. Streams end when the
+//! gateway shuts down.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, Response};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use serde::Serialize;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{OwnedSemaphorePermit, broadcast};
+use tokio::time::{Interval, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use booking::record::BookingRecord;
+use booking::stock::{self, Counter};
+
+use crate::body::Body;
+use crate::bookings;
+use crate::error::{ApiError, FieldError};
+use crate::hub::{StatusChange, StockUpdate};
+use crate::metrics::{self, SseClient};
+use crate::state::AppState;
+
+/// How often an idle stream sends a comment.
+pub const HEARTBEAT: Duration = Duration::from_secs(15);
+const HEARTBEAT_FRAME: &[u8] = b": heartbeat\n\n";
+/// How often a booking stream re-reads its booking, should a status message have been missed.
+const RECHECK: Duration = Duration::from_secs(5);
+
+/// One SSE event. `data` is compact JSON, so it is a single line.
+pub fn frame(event: &str, id: u64, data: &str) -> Bytes {
+    Bytes::from(format!("event: {event}\nid: {id}\ndata: {data}\n\n"))
+}
+
+fn heartbeat() -> Interval {
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    interval
+}
+
+/// Headers that keep proxies from buffering or caching the stream.
+fn stream_response(frames: impl futures::Stream<Item = Bytes> + Send + 'static) -> Response<Body> {
+    let frames = futures::StreamExt::map(frames, |bytes| Ok::<_, Infallible>(Frame::data(bytes)));
+    let mut response = Response::new(StreamBody::new(frames).boxed_unsync());
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TierStock {
+    concert_id: Uuid,
+    ticket_tier_id: Uuid,
+    available_quantity: i64,
+}
+
+#[derive(Serialize)]
+struct Snapshot {
+    tiers: Vec<TierStock>,
+}
+
+/// A `snapshot` event of every tier's stock, read from Redis now.
+async fn snapshot(state: &AppState) -> Result<Bytes, ApiError> {
+    let catalog = state.catalog.current();
+    let available = stock::read(
+        &state.redis,
+        &state.keys,
+        Counter::Available,
+        catalog.tiers(),
+    )
+    .await?;
+    let tiers = catalog
+        .tier_refs()
+        .into_iter()
+        .map(|tier| TierStock {
+            concert_id: tier.concert_id,
+            ticket_tier_id: tier.tier_id,
+            available_quantity: available.get(&tier.tier_id).copied().flatten().unwrap_or(0),
+        })
+        .collect();
+    let data = simd_json::to_string(&Snapshot { tiers })
+        .map_err(|error| ApiError::Internal(error.to_string()))?;
+    metrics::sse_event("snapshot");
+    Ok(frame("snapshot", state.hub.next_event_id(), &data))
+}
+
+/// What a stock stream holds while it is open.
+struct StockStream {
+    state: Arc<AppState>,
+    updates: broadcast::Receiver<StockUpdate>,
+    heartbeat: Interval,
+    shutdown: CancellationToken,
+    /// Set when the client must be resynchronised before anything else is sent.
+    snapshot_due: bool,
+    _client: SseClient,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// What the next moment of a stock stream brings.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    Send(Bytes),
+    Resync,
+    End,
+}
+
+/// Waits for the next stock update, heartbeat or shutdown.
+async fn relay(
+    updates: &mut broadcast::Receiver<StockUpdate>,
+    heartbeat: &mut Interval,
+    shutdown: &CancellationToken,
+) -> Step {
+    tokio::select! {
+        biased;
+        () = shutdown.cancelled() => Step::End,
+        update = updates.recv() => match update {
+            Ok(StockUpdate::Event(frame)) => {
+                metrics::sse_event("stock");
+                Step::Send(frame)
+            }
+            Ok(StockUpdate::Resync) | Err(RecvError::Lagged(_)) => Step::Resync,
+            Err(RecvError::Closed) => Step::End,
+        },
+        _ = heartbeat.tick() => Step::Send(Bytes::from_static(HEARTBEAT_FRAME)),
+    }
+}
+
+impl StockStream {
+    /// The next frame, or `None` to end the stream.
+    async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            if self.snapshot_due {
+                self.snapshot_due = false;
+                return match snapshot(&self.state).await {
+                    Ok(frame) => Some(frame),
+                    Err(error) => {
+                        // The client reconnects and gets a snapshot (or a 503) then.
+                        tracing::warn!(%error, "resynchronising a stock stream failed; ending it");
+                        None
+                    }
+                };
+            }
+            match relay(&mut self.updates, &mut self.heartbeat, &self.shutdown).await {
+                Step::Send(frame) => return Some(frame),
+                Step::Resync => self.snapshot_due = true,
+                Step::End => return None,
+            }
+        }
+    }
+}
+
+/// `GET /api/concerts/stream`.
+pub async fn stock_stream(state: Arc<AppState>) -> Result<Response<Body>, ApiError> {
+    let permit = state.sse_capacity.admit()?;
+    // Subscribed before the snapshot is read, so no change falls between the two.
+    let updates = state.hub.stock();
+    let first = snapshot(&state).await?;
+    let feed = StockStream {
+        shutdown: state.shutdown.clone(),
+        state,
+        updates,
+        heartbeat: heartbeat(),
+        snapshot_due: false,
+        _client: SseClient::open("stock"),
+        _permit: permit,
+    };
+    let rest = stream::unfold(feed, |mut feed| async move {
+        feed.next().await.map(|frame| (frame, feed))
+    });
+    Ok(stream_response(futures::StreamExt::chain(
+        stream::once(async { first }),
+        rest,
+    )))
+}
+
+#[derive(Serialize)]
+struct BookingEvent<'a> {
+    booking: &'a BookingRecord,
+}
+
+fn status_frame(state: &AppState, record: &BookingRecord) -> Option<Bytes> {
+    let data = simd_json::to_string(&BookingEvent { booking: record }).ok()?;
+    metrics::sse_event("status");
+    Some(frame("status", state.hub.next_event_id(), &data))
+}
+
+/// What a booking stream holds while it is open.
+struct BookingStream {
+    state: Arc<AppState>,
+    id: Uuid,
+    changes: broadcast::Receiver<StatusChange>,
+    heartbeat: Interval,
+    recheck: Interval,
+    shutdown: CancellationToken,
+    /// The status last sent; the stream ends after sending a final one.
+    sent: booking::record::BookingStatus,
+    _client: SseClient,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl BookingStream {
+    async fn next(&mut self) -> Option<Bytes> {
+        if self.sent.is_final() {
+            return None;
+        }
+        loop {
+            let look = tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return None,
+                change = self.changes.recv() => match change {
+                    Ok(change) => change.booking_id == self.id,
+                    Err(RecvError::Lagged(_)) => true,
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = self.recheck.tick() => true,
+                _ = self.heartbeat.tick() => return Some(Bytes::from_static(HEARTBEAT_FRAME)),
+            };
+            if !look {
+                continue;
+            }
+            match bookings::find(&self.state, self.id).await {
+                Ok(Some(record)) if record.status != self.sent => {
+                    self.sent = record.status;
+                    return status_frame(&self.state, &record);
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(booking_id = %self.id, %error, "re-reading a booking failed")
+                }
+            }
+        }
+    }
+}
+
+/// `GET /api/bookings/{id}/events`: the booking now, then its final status; already final, the
+/// stream ends after the first event.
+pub async fn booking_stream(state: Arc<AppState>, id: &str) -> Result<Response<Body>, ApiError> {
+    let id = Uuid::parse_str(id).map_err(|_| {
+        ApiError::Validation(vec![FieldError::new("id", "format", "must be a UUID")])
+    })?;
+    let permit = state.sse_capacity.admit()?;
+    let changes = state.hub.status();
+    let record = bookings::find(&state, id)
+        .await?
+        .ok_or(ApiError::BookingNotFound(id))?;
+    let first = status_frame(&state, &record)
+        .ok_or_else(|| ApiError::Internal("booking event".to_owned()))?;
+    let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
+    recheck.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let feed = BookingStream {
+        shutdown: state.shutdown.clone(),
+        state,
+        id,
+        changes,
+        heartbeat: heartbeat(),
+        recheck,
+        sent: record.status,
+        _client: SseClient::open("booking"),
+        _permit: permit,
+    };
+    let rest = stream::unfold(feed, |mut feed| async move {
+        feed.next().await.map(|frame| (frame, feed))
+    });
+    Ok(stream_response(futures::StreamExt::chain(
+        stream::once(async { first }),
+        rest,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_stream_sends_a_heartbeat_every_15_seconds() {
+        let (_sender, mut updates) = broadcast::channel::<StockUpdate>(4);
+        let mut beat = heartbeat();
+        let shutdown = CancellationToken::new();
+        let started = tokio::time::Instant::now();
+        for n in 1..=3u32 {
+            let step = relay(&mut updates, &mut beat, &shutdown).await;
+            assert_eq!(step, Step::Send(Bytes::from_static(HEARTBEAT_FRAME)));
+            assert_eq!(started.elapsed(), HEARTBEAT * n);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn events_pass_a_lagging_client_resyncs_and_shutdown_ends() {
+        let (sender, mut updates) = broadcast::channel::<StockUpdate>(2);
+        let mut beat = heartbeat();
+        let shutdown = CancellationToken::new();
+        let event = frame("stock", 7, r#"{"availableQuantity":3}"#);
+        sender
+            .send(StockUpdate::Event(event.clone()))
+            .expect("sent");
+        assert_eq!(
+            relay(&mut updates, &mut beat, &shutdown).await,
+            Step::Send(event)
+        );
+        for _ in 0..5 {
+            sender.send(StockUpdate::Resync).expect("sent");
+        }
+        assert_eq!(
+            relay(&mut updates, &mut beat, &shutdown).await,
+            Step::Resync,
+            "lagged"
+        );
+        shutdown.cancel();
+        assert_eq!(relay(&mut updates, &mut beat, &shutdown).await, Step::End);
+    }
+
+    #[test]
+    fn frames_carry_event_id_and_data() {
+        assert_eq!(
+            frame("stock", 42, r#"{"a":1}"#),
+            Bytes::from_static(b"event: stock\nid: 42\ndata: {\"a\":1}\n\n")
+        );
+    }
+}
