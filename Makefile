@@ -30,7 +30,8 @@ run: services build
 
 ## test: everything the project checks (formatting, lints, unit and integration tests)
 test: services lint clean-test-databases
-	cargo test --workspace --locked
+	@# The live-feed tests hold a thousand streams open: lift the soft limit on open files.
+	ulimit -n "$$(ulimit -Hn)"; cargo test --workspace --locked
 
 build:
 	cargo build --release --locked -p gateway -p settler

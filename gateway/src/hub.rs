@@ -10,10 +10,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use fred::clients::SubscriberClient;
-use fred::prelude::{Builder, ClientLike, Config, EventInterface, PubsubInterface};
+use fred::prelude::{
+    Builder, ClientLike, Config, EventInterface, PubsubInterface, ReconnectPolicy, Server,
+};
+use fred::types::Message;
 use serde::Deserialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -96,65 +100,92 @@ impl Hub {
     }
 }
 
-/// Subscribes to the stock and booking status channels and feeds `hub` until `shutdown`.
-/// The subscriber reconnects and resubscribes by itself; every reconnect resynchronises clients.
-pub async fn run(hub: Arc<Hub>, redis_url: String, keys: Keyspace, shutdown: CancellationToken) {
-    let subscriber = match subscriber(&redis_url) {
-        Ok(subscriber) => subscriber,
-        Err(error) => {
-            tracing::error!(%error, "cannot build the pub/sub subscriber; the live feed is off");
-            return;
-        }
-    };
-    let (stock_channel, status_channel) = (keys.stock_channel(), keys.booking_status_channel());
-    let mut messages = subscriber.message_rx();
-    let mut reconnects = subscriber.reconnect_rx();
-    subscriber.connect();
-    let _resubscriber = subscriber.manage_subscriptions();
-    if let Err(error) = subscriber
-        .subscribe(vec![stock_channel.clone(), status_channel.clone()])
-        .await
-    {
-        tracing::warn!(%error, "subscribing failed; retrying on reconnect");
-    }
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            reconnected = reconnects.recv() => {
-                if reconnected.is_ok() {
-                    tracing::info!("pub/sub reconnected; resynchronising live clients");
-                    hub.resync();
-                }
-            }
-            message = messages.recv() => match message {
-                Ok(message) => {
-                    let Some(payload) = message.value.as_str() else { continue };
-                    if *message.channel == *stock_channel {
-                        hub.publish_stock(&payload);
-                    } else if *message.channel == *status_channel {
-                        hub.publish_status(&payload);
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "the fan-out fell behind pub/sub; resynchronising live clients");
-                    hub.resync();
-                }
-                Err(broadcast::error::RecvError::Closed) => break,
-            },
-        }
-    }
-    let _ = subscriber.quit().await;
+/// The process's one pub/sub connection, subscribed to the stock and booking status channels.
+#[derive(Debug)]
+pub struct Subscription {
+    client: SubscriberClient,
+    messages: broadcast::Receiver<Message>,
+    reconnects: broadcast::Receiver<Server>,
+    stock_channel: String,
+    status_channel: String,
 }
 
-fn subscriber(redis_url: &str) -> Result<SubscriberClient, fred::error::Error> {
-    let mut config = Config::from_url(redis_url)?;
-    config.fail_fast = false;
-    Builder::from_config(config)
-        .with_performance_config(|performance| {
-            performance.broadcast_channel_capacity = SUBSCRIBER_BUFFER
+impl Subscription {
+    /// Connects and subscribes, waiting at most `wait` for Redis: a gateway that starts serving
+    /// with its subscription live has no gap between a client's snapshot and its first event.
+    /// The client reconnects and resubscribes by itself afterwards.
+    pub async fn start(
+        redis_url: &str,
+        keys: &Keyspace,
+        wait: Duration,
+    ) -> Result<Self, fred::error::Error> {
+        let mut config = Config::from_url(redis_url)?;
+        config.fail_fast = false;
+        let client = Builder::from_config(config)
+            .with_performance_config(|performance| {
+                performance.broadcast_channel_capacity = SUBSCRIBER_BUFFER
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 1_000, 2))
+            .build_subscriber_client()?;
+        let messages = client.message_rx();
+        let mut reconnects = client.reconnect_rx();
+        client.connect();
+        client.manage_subscriptions();
+        let (stock_channel, status_channel) = (keys.stock_channel(), keys.booking_status_channel());
+        let subscribed = tokio::time::timeout(wait, async {
+            client.wait_for_connect().await?;
+            client
+                .subscribe(vec![stock_channel.clone(), status_channel.clone()])
+                .await
         })
-        .set_policy(fred::prelude::ReconnectPolicy::new_exponential(
-            0, 50, 1_000, 2,
-        ))
-        .build_subscriber_client()
+        .await;
+        match subscribed {
+            Ok(Ok(())) => {
+                // The first connection is not a reconnect: nothing was missed before it.
+                let _ = reconnects.try_recv();
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "subscribing failed; retrying on reconnect"),
+            Err(_) => {
+                tracing::warn!("redis is not answering yet; the live feed starts when it does")
+            }
+        }
+        Ok(Self {
+            client,
+            messages,
+            reconnects,
+            stock_channel,
+            status_channel,
+        })
+    }
+
+    /// Feeds `hub` until `shutdown`; every reconnect resynchronises the clients.
+    pub async fn run(mut self, hub: Arc<Hub>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                reconnected = self.reconnects.recv() => {
+                    if reconnected.is_ok() {
+                        tracing::info!("pub/sub reconnected; resynchronising live clients");
+                        hub.resync();
+                    }
+                }
+                message = self.messages.recv() => match message {
+                    Ok(message) => {
+                        let Some(payload) = message.value.as_str() else { continue };
+                        if *message.channel == *self.stock_channel {
+                            hub.publish_stock(&payload);
+                        } else if *message.channel == *self.status_channel {
+                            hub.publish_status(&payload);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "the fan-out fell behind pub/sub; resynchronising live clients");
+                        hub.resync();
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+            }
+        }
+        let _ = self.client.quit().await;
+    }
 }

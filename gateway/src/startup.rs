@@ -17,10 +17,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{self, CatalogHandle};
 use crate::config::GatewayConfig;
+use crate::hub::Subscription;
 use crate::limits::{Capacity, FORGET_EVERY, RateLimits};
 use crate::reserve::ReserveScript;
 use crate::state::AppState;
-use crate::{hub, refresh, router, seed};
+use crate::{refresh, router, seed};
 
 /// Redis connections per gateway; each is multiplexed, so a few keep both cores busy.
 const REDIS_POOL_SIZE: usize = 4;
@@ -37,8 +38,8 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Application {
     listener: TcpListener,
     state: Arc<AppState>,
-    /// For the live feed's own pub/sub connection.
-    redis_url: String,
+    /// The live feed's pub/sub connection.
+    subscription: Subscription,
 }
 
 impl Application {
@@ -89,13 +90,16 @@ impl Application {
             ),
         }
 
+        let subscription = Subscription::start(&backends.redis_url, &state.keys, REDIS_START_WAIT)
+            .await
+            .context("configuring the pub/sub subscriber")?;
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("binding {}", config.addr))?;
         Ok(Self {
             listener,
             state,
-            redis_url: backends.redis_url.clone(),
+            subscription,
         })
     }
 
@@ -113,16 +117,11 @@ impl Application {
         let Self {
             listener,
             state,
-            redis_url,
+            subscription,
         } = self;
         let mut background = JoinSet::new();
         background.spawn(refresh::run(Arc::clone(&state), shutdown.clone()));
-        background.spawn(hub::run(
-            Arc::clone(&state.hub),
-            redis_url,
-            state.keys.clone(),
-            shutdown.clone(),
-        ));
+        background.spawn(subscription.run(Arc::clone(&state.hub), shutdown.clone()));
         background.spawn(forget_idle_clients(Arc::clone(&state), shutdown.clone()));
         let mut server = auto::Builder::new(TokioExecutor::new());
         server

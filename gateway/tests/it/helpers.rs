@@ -251,3 +251,98 @@ pub fn booking_body(tier: &TestTier, quantity: u32, email: &str, key: &str) -> V
         "idempotencyKey": key,
     })
 }
+
+/// One server-sent event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    pub event: String,
+    pub id: Option<u64>,
+    pub data: String,
+}
+
+impl SseEvent {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data).expect("event data is JSON")
+    }
+}
+
+/// Reads events from a streaming response; comments (heartbeats) are skipped.
+pub struct SseReader {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl std::fmt::Debug for SseReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SseReader")
+            .field("buffer", &self.buffer)
+            .finish()
+    }
+}
+
+impl SseReader {
+    pub async fn open(app: &TestApp, path: &str) -> Self {
+        let response = app
+            .client
+            .get(app.url(path))
+            .send()
+            .await
+            .expect("stream opened");
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        assert_eq!(response.headers()["cache-control"], "no-cache");
+        assert_eq!(response.headers()["x-accel-buffering"], "no");
+        Self {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event, `None` when the stream ended; panics after 10 s of silence.
+    pub async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = SseEvent {
+                    event: "message".to_owned(),
+                    id: None,
+                    data: String::new(),
+                };
+                let mut comment_only = true;
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("event: ") {
+                        event.event = value.to_owned();
+                        comment_only = false;
+                    } else if let Some(value) = line.strip_prefix("id: ") {
+                        event.id = value.parse().ok();
+                    } else if let Some(value) = line.strip_prefix("data: ") {
+                        event.data.push_str(value);
+                        comment_only = false;
+                    }
+                }
+                if comment_only {
+                    continue;
+                }
+                return Some(event);
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.response.chunk())
+                .await
+                .expect("an event within 10 s")
+                .expect("stream readable")?;
+            self.buffer
+                .push_str(std::str::from_utf8(&chunk).expect("utf-8"));
+        }
+    }
+
+    /// The next event of any kind but heartbeats.
+    pub async fn expect_any(&mut self) -> SseEvent {
+        self.next().await.expect("the stream goes on")
+    }
+
+    /// The next event, which must be of `kind`.
+    pub async fn expect(&mut self, kind: &str) -> SseEvent {
+        let event = self.next().await.expect("the stream goes on");
+        assert_eq!(event.event, kind, "{event:?}");
+        event
+    }
+}

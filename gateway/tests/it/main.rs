@@ -7,5 +7,6 @@ mod bookings;
 mod catalog;
 mod config;
 mod idempotency;
+mod live;
 mod resilience;
 mod validation;

@@ -6,6 +6,7 @@ mod helpers;
 
 mod commands;
 mod crashes;
+mod live;
 mod outage;
 mod settlement;
 mod stream;
