@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod admin;
+pub mod analytics;
 pub mod body;
 pub mod bookings;
 pub mod catalog;

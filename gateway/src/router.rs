@@ -15,7 +15,7 @@ use crate::body::{Body, full, read_json};
 use crate::error::ApiError;
 use crate::limits::Limit;
 use crate::state::AppState;
-use crate::{admin, bookings, concerts, health, metrics, sse};
+use crate::{admin, analytics, bookings, concerts, health, metrics, sse};
 
 /// Header carrying the request id, taken from the client (or a proxy) or generated.
 const REQUEST_ID: &str = "x-request-id";
@@ -30,6 +30,7 @@ pub enum Route<'p> {
     CreateBooking,
     GetBooking(&'p str),
     BookingEvents(&'p str),
+    Dashboard,
     Health,
     Ready,
     Metrics,
@@ -45,6 +46,7 @@ impl Route<'_> {
             Route::CreateBooking => "/api/bookings",
             Route::GetBooking(_) => "/api/bookings/{id}",
             Route::BookingEvents(_) => "/api/bookings/{id}/events",
+            Route::Dashboard => "/api/analytics/dashboard",
             Route::Health => "/api/health",
             Route::Ready => "/api/health/ready",
             Route::Metrics => "/metrics",
@@ -68,6 +70,7 @@ pub fn match_route<'p>(method: &Method, path: &'p str) -> Result<Route<'p>, ApiE
         ["api", "bookings"] => (Route::CreateBooking, "POST"),
         ["api", "bookings", id] => (Route::GetBooking(id), "GET"),
         ["api", "bookings", id, "events"] => (Route::BookingEvents(id), "GET"),
+        ["api", "analytics", "dashboard"] => (Route::Dashboard, "GET"),
         ["api", "health"] => (Route::Health, "GET"),
         ["api", "health", "ready"] => (Route::Ready, "GET"),
         ["metrics"] => (Route::Metrics, "GET"),
@@ -179,6 +182,7 @@ async fn dispatch(
         }
         Route::GetBooking(id) => bookings::get(state, id).await,
         Route::BookingEvents(id) => sse::booking_stream(Arc::clone(state), id).await,
+        Route::Dashboard => analytics::get(&state.db, parts.uri.query()).await,
         Route::Health => health::live(),
         Route::Ready => health::ready(state).await,
         Route::Metrics => {

@@ -31,9 +31,10 @@ pub async fn settled(
         .collect())
 }
 
-/// Writes the bookings and their status history in one statement. A booking already written is
-/// left as it is (`ON CONFLICT DO NOTHING`), so a redelivery cannot add or change a row. Returns
-/// how many bookings were new.
+/// Writes the bookings, their status history and the sales rollups in one statement. A booking
+/// already written is left as it is (`ON CONFLICT DO NOTHING`), and only newly inserted confirmed
+/// bookings are added to the rollups (in key order, so concurrent batches cannot deadlock), so a
+/// redelivery adds nothing anywhere. Returns how many bookings were new.
 pub async fn commit(db: &PgPool, settlements: &[Settlement]) -> Result<u64, sqlx::Error> {
     if settlements.is_empty() {
         return Ok(0);
@@ -77,7 +78,18 @@ pub async fn commit(db: &PgPool, settlements: &[Settlement]) -> Result<u64, sqlx
                     payment_reference \
              FROM input \
              ON CONFLICT (id) DO NOTHING \
-             RETURNING id, status, failure_reason, created_at, updated_at \
+             RETURNING id, ticket_tier_id, concert_id, quantity, total_price, status, \
+                       failure_reason, created_at, updated_at \
+         ), rolled_up AS ( \
+             INSERT INTO sales_hourly (concert_id, ticket_tier_id, hour, revenue, tickets) \
+             SELECT concert_id, ticket_tier_id, date_trunc('hour', created_at, 'UTC'), \
+                    SUM(total_price), SUM(quantity) \
+             FROM inserted WHERE status = 'confirmed' \
+             GROUP BY 1, 2, 3 \
+             ORDER BY 1, 2, 3 \
+             ON CONFLICT (concert_id, ticket_tier_id, hour) DO UPDATE \
+             SET revenue = sales_hourly.revenue + EXCLUDED.revenue, \
+                 tickets = sales_hourly.tickets + EXCLUDED.tickets \
          ) \
          INSERT INTO booking_status_history (booking_id, status, reason, at) \
          SELECT id, 'pending', NULL, created_at FROM inserted \

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod analytics;
 mod commands;
 mod crashes;
 mod live;

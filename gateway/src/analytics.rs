@@ -1,0 +1,355 @@
+//! `GET /api/analytics/dashboard`: revenue and tickets of confirmed bookings, for all concerts or
+//! one, within an optional window, over time by hour, day or ISO week (UTC).
+//!
+//! The whole hours of a window are read from the settler's hourly rollups (`sales_hourly`), whose
+//! size grows with tiers and hours, not with bookings; the partial first and last hours of a window
+//! that does not start and end on the hour are read from the bookings themselves. The answer
+//! therefore equals a plain aggregate over confirmed bookings for any window, at a cost bounded by
+//! the window's length and at most two hours of bookings.
+
+use chrono::{DateTime, DurationRound, NaiveDate, TimeDelta, Utc};
+use http::{Response, StatusCode};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use booking::record::format_timestamp;
+
+use crate::body::{Body, json};
+use crate::error::{ApiError, FieldError};
+
+/// Bucket width of `salesOverTime`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Hour,
+    Day,
+    Week,
+}
+
+impl Period {
+    fn as_str(self) -> &'static str {
+        match self {
+            Period::Hour => "hour",
+            Period::Day => "day",
+            Period::Week => "week",
+        }
+    }
+}
+
+/// A validated dashboard query. The window is half-open: `[start, end)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DashboardQuery {
+    pub concert_id: Option<Uuid>,
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    pub period: Period,
+}
+
+/// `YYYY-MM-DD` (a whole UTC day) or an RFC 3339 timestamp. A date as `endDate` includes that day.
+fn bound(
+    check: &mut Vec<FieldError>,
+    field: &str,
+    value: &str,
+    end: bool,
+) -> Option<DateTime<Utc>> {
+    if let Ok(date) = NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        let day = if end { date.succ_opt()? } else { date };
+        return Some(day.and_hms_opt(0, 0, 0)?.and_utc());
+    }
+    match DateTime::parse_from_rfc3339(value) {
+        Ok(at) => Some(at.with_timezone(&Utc)),
+        Err(_) => {
+            check.push(FieldError::new(
+                field,
+                "format",
+                "must be a date (2026-12-01) or an RFC 3339 timestamp (2026-12-01T18:00:00Z)",
+            ));
+            None
+        }
+    }
+}
+
+impl DashboardQuery {
+    /// Parses the query string; every bad parameter is listed.
+    pub fn parse(query: Option<&str>) -> Result<Self, ApiError> {
+        let mut errors = Vec::new();
+        let mut parsed = Self {
+            concert_id: None,
+            start: None,
+            end: None,
+            period: Period::Day,
+        };
+        for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            if value.is_empty() {
+                continue;
+            }
+            match name.as_ref() {
+                "concertId" => match Uuid::parse_str(&value) {
+                    Ok(id) => parsed.concert_id = Some(id),
+                    Err(_) => errors.push(FieldError::new("concertId", "format", "must be a UUID")),
+                },
+                "startDate" => parsed.start = bound(&mut errors, "startDate", &value, false),
+                "endDate" => parsed.end = bound(&mut errors, "endDate", &value, true),
+                "period" => match value.as_ref() {
+                    "hour" => parsed.period = Period::Hour,
+                    "day" => parsed.period = Period::Day,
+                    "week" => parsed.period = Period::Week,
+                    _ => errors.push(FieldError::new(
+                        "period",
+                        "range",
+                        "must be hour, day or week",
+                    )),
+                },
+                _ => {}
+            }
+        }
+        if let (Some(start), Some(end)) = (parsed.start, parsed.end)
+            && start >= end
+        {
+            errors.push(FieldError::new(
+                "endDate",
+                "range",
+                "must be after startDate",
+            ));
+        }
+        if errors.is_empty() {
+            Ok(parsed)
+        } else {
+            Err(ApiError::Validation(errors))
+        }
+    }
+}
+
+/// Far enough back and ahead to stand for an open window, and still valid timestamps.
+fn open_start() -> DateTime<Utc> {
+    DateTime::from_timestamp(0, 0).unwrap_or_default()
+}
+
+fn open_end() -> DateTime<Utc> {
+    NaiveDate::from_ymd_opt(9999, 1, 1)
+        .and_then(|day| day.and_hms_opt(0, 0, 0))
+        .map(|at| at.and_utc())
+        .unwrap_or_default()
+}
+
+/// The window split into whole hours (from the rollups) and the partial hours at its edges (from
+/// the bookings): `(whole, [edge, edge])`, each a half-open range, possibly empty.
+type Range = (DateTime<Utc>, DateTime<Utc>);
+
+fn split(start: DateTime<Utc>, end: DateTime<Utc>) -> (Range, [Range; 2]) {
+    let hour = TimeDelta::hours(1);
+    let floor = |at: DateTime<Utc>| at.duration_trunc(hour).unwrap_or(at);
+    let first_whole = if floor(start) == start {
+        start
+    } else {
+        floor(start) + hour
+    };
+    let last_whole = floor(end);
+    if first_whole >= last_whole {
+        // No whole hour inside: the window is read from the bookings alone.
+        return ((start, start), [(start, end), (end, end)]);
+    }
+    (
+        (first_whole, last_whole),
+        [(start, first_whole), (last_whole, end)],
+    )
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary {
+    #[serde(with = "rust_decimal::serde::float")]
+    total_revenue: Decimal,
+    total_tickets_sold: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct Bucket {
+    date: String,
+    #[serde(with = "rust_decimal::serde::float")]
+    revenue: Decimal,
+    tickets: i64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TierRevenue {
+    tier_name: String,
+    concert_name: String,
+    #[serde(with = "rust_decimal::serde::float")]
+    revenue: Decimal,
+    /// Share of the total revenue, in percent, two places.
+    #[serde(with = "rust_decimal::serde::float")]
+    percentage: Decimal,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dashboard {
+    summary: Summary,
+    sales_over_time: Vec<Bucket>,
+    revenue_by_tier: Vec<TierRevenue>,
+    period: &'static str,
+    time_zone: &'static str,
+}
+
+/// The sales rows of a window: whole hours from the rollups, edges from the bookings.
+const SALES: &str = "
+    SELECT ticket_tier_id, hour AS at, revenue, tickets FROM sales_hourly
+    WHERE hour >= $1 AND hour < $2 AND ($7::uuid IS NULL OR concert_id = $7)
+    UNION ALL
+    SELECT ticket_tier_id, created_at, total_price, quantity::int8 FROM bookings
+    WHERE status = 'confirmed' AND ($7::uuid IS NULL OR concert_id = $7)
+      AND ((created_at >= $3 AND created_at < $4) OR (created_at >= $5 AND created_at < $6))";
+
+pub async fn dashboard(db: &PgPool, query: &DashboardQuery) -> Result<Dashboard, sqlx::Error> {
+    let (whole, [first, last]) = split(
+        query.start.unwrap_or_else(open_start),
+        query.end.unwrap_or_else(open_end),
+    );
+    let period = query.period.as_str();
+    let over_time: Vec<(DateTime<Utc>, Decimal, i64)> = sqlx::query_as(&format!(
+        "SELECT date_trunc($8, at, 'UTC') AS bucket, SUM(revenue), SUM(tickets)::int8 \
+         FROM ({SALES}) sales GROUP BY bucket ORDER BY bucket"
+    ))
+    .bind(whole.0)
+    .bind(whole.1)
+    .bind(first.0)
+    .bind(first.1)
+    .bind(last.0)
+    .bind(last.1)
+    .bind(query.concert_id)
+    .bind(period)
+    .fetch_all(db)
+    .await?;
+    let by_tier: Vec<(String, String, Decimal)> = sqlx::query_as(&format!(
+        "SELECT t.name, c.name, SUM(sales.revenue) AS revenue \
+         FROM ({SALES}) sales \
+         JOIN ticket_tiers t ON t.id = sales.ticket_tier_id JOIN concerts c ON c.id = t.concert_id \
+         GROUP BY t.id, t.name, c.name ORDER BY revenue DESC, c.name, t.name"
+    ))
+    .bind(whole.0)
+    .bind(whole.1)
+    .bind(first.0)
+    .bind(first.1)
+    .bind(last.0)
+    .bind(last.1)
+    .bind(query.concert_id)
+    .fetch_all(db)
+    .await?;
+
+    let total_revenue: Decimal = over_time.iter().map(|(_, revenue, _)| *revenue).sum();
+    let total_tickets_sold = over_time.iter().map(|(_, _, tickets)| *tickets).sum();
+    let hundred = Decimal::ONE_HUNDRED;
+    Ok(Dashboard {
+        summary: Summary {
+            total_revenue,
+            total_tickets_sold,
+        },
+        sales_over_time: over_time
+            .into_iter()
+            .map(|(at, revenue, tickets)| Bucket {
+                date: format_timestamp(&at),
+                revenue,
+                tickets,
+            })
+            .collect(),
+        revenue_by_tier: by_tier
+            .into_iter()
+            .map(|(tier_name, concert_name, revenue)| TierRevenue {
+                percentage: if total_revenue.is_zero() {
+                    Decimal::ZERO
+                } else {
+                    (revenue * hundred / total_revenue).round_dp(2)
+                },
+                tier_name,
+                concert_name,
+                revenue,
+            })
+            .collect(),
+        period,
+        time_zone: "UTC",
+    })
+}
+
+/// `GET /api/analytics/dashboard`.
+pub async fn get(db: &PgPool, query: Option<&str>) -> Result<Response<Body>, ApiError> {
+    let query = DashboardQuery::parse(query)?;
+    json(StatusCode::OK, &dashboard(db, &query).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .expect("timestamp")
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_window_splits_into_whole_hours_and_partial_edges() {
+        let (whole, edges) = split(at("2026-01-01T10:15:00Z"), at("2026-01-01T13:05:00Z"));
+        assert_eq!(
+            whole,
+            (at("2026-01-01T11:00:00Z"), at("2026-01-01T13:00:00Z"))
+        );
+        assert_eq!(
+            edges[0],
+            (at("2026-01-01T10:15:00Z"), at("2026-01-01T11:00:00Z"))
+        );
+        assert_eq!(
+            edges[1],
+            (at("2026-01-01T13:00:00Z"), at("2026-01-01T13:05:00Z"))
+        );
+
+        let (whole, edges) = split(at("2026-01-01T10:00:00Z"), at("2026-01-01T12:00:00Z"));
+        assert_eq!(
+            whole,
+            (at("2026-01-01T10:00:00Z"), at("2026-01-01T12:00:00Z"))
+        );
+        assert_eq!(edges[0].0, edges[0].1, "aligned: no edge");
+        assert_eq!(edges[1].0, edges[1].1);
+
+        let (whole, edges) = split(at("2026-01-01T10:10:00Z"), at("2026-01-01T10:50:00Z"));
+        assert_eq!(whole.0, whole.1, "inside one hour: no whole hour");
+        assert_eq!(
+            edges[0],
+            (at("2026-01-01T10:10:00Z"), at("2026-01-01T10:50:00Z"))
+        );
+    }
+
+    #[test]
+    fn bad_filters_are_each_named() {
+        let fields = |query: &str| match DashboardQuery::parse(Some(query)) {
+            Err(ApiError::Validation(errors)) => {
+                errors.into_iter().map(|e| e.field).collect::<Vec<_>>()
+            }
+            other => panic!("expected a validation error, got {other:?}"),
+        };
+        assert_eq!(
+            fields("period=month&concertId=x&startDate=yesterday"),
+            ["period", "concertId", "startDate"]
+        );
+        assert_eq!(
+            fields("startDate=2026-02-01&endDate=2026-01-01"),
+            ["endDate"]
+        );
+    }
+
+    #[test]
+    fn dates_cover_whole_days() {
+        let query =
+            DashboardQuery::parse(Some("startDate=2026-01-01&endDate=2026-01-01&period=week"))
+                .expect("valid");
+        assert_eq!(query.start, Some(at("2026-01-01T00:00:00Z")));
+        assert_eq!(
+            query.end,
+            Some(at("2026-01-02T00:00:00Z")),
+            "the end date is included"
+        );
+        assert_eq!(query.period, Period::Week);
+    }
+}
