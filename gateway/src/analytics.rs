@@ -28,7 +28,7 @@ pub enum Period {
 }
 
 impl Period {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Period::Hour => "hour",
             Period::Day => "day",
