@@ -7,6 +7,8 @@
 //! therefore equals a plain aggregate over confirmed bookings for any window, at a cost bounded by
 //! the window's length and at most two hours of bookings.
 
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::{DateTime, DurationRound, NaiveDate, TimeDelta, Utc};
 use http::{Response, StatusCode};
 use rust_decimal::Decimal;
@@ -209,9 +211,13 @@ pub async fn dashboard(db: &PgPool, query: &DashboardQuery) -> Result<Dashboard,
         query.end.unwrap_or_else(open_end),
     );
     let period = query.period.as_str();
-    let over_time: Vec<(DateTime<Utc>, Decimal, i64)> = sqlx::query_as(&format!(
-        "SELECT date_trunc($8, at, 'UTC') AS bucket, SUM(revenue), SUM(tickets)::int8 \
-         FROM ({SALES}) sales GROUP BY bucket ORDER BY bucket"
+    // One row per bucket and tier; both views of the answer are sums of these.
+    let rows: Vec<(DateTime<Utc>, Uuid, String, String, Decimal, i64)> = sqlx::query_as(&format!(
+        "SELECT date_trunc($8, sales.at, 'UTC') AS bucket, t.id, t.name, c.name, \
+                SUM(sales.revenue), SUM(sales.tickets)::int8 \
+         FROM ({SALES}) sales \
+         JOIN ticket_tiers t ON t.id = sales.ticket_tier_id JOIN concerts c ON c.id = t.concert_id \
+         GROUP BY bucket, t.id, t.name, c.name"
     ))
     .bind(whole.0)
     .bind(whole.1)
@@ -223,25 +229,37 @@ pub async fn dashboard(db: &PgPool, query: &DashboardQuery) -> Result<Dashboard,
     .bind(period)
     .fetch_all(db)
     .await?;
-    let by_tier: Vec<(String, String, Decimal)> = sqlx::query_as(&format!(
-        "SELECT t.name, c.name, SUM(sales.revenue) AS revenue \
-         FROM ({SALES}) sales \
-         JOIN ticket_tiers t ON t.id = sales.ticket_tier_id JOIN concerts c ON c.id = t.concert_id \
-         GROUP BY t.id, t.name, c.name ORDER BY revenue DESC, c.name, t.name"
-    ))
-    .bind(whole.0)
-    .bind(whole.1)
-    .bind(first.0)
-    .bind(first.1)
-    .bind(last.0)
-    .bind(last.1)
-    .bind(query.concert_id)
-    .fetch_all(db)
-    .await?;
 
-    let total_revenue: Decimal = over_time.iter().map(|(_, revenue, _)| *revenue).sum();
-    let total_tickets_sold = over_time.iter().map(|(_, _, tickets)| *tickets).sum();
-    let hundred = Decimal::ONE_HUNDRED;
+    let mut over_time: BTreeMap<DateTime<Utc>, (Decimal, i64)> = BTreeMap::new();
+    let mut by_tier: HashMap<Uuid, TierRevenue> = HashMap::new();
+    for (bucket, tier_id, tier_name, concert_name, revenue, tickets) in rows {
+        let sums = over_time.entry(bucket).or_default();
+        sums.0 += revenue;
+        sums.1 += tickets;
+        by_tier
+            .entry(tier_id)
+            .or_insert_with(|| TierRevenue {
+                tier_name,
+                concert_name,
+                revenue: Decimal::ZERO,
+                percentage: Decimal::ZERO,
+            })
+            .revenue += revenue;
+    }
+    let total_revenue: Decimal = over_time.values().map(|(revenue, _)| *revenue).sum();
+    let total_tickets_sold = over_time.values().map(|(_, tickets)| *tickets).sum();
+    let mut revenue_by_tier: Vec<TierRevenue> = by_tier.into_values().collect();
+    for tier in &mut revenue_by_tier {
+        if !total_revenue.is_zero() {
+            tier.percentage = (tier.revenue * Decimal::ONE_HUNDRED / total_revenue).round_dp(2);
+        }
+    }
+    revenue_by_tier.sort_by(|a, b| {
+        b.revenue
+            .cmp(&a.revenue)
+            .then_with(|| a.concert_name.cmp(&b.concert_name))
+            .then_with(|| a.tier_name.cmp(&b.tier_name))
+    });
     Ok(Dashboard {
         summary: Summary {
             total_revenue,
@@ -249,25 +267,13 @@ pub async fn dashboard(db: &PgPool, query: &DashboardQuery) -> Result<Dashboard,
         },
         sales_over_time: over_time
             .into_iter()
-            .map(|(at, revenue, tickets)| Bucket {
+            .map(|(at, (revenue, tickets))| Bucket {
                 date: format_timestamp(&at),
                 revenue,
                 tickets,
             })
             .collect(),
-        revenue_by_tier: by_tier
-            .into_iter()
-            .map(|(tier_name, concert_name, revenue)| TierRevenue {
-                percentage: if total_revenue.is_zero() {
-                    Decimal::ZERO
-                } else {
-                    (revenue * hundred / total_revenue).round_dp(2)
-                },
-                tier_name,
-                concert_name,
-                revenue,
-            })
-            .collect(),
+        revenue_by_tier,
         period,
         time_zone: "UTC",
     })

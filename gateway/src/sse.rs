@@ -63,6 +63,23 @@ fn stream_response(frames: impl futures::Stream<Item = Bytes> + Send + 'static) 
     response
 }
 
+/// An open stream's source of frames after the first.
+trait Feed: Send + 'static {
+    /// The next frame, or `None` to end the stream.
+    fn next(&mut self) -> impl Future<Output = Option<Bytes>> + Send;
+}
+
+/// The response streaming `first`, then whatever `feed` yields.
+fn open(first: Bytes, feed: impl Feed) -> Response<Body> {
+    let rest = stream::unfold(feed, |mut feed| async move {
+        feed.next().await.map(|frame| (frame, feed))
+    });
+    stream_response(futures::StreamExt::chain(
+        stream::once(std::future::ready(first)),
+        rest,
+    ))
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct TierStock {
@@ -142,8 +159,7 @@ async fn relay(
     }
 }
 
-impl StockStream {
-    /// The next frame, or `None` to end the stream.
+impl Feed for StockStream {
     async fn next(&mut self) -> Option<Bytes> {
         loop {
             if self.snapshot_due {
@@ -181,13 +197,7 @@ pub async fn stock_stream(state: Arc<AppState>) -> Result<Response<Body>, ApiErr
         _client: SseClient::open("stock"),
         _permit: permit,
     };
-    let rest = stream::unfold(feed, |mut feed| async move {
-        feed.next().await.map(|frame| (frame, feed))
-    });
-    Ok(stream_response(futures::StreamExt::chain(
-        stream::once(async { first }),
-        rest,
-    )))
+    Ok(open(first, feed))
 }
 
 #[derive(Serialize)]
@@ -215,7 +225,7 @@ struct BookingStream {
     _permit: OwnedSemaphorePermit,
 }
 
-impl BookingStream {
+impl Feed for BookingStream {
     async fn next(&mut self) -> Option<Bytes> {
         if self.sent.is_final() {
             return None;
@@ -275,13 +285,7 @@ pub async fn booking_stream(state: Arc<AppState>, id: &str) -> Result<Response<B
         _client: SseClient::open("booking"),
         _permit: permit,
     };
-    let rest = stream::unfold(feed, |mut feed| async move {
-        feed.next().await.map(|frame| (frame, feed))
-    });
-    Ok(stream_response(futures::StreamExt::chain(
-        stream::once(async { first }),
-        rest,
-    )))
+    Ok(open(first, feed))
 }
 
 #[cfg(test)]
