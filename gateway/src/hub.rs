@@ -113,7 +113,7 @@ pub struct Subscription {
 impl Subscription {
     /// Connects and subscribes, waiting at most `wait` for Redis: a gateway that starts serving
     /// with its subscription live has no gap between a client's snapshot and its first event.
-    /// The client reconnects and resubscribes by itself afterwards.
+    /// The client reconnects by itself; [`Subscription::run`] subscribes again on each connection.
     pub async fn start(
         redis_url: &str,
         keys: &Keyspace,
@@ -130,7 +130,6 @@ impl Subscription {
         let messages = client.message_rx();
         let mut reconnects = client.reconnect_rx();
         client.connect();
-        client.manage_subscriptions();
         let (stock_channel, status_channel) = (keys.stock_channel(), keys.booking_status_channel());
         let subscribed = tokio::time::timeout(wait, async {
             client.wait_for_connect().await?;
@@ -158,14 +157,20 @@ impl Subscription {
         })
     }
 
-    /// Feeds `hub` until `shutdown`; every reconnect resynchronises the clients.
+    /// Feeds `hub` until `shutdown`; every reconnect resubscribes and resynchronises the clients.
     pub async fn run(mut self, hub: Arc<Hub>, shutdown: CancellationToken) {
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 reconnected = self.reconnects.recv() => {
                     if reconnected.is_ok() {
-                        tracing::info!("pub/sub reconnected; resynchronising live clients");
+                        // A new connection has no subscriptions, whether or not the first attempt
+                        // to subscribe ever succeeded.
+                        tracing::info!("pub/sub (re)connected; subscribing and resynchronising live clients");
+                        let channels = vec![self.stock_channel.clone(), self.status_channel.clone()];
+                        if let Err(error) = self.client.subscribe(channels).await {
+                            tracing::warn!(%error, "subscribing failed; retrying on the next reconnect");
+                        }
                         hub.resync();
                     }
                 }

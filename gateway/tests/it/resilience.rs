@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::{booking_body, spawn_app_with, test_config};
+use crate::helpers::{SseReader, booking_body, spawn_app_with, test_config};
 
 /// A private redis-server, so stopping it disturbs no other test.
 struct PrivateRedis {
@@ -140,5 +140,13 @@ async fn redis_down_answers_503_fast_and_the_gateway_heals_when_it_returns() {
     assert_eq!(ready.status(), 200);
     // Redis lost the pending booking with its data; stock is rebuilt from Postgres' totals.
     assert_eq!(app.redis_stock(concert, tiers[0].id).await, Some(9));
+    // The live feed resubscribed: a new booking reaches a new stream.
+    let mut feed = SseReader::open(&app, "/api/concerts/stream").await;
+    feed.expect("snapshot").await;
+    let again = app
+        .book(&booking_body(&tiers[0], 2, "b@b.co", "after-the-storm"))
+        .await;
+    assert_eq!(again.status(), 202);
+    assert_eq!(feed.expect("stock").await.json()["availableQuantity"], 7);
     app.cleanup().await;
 }
