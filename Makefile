@@ -15,7 +15,7 @@ PG_HOST := 127.0.0.1
 PG_PORT := 5432
 REDIS_PORT := 6379
 
-.PHONY: run test deps services redis postgres build lint clean-test-databases
+.PHONY: run test deps services redis postgres build lint clean-test-databases loadtest-smoke
 
 ## run: install what is missing, start Redis and Postgres, build, then run the settler and the
 ## gateway (http://127.0.0.1:8000) until Ctrl-C, which stops both gracefully
@@ -32,6 +32,7 @@ run: services build
 test: services lint clean-test-databases
 	@# The live-feed tests hold a thousand streams open: lift the soft limit on open files.
 	ulimit -n "$$(ulimit -Hn)"; cargo test --workspace --locked
+	$(MAKE) --no-print-directory loadtest-smoke
 
 build:
 	cargo build --release --locked -p gateway -p settler
@@ -47,6 +48,7 @@ deps:
 	command -v redis-cli >/dev/null || missing="$$missing redis-tools"; \
 	command -v psql >/dev/null || missing="$$missing postgresql-client"; \
 	command -v pg_isready >/dev/null || missing="$$missing postgresql-client"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq; \
@@ -98,3 +100,19 @@ clean-test-databases: postgres
 	while read -r name; do \
 		psql -h $(PG_HOST) -p $(PG_PORT) -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$$name\" WITH (FORCE)"; \
 	done
+
+# A few seconds of the load test against a gateway of its own (own database and key prefix), so
+# the load test cannot rot; `cargo run -p loadtest -- --help` for real runs.
+LOADTEST_ADDR := 127.0.0.1:18123
+loadtest-smoke: services
+	cargo build --locked -p gateway -p loadtest
+	@db=gw_test_loadtest_$$$$; prefix=loadtest-$$$$; token=loadtest-smoke-admin-token; \
+	GATEWAY_ADDR=$(LOADTEST_ADDR) DATABASE_URL="$${DATABASE_URL%/*}/$$db" KEY_PREFIX=$$prefix \
+		ADMIN_TOKEN=$$token SEED_DEMO=false RATE_LIMIT_PER_IP=0 BOOKING_LIMIT_PER_IP=0 RUST_LOG=warn \
+		target/debug/gateway & gateway=$$!; \
+	trap 'kill $$gateway 2>/dev/null; wait $$gateway 2>/dev/null; \
+		redis-cli --scan --pattern "{$$prefix:*" | xargs -r redis-cli del >/dev/null; \
+		psql -h $(PG_HOST) -p $(PG_PORT) -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$$db\" WITH (FORCE)"' EXIT; \
+	for _ in $$(seq 300); do curl -sf http://$(LOADTEST_ADDR)/api/health/ready >/dev/null && break; sleep 0.1; done; \
+	ADMIN_TOKEN=$$token target/debug/loadtest --host http://$(LOADTEST_ADDR) \
+		--users 8 --increase-rate 8 --run-time 3s --quiet
