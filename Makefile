@@ -31,8 +31,11 @@ run: services build
 ## test: everything the project checks (formatting, lints, unit and integration tests)
 test: services lint clean-test-databases
 	@# The live-feed tests hold a thousand streams open: lift the soft limit on open files.
-	ulimit -n "$$(ulimit -Hn)"; cargo test --workspace --locked
+	mkdir -p target
+	ulimit -n "$$(ulimit -Hn)"; cargo test --workspace --locked 2>&1 | tee target/test-output.txt
 	$(MAKE) --no-print-directory loadtest-smoke
+	@# One closing line for the whole run: every cargo test binary, plus the load test smoke.
+	@awk '/^test result:/ { passed += $$4; failed += $$6 } END { printf "tests: %d passed, %d failed\n", passed + 1, failed }' target/test-output.txt
 
 build:
 	cargo build --release --locked -p gateway -p settler
