@@ -113,10 +113,11 @@ async fn client(
             if !snapshot && text.contains("event: snapshot") {
                 snapshot = true;
                 let _ = ready.send(()).await;
-            } else if text.contains("event: stock") && text.contains(&*tier) {
-                if let Some(at) = *trigger.borrow_and_update() {
-                    let _ = seen.send(at.elapsed());
-                }
+            } else if text.contains("event: stock")
+                && text.contains(&*tier)
+                && let Some(at) = *trigger.borrow_and_update()
+            {
+                let _ = seen.send(at.elapsed());
             }
         }
     }
