@@ -161,17 +161,8 @@ async fn the_dashboard_equals_a_plain_aggregate_for_any_window() {
         params.push(format!("period={period}"));
 
         let query = params.join("&");
-        let response = harness
-            .client
-            .get(format!(
-                "{}/api/analytics/dashboard?{query}",
-                harness.gateway
-            ))
-            .send()
-            .await
-            .expect("sent");
-        assert_eq!(response.status(), 200, "{query}");
-        let answer: Value = response.json().await.expect("json");
+        let (status, answer) = dashboard(&harness, &query).await;
+        assert_eq!(status, 200, "{query}");
         assert_eq!(answer["timeZone"], "UTC");
 
         let (revenue, tickets): (Option<Decimal>, Option<i64>) = sqlx::query_as(&format!(
@@ -267,6 +258,21 @@ async fn the_dashboard_equals_a_plain_aggregate_for_any_window() {
     harness.cleanup().await;
 }
 
+/// `GET /api/analytics/dashboard?{query}`: its status and JSON body.
+async fn dashboard(harness: &Harness, query: &str) -> (u16, Value) {
+    let response = harness
+        .client
+        .get(format!(
+            "{}/api/analytics/dashboard?{query}",
+            harness.gateway
+        ))
+        .send()
+        .await
+        .expect("sent");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
+}
+
 fn urlencode(text: &str) -> String {
     text.replace('+', "%2B").replace(':', "%3A")
 }
@@ -280,17 +286,8 @@ async fn bad_filters_are_400_problems() {
         "startDate=yesterday",
         "startDate=2026-02-01&endDate=2026-01-01",
     ] {
-        let response = harness
-            .client
-            .get(format!(
-                "{}/api/analytics/dashboard?{query}",
-                harness.gateway
-            ))
-            .send()
-            .await
-            .expect("sent");
-        assert_eq!(response.status(), 400, "{query}");
-        let problem: Value = response.json().await.expect("json");
+        let (status, problem) = dashboard(&harness, query).await;
+        assert_eq!(status, 400, "{query}");
         assert_eq!(problem["code"], "ValidationFailed", "{query}");
     }
     harness.cleanup().await;
