@@ -69,7 +69,7 @@ struct ConcertList<'a> {
 }
 
 /// Stock of `tiers`; a tier Redis does not know wakes the stock loader and shows 0 meanwhile.
-async fn available(
+pub async fn available(
     state: &AppState,
     tiers: impl IntoIterator<Item = (Shard, Uuid)>,
 ) -> Result<HashMap<Uuid, Option<i64>>, ApiError> {

@@ -26,14 +26,13 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use booking::record::BookingRecord;
-use booking::stock::{self, Counter};
 
 use crate::body::Body;
-use crate::bookings;
 use crate::error::{ApiError, FieldError};
 use crate::hub::{StatusChange, StockUpdate};
 use crate::metrics::{self, SseClient};
 use crate::state::AppState;
+use crate::{bookings, concerts};
 
 /// How often an idle stream sends a comment.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -95,16 +94,10 @@ struct Snapshot {
 
 /// A `snapshot` event of every tier's stock, read from Redis now.
 async fn snapshot(state: &AppState) -> Result<Bytes, ApiError> {
-    let catalog = state.catalog.current();
-    let available = stock::read(
-        &state.redis,
-        &state.keys,
-        Counter::Available,
-        catalog.tiers(),
-    )
-    .await?;
-    let tiers = catalog
-        .tier_refs()
+    let tiers = state.catalog.current().tier_refs();
+    let available =
+        concerts::available(state, tiers.iter().map(|tier| (tier.shard, tier.tier_id))).await?;
+    let tiers = tiers
         .into_iter()
         .map(|tier| TierStock {
             concert_id: tier.concert_id,
