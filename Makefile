@@ -15,7 +15,7 @@ PG_HOST := 127.0.0.1
 PG_PORT := 5432
 REDIS_PORT := 6379
 
-.PHONY: run test deps services redis postgres build lint clean-test-databases loadtest-smoke
+.PHONY: run test bench deps services redis postgres build lint clean-test-databases loadtest-smoke
 
 ## run: install what is missing, start Redis and Postgres, build, then run the settler and the
 ## gateway (http://127.0.0.1:8000) until Ctrl-C, which stops both gracefully
@@ -39,6 +39,18 @@ test: services lint clean-test-databases
 
 build:
 	cargo build --release --locked -p gateway -p settler
+
+## bench: the performance figures against DESIGN.md's targets (several minutes, not part of test);
+## prints one table and writes it, with charts, to target/bench/
+BENCH_OUT ?= $(CURDIR)/target/bench
+export BENCH_OUT
+bench: services
+	cargo build --release --locked -p gateway -p loadtest
+	mkdir -p "$(BENCH_OUT)"
+	BENCH_BOOKINGS=$${BENCH_BOOKINGS:-50000} BENCH_RESULT="$(BENCH_OUT)/settle.json" \
+		cargo bench --locked -p settler --bench settle
+	@# The fan-out holds tens of thousands of sockets: lift the soft limit on open files.
+	ulimit -n "$$(ulimit -Hn)"; RUST_BACKTRACE=0 target/release/bench
 
 lint:
 	cargo fmt --all -- --check

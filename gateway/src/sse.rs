@@ -21,7 +21,7 @@ use hyper::body::Frame;
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{OwnedSemaphorePermit, broadcast};
-use tokio::time::{Interval, MissedTickBehavior};
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -92,6 +92,28 @@ struct Snapshot {
     tiers: Vec<TierStock>,
 }
 
+/// The latest snapshot frame and when its read began. Clients that arrive while one is being read
+/// share the next one, so a connection storm (an on-sale opening, or every client resynchronising
+/// after pub/sub reconnected) costs Redis one read at a time instead of one per client.
+#[derive(Debug, Default)]
+pub struct Snapshots(tokio::sync::Mutex<Option<(Instant, Bytes)>>);
+
+impl Snapshots {
+    /// A snapshot whose read began at or after `since`: it holds every change published before.
+    async fn since(&self, state: &AppState, since: Instant) -> Result<Bytes, ApiError> {
+        let mut latest = self.0.lock().await;
+        if let Some((started, frame)) = &*latest
+            && *started >= since
+        {
+            return Ok(frame.clone());
+        }
+        let started = Instant::now();
+        let frame = snapshot(state).await?;
+        *latest = Some((started, frame.clone()));
+        Ok(frame)
+    }
+}
+
 /// A `snapshot` event of every tier's stock, read from Redis now.
 async fn snapshot(state: &AppState) -> Result<Bytes, ApiError> {
     let tiers = state.catalog.current().tier_refs();
@@ -157,7 +179,7 @@ impl Feed for StockStream {
         loop {
             if self.snapshot_due {
                 self.snapshot_due = false;
-                return match snapshot(&self.state).await {
+                return match self.state.snapshots.since(&self.state, Instant::now()).await {
                     Ok(frame) => Some(frame),
                     Err(error) => {
                         // The client reconnects and gets a snapshot (or a 503) then.
@@ -180,7 +202,7 @@ pub async fn stock_stream(state: Arc<AppState>) -> Result<Response<Body>, ApiErr
     let permit = state.sse_capacity.admit()?;
     // Subscribed before the snapshot is read, so no change falls between the two.
     let updates = state.hub.stock();
-    let first = snapshot(&state).await?;
+    let first = state.snapshots.since(&state, Instant::now()).await?;
     let feed = StockStream {
         shutdown: state.shutdown.clone(),
         state,

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::{self, CatalogHandle};
 use crate::config::GatewayConfig;
 use crate::hub::Subscription;
+use crate::sse::Snapshots;
 use crate::limits::{Capacity, FORGET_EVERY, RateLimits};
 use crate::reserve::ReserveScript;
 use crate::state::AppState;
@@ -71,6 +72,7 @@ impl Application {
             admin_token: config.admin_token.clone(),
             max_tickets_per_customer: config.max_tickets_per_customer,
             hub: Arc::default(),
+            snapshots: Snapshots::default(),
             limits: RateLimits::new(config.rate_limit_per_ip, config.booking_limit_per_ip),
             trusted_proxies: config.trusted_proxies.clone(),
             request_capacity: Capacity::new(config.max_in_flight),

@@ -14,6 +14,7 @@ use booking::keys::Keyspace;
 
 use crate::catalog::CatalogHandle;
 use crate::hub::Hub;
+use crate::sse::Snapshots;
 use crate::limits::{Capacity, RateLimits};
 use crate::reserve::ReserveScript;
 
@@ -30,6 +31,8 @@ pub struct AppState {
     pub max_tickets_per_customer: u32,
     /// The live feed's fan-out.
     pub hub: Arc<Hub>,
+    /// The stock snapshot new and resynchronising streams share.
+    pub snapshots: Snapshots,
     pub limits: RateLimits,
     pub trusted_proxies: Vec<IpNet>,
     /// Requests answered at once.

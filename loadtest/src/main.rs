@@ -1,4 +1,4 @@
-#![doc = include_str!("../README.md")]
+//! The goose load test; see the crate README.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};

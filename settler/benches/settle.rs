@@ -4,7 +4,8 @@
 //!
 //! `cargo bench -p settler --bench settle` with `BENCH_BOOKINGS` (default 20000),
 //! `PAYMENT_LATENCY_MS` (default 500), `SETTLER_CONCURRENCY`, `SETTLER_BATCH_SIZE`, and the usual
-//! `REDIS_URL` / `DATABASE_URL` (the benchmark uses its own database and key prefix).
+//! `REDIS_URL` / `DATABASE_URL` (the benchmark uses its own database and key prefix). With
+//! `BENCH_RESULT` set it also writes the figures there as JSON, for `make bench`'s table.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -135,6 +136,16 @@ async fn main() -> anyhow::Result<()> {
         latency.end(),
         accepted as f64 / fill.as_secs_f64(),
     );
+
+    if let Some(path) = booking::config::raw("BENCH_RESULT") {
+        let figures = serde_json::json!({
+            "settled": settled,
+            "seconds": took.as_secs_f64(),
+            "perSecond": settled as f64 / took.as_secs_f64(),
+            "paymentLatencyMs": latency.start(),
+        });
+        std::fs::write(path, figures.to_string())?;
+    }
 
     state.db.close().await;
     let mut admin = PgConnection::connect(&format!("{server}/postgres")).await?;

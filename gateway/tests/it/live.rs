@@ -60,6 +60,30 @@ async fn a_client_gets_a_snapshot_then_the_stock_of_each_booking() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clients_opening_together_share_a_snapshot_but_later_ones_see_later_stock() {
+    let app = spawn_app().await;
+    let (_, tiers) = app.create_concert(&[(10.0, 10)]).await;
+    let mut storm = join_all((0..200).map(|_| SseReader::open(&app, "/api/concerts/stream"))).await;
+    for feed in &mut storm {
+        let snapshot = feed.expect("snapshot").await;
+        assert_eq!(tier_stock(&snapshot.json(), tiers[0].id), Some(10));
+    }
+
+    assert_eq!(
+        app.book(&booking_body(&tiers[0], 4, "a@b.co", "k1"))
+            .await
+            .status(),
+        202
+    );
+    // Once the change has reached a stream, no new client may be given the older snapshot.
+    assert_eq!(storm[0].expect("stock").await.json()["availableQuantity"], 6);
+    let mut later = SseReader::open(&app, "/api/concerts/stream").await;
+    let snapshot = later.expect("snapshot").await;
+    assert_eq!(tier_stock(&snapshot.json(), tiers[0].id), Some(6));
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_clients_on_two_gateways_all_get_the_same_event() {
     let first = spawn_app().await;
     let second = spawn_app_with(first.config.clone()).await;

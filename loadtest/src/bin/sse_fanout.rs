@@ -9,13 +9,18 @@
 //!
 //! Prints, per round, how many clients the change reached and the p50/p99/max delivery latency,
 //! and the gateways' resident memory per open stream when `--pids` names their processes.
+//!
+//! One process may hold at most 20,000 sockets here, so `bench` runs several with
+//! `--follow <tierId>`: each then books nothing and prints `ready <streaming clients>`; on an `arm`
+//! line of its standard input it answers `armed`, and on `collect`, `arrivals <unix µs>,...`: when
+//! each of its clients saw the first change after arming. It ends when its input closes.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpSocket;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
@@ -25,8 +30,12 @@ struct Options {
     gateways: Vec<SocketAddr>,
     clients: usize,
     sources: u8,
+    /// The first source address is 127.0.0.(1 + this).
+    source_offset: u8,
     rounds: usize,
     pids: Vec<u32>,
+    /// Watch this tier and take rounds from standard input instead of booking.
+    follow: Option<Arc<str>>,
 }
 
 fn options() -> Result<Options, String> {
@@ -34,8 +43,10 @@ fn options() -> Result<Options, String> {
         gateways: vec![SocketAddr::from(([127, 0, 0, 1], 8000))],
         clients: 1000,
         sources: 4,
+        source_offset: 0,
         rounds: 5,
         pids: Vec::new(),
+        follow: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -53,6 +64,10 @@ fn options() -> Result<Options, String> {
             "--sources" => {
                 options.sources = value.parse().map_err(|_| bad("a number from 1 to 254"))?
             }
+            "--source-offset" => {
+                options.source_offset = value.parse().map_err(|_| bad("a number below 254"))?
+            }
+            "--follow" => options.follow = Some(value.into()),
             "--rounds" => options.rounds = value.parse().map_err(|_| bad("a number"))?,
             "--pids" => {
                 options.pids = value
@@ -79,15 +94,15 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
-/// One client: connects from `source`, waits for its snapshot, then reports every time it sees a
-/// stock event for `tier` after the current trigger.
+/// One client: connects from `source`, waits for its snapshot, then reports when it first sees a
+/// stock event for `tier` in each armed round.
 async fn client(
     source: IpAddr,
     gateway: SocketAddr,
     tier: Arc<str>,
-    mut trigger: watch::Receiver<Option<Instant>>,
+    mut armed: watch::Receiver<u64>,
     ready: mpsc::Sender<()>,
-    seen: mpsc::UnboundedSender<Duration>,
+    seen: mpsc::UnboundedSender<SystemTime>,
 ) -> std::io::Result<()> {
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(source, 0))?;
@@ -100,11 +115,13 @@ async fn client(
     let mut buffer = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
     let mut snapshot = false;
+    let mut reported = 0;
     loop {
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
             return Ok(());
         }
+        let arrived = SystemTime::now();
         buffer.extend_from_slice(&chunk[..n]);
         // Frames end in a blank line; act on complete ones only.
         while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
@@ -113,11 +130,12 @@ async fn client(
             if !snapshot && text.contains("event: snapshot") {
                 snapshot = true;
                 let _ = ready.send(()).await;
-            } else if text.contains("event: stock")
-                && text.contains(&*tier)
-                && let Some(at) = *trigger.borrow_and_update()
-            {
-                let _ = seen.send(at.elapsed());
+            } else if text.contains("event: stock") && text.contains(&*tier) {
+                let round = *armed.borrow_and_update();
+                if round > reported {
+                    reported = round;
+                    let _ = seen.send(arrived);
+                }
             }
         }
     }
@@ -130,13 +148,109 @@ fn percentile(sorted: &[Duration], share: f64) -> Duration {
     sorted[((sorted.len() as f64 * share).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
-#[tokio::main]
-async fn main() -> Result<(), String> {
-    let options = options()?;
-    let http = reqwest::Client::new();
-    let first = options.gateways[0];
+/// Streams open to the gateways, and what they report.
+struct Clients {
+    connected: usize,
+    round: watch::Sender<u64>,
+    seen: mpsc::UnboundedReceiver<SystemTime>,
+}
+
+impl Clients {
+    /// Opens `options.clients` streams watching `tier` and waits (at most 30 s between two) until
+    /// they have their snapshots.
+    async fn open(options: &Options, tier: &Arc<str>) -> Self {
+        let (round, armed) = watch::channel(0);
+        let (ready_tx, mut ready_rx) = mpsc::channel(1024);
+        let (seen_tx, seen) = mpsc::unbounded_channel();
+        for n in 0..options.clients {
+            let source = IpAddr::V4(Ipv4Addr::new(
+                127,
+                0,
+                0,
+                1 + options.source_offset + (n % usize::from(options.sources.max(1))) as u8,
+            ));
+            let gateway = options.gateways[n % options.gateways.len()];
+            tokio::spawn(client(
+                source,
+                gateway,
+                Arc::clone(tier),
+                armed.clone(),
+                ready_tx.clone(),
+                seen_tx.clone(),
+            ));
+        }
+        drop(ready_tx);
+        let mut connected = 0;
+        while connected < options.clients {
+            match tokio::time::timeout(Duration::from_secs(30), ready_rx.recv()).await {
+                Ok(Some(())) => connected += 1,
+                _ => break,
+            }
+        }
+        Self {
+            connected,
+            round,
+            seen,
+        }
+    }
+
+    /// Starts a round: the next stock change each client sees is reported.
+    fn arm(&mut self) {
+        while self.seen.try_recv().is_ok() {}
+        self.round.send_modify(|round| *round += 1);
+    }
+
+    /// When each client saw the change, giving up on those that have not within 5 s.
+    async fn arrivals(&mut self) -> Vec<SystemTime> {
+        let mut arrivals = Vec::with_capacity(self.connected);
+        while arrivals.len() < self.connected {
+            match tokio::time::timeout(Duration::from_secs(5), self.seen.recv()).await {
+                Ok(Some(arrived)) => arrivals.push(arrived),
+                _ => break,
+            }
+        }
+        arrivals
+    }
+}
+
+fn unix_micros(at: SystemTime) -> u128 {
+    at.duration_since(UNIX_EPOCH).unwrap_or_default().as_micros()
+}
+
+/// Rounds come from standard input (`arm`, then `collect`); answers go to standard output.
+async fn follow(options: &Options, tier: &Arc<str>) -> Result<(), String> {
+    let mut clients = Clients::open(options, tier).await;
+    println!("ready {}", clients.connected);
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
+        match line.trim() {
+            "arm" => {
+                clients.arm();
+                println!("armed");
+            }
+            "collect" => {
+                let arrivals: Vec<String> = clients
+                    .arrivals()
+                    .await
+                    .into_iter()
+                    .map(|at| unix_micros(at).to_string())
+                    .collect();
+                println!("arrivals {}", arrivals.join(","));
+            }
+            other => return Err(format!("expected `arm` or `collect`, got {other:?}")),
+        }
+    }
+    Ok(())
+}
+
+/// Finds the cheapest tier with stock to book, and its price.
+async fn tier_to_book(
+    http: &reqwest::Client,
+    gateway: SocketAddr,
+    rounds: usize,
+) -> Result<(Arc<str>, f64), String> {
     let catalog: Value = http
-        .get(format!("http://{first}/api/concerts"))
+        .get(format!("http://{gateway}/api/concerts"))
         .send()
         .await
         .map_err(|e| e.to_string())?
@@ -153,7 +267,7 @@ async fn main() -> Result<(), String> {
                 .cloned()
                 .unwrap_or_default()
         })
-        .filter(|tier| tier["availableQuantity"].as_i64().unwrap_or(0) >= options.rounds as i64)
+        .filter(|tier| tier["availableQuantity"].as_i64().unwrap_or(0) >= rounds as i64)
         .min_by(|a, b| {
             a["price"]
                 .as_f64()
@@ -161,43 +275,29 @@ async fn main() -> Result<(), String> {
                 .unwrap_or(std::cmp::Ordering::Equal)
         })
         .ok_or("no tier with stock to book")?;
-    let tier_id: Arc<str> = tier["id"].as_str().ok_or("tier without id")?.into();
+    let id = tier["id"].as_str().ok_or("tier without id")?.into();
     let price = tier["price"].as_f64().ok_or("tier without price")?;
+    Ok((id, price))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), String> {
+    let options = options()?;
+    if let Some(tier) = &options.follow {
+        return follow(&options, tier).await;
+    }
+    let http = reqwest::Client::new();
+    let first = options.gateways[0];
+    let (tier_id, price) = tier_to_book(&http, first, options.rounds).await?;
 
     let before: Vec<u64> = options
         .pids
         .iter()
         .filter_map(|pid| rss_kib(*pid))
         .collect();
-    let (trigger_tx, trigger_rx) = watch::channel(None);
-    let (ready_tx, mut ready_rx) = mpsc::channel(1024);
-    let (seen_tx, mut seen_rx) = mpsc::unbounded_channel();
     let opened = Instant::now();
-    for n in 0..options.clients {
-        let source = IpAddr::V4(Ipv4Addr::new(
-            127,
-            0,
-            0,
-            1 + (n % usize::from(options.sources.max(1))) as u8,
-        ));
-        let gateway = options.gateways[n % options.gateways.len()];
-        tokio::spawn(client(
-            source,
-            gateway,
-            Arc::clone(&tier_id),
-            trigger_rx.clone(),
-            ready_tx.clone(),
-            seen_tx.clone(),
-        ));
-    }
-    drop(ready_tx);
-    let mut connected = 0;
-    while connected < options.clients {
-        match tokio::time::timeout(Duration::from_secs(30), ready_rx.recv()).await {
-            Ok(Some(())) => connected += 1,
-            _ => break,
-        }
-    }
+    let mut clients = Clients::open(&options, &tier_id).await;
+    let connected = clients.connected;
     println!(
         "sse_fanout: {connected} of {} clients streaming after {:.1} s",
         options.clients,
@@ -224,8 +324,8 @@ async fn main() -> Result<(), String> {
     }
 
     for round in 1..=options.rounds {
-        while seen_rx.try_recv().is_ok() {}
-        trigger_tx.send_replace(Some(Instant::now()));
+        clients.arm();
+        let sent = SystemTime::now();
         let booked = http
             .post(format!("http://{first}/api/bookings"))
             .json(&json!({
@@ -241,13 +341,12 @@ async fn main() -> Result<(), String> {
                 booked.status()
             ));
         }
-        let mut latencies = Vec::with_capacity(connected);
-        while latencies.len() < connected {
-            match tokio::time::timeout(Duration::from_secs(5), seen_rx.recv()).await {
-                Ok(Some(latency)) => latencies.push(latency),
-                _ => break,
-            }
-        }
+        let mut latencies: Vec<Duration> = clients
+            .arrivals()
+            .await
+            .into_iter()
+            .map(|at| at.duration_since(sent).unwrap_or_default())
+            .collect();
         latencies.sort();
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!(
