@@ -179,7 +179,12 @@ impl Feed for StockStream {
         loop {
             if self.snapshot_due {
                 self.snapshot_due = false;
-                return match self.state.snapshots.since(&self.state, Instant::now()).await {
+                return match self
+                    .state
+                    .snapshots
+                    .since(&self.state, Instant::now())
+                    .await
+                {
                     Ok(frame) => Some(frame),
                     Err(error) => {
                         // The client reconnects and gets a snapshot (or a 503) then.

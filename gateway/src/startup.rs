@@ -18,9 +18,9 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::{self, CatalogHandle};
 use crate::config::GatewayConfig;
 use crate::hub::Subscription;
-use crate::sse::Snapshots;
 use crate::limits::{Capacity, FORGET_EVERY, RateLimits};
 use crate::reserve::ReserveScript;
+use crate::sse::Snapshots;
 use crate::state::AppState;
 use crate::{refresh, router, seed};
 

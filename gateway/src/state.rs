@@ -14,9 +14,9 @@ use booking::keys::Keyspace;
 
 use crate::catalog::CatalogHandle;
 use crate::hub::Hub;
-use crate::sse::Snapshots;
 use crate::limits::{Capacity, RateLimits};
 use crate::reserve::ReserveScript;
+use crate::sse::Snapshots;
 
 #[derive(Debug)]
 pub struct AppState {

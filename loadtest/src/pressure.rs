@@ -101,7 +101,9 @@ impl Tally {
     }
 
     fn record(&mut self, second: usize, latency: Duration) {
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
+        let micros = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
         self.latency.saturating_record(micros);
         if let Some(bucket) = self.per_second.get_mut(second) {
             bucket.saturating_record(micros);

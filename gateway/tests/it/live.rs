@@ -76,7 +76,10 @@ async fn clients_opening_together_share_a_snapshot_but_later_ones_see_later_stoc
         202
     );
     // Once the change has reached a stream, no new client may be given the older snapshot.
-    assert_eq!(storm[0].expect("stock").await.json()["availableQuantity"], 6);
+    assert_eq!(
+        storm[0].expect("stock").await.json()["availableQuantity"],
+        6
+    );
     let mut later = SseReader::open(&app, "/api/concerts/stream").await;
     let snapshot = later.expect("snapshot").await;
     assert_eq!(tier_stock(&snapshot.json(), tiers[0].id), Some(6));

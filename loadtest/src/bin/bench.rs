@@ -124,7 +124,13 @@ impl Run {
                 .redis
                 .custom(
                     fred::cmd!("SCAN"),
-                    vec![cursor.clone(), "MATCH".into(), pattern.clone(), "COUNT".into(), "1000".into()],
+                    vec![
+                        cursor.clone(),
+                        "MATCH".into(),
+                        pattern.clone(),
+                        "COUNT".into(),
+                        "1000".into(),
+                    ],
                 )
                 .await?;
             if !keys.is_empty() {
@@ -219,7 +225,12 @@ async fn redis_limit(settings: &Settings, run: &Run) -> anyhow::Result<RedisLimi
     };
     let output = Command::new("redis-benchmark")
         .args(["-h", &server.host, "-p", &server.port.to_string()])
-        .args(["-c", &CLIENTS.to_string(), "-n", &settings.redis_requests.to_string()])
+        .args([
+            "-c",
+            &CLIENTS.to_string(),
+            "-n",
+            &settings.redis_requests.to_string(),
+        ])
         .args(["-r", "1000000000", "--csv"])
         .args(&args)
         .output()
@@ -360,10 +371,16 @@ async fn http_figures(
     let [floor, stands] = create_tiers(addr).await?;
     println!("bench: GET /api/concerts, {} s", settings.seconds);
     let catalog = pressure::run(closed(addr, get(addr, "/api/concerts"))).await;
-    println!("bench: POST /api/bookings as fast as answered, {} s", settings.seconds);
+    println!(
+        "bench: POST /api/bookings as fast as answered, {} s",
+        settings.seconds
+    );
     let booking_max = pressure::run(closed(addr, book(addr, &floor, "max"))).await;
     let half_rate = redis.per_second / 2.0;
-    println!("bench: POST /api/bookings at {half_rate:.0}/s, {} s", settings.seconds);
+    println!(
+        "bench: POST /api/bookings at {half_rate:.0}/s, {} s",
+        settings.seconds
+    );
     let booking_half = pressure::run(Load {
         target: addr,
         connections: settings.connections * 4,
@@ -697,13 +714,14 @@ fn table(
             fanout.latency.max() as f64 / 1e3
         ),
         "50,000 clients, p99 < 1 s",
-        verdict(
-            fanout.connected >= 50_000 && reached == fanout.connected && fanout_p99 < 1_000.0
-        ),
+        verdict(fanout.connected >= 50_000 && reached == fanout.connected && fanout_p99 < 1_000.0),
     );
     row(
         "SSE: gateway memory per idle stream",
-        format!("{:.1} KiB (resident memory growth / streams)", fanout.kib_per_stream),
+        format!(
+            "{:.1} KiB (resident memory growth / streams)",
+            fanout.kib_per_stream
+        ),
         "< 10 KiB",
         verdict(fanout.kib_per_stream < 10.0),
     );
@@ -718,10 +736,19 @@ fn booking_chart(path: &Path, http: &HttpFigures) -> anyhow::Result<()> {
             .iter()
             .enumerate()
             .filter(|(_, h)| !h.is_empty())
-            .map(|(s, h)| (s as f64 + 1.0, h.value_at_percentile(percentile) as f64 / 1e3))
+            .map(|(s, h)| {
+                (
+                    s as f64 + 1.0,
+                    h.value_at_percentile(percentile) as f64 / 1e3,
+                )
+            })
             .collect()
     };
-    let lines = [("p50", 50.0, BLUE), ("p99", 99.0, RED), ("p99.9", 99.9, MAGENTA)];
+    let lines = [
+        ("p50", 50.0, BLUE),
+        ("p99", 99.0, RED),
+        ("p99.9", 99.9, MAGENTA),
+    ];
     let top = lines
         .iter()
         .flat_map(|(_, p, _)| series(*p))
@@ -747,12 +774,13 @@ fn booking_chart(path: &Path, http: &HttpFigures) -> anyhow::Result<()> {
         .x_desc("second of the run")
         .y_desc("latency, ms")
         .draw()?;
-    chart.draw_series(LineSeries::new(
-        [(0.0, 5.0), (seconds.len() as f64 + 1.0, 5.0)],
-        BLACK.mix(0.4),
-    ))?
-    .label("target p99 (5 ms)")
-    .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.4)));
+    chart
+        .draw_series(LineSeries::new(
+            [(0.0, 5.0), (seconds.len() as f64 + 1.0, 5.0)],
+            BLACK.mix(0.4),
+        ))?
+        .label("target p99 (5 ms)")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.4)));
     for (name, percentile, color) in lines {
         chart
             .draw_series(LineSeries::new(series(percentile), color.stroke_width(2)))?

@@ -214,7 +214,9 @@ impl Clients {
 }
 
 fn unix_micros(at: SystemTime) -> u128 {
-    at.duration_since(UNIX_EPOCH).unwrap_or_default().as_micros()
+    at.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros()
 }
 
 /// Rounds come from standard input (`arm`, then `collect`); answers go to standard output.
