@@ -1,10 +1,14 @@
 //! The gateway's configuration, read from the environment and validated before anything starts.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 
 use booking::config::{self, Backends, ConfigError};
+
+/// Where `make run` builds the web app, relative to the repository.
+const DEFAULT_WEB_DIR: &str = "web/dist";
 
 #[derive(Clone, Debug)]
 pub struct GatewayConfig {
@@ -28,6 +32,8 @@ pub struct GatewayConfig {
     pub max_in_flight: usize,
     /// `MAX_SSE_CLIENTS`: event streams held open at once; past it new ones get 503.
     pub max_sse_clients: usize,
+    /// The built web app served at `/`; `None` serves the API alone.
+    pub web_dir: Option<PathBuf>,
 }
 
 fn per_second(value: &str) -> Result<u32, &'static str> {
@@ -45,6 +51,20 @@ fn capacity(value: &str) -> Result<usize, &'static str> {
 }
 
 /// A comma-separated list of addresses (`10.0.0.7`) and networks (`10.0.0.0/8`).
+/// `WEB_DIR` must hold a built app; unset, `web/dist` is served when it has been built.
+fn web_dir() -> Result<Option<PathBuf>, ConfigError> {
+    let built = |dir: &Path| dir.join("index.html").is_file();
+    match config::raw("WEB_DIR") {
+        Some(value) if built(Path::new(&value)) => Ok(Some(PathBuf::from(value))),
+        Some(value) => Err(ConfigError::new(
+            "WEB_DIR",
+            value,
+            "expected a directory holding the built web app (index.html)",
+        )),
+        None => Ok(Some(PathBuf::from(DEFAULT_WEB_DIR)).filter(|dir| built(dir))),
+    }
+}
+
 fn networks(value: &str) -> Result<Vec<IpNet>, String> {
     value
         .split(',')
@@ -82,6 +102,7 @@ impl GatewayConfig {
             trusted_proxies: config::parse_or("TRUSTED_PROXIES", Vec::new(), networks)?,
             max_in_flight: config::parse_or("MAX_IN_FLIGHT", 4096, capacity)?,
             max_sse_clients: config::parse_or("MAX_SSE_CLIENTS", 20_000, capacity)?,
+            web_dir: web_dir()?,
         })
     }
 }

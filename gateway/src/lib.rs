@@ -20,6 +20,7 @@ pub mod sse;
 pub mod startup;
 pub mod state;
 pub mod validate;
+pub mod web;
 
 pub use config::GatewayConfig;
 pub use startup::Application;

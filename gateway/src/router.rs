@@ -34,6 +34,8 @@ pub enum Route<'p> {
     Health,
     Ready,
     Metrics,
+    /// Anything outside `/api`: the web app's files and pages.
+    WebApp(&'p str),
 }
 
 impl Route<'_> {
@@ -50,6 +52,7 @@ impl Route<'_> {
             Route::Health => "/api/health",
             Route::Ready => "/api/health/ready",
             Route::Metrics => "/metrics",
+            Route::WebApp(_) => "/{web}",
         }
     }
 
@@ -74,7 +77,8 @@ pub fn match_route<'p>(method: &Method, path: &'p str) -> Result<Route<'p>, ApiE
         ["api", "health"] => (Route::Health, "GET"),
         ["api", "health", "ready"] => (Route::Ready, "GET"),
         ["metrics"] => (Route::Metrics, "GET"),
-        _ => return Err(ApiError::RouteNotFound),
+        ["api", ..] => return Err(ApiError::RouteNotFound),
+        _ => (Route::WebApp(path), "GET"),
     };
     let allowed = method.as_str() == allow || (allow == "GET" && method == Method::HEAD);
     if allowed {
@@ -183,6 +187,7 @@ async fn dispatch(
         Route::GetBooking(id) => bookings::get(state, id).await,
         Route::BookingEvents(id) => sse::booking_stream(Arc::clone(state), id).await,
         Route::Dashboard => analytics::get(&state.db, parts.uri.query()).await,
+        Route::WebApp(path) => state.web.response(path).ok_or(ApiError::RouteNotFound),
         Route::Health => health::live(),
         Route::Ready => health::ready(state).await,
         Route::Metrics => {
@@ -234,6 +239,15 @@ mod tests {
         assert!(matches!(
             match_route(&Method::DELETE, "/api/bookings"),
             Err(ApiError::MethodNotAllowed { allow: "POST" })
+        ));
+        assert_eq!(
+            match_route(&Method::GET, "/analytics").ok(),
+            Some(Route::WebApp("/analytics"))
+        );
+        assert_eq!(match_route(&Method::GET, "/").ok(), Some(Route::WebApp("/")));
+        assert!(matches!(
+            match_route(&Method::POST, "/analytics"),
+            Err(ApiError::MethodNotAllowed { allow: "GET" })
         ));
     }
 

@@ -21,6 +21,7 @@ use crate::hub::Subscription;
 use crate::limits::{Capacity, FORGET_EVERY, RateLimits};
 use crate::reserve::ReserveScript;
 use crate::sse::Snapshots;
+use crate::web::WebApp;
 use crate::state::AppState;
 use crate::{refresh, router, seed};
 
@@ -59,6 +60,11 @@ impl Application {
         let catalog = CatalogHandle::default();
         catalog.merge(catalog::load(&db).await.context("loading the catalog")?);
 
+        let web = match &config.web_dir {
+            Some(dir) => WebApp::load(dir)
+                .with_context(|| format!("reading the web app in {}", dir.display()))?,
+            None => WebApp::default(),
+        };
         let redis =
             booking::redis::connect(&backends.redis_url, REDIS_POOL_SIZE, backends.redis_timeout)
                 .context("configuring redis")?;
@@ -77,6 +83,7 @@ impl Application {
             trusted_proxies: config.trusted_proxies.clone(),
             request_capacity: Capacity::new(config.max_in_flight),
             sse_capacity: Capacity::new(config.max_sse_clients),
+            web,
             metrics: crate::metrics::install(),
             shutdown: CancellationToken::new(),
         });

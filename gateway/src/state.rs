@@ -17,6 +17,7 @@ use crate::hub::Hub;
 use crate::limits::{Capacity, RateLimits};
 use crate::reserve::ReserveScript;
 use crate::sse::Snapshots;
+use crate::web::WebApp;
 
 #[derive(Debug)]
 pub struct AppState {
@@ -39,6 +40,8 @@ pub struct AppState {
     pub request_capacity: Capacity,
     /// Event streams open at once.
     pub sse_capacity: Capacity,
+    /// The web app's files, served at `/`; empty when it was not built.
+    pub web: WebApp,
     pub metrics: PrometheusHandle,
     /// Cancelled when the gateway shuts down: event streams end.
     pub shutdown: CancellationToken,

@@ -96,6 +96,7 @@ impl Harness {
             trusted_proxies: Vec::new(),
             max_in_flight: 100_000,
             max_sse_clients: 100_000,
+            web_dir: None,
         };
         let app = gateway::Application::build(config)
             .await
