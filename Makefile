@@ -15,12 +15,13 @@ PG_HOST := 127.0.0.1
 PG_PORT := 5432
 REDIS_PORT := 6379
 
-.PHONY: run test bench deps services redis postgres build lint clean-test-databases loadtest-smoke
+.PHONY: run test bench deps services redis postgres build lint clean-test-databases loadtest-smoke \
+	web web-deps web-test web-e2e chromium
 
 ## run: install what is missing, start Redis and Postgres, build, then run the settler and the
 ## gateway (http://127.0.0.1:8000) until Ctrl-C, which stops both gracefully
-run: services build
-	@echo "gateway: http://$(GATEWAY_ADDR)  (API under /api, e.g. http://$(GATEWAY_ADDR)/api/concerts)"
+run: services build web
+	@echo "web app and API: http://$(GATEWAY_ADDR)  (API under /api, e.g. http://$(GATEWAY_ADDR)/api/concerts)"
 	@echo "settler: http://$(SETTLER_METRICS_ADDR)/metrics"
 	@trap 'kill -TERM $$settler $$gateway 2>/dev/null; wait' INT TERM; \
 	target/release/settler & settler=$$!; \
@@ -29,13 +30,20 @@ run: services build
 	kill -TERM $$settler $$gateway 2>/dev/null; wait; exit $$status
 
 ## test: everything the project checks (formatting, lints, unit and integration tests)
-test: services lint clean-test-databases
+test: services lint clean-test-databases web-deps
 	@# The live-feed tests hold a thousand streams open: lift the soft limit on open files.
 	mkdir -p target
 	ulimit -n "$$(ulimit -Hn)"; cargo test --workspace --locked 2>&1 | tee target/test-output.txt
 	$(MAKE) --no-print-directory loadtest-smoke
-	@# One closing line for the whole run: every cargo test binary, plus the load test smoke.
-	@awk '/^test result:/ { passed += $$4; failed += $$6 } END { printf "tests: %d passed, %d failed\n", passed + 1, failed }' target/test-output.txt
+	$(MAKE) --no-print-directory web-test 2>&1 | tee target/web-test-output.txt
+	$(MAKE) --no-print-directory web-e2e 2>&1 | tee target/web-e2e-output.txt
+	@# One closing line for the whole run: every cargo test binary, the load test smoke, the web
+	@# app's unit tests (vitest: "Tests  N passed") and end-to-end tests (node:test: "# pass N").
+	@cat target/test-output.txt target/web-test-output.txt target/web-e2e-output.txt | awk '\
+		/^test result:/ { passed += $$4; failed += $$6 } \
+		/^ +Tests +[0-9]+ passed/ { passed += $$2 } /^ +Tests +[0-9]+ failed/ { failed += $$2 } \
+		/^# pass / { passed += $$3 } /^# fail / { failed += $$3 } \
+		END { printf "tests: %d passed, %d failed\n", passed + 1, failed }' 
 
 build:
 	cargo build --release --locked -p gateway -p settler
@@ -59,6 +67,8 @@ lint:
 ## deps: Debian packages the services and tests need
 deps:
 	@missing=""; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v redis-cli >/dev/null || missing="$$missing redis-tools"; \
 	command -v psql >/dev/null || missing="$$missing postgresql-client"; \
@@ -107,6 +117,44 @@ postgres: deps
 		for _ in $$(seq 100); do pg_isready -q -h $(PG_HOST) -p $(PG_PORT) && break; sleep 0.1; done; \
 		pg_isready -h $(PG_HOST) -p $(PG_PORT); \
 	fi
+
+## web: the web app, built to web/dist, which the gateway serves at /
+web: web-deps
+	cd web && npm run build
+
+# npm ci whenever the lock file is newer than what is installed.
+web-deps: deps
+	@if [ ! -d web/node_modules ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then \
+		cd web && npm ci --no-audit --no-fund; \
+	fi
+
+web-test: web-deps
+	cd web && npx tsc --noEmit && npx vitest run
+
+# Debian's Chromium drives the end-to-end tests; nothing downloads a browser of its own.
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "installing: chromium"; \
+		$(SUDO) apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; \
+	fi
+
+# The end-to-end tests against a gateway and settler of their own (own database and key prefix),
+# payments approved after 100-300 ms. SCREENSHOTS=docs/screenshots saves the pages.
+E2E_GATEWAY_ADDR := 127.0.0.1:18124
+E2E_SETTLER_ADDR := 127.0.0.1:18125
+web-e2e: services chromium web
+	cargo build --locked -p gateway -p settler
+	@db=gw_test_e2e_$$$$; prefix=e2e-$$$$; token=e2e-admin-token-0123456789; \
+	export DATABASE_URL="$${DATABASE_URL%/*}/$$db" KEY_PREFIX=$$prefix ADMIN_TOKEN=$$token RUST_LOG=warn; \
+	SETTLER_METRICS_ADDR=$(E2E_SETTLER_ADDR) PAYMENT_LATENCY_MS=100-300 PAYMENT_FAILURE_RATE=0 \
+		target/debug/settler & settler=$$!; \
+	GATEWAY_ADDR=$(E2E_GATEWAY_ADDR) SEED_DEMO=false WEB_DIR=web/dist target/debug/gateway & gateway=$$!; \
+	trap 'kill $$gateway $$settler 2>/dev/null; wait $$gateway $$settler 2>/dev/null; \
+		redis-cli --scan --pattern "{$$prefix:*" | xargs -r redis-cli del >/dev/null; \
+		psql -h $(PG_HOST) -p $(PG_PORT) -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$$db\" WITH (FORCE)"' EXIT; \
+	for _ in $$(seq 300); do curl -sf http://$(E2E_GATEWAY_ADDR)/api/health/ready >/dev/null && break; sleep 0.1; done; \
+	cd web && E2E_URL=http://$(E2E_GATEWAY_ADDR) node --test e2e/
 
 # Databases of earlier test runs that stopped before cleaning up after themselves.
 clean-test-databases: postgres

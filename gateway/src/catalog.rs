@@ -55,8 +55,15 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// Concerts by date; each one's tiers dearest first, the order Postgres lists them in, so a
+    /// concert just created shows its tiers as it will after every refresh.
     pub fn new(mut concerts: Vec<Concert>) -> Self {
         concerts.sort_by(|a, b| a.date.cmp(&b.date).then(a.id.cmp(&b.id)));
+        for concert in &mut concerts {
+            concert
+                .tiers
+                .sort_by(|a, b| b.price.cmp(&a.price).then_with(|| a.name.cmp(&b.name)));
+        }
         let concerts: Vec<Arc<Concert>> = concerts.into_iter().map(Arc::new).collect();
         let tiers = concerts
             .iter()

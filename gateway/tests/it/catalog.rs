@@ -108,6 +108,28 @@ async fn the_admin_api_needs_its_token_and_makes_stock_live_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiers_are_listed_dearest_first_from_the_moment_a_concert_is_created() {
+    let app = spawn_app().await;
+    let (concert, _) = app
+        .create_concert(&[(10.0, 5), (50.0, 5), (20.0, 5)])
+        .await;
+    let prices = |body: &Value| -> Vec<f64> {
+        body["ticketTiers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|tier| tier["price"].as_f64())
+            .collect()
+    };
+    let created = app.get_json(&format!("/api/concerts/{concert}")).await;
+    assert_eq!(prices(&created), [50.0, 20.0, 10.0]);
+    gateway::refresh::refresh(&app.state).await;
+    let refreshed = app.get_json(&format!("/api/concerts/{concert}")).await;
+    assert_eq!(prices(&refreshed), [50.0, 20.0, 10.0]);
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_concert_lists_every_problem() {
     let app = spawn_app().await;
     let body = json!({

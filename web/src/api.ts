@@ -1,0 +1,170 @@
+// The gateway's HTTP API: types of what it answers, and its RFC 9457 problems as errors.
+
+export interface Tier {
+  id: string;
+  concertId: string;
+  name: string;
+  price: number;
+  totalQuantity: number;
+  availableQuantity: number;
+}
+
+export interface Concert {
+  id: string;
+  name: string;
+  description: string;
+  location: string;
+  date: string;
+  ticketTiers: Tier[];
+}
+
+export type BookingStatus = "pending" | "confirmed" | "failed";
+
+export interface Booking {
+  id: string;
+  ticketTierId: string;
+  concertId: string;
+  userEmail: string;
+  quantity: number;
+  totalPrice: number;
+  currency: string;
+  status: BookingStatus;
+  failureReason?: string;
+  createdAt: string;
+}
+
+export interface BookingRequest {
+  ticketTierId: string;
+  userEmail: string;
+  quantity: number;
+  totalPrice: number;
+  idempotencyKey: string;
+}
+
+export type Period = "hour" | "day" | "week";
+
+export interface Dashboard {
+  summary: { totalRevenue: number; totalTicketsSold: number };
+  salesOverTime: { date: string; revenue: number; tickets: number }[];
+  revenueByTier: { tierName: string; concertName: string; revenue: number; percentage: number }[];
+}
+
+export interface DashboardFilters {
+  concertId: string;
+  startDate: string;
+  endDate: string;
+  period: Period;
+}
+
+export interface FieldProblem {
+  field: string;
+  code: string;
+  message: string;
+}
+
+/** An answer of the API that is not a success, or no answer at all. */
+export class ApiProblem extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    readonly detail: string,
+    readonly fieldErrors: FieldProblem[] = [],
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(detail);
+  }
+
+  /** What the person should read: the API's own words, or a plain one for a network failure. */
+  get message(): string {
+    return this.detail;
+  }
+
+  /** The error for one form field, if the API named it. */
+  forField(field: string): string | undefined {
+    return this.fieldErrors.find((error) => error.field === field)?.message;
+  }
+}
+
+const NETWORK_PROBLEM = "The ticket service could not be reached. Check your connection and try again.";
+
+/** Reads a problem body (or whatever came instead) into an ApiProblem. */
+export async function problemFrom(response: Response): Promise<ApiProblem> {
+  const retry = Number(response.headers.get("retry-after"));
+  const retryAfter = Number.isFinite(retry) && retry > 0 ? retry : undefined;
+  try {
+    const body = await response.json();
+    const detail =
+      body.code === "TicketTierOutOfStock" && typeof body.availableQuantity === "number"
+        ? `${body.detail ?? body.title} Only ${body.availableQuantity} left.`
+        : (body.detail ?? body.title ?? response.statusText);
+    return new ApiProblem(response.status, body.code ?? "Unknown", detail, body.errors ?? [], retryAfter);
+  } catch {
+    return new ApiProblem(
+      response.status,
+      "Unknown",
+      response.status >= 500
+        ? "The ticket service is having trouble. Please try again in a moment."
+        : `The request failed (${response.status}).`,
+      [],
+      retryAfter,
+    );
+  }
+}
+
+async function call<T>(path: string, init?: RequestInit): Promise<T> {
+  let response: Response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiProblem(0, "NetworkError", NETWORK_PROBLEM);
+  }
+  if (!response.ok) {
+    throw await problemFrom(response);
+  }
+  return (await response.json()) as T;
+}
+
+export async function fetchConcerts(): Promise<Concert[]> {
+  const body = await call<{ concerts: Concert[] }>("/api/concerts");
+  return body.concerts.map((concert) => ({
+    ...concert,
+    ticketTiers: concert.ticketTiers.map((tier) => ({ ...tier, price: Number(tier.price) })),
+  }));
+}
+
+export async function createBooking(request: BookingRequest): Promise<Booking> {
+  const body = await call<{ booking: Booking }>("/api/bookings", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(request),
+  });
+  return body.booking;
+}
+
+export function dashboardQuery(filters: DashboardFilters): string {
+  const query = new URLSearchParams({ period: filters.period });
+  if (filters.concertId) query.set("concertId", filters.concertId);
+  if (filters.startDate) query.set("startDate", filters.startDate);
+  if (filters.endDate) query.set("endDate", filters.endDate);
+  return `/api/analytics/dashboard?${query}`;
+}
+
+export async function fetchDashboard(filters: DashboardFilters): Promise<Dashboard> {
+  const body = await call<Dashboard>(dashboardQuery(filters));
+  return {
+    summary: {
+      totalRevenue: Number(body.summary.totalRevenue),
+      totalTicketsSold: Number(body.summary.totalTicketsSold),
+    },
+    salesOverTime: body.salesOverTime.map((point) => ({
+      ...point,
+      revenue: Number(point.revenue),
+      tickets: Number(point.tickets),
+    })),
+    revenueByTier: body.revenueByTier.map((tier) => ({
+      ...tier,
+      revenue: Number(tier.revenue),
+      percentage: Number(tier.percentage),
+    })),
+  };
+}
