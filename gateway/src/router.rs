@@ -244,7 +244,10 @@ mod tests {
             match_route(&Method::GET, "/analytics").ok(),
             Some(Route::WebApp("/analytics"))
         );
-        assert_eq!(match_route(&Method::GET, "/").ok(), Some(Route::WebApp("/")));
+        assert_eq!(
+            match_route(&Method::GET, "/").ok(),
+            Some(Route::WebApp("/"))
+        );
         assert!(matches!(
             match_route(&Method::POST, "/analytics"),
             Err(ApiError::MethodNotAllowed { allow: "GET" })

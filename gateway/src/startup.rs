@@ -21,8 +21,8 @@ use crate::hub::Subscription;
 use crate::limits::{Capacity, FORGET_EVERY, RateLimits};
 use crate::reserve::ReserveScript;
 use crate::sse::Snapshots;
-use crate::web::WebApp;
 use crate::state::AppState;
+use crate::web::WebApp;
 use crate::{refresh, router, seed};
 
 /// Redis connections per gateway; each is multiplexed, so a few keep both cores busy.

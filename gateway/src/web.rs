@@ -66,7 +66,10 @@ impl WebApp {
 
     /// The file at `path`; the index page for an app route; `None` for a missing file.
     pub fn response(&self, path: &str) -> Option<Response<Body>> {
-        let looks_like_a_file = path.rsplit('/').next().is_some_and(|last| last.contains('.'));
+        let looks_like_a_file = path
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains('.'));
         let file = match self.files.get(path) {
             Some(file) => file,
             None if !looks_like_a_file => self.files.get("/index.html")?,

@@ -60,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
         trusted_proxies: Vec::new(),
         max_in_flight: 100_000,
         max_sse_clients: 100_000,
-            web_dir: None,
+        web_dir: None,
     })
     .await?;
     let state = gateway.state();

@@ -110,9 +110,7 @@ async fn the_admin_api_needs_its_token_and_makes_stock_live_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tiers_are_listed_dearest_first_from_the_moment_a_concert_is_created() {
     let app = spawn_app().await;
-    let (concert, _) = app
-        .create_concert(&[(10.0, 5), (50.0, 5), (20.0, 5)])
-        .await;
+    let (concert, _) = app.create_concert(&[(10.0, 5), (50.0, 5), (20.0, 5)]).await;
     let prices = |body: &Value| -> Vec<f64> {
         body["ticketTiers"]
             .as_array()

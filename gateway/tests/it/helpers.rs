@@ -61,7 +61,7 @@ pub fn test_config() -> GatewayConfig {
         trusted_proxies: Vec::new(),
         max_in_flight: 100_000,
         max_sse_clients: 100_000,
-            web_dir: None,
+        web_dir: None,
     }
 }
 

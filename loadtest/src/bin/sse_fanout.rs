@@ -25,6 +25,8 @@ use tokio::net::TcpSocket;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
+use loadtest::services::rss_kib;
+
 #[derive(Debug)]
 struct Options {
     gateways: Vec<SocketAddr>,
@@ -80,18 +82,6 @@ fn options() -> Result<Options, String> {
         }
     }
     Ok(options)
-}
-
-/// Resident memory of a process, KiB.
-fn rss_kib(pid: u32) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// One client: connects from `source`, waits for its snapshot, then reports when it first sees a
