@@ -122,7 +122,9 @@ postgres: deps
 web: web-deps
 	cd web && npm run build
 
-# npm ci whenever the lock file is newer than what is installed.
+# npm ci whenever the lock file is newer than what is installed. `npm ci` refuses a lock file that
+# lacks any platform build of rollup, so package.json pins rollup (overrides) to a release whose
+# every platform build the registry serves.
 web-deps: deps
 	@if [ ! -d web/node_modules ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then \
 		cd web && npm ci --no-audit --no-fund; \

@@ -20,23 +20,23 @@ export function BookingForm(props: { concert: Concert; tier: Tier; available: nu
   const [email, setEmail] = useState("");
   const [attempt, setAttempt] = useState<Attempt>();
   const [booking, setBooking] = useState<Booking>();
-  const booking_ = useMutation({
+  const submission = useMutation({
     mutationFn: createBooking,
     retry: (failures, error) => failures < 3 && transient(error),
     retryDelay: (failures, error) =>
       error instanceof ApiProblem && error.retryAfterSeconds ? error.retryAfterSeconds * 1000 : 500 * 2 ** failures,
     onSuccess: setBooking,
   });
-  const problem = booking_.error instanceof ApiProblem ? booking_.error : undefined;
+  const problem = submission.error instanceof ApiProblem ? submission.error : undefined;
   const total = totalPrice(tier.price, quantity);
   const most = Math.max(1, Math.min(MAX_PER_BOOKING, available));
 
   function submit(event: FormEvent) {
     event.preventDefault();
-    if (booking_.isPending) return;
+    if (submission.isPending) return;
     const next = attemptFor(attempt, { tierId: tier.id, quantity, email });
     setAttempt(next);
-    booking_.mutate({
+    submission.mutate({
       ticketTierId: tier.id,
       userEmail: next.email,
       quantity: next.quantity,
@@ -54,7 +54,7 @@ export function BookingForm(props: { concert: Concert; tier: Tier; available: nu
           onClick={() => {
             setBooking(undefined);
             setAttempt(undefined);
-            booking_.reset();
+            submission.reset();
           }}
         >
           Book more tickets
@@ -113,8 +113,8 @@ export function BookingForm(props: { concert: Concert; tier: Tier; available: nu
       <p className="total">
         Total <strong>{formatMoney(total)}</strong>
       </p>
-      <button type="submit" className="primary" disabled={booking_.isPending}>
-        {booking_.isPending ? "Booking…" : problem ? "Try again" : `Book for ${formatMoney(total)}`}
+      <button type="submit" className="primary" disabled={submission.isPending}>
+        {submission.isPending ? "Booking…" : problem ? "Try again" : `Book for ${formatMoney(total)}`}
       </button>
       {formError && (
         <p className="error" role="alert">

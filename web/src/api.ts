@@ -62,7 +62,8 @@ export interface FieldProblem {
   message: string;
 }
 
-/** An answer of the API that is not a success, or no answer at all. */
+/** An answer of the API that is not a success, or no answer at all; `message` is what the person
+ * should read: the API's own words, or a plain one for a network failure. */
 export class ApiProblem extends Error {
   constructor(
     readonly status: number,
@@ -72,11 +73,6 @@ export class ApiProblem extends Error {
     readonly retryAfterSeconds?: number,
   ) {
     super(detail);
-  }
-
-  /** What the person should read: the API's own words, or a plain one for a network failure. */
-  get message(): string {
-    return this.detail;
   }
 
   /** The error for one form field, if the API named it. */
