@@ -50,7 +50,6 @@ fn capacity(value: &str) -> Result<usize, &'static str> {
     }
 }
 
-/// A comma-separated list of addresses (`10.0.0.7`) and networks (`10.0.0.0/8`).
 /// `WEB_DIR` must hold a built app; unset, `web/dist` is served when it has been built.
 fn web_dir() -> Result<Option<PathBuf>, ConfigError> {
     let built = |dir: &Path| dir.join("index.html").is_file();
@@ -65,6 +64,7 @@ fn web_dir() -> Result<Option<PathBuf>, ConfigError> {
     }
 }
 
+/// A comma-separated list of addresses (`10.0.0.7`) and networks (`10.0.0.0/8`).
 fn networks(value: &str) -> Result<Vec<IpNet>, String> {
     value
         .split(',')

@@ -92,25 +92,31 @@ struct Snapshot {
     tiers: Vec<TierStock>,
 }
 
-/// The latest snapshot frame and when its read began. Clients that arrive while one is being read
-/// share the next one, so a connection storm (an on-sale opening, or every client resynchronising
-/// after pub/sub reconnected) costs Redis one read at a time instead of one per client.
+/// The latest snapshot read (its frame, or Redis' error) and when it began. Clients that arrive
+/// while one is being read share the next one, so a connection storm (an on-sale opening, or every
+/// client resynchronising after pub/sub reconnected) costs Redis one read at a time instead of one
+/// per client, and with Redis down they all get the same quick 503 instead of a timeout each.
 #[derive(Debug, Default)]
-pub struct Snapshots(tokio::sync::Mutex<Option<(Instant, Bytes)>>);
+pub struct Snapshots(tokio::sync::Mutex<Option<(Instant, Result<Bytes, fred::error::Error>)>>);
 
 impl Snapshots {
     /// A snapshot whose read began at or after `since`: it holds every change published before.
     async fn since(&self, state: &AppState, since: Instant) -> Result<Bytes, ApiError> {
         let mut latest = self.0.lock().await;
-        if let Some((started, frame)) = &*latest
+        if let Some((started, outcome)) = &*latest
             && *started >= since
         {
-            return Ok(frame.clone());
+            return outcome.clone().map_err(ApiError::Redis);
         }
         let started = Instant::now();
-        let frame = snapshot(state).await?;
-        *latest = Some((started, frame.clone()));
-        Ok(frame)
+        let read = snapshot(state).await;
+        let outcome = match &read {
+            Ok(frame) => Ok(frame.clone()),
+            Err(ApiError::Redis(error)) => Err(error.clone()),
+            Err(_) => return read,
+        };
+        *latest = Some((started, outcome));
+        read
     }
 }
 

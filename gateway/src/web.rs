@@ -1,6 +1,6 @@
 //! The built web app (`web/dist`), read into memory at start and served at `/`: a few hundred KiB
 //! of files, answered without touching the disk. Paths that are not files but look like the app's
-//! own routes (`/analytics`, `/bookings/...`) get `index.html`, so the app routes them itself.
+//! own routes (`/analytics`) get `index.html`, so the app routes them itself.
 
 use std::collections::HashMap;
 use std::path::Path;

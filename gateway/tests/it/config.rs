@@ -16,6 +16,7 @@ fn a_bad_variable_is_named_and_exits_2() {
         ("ADMIN_TOKEN", "short"),
         ("REDIS_TIMEOUT_MS", "0"),
         ("RUST_LOG", "[[["),
+        ("WEB_DIR", "/no/such/app"),
     ];
     for (name, value) in cases {
         let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))

@@ -110,6 +110,21 @@ async fn redis_down_answers_503_fast_and_the_gateway_heals_when_it_returns() {
         .expect("sent");
     assert_eq!(live.status(), 200, "liveness does not depend on Redis");
 
+    // Streams opening together share one failed snapshot read rather than queueing for their own.
+    let started = Instant::now();
+    let streams = futures::future::join_all(
+        (0..40).map(|_| app.client.get(app.url("/api/concerts/stream")).send()),
+    )
+    .await;
+    let waited = started.elapsed();
+    for stream in streams {
+        assert_eq!(stream.expect("answered").status(), 503);
+    }
+    assert!(
+        waited < Duration::from_secs(3),
+        "40 streams took {waited:?} to refuse"
+    );
+
     // It comes back empty (no persistence): scripts and stock must be reloaded by the gateway.
     let _redis = PrivateRedis::start(redis.port);
     let deadline = Instant::now() + Duration::from_secs(20);
