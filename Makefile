@@ -151,7 +151,7 @@ web-e2e: services chromium web
 	export DATABASE_URL="$${DATABASE_URL%/*}/$$db" KEY_PREFIX=$$prefix ADMIN_TOKEN=$$token RUST_LOG=warn; \
 	SETTLER_METRICS_ADDR=$(E2E_SETTLER_ADDR) PAYMENT_LATENCY_MS=100-300 PAYMENT_FAILURE_RATE=0 \
 		target/debug/settler & settler=$$!; \
-	GATEWAY_ADDR=$(E2E_GATEWAY_ADDR) SEED_DEMO=false WEB_DIR=web/dist target/debug/gateway & gateway=$$!; \
+	GATEWAY_ADDR=$(E2E_GATEWAY_ADDR) SEED_DEMO=true WEB_DIR=web/dist target/debug/gateway & gateway=$$!; \
 	trap 'kill $$gateway $$settler 2>/dev/null; wait $$gateway $$settler 2>/dev/null; \
 		redis-cli --scan --pattern "{$$prefix:*" | xargs -r redis-cli del >/dev/null; \
 		psql -h $(PG_HOST) -p $(PG_PORT) -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$$db\" WITH (FORCE)"' EXIT; \
