@@ -105,6 +105,25 @@ impl GatewayConfig {
             web_dir: web_dir()?,
         })
     }
+
+    /// A gateway run inside another process (tests, benchmarks): a free port of 127.0.0.1, no
+    /// demo data, no admin API, no rate limits and no load shedding to speak of, no web app.
+    /// Callers set whatever else they need on top.
+    pub fn embedded(backends: Backends) -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            backends,
+            seed_demo: false,
+            admin_token: None,
+            max_tickets_per_customer: 10,
+            rate_limit_per_ip: 0,
+            booking_limit_per_ip: 0,
+            trusted_proxies: Vec::new(),
+            max_in_flight: 100_000,
+            max_sse_clients: 100_000,
+            web_dir: None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -50,17 +50,8 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let gateway = gateway::Application::build(GatewayConfig {
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        backends: backends.clone(),
-        seed_demo: false,
-        admin_token: None,
         max_tickets_per_customer: 0,
-        rate_limit_per_ip: 0,
-        booking_limit_per_ip: 0,
-        trusted_proxies: Vec::new(),
-        max_in_flight: 100_000,
-        max_sse_clients: 100_000,
-        web_dir: None,
+        ..GatewayConfig::embedded(backends.clone())
     })
     .await?;
     let state = gateway.state();

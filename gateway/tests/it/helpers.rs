@@ -1,7 +1,6 @@
 //! `spawn_app()`: the gateway on port 0 with its own database and `KEY_PREFIX`, on the real Redis
 //! and Postgres named by `REDIS_URL` and `DATABASE_URL` (defaults: the local ones).
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
@@ -45,23 +44,14 @@ fn init_logs() {
 pub fn test_config() -> GatewayConfig {
     let unique = Uuid::new_v4().simple().to_string();
     GatewayConfig {
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        backends: Backends {
+        admin_token: Some(ADMIN_TOKEN.to_owned()),
+        ..GatewayConfig::embedded(Backends {
             redis_url: redis_url(),
             database_url: format!("{}/gw_test_{unique}", server_url()),
             key_prefix: format!("test-{unique}"),
             redis_shards: 4,
             redis_timeout: Duration::from_millis(500),
-        },
-        seed_demo: false,
-        admin_token: Some(ADMIN_TOKEN.to_owned()),
-        max_tickets_per_customer: 10,
-        rate_limit_per_ip: 0,
-        booking_limit_per_ip: 0,
-        trusted_proxies: Vec::new(),
-        max_in_flight: 100_000,
-        max_sse_clients: 100_000,
-        web_dir: None,
+        })
     }
 }
 

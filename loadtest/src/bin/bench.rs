@@ -99,7 +99,12 @@ impl Run {
         format!("{}/{}", settings.database_server, self.database)
     }
 
-    fn gateway_env(&self, settings: &Settings, addr: SocketAddr) -> Vec<(&'static str, String)> {
+    fn gateway_env(
+        &self,
+        settings: &Settings,
+        addr: SocketAddr,
+        seed_demo: bool,
+    ) -> Vec<(&'static str, String)> {
         vec![
             ("GATEWAY_ADDR", addr.to_string()),
             ("REDIS_URL", settings.backends.redis_url.clone()),
@@ -107,7 +112,7 @@ impl Run {
             ("KEY_PREFIX", self.keys.prefix().to_owned()),
             ("REDIS_SHARDS", self.keys.shard_count().to_string()),
             ("ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
-            ("SEED_DEMO", "true".to_owned()),
+            ("SEED_DEMO", seed_demo.to_string()),
             ("RATE_LIMIT_PER_IP", "0".to_owned()),
             ("BOOKING_LIMIT_PER_IP", "0".to_owned()),
             ("MAX_TICKETS_PER_CUSTOMER", "0".to_owned()),
@@ -363,7 +368,7 @@ async fn http_figures(
     let gateway = Service::start(
         &sibling("gateway")?,
         &[],
-        &run.gateway_env(settings, addr),
+        &run.gateway_env(settings, addr, true),
         addr,
         Some("/api/health/ready"),
     )
@@ -471,8 +476,8 @@ async fn sse_fanout(settings: &Settings, run: &Run, tier: &Tier) -> anyhow::Resu
     let mut gateways = Vec::new();
     for index in 0..settings.sse_gateways {
         let port = free_port()?;
-        let mut env = run.gateway_env(settings, SocketAddr::from(([0, 0, 0, 0], port)));
-        env.push(("SEED_DEMO", (index == 0).to_string()));
+        // The first seeds the demo catalog (into an empty database only); the rest share it.
+        let env = run.gateway_env(settings, SocketAddr::from(([0, 0, 0, 0], port)), index == 0);
         gateways.push(
             Service::start(
                 &sibling("gateway")?,

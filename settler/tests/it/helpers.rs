@@ -86,17 +86,8 @@ impl Harness {
         init_logs();
         let backends = backends();
         let config = GatewayConfig {
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            backends: backends.clone(),
-            seed_demo: false,
             admin_token: Some(ADMIN_TOKEN.to_owned()),
-            max_tickets_per_customer: 10,
-            rate_limit_per_ip: 0,
-            booking_limit_per_ip: 0,
-            trusted_proxies: Vec::new(),
-            max_in_flight: 100_000,
-            max_sse_clients: 100_000,
-            web_dir: None,
+            ..GatewayConfig::embedded(backends.clone())
         };
         let app = gateway::Application::build(config)
             .await
