@@ -1,30 +1,35 @@
--- Reserves tickets for one booking, atomically: the only write on the booking path.
--- KEYS and ARGV are documented on the Rust wrapper, gateway/src/reserve.rs.
+-- Reserves tickets for one booking, atomically: the only write on the booking path. The settler
+-- runs it too, to accept again a booking Redis lost while the settler held it.
+-- KEYS and ARGV are documented on the Rust wrapper, booking/src/scripts/reserve.rs.
 -- Returns {code, detail}:
 --   {0, available}  accepted: stock taken, booking recorded and appended to the stream
---   {1, fields}     replay: the key is known with the same request; fields of the stored booking
+--   {1, bookingId}  the key is known with the same request: the booking it made
 --   {2}             the key is known with a different request
 --   {3, available}  not enough stock
 --   {4, held}       the customer would exceed the per-concert limit
 --   {5}             the tier's stock is not loaded in Redis
+--   {6}             the shard is recovering from a loss of Redis data
 -- Refused requests write nothing, so a corrected retry under the same key can still succeed.
 
-local stock_key, idem_key, booking_key, held_key, stream_key, pending_key =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local fingerprint = ARGV[1]
-local quantity = tonumber(ARGV[2])
-local max_per_customer = tonumber(ARGV[3])
-local idempotency_ttl = tonumber(ARGV[4])
-local held_expires_at = tonumber(ARGV[5])
-local stock_channel = ARGV[6]
-local concert_id, tier_id = ARGV[7], ARGV[8]
+local epoch_key, stock_key, idem_key, booking_key, held_key, stream_key, pending_key =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local booking_id, fingerprint, packed = ARGV[1], ARGV[2], ARGV[3]
+local quantity, limit = tonumber(ARGV[4]), tonumber(ARGV[5])
+local idempotency_ttl, held_until = ARGV[6], ARGV[7]
+local stock_channel, stock_message = ARGV[8], ARGV[9]
 
-local known = redis.call('HGET', idem_key, 'fingerprint')
+local epoch = redis.call('GET', epoch_key)
+if not epoch then
+  return {6}
+end
+
+-- The record is "<36-character booking id> <fingerprint>".
+local known = redis.call('GET', idem_key)
 if known then
-  if known ~= fingerprint then
+  if string.sub(known, 38) ~= fingerprint then
     return {2}
   end
-  return {1, redis.call('HGETALL', idem_key)}
+  return {1, string.sub(known, 1, 36)}
 end
 
 local available = redis.call('GET', stock_key)
@@ -34,7 +39,7 @@ end
 available = tonumber(available)
 
 local held = tonumber(redis.call('GET', held_key) or '0')
-if max_per_customer > 0 and held + quantity > max_per_customer then
+if limit > 0 and held + quantity > limit then
   return {4, held}
 end
 if available < quantity then
@@ -43,18 +48,12 @@ end
 
 available = redis.call('DECRBY', stock_key, quantity)
 redis.call('INCRBY', pending_key, quantity)
-redis.call('INCRBY', held_key, quantity)
-redis.call('EXPIREAT', held_key, held_expires_at)
-
-local record = {}
-for i = 9, #ARGV do
-  record[#record + 1] = ARGV[i]
+if redis.call('INCRBY', held_key, quantity) == quantity then
+  redis.call('EXPIREAT', held_key, held_until)
 end
 -- The booking record lives until the settler has settled it; it then sets its expiry.
-redis.call('HSET', booking_key, unpack(record))
-redis.call('HSET', idem_key, 'fingerprint', fingerprint, unpack(record))
-redis.call('EXPIRE', idem_key, idempotency_ttl)
-redis.call('XADD', stream_key, '*', unpack(record))
-redis.call('PUBLISH', stock_channel,
-  cjson.encode({concertId = concert_id, ticketTierId = tier_id, availableQuantity = available}))
+redis.call('HSET', booking_key, 'b', packed, 's', 'pending')
+redis.call('SET', idem_key, booking_id .. ' ' .. fingerprint, 'EX', idempotency_ttl)
+redis.call('XADD', stream_key, '*', 'b', packed, 'e', epoch)
+redis.call('PUBLISH', stock_channel, stock_message .. available)
 return {0, available}

@@ -1,16 +1,19 @@
 -- Applies a booking's final status in Redis, once: a declined booking gives its tickets back.
--- KEYS and ARGV are documented on the Rust wrapper, settler/src/finalize.rs.
+-- KEYS and ARGV are documented on the Rust wrapper, booking/src/scripts/settle.rs.
 -- Returns 1 when applied, 0 when the booking was already final (a redelivery: nothing changes),
--- -1 when Redis holds no record of the booking (it lost its data; stock is rebuilt from Postgres).
+-- -1 when Redis holds no record of the booking (it lost it; recovery counted it from Postgres),
+-- -2 when the shard is recovering (nothing changes; apply it again once the shard is back).
 
-local booking_key, idem_key, stock_key, pending_key, held_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local status, reason = ARGV[1], ARGV[2]
-local quantity = tonumber(ARGV[3])
-local booking_id, concert_id, tier_id = ARGV[4], ARGV[5], ARGV[6]
-local stock_channel, status_channel = ARGV[7], ARGV[8]
-local record_ttl = tonumber(ARGV[9])
+local epoch_key, booking_key, stock_key, pending_key, held_key =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local status, reason, quantity = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local stock_channel, stock_message = ARGV[4], ARGV[5]
+local status_channel, status_message, record_ttl = ARGV[6], ARGV[7], ARGV[8]
 
-local current = redis.call('HGET', booking_key, 'status')
+if redis.call('EXISTS', epoch_key) == 0 then
+  return -2
+end
+local current = redis.call('HGET', booking_key, 's')
 if not current then
   return -1
 end
@@ -18,31 +21,25 @@ if current ~= 'pending' then
   return 0
 end
 
-redis.call('HSET', booking_key, 'status', status)
 if reason ~= '' then
-  redis.call('HSET', booking_key, 'failureReason', reason)
+  redis.call('HSET', booking_key, 's', status, 'r', reason)
+else
+  redis.call('HSET', booking_key, 's', status)
 end
 redis.call('EXPIRE', booking_key, record_ttl)
-if redis.call('HGET', idem_key, 'id') == booking_id then
-  redis.call('HSET', idem_key, 'status', status)
-  if reason ~= '' then
-    redis.call('HSET', idem_key, 'failureReason', reason)
-  end
-end
 
 if redis.call('DECRBY', pending_key, quantity) < 0 then
   redis.call('SET', pending_key, 0)
 end
 if status == 'failed' then
-  -- A missing stock key is being rebuilt from Postgres, where this booking no longer counts.
+  -- A missing stock key is loaded from Postgres, where this booking no longer counts.
   if redis.call('EXISTS', stock_key) == 1 then
     local available = redis.call('INCRBY', stock_key, quantity)
-    redis.call('PUBLISH', stock_channel,
-      cjson.encode({concertId = concert_id, ticketTierId = tier_id, availableQuantity = available}))
+    redis.call('PUBLISH', stock_channel, stock_message .. available)
   end
   if redis.call('DECRBY', held_key, quantity) <= 0 then
     redis.call('DEL', held_key)
   end
 end
-redis.call('PUBLISH', status_channel, cjson.encode({bookingId = booking_id, status = status}))
+redis.call('PUBLISH', status_channel, status_message)
 return 1

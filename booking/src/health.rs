@@ -1,4 +1,6 @@
-//! Readiness of the two dependencies, as both binaries report it.
+//! Readiness, as both binaries report it: Redis answers and every shard's data is whole. The
+//! settler also needs Postgres to settle anything; the gateway only reports it, since bookings
+//! need no Postgres and a busy database must not pull every gateway out of rotation.
 
 use std::time::Duration;
 
@@ -6,15 +8,28 @@ use fred::prelude::{ClientLike, Pool};
 use serde::Serialize;
 use sqlx::PgPool;
 
+use crate::keys::Shard;
+use crate::recovery::ShardGuard;
+
 /// A readiness check answers within this, whatever the dependencies do.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// `{"status","redis","postgres"}`, each `ok` or `unavailable`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Whether Postgres decides readiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Postgres {
+    Required,
+    Reported,
+}
+
+/// `{"status","redis","postgres","recoveringShards"}`: each dependency `ok` or `unavailable`,
+/// and the shards whose data is not (yet) whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Readiness {
     status: &'static str,
     redis: &'static str,
     postgres: &'static str,
+    recovering_shards: Vec<u8>,
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -27,8 +42,9 @@ impl Readiness {
     }
 }
 
-/// Pings Redis and Postgres at once, each within a second.
-pub async fn check(redis: &Pool, db: &PgPool) -> Readiness {
+/// Pings Redis and Postgres at once, each within a second, and asks `guard` which shards are
+/// not whole.
+pub async fn check(redis: &Pool, db: &PgPool, guard: &ShardGuard, postgres: Postgres) -> Readiness {
     let redis_ping = tokio::time::timeout(CHECK_TIMEOUT, redis.next().ping::<String>(None));
     let postgres_ping = tokio::time::timeout(CHECK_TIMEOUT, sqlx::query("SELECT 1").execute(db));
     let (redis_ping, postgres_ping) = tokio::join!(redis_ping, postgres_ping);
@@ -40,9 +56,13 @@ pub async fn check(redis: &Pool, db: &PgPool) -> Readiness {
     if !postgres_ok {
         tracing::warn!(?postgres_ping, "readiness: postgres unavailable");
     }
+    let recovering: Vec<u8> = guard.not_whole().into_iter().map(Shard::index).collect();
+    let ready =
+        redis_ok && recovering.is_empty() && (postgres_ok || postgres == Postgres::Reported);
     Readiness {
-        status: verdict(redis_ok && postgres_ok),
+        status: verdict(ready),
         redis: verdict(redis_ok),
         postgres: verdict(postgres_ok),
+        recovering_shards: recovering,
     }
 }

@@ -7,25 +7,39 @@
 //!
 //! | key | type | holds | lifetime |
 //! | --- | --- | --- | --- |
-//! | `{p:s}:stock:<tierId>` | string (integer) | tickets still available in the tier | permanent; rebuilt from Postgres when missing |
-//! | `{p:s}:pending:<tierId>` | string (integer) | tickets in accepted bookings not yet settled | permanent |
-//! | `{p:s}:idem:<idempotencyKey>` | hash | request fingerprint and the booking it created, with its status | 24 h |
-//! | `{p:s}:booking:<bookingId>` | hash | the booking record and its current status | until settled, then 24 h; Postgres answers after |
+//! | `{p:s}:epoch` | string (integer) | the shard's epoch; absent while the shard is unready or recovering, when every script on it refuses | set by recovery |
+//! | `{p:s}:run-id` | string | the `run_id` of the Redis server the epoch was set on; another one means that server restarted or failed over | set by recovery |
+//! | `{p:s}:stock:<tierId>` | string (integer) | tickets still available in the tier | set by recovery and concert creation |
+//! | `{p:s}:pending:<tierId>` | string (integer) | tickets in accepted bookings not yet settled | set by recovery |
+//! | `{p:s}:idem:<concertId>:<idempotencyKey>` | string | `<bookingId> <fingerprint>`: the booking the key made and the request that made it | 24 h |
+//! | `{p:s}:booking:<bookingId>` | hash | `b` the packed booking, `s` its status, `r` why it failed | until settled, then an hour; Postgres answers after |
 //! | `{p:s}:held:<concertId>:<email>` | string (integer) | tickets the customer holds for the concert (pending + confirmed) | until a day after the concert |
-//! | `{p:s}:bookings` | stream | accepted bookings waiting for settlement (group `settlers`) | trimmed behind the oldest unacknowledged entry |
-//! | `{p:s}:bookings:dead` | stream | entries that could not be settled, with the reason | capped at 10,000 entries |
+//! | `{p:s}:bookings` | stream | accepted bookings waiting for settlement: `b` the packed booking, `e` the epoch it was accepted in (group `settlers`) | trimmed behind the oldest unacknowledged entry |
 //!
 //! | channel | payload |
 //! | --- | --- |
-//! | `<p>:stock` | `{"concertId","ticketTierId","availableQuantity"}` after every stock change |
-//! | `<p>:booking-status` | `{"bookingId","status"}` when a booking settles |
+//! | `<p>:stock` | `<concertId> <tierId> <available>` after every stock change |
+//! | `<p>:booking-status` | `<bookingId> <status>` when a booking settles |
 
 use std::fmt;
 
 use uuid::Uuid;
 
-/// How long an idempotency record, and the pending booking record beside it, live in Redis.
+/// How long an idempotency record lives in Redis (and is rebuilt from Postgres after a loss).
 pub const IDEMPOTENCY_TTL_SECONDS: u64 = 24 * 60 * 60;
+/// The consumer group every settler joins on every shard's stream.
+pub const SETTLER_GROUP: &str = "settlers";
+
+/// A customer's held count for a concert outlives the concert by this long.
+pub const HELD_GRACE_SECONDS: i64 = 24 * 60 * 60;
+
+/// Unix seconds until which a customer's held count for a concert on `date` is kept.
+pub fn held_until(date: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> i64 {
+    date.max(now).timestamp() + HELD_GRACE_SECONDS
+}
+
+/// How long a settled booking's record stays in Redis for cheap reads; Postgres answers after.
+pub const SETTLED_RECORD_TTL_SECONDS: u64 = 60 * 60;
 
 /// One logical shard of the keyspace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -90,6 +104,14 @@ impl Keyspace {
         format!("{{{}:{}}}", self.prefix, shard.0)
     }
 
+    pub fn epoch(&self, shard: Shard) -> String {
+        format!("{}:epoch", self.tag(shard))
+    }
+
+    pub fn run_id(&self, shard: Shard) -> String {
+        format!("{}:run-id", self.tag(shard))
+    }
+
     pub fn stock(&self, shard: Shard, tier_id: Uuid) -> String {
         format!("{}:stock:{tier_id}", self.tag(shard))
     }
@@ -98,8 +120,10 @@ impl Keyspace {
         format!("{}:pending:{tier_id}", self.tag(shard))
     }
 
-    pub fn idempotency(&self, shard: Shard, idempotency_key: &str) -> String {
-        format!("{}:idem:{idempotency_key}", self.tag(shard))
+    /// Idempotency keys are scoped to a concert: one purchase attempt is for one concert, and
+    /// keeping the record on the concert's shard keeps booking to one Redis round trip.
+    pub fn idempotency(&self, shard: Shard, concert_id: Uuid, idempotency_key: &str) -> String {
+        format!("{}:idem:{concert_id}:{idempotency_key}", self.tag(shard))
     }
 
     pub fn booking(&self, shard: Shard, booking_id: Uuid) -> String {
@@ -112,10 +136,6 @@ impl Keyspace {
 
     pub fn stream(&self, shard: Shard) -> String {
         format!("{}:bookings", self.tag(shard))
-    }
-
-    pub fn dead_letters(&self, shard: Shard) -> String {
-        format!("{}:bookings:dead", self.tag(shard))
     }
 
     pub fn stock_channel(&self) -> String {
@@ -138,12 +158,13 @@ mod tests {
         let id = Uuid::nil();
         for key in [
             keys.stock(shard, id),
-            keys.idempotency(shard, "k{1}"),
+            keys.idempotency(shard, id, "k{1}"),
+            keys.epoch(shard),
+            keys.run_id(shard),
             keys.booking(shard, id),
             keys.held(shard, id, "a@b.c"),
             keys.stream(shard),
             keys.pending(shard, id),
-            keys.dead_letters(shard),
         ] {
             assert!(key.starts_with("{tix:3}:"), "{key}");
         }

@@ -1,18 +1,19 @@
-//! The booking record: written by the reservation script into the booking hash, the idempotency
-//! hash and the shard's stream, all with the same field names, and read back from any of them.
+//! The booking as it travels: packed once by the gateway into the JSON that the booking hash
+//! and the shard's stream both carry, read back by the settler and the gateway, and shown by the
+//! API with its status.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
+use crate::domain::{Email, IdempotencyKey, Quantity};
 use crate::money::{Currency, Money};
 
 /// Where a booking stands. Only `pending` may change, and only once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, sqlx::Type)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
 #[sqlx(type_name = "booking_status", rename_all = "lowercase")]
 pub enum BookingStatus {
@@ -54,52 +55,178 @@ impl fmt::Display for BookingStatus {
     }
 }
 
-/// A record in Redis that does not read back as a booking: a bug or a foreign writer, never input.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// Data in Redis that does not read back as a booking: a bug, a foreign writer or an entry of an
+/// older layout, never client input (the gateway validated that before packing it).
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum RecordError {
     #[error("booking record has no field {0}")]
     Missing(&'static str),
     #[error("booking record has an invalid {0}")]
     Invalid(&'static str),
+    #[error("packed booking is unreadable: {0}")]
+    Unreadable(String),
 }
 
-/// One booking as the API shows it and as Redis stores it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// What a booking is, fixed when the gateway accepts it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct BookingRecord {
+pub struct Booking {
+    pub id: Uuid,
+    pub ticket_tier_id: Uuid,
+    pub concert_id: Uuid,
+    pub user_email: Email,
+    pub quantity: Quantity,
+    pub total_price: Money,
+    pub currency: Currency,
+    #[serde(serialize_with = "rfc3339_millis", deserialize_with = "from_rfc3339")]
+    pub created_at: DateTime<Utc>,
+    pub idempotency_key: IdempotencyKey,
+}
+
+impl Booking {
+    /// What makes two requests under one idempotency key "the same request". Recovery rebuilds
+    /// it from a booking's row, so it is made of columns Postgres keeps.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(
+            self.ticket_tier_id,
+            &self.user_email,
+            self.quantity,
+            self.total_price,
+            self.currency,
+        )
+    }
+}
+
+/// See [`Booking::fingerprint`].
+pub fn fingerprint(
+    tier_id: Uuid,
+    email: &Email,
+    quantity: Quantity,
+    total: Money,
+    currency: Currency,
+) -> String {
+    format!("{tier_id}|{email}|{quantity}|{total}|{currency}")
+}
+
+/// A booking as the gateway packs it into Redis: with the rules it was accepted under, so
+/// whoever has to accept it again (the settler, after Redis lost it) applies the same ones.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Packed {
+    #[serde(flatten)]
+    pub booking: Booking,
+    /// Unix seconds until which the customer's held count for the concert is kept.
+    pub held_until: i64,
+    /// Tickets one customer may hold per concert (0: no limit).
+    pub customer_limit: u32,
+}
+
+impl Packed {
+    /// The JSON both Redis copies hold.
+    pub fn to_json(&self) -> String {
+        // Strings, numbers and ids only: serializing cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn from_json(text: &str) -> Result<Self, RecordError> {
+        serde_json::from_str(text).map_err(|error| RecordError::Unreadable(error.to_string()))
+    }
+}
+
+/// The fields that name a booking's keys and counts, read loosely from a packed booking that does
+/// not read back whole (one that breaks a rule Postgres enforces): enough to resolve it as
+/// failed and give its tickets back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stub {
     pub id: Uuid,
     pub ticket_tier_id: Uuid,
     pub concert_id: Uuid,
     pub user_email: String,
     pub quantity: u8,
-    pub total_price: Money,
-    pub currency: Currency,
+}
+
+impl Stub {
+    pub fn from_json(text: &str) -> Option<Self> {
+        let value: serde_json::Value = serde_json::from_str(text).ok()?;
+        let uuid = |name: &str| value.get(name)?.as_str()?.parse::<Uuid>().ok();
+        Some(Self {
+            id: uuid("id")?,
+            ticket_tier_id: uuid("ticketTierId")?,
+            concert_id: uuid("concertId")?,
+            user_email: value.get("userEmail")?.as_str()?.to_owned(),
+            quantity: u8::try_from(value.get("quantity")?.as_u64()?).ok()?,
+        })
+    }
+}
+
+impl From<&Booking> for Stub {
+    fn from(booking: &Booking) -> Self {
+        Self {
+            id: booking.id,
+            ticket_tier_id: booking.ticket_tier_id,
+            concert_id: booking.concert_id,
+            user_email: booking.user_email.to_string(),
+            quantity: booking.quantity.get(),
+        }
+    }
+}
+
+/// One booking as the API shows it: what it is, and where it stands.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BookingRecord {
+    #[serde(flatten)]
+    pub booking: Booking,
     pub status: BookingStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
-    #[serde(serialize_with = "rfc3339_millis")]
-    pub created_at: DateTime<Utc>,
-    #[serde(skip)]
-    pub idempotency_key: String,
 }
 
-/// Field names shared by the Lua scripts, the settler and the gateway.
+impl BookingRecord {
+    pub fn pending(booking: Booking) -> Self {
+        Self {
+            booking,
+            status: BookingStatus::Pending,
+            failure_reason: None,
+        }
+    }
+
+    /// From the booking hash's fields `b` (packed), `s` (status) and `r` (failure reason).
+    pub fn from_hash(
+        packed: Option<&str>,
+        status: Option<&str>,
+        reason: Option<String>,
+    ) -> Result<Self, RecordError> {
+        let packed = Packed::from_json(packed.ok_or(RecordError::Missing("b"))?)?;
+        Ok(Self {
+            booking: packed.booking,
+            status: status.ok_or(RecordError::Missing("s"))?.parse()?,
+            failure_reason: reason,
+        })
+    }
+}
+
+/// Field names of the booking hash and the stream entries.
 pub mod field {
-    pub const ID: &str = "id";
-    pub const TICKET_TIER_ID: &str = "ticketTierId";
-    pub const CONCERT_ID: &str = "concertId";
-    pub const USER_EMAIL: &str = "userEmail";
-    pub const QUANTITY: &str = "quantity";
-    pub const TOTAL_PRICE: &str = "totalPrice";
-    pub const CURRENCY: &str = "currency";
-    pub const STATUS: &str = "status";
-    pub const FAILURE_REASON: &str = "failureReason";
-    pub const CREATED_AT: &str = "createdAt";
-    pub const IDEMPOTENCY_KEY: &str = "idempotencyKey";
+    /// The packed booking.
+    pub const PACKED: &str = "b";
+    /// The booking's status (hash only).
+    pub const STATUS: &str = "s";
+    /// Why it failed (hash only).
+    pub const REASON: &str = "r";
+    /// The shard epoch the booking was accepted in (stream only).
+    pub const EPOCH: &str = "e";
 }
 
 fn rfc3339_millis<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&format_timestamp(at))
+}
+
+fn from_rfc3339<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    DateTime::parse_from_rfc3339(&text)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(serde::de::Error::custom)
 }
 
 /// Timestamps as the API and Redis write them: RFC 3339, UTC, milliseconds.
@@ -107,109 +234,70 @@ pub fn format_timestamp(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-impl BookingRecord {
-    /// The record as field/value pairs, in the order the scripts receive them.
-    pub fn to_fields(&self) -> Vec<(&'static str, String)> {
-        let mut fields = vec![
-            (field::ID, self.id.to_string()),
-            (field::TICKET_TIER_ID, self.ticket_tier_id.to_string()),
-            (field::CONCERT_ID, self.concert_id.to_string()),
-            (field::USER_EMAIL, self.user_email.clone()),
-            (field::QUANTITY, self.quantity.to_string()),
-            (field::TOTAL_PRICE, self.total_price.to_string()),
-            (field::CURRENCY, self.currency.code().to_owned()),
-            (field::STATUS, self.status.as_str().to_owned()),
-            (field::CREATED_AT, format_timestamp(&self.created_at)),
-            (field::IDEMPOTENCY_KEY, self.idempotency_key.clone()),
-        ];
-        if let Some(reason) = &self.failure_reason {
-            fields.push((field::FAILURE_REASON, reason.clone()));
-        }
-        fields
-    }
-
-    /// Reads a record back from a hash or stream entry; unknown fields are ignored.
-    pub fn from_fields(fields: &HashMap<String, String>) -> Result<Self, RecordError> {
-        fn get<'a>(
-            fields: &'a HashMap<String, String>,
-            name: &'static str,
-        ) -> Result<&'a str, RecordError> {
-            fields
-                .get(name)
-                .map(String::as_str)
-                .ok_or(RecordError::Missing(name))
-        }
-        fn parse<T: FromStr>(
-            fields: &HashMap<String, String>,
-            name: &'static str,
-        ) -> Result<T, RecordError> {
-            get(fields, name)?
-                .parse()
-                .map_err(|_| RecordError::Invalid(name))
-        }
-        let created_at = DateTime::parse_from_rfc3339(get(fields, field::CREATED_AT)?)
-            .map_err(|_| RecordError::Invalid(field::CREATED_AT))?
-            .with_timezone(&Utc);
-        Ok(Self {
-            id: parse(fields, field::ID)?,
-            ticket_tier_id: parse(fields, field::TICKET_TIER_ID)?,
-            concert_id: parse(fields, field::CONCERT_ID)?,
-            user_email: get(fields, field::USER_EMAIL)?.to_owned(),
-            quantity: parse(fields, field::QUANTITY)?,
-            total_price: parse(fields, field::TOTAL_PRICE)?,
-            currency: parse(fields, field::CURRENCY)?,
-            status: get(fields, field::STATUS)?.parse()?,
-            failure_reason: fields.get(field::FAILURE_REASON).cloned(),
-            created_at,
-            idempotency_key: get(fields, field::IDEMPOTENCY_KEY)?.to_owned(),
-        })
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample() -> BookingRecord {
-        BookingRecord {
-            id: Uuid::now_v7(),
-            ticket_tier_id: Uuid::new_v4(),
-            concert_id: Uuid::new_v4(),
-            user_email: "fan@example.com".into(),
-            quantity: 2,
-            total_price: "20".parse().expect("valid money"),
-            currency: Currency::Usd,
-            status: BookingStatus::Pending,
-            failure_reason: None,
-            created_at: DateTime::parse_from_rfc3339("2026-11-22T10:00:00.123Z")
-                .expect("valid timestamp")
-                .with_timezone(&Utc),
-            idempotency_key: "attempt-1".into(),
+    pub fn sample() -> Packed {
+        Packed {
+            booking: Booking {
+                id: Uuid::now_v7(),
+                ticket_tier_id: Uuid::new_v4(),
+                concert_id: Uuid::new_v4(),
+                user_email: Email::parse("fan@example.com").expect("email"),
+                quantity: Quantity::new(2).expect("quantity"),
+                total_price: "20".parse().expect("valid money"),
+                currency: Currency::Usd,
+                created_at: DateTime::parse_from_rfc3339("2026-11-22T10:00:00.123Z")
+                    .expect("valid timestamp")
+                    .with_timezone(&Utc),
+                idempotency_key: IdempotencyKey::parse("attempt-1").expect("key"),
+            },
+            held_until: 1_900_000_000,
+            customer_limit: 10,
         }
     }
 
     #[test]
-    fn fields_read_back_to_the_same_record() {
-        let record = sample();
-        let fields = record
-            .to_fields()
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), value))
-            .collect();
-        assert_eq!(BookingRecord::from_fields(&fields), Ok(record));
+    fn a_packed_booking_reads_back_the_same() {
+        let packed = sample();
+        assert_eq!(Packed::from_json(&packed.to_json()), Ok(packed));
     }
 
     #[test]
-    fn a_missing_field_is_named() {
-        let mut fields: HashMap<String, String> = sample()
-            .to_fields()
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), value))
-            .collect();
-        fields.remove(field::QUANTITY);
-        assert_eq!(
-            BookingRecord::from_fields(&fields),
-            Err(RecordError::Missing("quantity"))
-        );
+    fn a_packed_booking_that_breaks_a_rule_does_not_read_back() {
+        let mut json: serde_json::Value = serde_json::from_str(&sample().to_json()).expect("json");
+        json["userEmail"] = format!("{}@example.com", "a".repeat(250)).into();
+        assert!(matches!(
+            Packed::from_json(&json.to_string()),
+            Err(RecordError::Unreadable(_))
+        ));
+        json["userEmail"] = "fan@example.com".into();
+        json["quantity"] = 11.into();
+        assert!(Packed::from_json(&json.to_string()).is_err());
+    }
+
+    #[test]
+    fn a_booking_that_breaks_a_rule_still_names_its_keys() {
+        let packed = sample();
+        let mut json: serde_json::Value = serde_json::from_str(&packed.to_json()).expect("json");
+        json["userEmail"] = "İ".repeat(300).into();
+        let stub = Stub::from_json(&json.to_string()).expect("loosely readable");
+        assert_eq!(stub.id, packed.booking.id);
+        assert_eq!(stub.quantity, 2);
+        assert_eq!(stub.user_email, "İ".repeat(300));
+        assert_eq!(Stub::from_json("{}"), None);
+    }
+
+    #[test]
+    fn the_api_shows_the_booking_with_its_status() {
+        let record = BookingRecord::pending(sample().booking);
+        let shown = serde_json::to_value(&record).expect("json");
+        assert_eq!(shown["status"], "pending");
+        assert_eq!(shown["quantity"], 2);
+        assert_eq!(shown["totalPrice"], 20.0);
+        assert_eq!(shown["createdAt"], "2026-11-22T10:00:00.123Z");
+        assert!(shown.get("heldUntil").is_none());
+        assert!(shown.get("failureReason").is_none());
     }
 }

@@ -1,16 +1,14 @@
-//! Stock in Redis, seen from outside the scripts: reading it, publishing changes, and rebuilding
-//! tiers that Redis lacks (a new deployment, or a Redis that lost its data) from Postgres.
+//! Stock in Redis, seen from outside the scripts: reading the per-tier counters, and the plain
+//! messages the scripts publish on the stock and booking-status channels.
 
 use std::collections::HashMap;
 
 use fred::prelude::{KeysInterface, Pool, PubsubInterface};
-use fred::types::SetOptions;
 use futures::future::try_join_all;
-use serde::Serialize;
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::keys::{Keyspace, Shard};
+use crate::record::BookingStatus;
 
 /// A tier and where its keys live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,23 +16,6 @@ pub struct TierRef {
     pub shard: Shard,
     pub concert_id: Uuid,
     pub tier_id: Uuid,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StockError {
-    #[error("redis: {0}")]
-    Redis(#[from] fred::error::Error),
-    #[error("postgres: {0}")]
-    Postgres(#[from] sqlx::Error),
-}
-
-/// A stock change as published on the stock channel; the scripts publish the same shape.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StockEvent {
-    pub concert_id: Uuid,
-    pub ticket_tier_id: Uuid,
-    pub available_quantity: i64,
 }
 
 /// Which per-tier counter to read.
@@ -72,89 +53,77 @@ pub async fn read(
     Ok(try_join_all(reads).await?.into_iter().flatten().collect())
 }
 
-/// Loads every tier of `tiers` that Redis lacks: total less confirmed (Postgres) less pending
-/// (Redis). Pending is read first, so a booking settling in between is counted twice rather than
-/// not at all: a rebuild can undersell, never oversell. `SET NX`, so live stock is never
-/// overwritten. Returns how many tiers were loaded.
-pub async fn rebuild_missing(
-    redis: &Pool,
-    db: &PgPool,
-    keys: &Keyspace,
-    tiers: &[TierRef],
-) -> Result<usize, StockError> {
-    let available = read(
-        redis,
-        keys,
-        Counter::Available,
-        tiers.iter().map(|t| (t.shard, t.tier_id)),
-    )
-    .await?;
-    let missing: Vec<&TierRef> = tiers
-        .iter()
-        .filter(|tier| matches!(available.get(&tier.tier_id), Some(None)))
-        .collect();
-    if missing.is_empty() {
-        return Ok(0);
-    }
-    let pending = read(
-        redis,
-        keys,
-        Counter::Pending,
-        missing.iter().map(|t| (t.shard, t.tier_id)),
-    )
-    .await?;
-    let ids: Vec<Uuid> = missing.iter().map(|tier| tier.tier_id).collect();
-    let unsold: HashMap<Uuid, i64> = sqlx::query_as(
-        "SELECT t.id, t.total_quantity - COALESCE(SUM(b.quantity) \
-                FILTER (WHERE b.status IN ('pending', 'confirmed')), 0) \
-         FROM ticket_tiers t LEFT JOIN bookings b ON b.ticket_tier_id = t.id \
-         WHERE t.id = ANY($1) GROUP BY t.id",
-    )
-    .bind(&ids)
-    .fetch_all(db)
-    .await?
-    .into_iter()
-    .collect();
-    let mut loaded = 0;
-    for tier in missing {
-        let Some(unsold) = unsold.get(&tier.tier_id) else {
-            continue;
-        };
-        let held = pending.get(&tier.tier_id).copied().flatten().unwrap_or(0);
-        let available = (unsold - held).max(0);
-        let set: Option<String> = redis
-            .set(
-                keys.stock(tier.shard, tier.tier_id),
-                available,
-                None,
-                Some(SetOptions::NX),
-                false,
-            )
-            .await?;
-        if set.is_some() {
-            loaded += 1;
-            tracing::info!(tier_id = %tier.tier_id, available, "stock rebuilt from postgres");
-            publish(redis, keys, tier.concert_id, tier.tier_id, available).await?;
-        }
-    }
-    Ok(loaded)
+/// The stock message without its count: the scripts append the count after every change.
+pub fn message_prefix(concert_id: Uuid, tier_id: Uuid) -> String {
+    format!("{concert_id} {tier_id} ")
 }
 
-/// Publishes a stock change for live clients.
+/// A stock change as published: `<concertId> <tierId> <available>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StockChange {
+    pub concert_id: Uuid,
+    pub tier_id: Uuid,
+    pub available: i64,
+}
+
+impl StockChange {
+    pub fn parse(message: &str) -> Option<Self> {
+        let mut parts = message.split(' ');
+        let change = Self {
+            concert_id: parts.next()?.parse().ok()?,
+            tier_id: parts.next()?.parse().ok()?,
+            available: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(change)
+    }
+}
+
+/// A booking status change as published: `<bookingId> <status>`.
+pub fn status_message(booking_id: Uuid, status: BookingStatus) -> String {
+    format!("{booking_id} {status}")
+}
+
+/// The booking of a status message.
+pub fn parse_status_message(message: &str) -> Option<Uuid> {
+    let (id, status) = message.split_once(' ')?;
+    status.parse::<BookingStatus>().ok()?;
+    id.parse().ok()
+}
+
+/// Publishes a stock change for live clients, as the scripts do.
 pub async fn publish(
     redis: &Pool,
     keys: &Keyspace,
     concert_id: Uuid,
-    ticket_tier_id: Uuid,
-    available_quantity: i64,
+    tier_id: Uuid,
+    available: i64,
 ) -> Result<(), fred::error::Error> {
-    let event = StockEvent {
-        concert_id,
-        ticket_tier_id,
-        available_quantity,
-    };
-    let payload = serde_json::to_string(&event).map_err(|error| {
-        fred::error::Error::new(fred::error::ErrorKind::Parse, error.to_string())
-    })?;
-    redis.next().publish(keys.stock_channel(), payload).await
+    let message = format!("{}{available}", message_prefix(concert_id, tier_id));
+    redis.next().publish(keys.stock_channel(), message).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_read_back() {
+        let (concert_id, tier_id) = (Uuid::new_v4(), Uuid::new_v4());
+        let message = format!("{}42", message_prefix(concert_id, tier_id));
+        assert_eq!(
+            StockChange::parse(&message),
+            Some(StockChange {
+                concert_id,
+                tier_id,
+                available: 42
+            })
+        );
+        assert_eq!(StockChange::parse("nope 1 2"), None);
+        let id = Uuid::now_v7();
+        assert_eq!(
+            parse_status_message(&status_message(id, BookingStatus::Failed)),
+            Some(id)
+        );
+        assert_eq!(parse_status_message(&format!("{id} maybe")), None);
+    }
 }

@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ipnet::IpNet;
 
@@ -34,6 +35,10 @@ pub struct GatewayConfig {
     pub max_sse_clients: usize,
     /// The built web app served at `/`; `None` serves the API alone.
     pub web_dir: Option<PathBuf>,
+    /// `LOSS_CHECK_DELAY_S`: after a shard's recovery, how long settlers get to finish (or accept
+    /// again) what they held before the bookings accepted earlier are looked for and any found
+    /// nowhere counted as lost.
+    pub loss_check_delay: Duration,
 }
 
 fn per_second(value: &str) -> Result<u32, &'static str> {
@@ -103,6 +108,14 @@ impl GatewayConfig {
             max_in_flight: config::parse_or("MAX_IN_FLIGHT", 4096, capacity)?,
             max_sse_clients: config::parse_or("MAX_SSE_CLIENTS", 20_000, capacity)?,
             web_dir: web_dir()?,
+            loss_check_delay: Duration::from_secs(config::parse_or(
+                "LOSS_CHECK_DELAY_S",
+                30,
+                |value| match value.parse::<u64>() {
+                    Ok(seconds @ 1..=3600) => Ok(seconds),
+                    _ => Err("expected whole seconds from 1 to 3600"),
+                },
+            )?),
         })
     }
 
@@ -122,6 +135,7 @@ impl GatewayConfig {
             max_in_flight: 100_000,
             max_sse_clients: 100_000,
             web_dir: None,
+            loss_check_delay: Duration::from_secs(30),
         }
     }
 }

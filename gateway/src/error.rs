@@ -12,6 +12,7 @@ use http::{HeaderValue, Response, StatusCode};
 use serde::Serialize;
 use uuid::Uuid;
 
+use booking::keys::Shard;
 use booking::money::Money;
 
 use crate::body::{Body, full};
@@ -81,6 +82,10 @@ pub enum ApiError {
     Postgres(#[source] sqlx::Error),
     #[error("stock of tier {0} is not loaded in Redis yet")]
     StockNotLoaded(Uuid),
+    #[error("shard {0} is recovering from a loss of Redis data")]
+    ShardRecovering(Shard),
+    #[error("the reservation's outcome is unknown: Redis did not answer in time")]
+    OutcomeUnknown,
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -180,7 +185,12 @@ impl ApiError {
                 "RateLimited",
                 "Too many requests",
             ),
-            Redis(_) | Postgres(_) | StockNotLoaded(_) | Overloaded => (
+            OutcomeUnknown => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "OutcomeUnknown",
+                "Outcome unknown",
+            ),
+            Redis(_) | Postgres(_) | StockNotLoaded(_) | ShardRecovering(_) | Overloaded => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailable",
                 "Service unavailable",
@@ -198,8 +208,12 @@ impl ApiError {
         let (status, code, title) = self.classify();
         let detail = if status.is_server_error() {
             tracing::error!(error = %self, instance, code, "request failed");
-            match status {
-                StatusCode::SERVICE_UNAVAILABLE => {
+            match (status, &self) {
+                (_, ApiError::OutcomeUnknown) => "Whether this booking was made is not known yet. \
+                    Retrying with the same idempotency key is safe: it answers with the booking if \
+                    it was made, and makes it once if it was not."
+                    .to_owned(),
+                (StatusCode::SERVICE_UNAVAILABLE, _) => {
                     "A service this request needs is unavailable; retry shortly.".to_owned()
                 }
                 _ => "The server failed to answer this request.".to_owned(),

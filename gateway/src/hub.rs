@@ -1,10 +1,9 @@
 //! The live feed's source: one Redis pub/sub subscription per gateway process, fanned out to every
 //! local event stream through broadcast channels.
 //!
-//! Stock changes arrive as the scripts published them (`{"concertId","ticketTierId",
-//! "availableQuantity"}`, the count after the change) and are framed once as an SSE `stock` event,
-//! shared by every client. Booking status changes (`{"bookingId","status"}`) go to a second
-//! channel, so a flood of settlements never crowds the stock feed. Both channels are bounded: a
+//! Stock changes arrive as the scripts published them (`<concertId> <tierId> <available>`, the
+//! count after the change) and are framed once as an SSE event, shared by every client. Booking
+//! status changes (`<bookingId> <status>`) go to a second channel, so a flood of settlements never crowds the stock feed. Both channels are bounded: a
 //! client that falls behind loses its place and is sent a fresh snapshot instead (see `sse.rs`);
 //! so is everyone after the subscription reconnects, since messages published meanwhile are lost.
 
@@ -18,12 +17,13 @@ use fred::prelude::{
     Builder, ClientLike, Config, EventInterface, PubsubInterface, ReconnectPolicy, Server,
 };
 use fred::types::Message;
-use serde::Deserialize;
+use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use booking::keys::Keyspace;
+use booking::stock::{StockChange, parse_status_message};
 
 /// Events a stream client may fall behind by before it is resynchronised with a snapshot.
 const STOCK_BUFFER: usize = 1024;
@@ -41,10 +41,18 @@ pub enum StockUpdate {
 }
 
 /// A booking whose status changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatusChange {
     pub booking_id: Uuid,
+}
+
+/// A stock change as event streams send it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StockEvent {
+    pub concert_id: Uuid,
+    pub ticket_tier_id: Uuid,
+    pub available_quantity: i64,
 }
 
 #[derive(Debug)]
@@ -80,7 +88,19 @@ impl Hub {
 
     /// Frames a stock message from Redis and sends it to every stock client.
     pub fn publish_stock(&self, payload: &str) {
-        let frame = crate::sse::frame("stock", self.next_event_id(), payload);
+        let Some(change) = StockChange::parse(payload) else {
+            tracing::warn!(payload, "unreadable stock message");
+            return;
+        };
+        let event = StockEvent {
+            concert_id: change.concert_id,
+            ticket_tier_id: change.tier_id,
+            available_quantity: change.available,
+        };
+        let Ok(data) = simd_json::to_string(&event) else {
+            return;
+        };
+        let frame = crate::sse::frame("stock", self.next_event_id(), &data);
         // No receivers is fine: nobody is watching.
         let _ = self.stock.send(StockUpdate::Event(frame));
     }
@@ -90,12 +110,11 @@ impl Hub {
     }
 
     fn publish_status(&self, payload: &str) {
-        let mut bytes = payload.as_bytes().to_vec();
-        match simd_json::serde::from_slice::<StatusChange>(&mut bytes) {
-            Ok(change) => {
-                let _ = self.status.send(change);
+        match parse_status_message(payload) {
+            Some(booking_id) => {
+                let _ = self.status.send(StatusChange { booking_id });
             }
-            Err(error) => tracing::warn!(%error, payload, "unreadable booking status message"),
+            None => tracing::warn!(payload, "unreadable booking status message"),
         }
     }
 }

@@ -16,6 +16,9 @@ const SSE_CLIENTS: &str = "gateway_sse_clients";
 const SSE_EVENTS: &str = "gateway_sse_events_total";
 const RATE_LIMITED: &str = "gateway_rate_limited_total";
 const SHED: &str = "gateway_load_shed_total";
+const LOST: &str = "gateway_bookings_lost_total";
+const RECOVERIES: &str = "gateway_shard_recoveries_total";
+const NOT_WHOLE: &str = "gateway_shards_not_whole";
 
 /// A millisecond service: most answers take well under 5 ms; anything past 1 s is an incident.
 const REQUEST_BUCKETS: [f64; 12] = [
@@ -72,6 +75,18 @@ fn describe() {
         SHED,
         "Requests refused with 503 because the gateway was at its concurrency limit."
     );
+    describe_counter!(
+        LOST,
+        "Bookings this gateway answered 202 that Redis lost before any settler read them (in no stream and no row)."
+    );
+    describe_counter!(
+        RECOVERIES,
+        "Shards this gateway rebuilt after Redis lost (or may have lost) their data, by cause (lost, restarted)."
+    );
+    describe_gauge!(
+        NOT_WHOLE,
+        "Shards whose data is not known to be whole (recovering, or unchecked while Redis is away); bookings on them answer 503."
+    );
 }
 
 pub fn request(route: &'static str, method: &str, status: u16, took: Duration) {
@@ -115,4 +130,20 @@ pub fn rate_limited(limit: &'static str) {
 
 pub fn shed() {
     counter!(SHED).increment(1);
+}
+
+pub fn lost(count: u64) {
+    counter!(LOST).increment(count);
+}
+
+pub fn recovered(cause: booking::recovery::Cause) {
+    let cause = match cause {
+        booking::recovery::Cause::Lost => "lost",
+        booking::recovery::Cause::Restarted => "restarted",
+    };
+    counter!(RECOVERIES, "cause" => cause).increment(1);
+}
+
+pub fn shards_not_whole(count: usize) {
+    gauge!(NOT_WHOLE).set(count as f64);
 }

@@ -1,6 +1,7 @@
 //! The background loop that keeps this gateway's catalog and Redis stock in step with Postgres:
-//! concerts created through another gateway appear, and tiers missing from Redis (after Redis
-//! lost its data) are loaded again, without a restart.
+//! concerts created through another gateway appear, and a tier whose stock is missing from a
+//! whole shard (its concert's stock write failed) is loaded, without a restart. Shards that lost
+//! their data are rebuilt whole by the shard guard instead (`booking::recovery`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
-use booking::stock;
+use booking::recovery;
 
 use crate::catalog;
 
@@ -22,7 +23,7 @@ pub async fn refresh(state: &AppState) {
         Err(error) => tracing::warn!(%error, "catalog refresh failed; keeping the last one"),
     }
     let tiers = state.catalog.current().tier_refs();
-    if let Err(error) = stock::rebuild_missing(&state.redis, &state.db, &state.keys, &tiers).await {
+    if let Err(error) = recovery::load_missing(&state.redis, &state.db, &state.keys, &tiers).await {
         tracing::warn!(%error, "loading missing stock failed; will retry");
     }
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use fred::prelude::ClientLike;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -19,11 +18,12 @@ use crate::catalog::{self, CatalogHandle};
 use crate::config::GatewayConfig;
 use crate::hub::Subscription;
 use crate::limits::{Capacity, FORGET_EVERY, RateLimits};
-use crate::reserve::ReserveScript;
 use crate::sse::Snapshots;
 use crate::state::AppState;
 use crate::web::WebApp;
-use crate::{refresh, router, seed};
+use crate::{losses, metrics, refresh, router, seed};
+use booking::recovery::{EpochChange, ShardGuard};
+use booking::scripts::reserve::ReserveScript;
 
 /// Redis connections per gateway; each is multiplexed, so a few keep both cores busy.
 const REDIS_POOL_SIZE: usize = 4;
@@ -31,6 +31,8 @@ const REDIS_POOL_SIZE: usize = 4;
 const DB_POOL_SIZE: u32 = 8;
 /// How long start-up waits for Redis before serving anyway (readiness says so until it answers).
 const REDIS_START_WAIT: Duration = Duration::from_secs(5);
+/// How often every shard is checked for a loss of Redis data.
+const GUARD_EVERY: Duration = Duration::from_secs(1);
 /// In-flight requests get this long to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// A client must send its request headers within this (slow-loris protection).
@@ -68,12 +70,16 @@ impl Application {
         let redis =
             booking::redis::connect(&backends.redis_url, REDIS_POOL_SIZE, backends.redis_timeout)
                 .context("configuring redis")?;
+        let guard = Arc::new(ShardGuard::new(redis.clone(), db.clone(), keys.clone()));
         let state = Arc::new(AppState {
             redis,
             db,
             keys,
             catalog,
             reserve: ReserveScript::default(),
+            guard,
+            accepted: Default::default(),
+            loss_check_delay: config.loss_check_delay,
             stock_missing: Default::default(),
             admin_token: config.admin_token.clone(),
             max_tickets_per_customer: config.max_tickets_per_customer,
@@ -87,16 +93,20 @@ impl Application {
             metrics: crate::metrics::install(),
             shutdown: CancellationToken::new(),
         });
-        match tokio::time::timeout(REDIS_START_WAIT, state.redis.wait_for_connect()).await {
-            Ok(Ok(())) => {
-                if let Err(error) = state.reserve.load(state.redis.next()).await {
-                    tracing::warn!(%error, "loading the reservation script failed; it loads on first use");
-                }
-                refresh::refresh(&state).await;
+        // Every shard whole (recovered where Redis lacks it) before the first booking.
+        if state
+            .guard
+            .start(&CancellationToken::new(), REDIS_START_WAIT)
+            .await
+        {
+            if let Err(error) = state.reserve.load(state.redis.next()).await {
+                tracing::warn!(%error, "loading the reservation script failed; it loads on first use");
             }
-            _ => tracing::warn!(
-                "redis is not answering yet; serving, and loading stock once it does"
-            ),
+            refresh::refresh(&state).await;
+        } else {
+            tracing::warn!(
+                "redis is not answering yet, or shards are recovering; serving, and readiness says so"
+            );
         }
 
         let subscription = Subscription::start(&backends.redis_url, &state.keys, REDIS_START_WAIT)
@@ -132,6 +142,7 @@ impl Application {
         background.spawn(refresh::run(Arc::clone(&state), shutdown.clone()));
         background.spawn(subscription.run(Arc::clone(&state.hub), shutdown.clone()));
         background.spawn(forget_idle_clients(Arc::clone(&state), shutdown.clone()));
+        background.spawn(guard_shards(Arc::clone(&state), shutdown.clone()));
         let mut server = auto::Builder::new(TokioExecutor::new());
         server
             .http1()
@@ -178,6 +189,31 @@ impl Application {
         background.shutdown().await;
         Ok(())
     }
+}
+
+/// Watches every shard, recovering those Redis lost, and counts the bookings lost with them.
+async fn guard_shards(state: Arc<AppState>, shutdown: CancellationToken) {
+    let watched = Arc::clone(&state);
+    watched
+        .guard
+        .run(GUARD_EVERY, shutdown, |changes: Vec<EpochChange>| {
+            metrics::shards_not_whole(state.guard.not_whole().len());
+            for change in changes {
+                if let Some(report) = &change.recovered {
+                    metrics::recovered(report.cause);
+                }
+                // A shard seen whole before whose epoch moved on: look for what it lost.
+                if change.from > 0 {
+                    tokio::spawn(losses::count_lost(
+                        Arc::clone(&state),
+                        change.shard,
+                        tokio::time::Instant::now(),
+                        state.loss_check_delay,
+                    ));
+                }
+            }
+        })
+        .await;
 }
 
 /// Forgets rate-limit state of addresses that went quiet, so memory follows live clients only.

@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use fred::prelude::Pool;
 use ipnet::IpNet;
@@ -11,11 +12,13 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use booking::keys::Keyspace;
+use booking::recovery::ShardGuard;
+use booking::scripts::reserve::ReserveScript;
 
 use crate::catalog::CatalogHandle;
 use crate::hub::Hub;
 use crate::limits::{Capacity, RateLimits};
-use crate::reserve::ReserveScript;
+use crate::losses::AcceptedLog;
 use crate::sse::Snapshots;
 use crate::web::WebApp;
 
@@ -26,6 +29,12 @@ pub struct AppState {
     pub keys: Keyspace,
     pub catalog: CatalogHandle,
     pub reserve: ReserveScript,
+    /// Which shards are whole, and their recovery when Redis lost their data.
+    pub guard: Arc<ShardGuard>,
+    /// Bookings accepted lately, to count those Redis then lost.
+    pub accepted: AcceptedLog,
+    /// How long after a shard's recovery its earlier bookings are looked for.
+    pub loss_check_delay: Duration,
     /// Woken when a request finds a tier without stock in Redis, so it is loaded at once.
     pub stock_missing: Notify,
     pub admin_token: Option<String>,

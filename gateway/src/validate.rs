@@ -89,6 +89,18 @@ impl Checker {
         self.errors.push(FieldError::new(field, code, message));
     }
 
+    /// The value a domain parser made of a field, or its reason recorded under `code`.
+    pub fn parsed<T>(
+        &mut self,
+        field: &str,
+        code: &'static str,
+        parsed: Result<T, &'static str>,
+    ) -> Option<T> {
+        parsed
+            .map_err(|reason| self.error(field, code, reason))
+            .ok()
+    }
+
     /// `Ok(value)` when nothing was recorded; the value is then always present.
     pub fn finish<T>(self, value: Option<T>) -> Result<T, ApiError> {
         match value {

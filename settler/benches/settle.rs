@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use booking::config::{Backends, ConfigError};
+use booking::domain::{Email, IdempotencyKey, Quantity};
 use booking::money::Currency;
 use chrono::Utc;
 use futures::StreamExt;
@@ -85,11 +86,11 @@ async fn main() -> anyhow::Result<()> {
             async move {
                 let request = BookingRequest {
                     ticket_tier_id: tier.id,
-                    user_email: format!("bench{i}@example.com"),
-                    quantity: 1,
+                    user_email: Email::parse(&format!("bench{i}@example.com")).expect("email"),
+                    quantity: Quantity::new(1).expect("quantity"),
                     total_price: tier.price,
                     currency: Currency::Usd,
-                    idempotency_key: format!("bench-{i}"),
+                    idempotency_key: IdempotencyKey::parse(&format!("bench-{i}")).expect("key"),
                 };
                 book(state, request).await.is_ok()
             }

@@ -28,8 +28,10 @@ pub struct SettlerConfig {
     pub claim_idle: Duration,
     /// `SETTLER_MAX_DELIVERIES`: deliveries after which an entry goes to the dead-letter stream.
     pub max_deliveries: u64,
-    /// `RECONCILE_INTERVAL_S`: how often stock is reconciled against Postgres.
+    /// `RECONCILE_INTERVAL_S`: how often the books are audited (stock against Postgres).
     pub reconcile_interval: Duration,
+    /// `AUDIT_STUCK_AFTER_S`: how long a booking may wait unsettled before the audit calls it stuck.
+    pub stuck_after: Duration,
 }
 
 fn latency_range(value: &str) -> Result<RangeInclusive<u64>, &'static str> {
@@ -86,6 +88,11 @@ impl SettlerConfig {
             reconcile_interval: Duration::from_secs(config::parse_or(
                 "RECONCILE_INTERVAL_S",
                 30,
+                positive(86_400),
+            )?),
+            stuck_after: Duration::from_secs(config::parse_or(
+                "AUDIT_STUCK_AFTER_S",
+                300,
                 positive(86_400),
             )?),
         })

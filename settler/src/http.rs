@@ -1,10 +1,11 @@
 //! The settler's small HTTP surface on `SETTLER_METRICS_ADDR`: `/metrics` (Prometheus text),
-//! `/health` (liveness) and `/health/ready` (Redis and Postgres answer).
+//! `/health` (liveness) and `/health/ready` (Redis and Postgres answer, every shard is whole).
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use booking::recovery::ShardGuard;
 use bytes::Bytes;
 use fred::prelude::Pool;
 use http::{Method, Request, Response, StatusCode};
@@ -26,6 +27,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Probe {
     pub redis: Pool,
     pub db: PgPool,
+    pub guard: Arc<ShardGuard>,
     pub metrics: PrometheusHandle,
 }
 
@@ -60,7 +62,13 @@ async fn route(probe: &Probe, request: Request<Incoming>) -> Response<Full<Bytes
         ),
         "/health" => answer(StatusCode::OK, JSON, r#"{"status":"ok"}"#),
         "/health/ready" => {
-            let readiness = booking::health::check(&probe.redis, &probe.db).await;
+            let readiness = booking::health::check(
+                &probe.redis,
+                &probe.db,
+                &probe.guard,
+                booking::health::Postgres::Required,
+            )
+            .await;
             let status = if readiness.is_ready() {
                 StatusCode::OK
             } else {

@@ -1,11 +1,10 @@
 #![doc = include_str!("../README.md")]
 
+pub mod audit;
 pub mod config;
-pub mod finalize;
 pub mod http;
 pub mod metrics;
 pub mod payment;
-pub mod reconcile;
 pub mod settle;
 pub mod startup;
 pub mod store;

@@ -2,22 +2,29 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use booking::config::CONFIG_EXIT_CODE;
-use settler::reconcile::{self, DriftWatch};
+use clap::{Parser, Subcommand};
+use settler::audit::{self, DriftWatch};
 use settler::{Application, SettlerConfig};
 use tokio_util::sync::CancellationToken;
 
-const USAGE: &str = "usage: settler [reconcile]";
+/// Settles accepted bookings: charges payment, writes them to Postgres, applies the outcome in
+/// Redis. Configured by environment variables (see README).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Checks every invariant twice, a second apart, prints the books and exits 1 if any is broken.
+    Audit,
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let reconcile_only = match std::env::args().nth(1).as_deref() {
-        None => false,
-        Some("reconcile") => true,
-        Some(_) => {
-            eprintln!("{USAGE}");
-            return ExitCode::from(CONFIG_EXIT_CODE);
-        }
-    };
+    let cli = Cli::parse();
     let config = match booking::telemetry::init().and_then(|()| SettlerConfig::from_env()) {
         Ok(config) => config,
         Err(error) => {
@@ -25,17 +32,18 @@ async fn main() -> ExitCode {
             return ExitCode::from(CONFIG_EXIT_CODE);
         }
     };
-    let result = if reconcile_only {
-        reconcile_once(config).await
-    } else {
-        let shutdown = CancellationToken::new();
-        tokio::spawn(booking::signal::cancel_on_signal(shutdown.clone()));
-        async {
-            let app = Application::build(config).await?;
-            app.run_until_stopped(shutdown).await?;
-            Ok(true)
+    let result = match cli.command {
+        Some(Command::Audit) => audit_once(config).await,
+        None => {
+            let shutdown = CancellationToken::new();
+            tokio::spawn(booking::signal::cancel_on_signal(shutdown.clone()));
+            async {
+                let app = Application::build(config).await?;
+                app.run_until_stopped(shutdown).await?;
+                Ok(true)
+            }
+            .await
         }
-        .await
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -47,32 +55,58 @@ async fn main() -> ExitCode {
     }
 }
 
-/// `settler reconcile`: checks every tier twice, a second apart, prints the books and answers
-/// whether they balance.
-async fn reconcile_once(config: SettlerConfig) -> anyhow::Result<bool> {
+/// `settler audit`: a drift must be seen in both checks (a booking settling between the reads of
+/// one check shows as a passing drift); everything else is judged on the second.
+async fn audit_once(config: SettlerConfig) -> anyhow::Result<bool> {
     let backends = &config.backends;
     let db = booking::db::connect(&backends.database_url, 2).await?;
     let redis = booking::redis::connect(&backends.redis_url, 1, backends.redis_timeout)?;
     let keys = backends.keyspace();
     let mut watch = DriftWatch::default();
-    watch.observe(&reconcile::check(&redis, &db, &keys).await?);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let balances = reconcile::check(&redis, &db, &keys).await?;
-    let drifted = watch.observe(&balances);
-    println!(
-        "tier                                     total  available  pending  confirmed  drift"
+    watch.observe(
+        &audit::run(&redis, &db, &keys, config.stuck_after)
+            .await?
+            .tiers,
     );
-    for tier in &balances {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let books = audit::run(&redis, &db, &keys, config.stuck_after).await?;
+    let drifted = watch.observe(&books.tiers);
+    println!(
+        "tier                                  shard   total  available  pending  confirmed  drift"
+    );
+    for tier in &books.tiers {
+        let available = tier
+            .available
+            .map_or_else(|| "-".to_owned(), |n| n.to_string());
         println!(
-            "{}  {:>6}  {:>9}  {:>7}  {:>9}  {:>5}",
+            "{}  {:>5}  {:>6}  {:>9}  {:>7}  {:>9}  {:>5}",
             tier.tier_id,
+            tier.shard,
             tier.total,
-            tier.available,
+            available,
             tier.pending,
             tier.confirmed,
             tier.drift()
         );
     }
-    println!("{} tiers, {} drifted", balances.len(), drifted.len());
-    Ok(drifted.is_empty())
+    let problems: Vec<String> = books
+        .problems()
+        .into_iter()
+        .filter(|problem| {
+            !problem.contains(": drift ")
+                || drifted
+                    .iter()
+                    .any(|tier| problem.contains(&tier.tier_id.to_string()))
+        })
+        .collect();
+    for problem in &problems {
+        println!("problem: {problem}");
+    }
+    println!(
+        "{} tiers, {} shards, {} problems",
+        books.tiers.len(),
+        books.shards.len(),
+        problems.len()
+    );
+    Ok(problems.is_empty())
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use booking::keys::Shard;
 use booking::record::BookingStatus;
+use booking::scripts::trim::Depth;
 use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
@@ -19,6 +20,11 @@ const STREAM_LENGTH: &str = "settler_stream_length";
 const STREAM_PENDING: &str = "settler_stream_pending";
 const CONSUMER_LAG: &str = "settler_consumer_lag";
 const STOCK_DRIFT: &str = "settler_stock_drift";
+const OLDEST_UNSETTLED: &str = "settler_oldest_unsettled_seconds";
+const REFUNDS: &str = "settler_refunds_total";
+const READMITTED: &str = "settler_readmitted_total";
+const RECOVERIES: &str = "settler_shard_recoveries_total";
+const NOT_WHOLE: &str = "settler_shards_not_whole";
 
 /// Seconds from a booking's acceptance to its final status: payments take 0.2-0.8 s, a backlog
 /// much longer.
@@ -56,7 +62,27 @@ fn describe() {
     );
     describe_counter!(
         DEAD_LETTERS,
-        "Stream entries moved to a dead-letter stream."
+        "Accepted bookings that could never be written, resolved as failed and recorded in dead_letters."
+    );
+    describe_gauge!(
+        OLDEST_UNSETTLED,
+        "Age of the oldest booking a shard's stream holds unsettled; 0 when none waits."
+    );
+    describe_counter!(
+        REFUNDS,
+        "Refunds asked of the payment provider for bookings that failed after their charge."
+    );
+    describe_counter!(
+        READMITTED,
+        "Confirmations accepted before a loss of Redis data, reserved again (carried) or failed, by outcome."
+    );
+    describe_counter!(
+        RECOVERIES,
+        "Shards this settler rebuilt after Redis lost (or may have lost) their data, by cause (lost, restarted)."
+    );
+    describe_gauge!(
+        NOT_WHOLE,
+        "Shards whose data is not known to be whole (recovering, or unchecked while Redis is away)."
     );
     describe_gauge!(STREAM_LENGTH, "Entries in a shard's settlement stream.");
     describe_gauge!(
@@ -89,13 +115,38 @@ pub fn dead_lettered() {
     counter!(DEAD_LETTERS).increment(1);
 }
 
-pub fn stream_depth(shard: Shard, length: i64, pending: i64, lag: Option<i64>) {
+pub fn stream_depth(shard: Shard, depth: &Depth) {
     let shard = shard.to_string();
-    gauge!(STREAM_LENGTH, "shard" => shard.clone()).set(length as f64);
-    gauge!(STREAM_PENDING, "shard" => shard.clone()).set(pending as f64);
-    if let Some(lag) = lag {
-        gauge!(CONSUMER_LAG, "shard" => shard).set(lag as f64);
+    gauge!(STREAM_LENGTH, "shard" => shard.clone()).set(depth.length as f64);
+    gauge!(STREAM_PENDING, "shard" => shard.clone()).set(depth.pending as f64);
+    if let Some(lag) = depth.lag {
+        gauge!(CONSUMER_LAG, "shard" => shard.clone()).set(lag as f64);
     }
+    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or_default();
+    let waited_ms = depth
+        .oldest_unsettled_ms
+        .map_or(0, |at| now_ms.saturating_sub(at));
+    gauge!(OLDEST_UNSETTLED, "shard" => shard).set(waited_ms as f64 / 1000.0);
+}
+
+pub fn refunded() {
+    counter!(REFUNDS).increment(1);
+}
+
+pub fn readmitted(outcome: &'static str) {
+    counter!(READMITTED, "outcome" => outcome).increment(1);
+}
+
+pub fn recovered(cause: booking::recovery::Cause) {
+    let cause = match cause {
+        booking::recovery::Cause::Lost => "lost",
+        booking::recovery::Cause::Restarted => "restarted",
+    };
+    counter!(RECOVERIES, "cause" => cause).increment(1);
+}
+
+pub fn shards_not_whole(count: usize) {
+    gauge!(NOT_WHOLE).set(count as f64);
 }
 
 pub fn stock_drift(tier_id: Uuid, drift: i64) {

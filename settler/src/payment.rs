@@ -2,6 +2,9 @@
 //!
 //! The booking id is the payment's idempotency key: charging the same booking again returns the
 //! first result and never charges twice, so a booking redelivered after a crash is safe to charge.
+//! A booking that cannot be kept after its charge (it can never be written, or Redis lost it and
+//! its tickets are gone) is refunded, also by booking id; a refunded booking charged again answers
+//! `Refunded`, never a second charge.
 
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
@@ -15,8 +18,14 @@ use uuid::Uuid;
 /// What the provider decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PaymentOutcome {
-    Approved { reference: String },
-    Declined { reason: String },
+    Approved {
+        reference: String,
+    },
+    Declined {
+        reason: String,
+    },
+    /// The booking's charge was refunded (or voided before it was made).
+    Refunded,
 }
 
 /// The provider could not answer; the charge may be retried with the same booking id.
@@ -32,6 +41,9 @@ pub trait PaymentProvider: Send + Sync + std::fmt::Debug + 'static {
         amount: Money,
         currency: Currency,
     ) -> impl Future<Output = Result<PaymentOutcome, PaymentError>> + Send;
+
+    /// Refunds the booking's charge, or voids it if none was made; repeating it changes nothing.
+    fn refund(&self, booking_id: Uuid) -> impl Future<Output = Result<(), PaymentError>> + Send;
 }
 
 /// A provider that waits a random latency and declines a share of payments.
@@ -41,6 +53,8 @@ pub struct SimulatedProvider {
     failure_rate: f64,
     /// Outcomes by booking id: the provider's own idempotency records.
     charges: Mutex<HashMap<Uuid, PaymentOutcome>>,
+    /// Approved charges refunded since.
+    refunded: Mutex<usize>,
 }
 
 impl SimulatedProvider {
@@ -49,12 +63,25 @@ impl SimulatedProvider {
             latency_ms,
             failure_rate,
             charges: Mutex::default(),
+            refunded: Mutex::default(),
         }
     }
 
     /// Distinct bookings charged (approved or declined) so far.
     pub fn charges(&self) -> usize {
-        self.lock().len()
+        self.lock()
+            .values()
+            .filter(|outcome| **outcome != PaymentOutcome::Refunded)
+            .count()
+            + self.refunded_charges()
+    }
+
+    /// Bookings whose approved charge was refunded.
+    pub fn refunded_charges(&self) -> usize {
+        match self.refunded.lock() {
+            Ok(guard) => *guard,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, PaymentOutcome>> {
@@ -91,6 +118,17 @@ impl PaymentProvider for SimulatedProvider {
         };
         Ok(self.lock().entry(booking_id).or_insert(outcome).clone())
     }
+
+    async fn refund(&self, booking_id: Uuid) -> Result<(), PaymentError> {
+        let previous = self.lock().insert(booking_id, PaymentOutcome::Refunded);
+        if matches!(previous, Some(PaymentOutcome::Approved { .. })) {
+            match self.refunded.lock() {
+                Ok(mut count) => *count += 1,
+                Err(poisoned) => *poisoned.into_inner() += 1,
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -116,6 +154,29 @@ mod tests {
             );
         }
         assert_eq!(provider.charges(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refund_is_made_once_and_a_refunded_booking_is_never_charged_again() {
+        let provider = SimulatedProvider::new(0..=0, 0.0);
+        let price: Money = "10".parse().expect("money");
+        let (charged, voided) = (Uuid::now_v7(), Uuid::now_v7());
+        assert!(matches!(
+            provider.charge(charged, price, Currency::Usd).await,
+            Ok(PaymentOutcome::Approved { .. })
+        ));
+        for _ in 0..3 {
+            provider.refund(charged).await.expect("refunded");
+            provider.refund(voided).await.expect("voided");
+        }
+        assert_eq!(provider.refunded_charges(), 1);
+        for id in [charged, voided] {
+            assert_eq!(
+                provider.charge(id, price, Currency::Usd).await.ok(),
+                Some(PaymentOutcome::Refunded)
+            );
+        }
+        assert_eq!(provider.charges(), 1, "one charge was ever made");
     }
 
     #[tokio::test]

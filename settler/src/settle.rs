@@ -1,14 +1,24 @@
 //! Settling bookings: the stages every stream entry goes through, in order.
 //!
-//! 1. parse the entry into a booking (an unreadable one is dead-lettered);
+//! 1. read the entry back (the packed booking and the epoch it was accepted in);
 //! 2. decide its outcome: the one Postgres already holds for a redelivered entry, or a charge
 //!    (the booking id is the payment's idempotency key, so a repeated charge is not a second one);
-//! 3. commit the outcomes to Postgres in one statement (retried while Postgres is unreachable);
-//! 4. apply them in Redis with the settle script (status, stock back on a decline, events);
+//! 3. commit the outcomes to Postgres in one transaction, retried while Postgres is unreachable
+//!    and fenced by the shard's epoch: a confirmation accepted before Redis lost the shard's data
+//!    is not written but reserved again in the current epoch, through the same script as any
+//!    booking (a new stream entry then settles it), or failed and refunded when its tickets, its
+//!    idempotency key or the customer's allowance are gone;
+//! 4. apply them in Redis with the settle script (status, stock back on a decline, events),
+//!    waiting while the shard recovers;
 //! 5. acknowledge the entries.
 //!
 //! A crash between any two stages leaves the entry unacknowledged; whoever settles it again finds
 //! the committed outcome in stage 2 and the applied one in stage 4, so nothing happens twice.
+//!
+//! A booking that can never be written (Postgres refuses its row for a reason retrying cannot
+//! change, its entry does not read back, or it was delivered too often) is resolved as failed
+//! once: refunded, recorded in `dead_letters`, its tickets given back, acknowledged. It holds back
+//! nothing behind it: not its batch, its stream's trimming, nor a settler's recovery.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,14 +28,18 @@ use fred::prelude::Pool;
 use futures::future::join_all;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use booking::keys::{Keyspace, Shard};
-use booking::record::{BookingRecord, BookingStatus};
+use booking::record::{BookingStatus, Packed, Stub, field};
+use booking::recovery::ShardGuard;
+use booking::scripts::ScriptError;
+use booking::scripts::reserve::{Outcome, ReserveScript};
+use booking::scripts::settle::{Applied, SettleScript};
 
-use crate::finalize::{Applied, FinalizeScript};
 use crate::metrics;
-use crate::payment::{PaymentOutcome, PaymentProvider};
-use crate::store::{self, Settlement};
+use crate::payment::{PaymentError, PaymentOutcome, PaymentProvider};
+use crate::store::{self, DeadLetter, Settlement, Stamped};
 use crate::stream::{Consumer, Entry};
 
 /// Why a batch stopped before it was acknowledged. Its entries stay pending and are settled again.
@@ -33,8 +47,12 @@ use crate::stream::{Consumer, Entry};
 pub enum SettleError {
     #[error("redis: {0}")]
     Redis(#[from] fred::error::Error),
+    #[error(transparent)]
+    Script(#[from] ScriptError),
     #[error("postgres: {0}")]
     Postgres(#[from] sqlx::Error),
+    #[error(transparent)]
+    Payment(#[from] PaymentError),
     #[error("shutting down with the batch unfinished")]
     ShuttingDown,
 }
@@ -52,14 +70,41 @@ pub enum Processed {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decided {
     pub entry_id: String,
+    /// The shard epoch the booking was accepted in.
+    pub epoch: u64,
     pub settlement: Settlement,
     /// Postgres already held it: the entry was delivered before.
     pub redelivered: bool,
 }
 
+/// An entry that does not read back as a whole booking.
+#[derive(Debug, Clone)]
+struct Broken {
+    entry_id: String,
+    epoch: u64,
+    /// The packed booking as the entry holds it.
+    entry: String,
+    /// Enough of it to give its tickets back, if that much reads.
+    stub: Option<Stub>,
+    reason: String,
+}
+
+/// What became of a confirmation fenced out by a recovery of its shard.
+enum Readmitted {
+    /// Accepted in the current epoch (again, or carried over by the recovery): a newer entry
+    /// settles it, this one is done.
+    Carried,
+    /// Its tickets, key or allowance are gone: it fails, refunded.
+    Failed(Box<Decided>),
+}
+
+/// What customers read on a booking that failed for a reason of ours, not theirs.
+const COULD_NOT_RECORD: &str = "the booking could not be recorded; it was not charged";
 /// How long to wait before retrying Postgres, doubling up to the maximum.
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// How long to wait for a shard to finish recovering before trying it again.
+const RECOVERY_PAUSE: Duration = Duration::from_millis(200);
 
 #[derive(Debug)]
 pub struct Settler<P> {
@@ -68,7 +113,9 @@ pub struct Settler<P> {
     pub keys: Keyspace,
     pub consumer: Consumer,
     pub provider: Arc<P>,
-    pub finalize: FinalizeScript,
+    pub settle: SettleScript,
+    pub reserve: ReserveScript,
+    pub guard: Arc<ShardGuard>,
     pub batch_size: usize,
     pub claim_idle: Duration,
     pub max_deliveries: u64,
@@ -76,53 +123,107 @@ pub struct Settler<P> {
     pub shutdown: CancellationToken,
 }
 
+/// Reads an entry back: the packed booking and the epoch it was accepted in.
+fn read(entry: Entry) -> Result<(String, u64, Packed), Box<Broken>> {
+    let epoch = entry
+        .fields
+        .get(field::EPOCH)
+        .and_then(|epoch| epoch.parse().ok())
+        .unwrap_or(0);
+    let raw = entry.fields.get(field::PACKED).cloned().unwrap_or_default();
+    match Packed::from_json(&raw) {
+        Ok(packed) => Ok((entry.id, epoch, packed)),
+        Err(error) => Err(Box::new(Broken {
+            stub: Stub::from_json(&raw),
+            entry_id: entry.id,
+            epoch,
+            entry: raw,
+            reason: error.to_string(),
+        })),
+    }
+}
+
 impl<P: PaymentProvider> Settler<P> {
     /// Reads up to a batch of new entries from `shard` and settles them.
     pub async fn process_batch(&self, shard: Shard) -> Result<Processed, SettleError> {
-        let entries = self.consumer.read(shard, self.batch_size, false).await?;
+        let entries = self.read_entries(shard, false).await?;
         if entries.is_empty() {
             return Ok(Processed::Empty);
         }
         self.settle(shard, entries).await.map(Processed::Settled)
     }
 
-    /// Settles what this consumer held when it last stopped (its own pending entries).
-    pub async fn recover_own(&self) -> Result<usize, SettleError> {
+    /// Reads entries, waking the shard guard when the group is gone (Redis lost the stream).
+    async fn read_entries(&self, shard: Shard, own: bool) -> Result<Vec<Entry>, SettleError> {
+        self.consumer
+            .read(shard, self.batch_size, own)
+            .await
+            .map_err(|error| {
+                if error.details().starts_with("NOGROUP") {
+                    self.guard.wake();
+                }
+                SettleError::Redis(error)
+            })
+    }
+
+    /// Settles what this consumer held when it last stopped (its own pending entries). A shard
+    /// that fails is left to the reclaim loop; the others go on.
+    pub async fn recover_own(&self) -> usize {
         let mut settled = 0;
         for shard in self.keys.shards() {
             loop {
-                let entries = self.consumer.read(shard, self.batch_size, true).await?;
-                if entries.is_empty() {
-                    break;
-                }
+                let entries = match self.read_entries(shard, true).await {
+                    Ok(entries) if entries.is_empty() => break,
+                    Ok(entries) => entries,
+                    Err(error) => {
+                        tracing::warn!(%shard, %error, "recovering held entries failed; reclaim will retry");
+                        break;
+                    }
+                };
                 let count = entries.len();
-                let done = self.settle(shard, entries).await?;
-                settled += done;
-                if done < count {
-                    // Some stay pending (they failed again); the reclaim loop retries them.
-                    break;
+                match self.settle(shard, entries).await {
+                    Ok(done) => {
+                        settled += done;
+                        if done < count {
+                            // Some stay pending (they failed again); the reclaim loop retries them.
+                            break;
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%shard, %error, "recovering held entries failed; reclaim will retry");
+                        break;
+                    }
                 }
             }
         }
-        Ok(settled)
+        settled
     }
 
     /// Takes over entries other consumers have held too long; those delivered too often are
-    /// resolved as failed and dead-lettered.
-    pub async fn reclaim(&self) -> Result<usize, SettleError> {
+    /// resolved as failed. A shard that fails is retried next time; the others go on.
+    pub async fn reclaim(&self) -> usize {
         let mut settled = 0;
         for shard in self.keys.shards() {
-            let (claimed, exhausted) = self
-                .consumer
-                .claim_stale(shard, self.claim_idle, self.batch_size, self.max_deliveries)
-                .await?;
-            if !claimed.is_empty() {
-                tracing::info!(%shard, count = claimed.len(), "reclaimed stale entries");
-                settled += self.settle(shard, claimed).await?;
+            match self.reclaim_shard(shard).await {
+                Ok(done) => settled += done,
+                Err(error) => tracing::warn!(%shard, %error, "reclaiming stale entries failed"),
             }
-            for entry in exhausted {
-                settled += self.give_up(shard, entry).await?;
-            }
+        }
+        settled
+    }
+
+    async fn reclaim_shard(&self, shard: Shard) -> Result<usize, SettleError> {
+        let (claimed, exhausted) = self
+            .consumer
+            .claim_stale(shard, self.claim_idle, self.batch_size, self.max_deliveries)
+            .await?;
+        let mut settled = 0;
+        if !claimed.is_empty() {
+            tracing::info!(%shard, count = claimed.len(), "reclaimed stale entries");
+            settled += self.settle(shard, claimed).await?;
+        }
+        for entry in exhausted {
+            settled += self.give_up(shard, entry).await?;
         }
         Ok(settled)
     }
@@ -131,107 +232,156 @@ impl<P: PaymentProvider> Settler<P> {
     /// held by this consumer (renewed) while it works on them.
     pub async fn settle(&self, shard: Shard, entries: Vec<Entry>) -> Result<usize, SettleError> {
         let ids: Vec<String> = entries.iter().map(|entry| entry.id.clone()).collect();
+        let span = tracing::info_span!("batch", %shard, entries = ids.len());
         tokio::select! {
-            settled = self.settle_held(shard, entries) => settled,
+            settled = self.settle_held(shard, entries).instrument(span) => settled,
             never = self.consumer.keep_held(shard, &ids, self.claim_idle) => match never {},
         }
     }
 
     async fn settle_held(&self, shard: Shard, entries: Vec<Entry>) -> Result<usize, SettleError> {
+        let mut done = Vec::with_capacity(entries.len());
         let mut bookings = Vec::with_capacity(entries.len());
-        let mut unreadable = Vec::new();
         for entry in entries {
-            match BookingRecord::from_fields(&entry.fields) {
-                Ok(record) => bookings.push((entry.id, record)),
-                Err(error) => {
-                    tracing::error!(entry = %entry.id, %error, "unreadable stream entry");
-                    self.consumer
-                        .dead_letter(shard, &entry, &error.to_string())
-                        .await?;
-                    metrics::dead_lettered();
-                    unreadable.push(entry.id);
+            match read(entry) {
+                Ok(booking) => bookings.push(booking),
+                Err(broken) => {
+                    let entry_id = broken.entry_id.clone();
+                    if self.resolve_broken(shard, *broken).await? {
+                        done.push(entry_id);
+                    }
                 }
             }
         }
-        self.consumer.ack(shard, &unreadable).await?;
         let decided = self.decide(bookings).await?;
-        let committed = self.commit(decided).await?;
-        let done = self.apply(shard, &committed).await;
+        let Committed {
+            mut written,
+            fenced,
+            refused,
+        } = self.commit(shard, decided).await?;
+        let mut failed = Vec::new();
+        for decided in fenced {
+            let entry_id = decided.entry_id.clone();
+            match self.readmit(shard, decided).await? {
+                Readmitted::Carried => done.push(entry_id),
+                Readmitted::Failed(decided) => failed.push(*decided),
+            }
+        }
+        let again = self.commit(shard, failed).await?;
+        written.extend(again.written);
+        for (decided, reason) in refused.into_iter().chain(again.refused) {
+            let entry_id = decided.entry_id.clone();
+            if self.resolve_refused(shard, decided, &reason).await? {
+                done.push(entry_id);
+            }
+        }
+        done.extend(self.apply(shard, &written).await?);
         self.consumer.ack(shard, &done).await?;
-        Ok(done.len() + unreadable.len())
+        Ok(done.len())
     }
 
     /// Stage 2: the outcome of each booking. Bookings whose charge could not be made are left out
     /// (and so stay pending).
     pub async fn decide(
         &self,
-        bookings: Vec<(String, BookingRecord)>,
+        bookings: Vec<(String, u64, Packed)>,
     ) -> Result<Vec<Decided>, SettleError> {
-        let ids: Vec<uuid::Uuid> = bookings.iter().map(|(_, record)| record.id).collect();
+        let ids: Vec<uuid::Uuid> = bookings.iter().map(|(_, _, p)| p.booking.id).collect();
         let known = self.retry_db(|| store::settled(&self.db, &ids)).await?;
-        let decisions = bookings.into_iter().map(|(entry_id, mut record)| {
-            let known = known.get(&record.id).cloned();
+        let decisions = bookings.into_iter().map(|(entry_id, epoch, packed)| {
+            let known = known.get(&packed.booking.id).cloned();
             async move {
-                if let Some((status, reason)) = known {
-                    record.status = status;
-                    record.failure_reason = reason;
-                    let settlement = Settlement { record, payment_reference: None };
-                    return Some(Decided { entry_id, settlement, redelivered: true });
+                let id = packed.booking.id;
+                if let Some((status, failure_reason)) = known {
+                    let settlement = Settlement {
+                        packed,
+                        status,
+                        failure_reason,
+                        payment_reference: None,
+                    };
+                    return Some(Decided {
+                        entry_id,
+                        epoch,
+                        settlement,
+                        redelivered: true,
+                    });
                 }
                 let started = std::time::Instant::now();
                 let charged = self
                     .provider
-                    .charge(record.id, record.total_price, record.currency)
+                    .charge(id, packed.booking.total_price, packed.booking.currency)
                     .await;
                 metrics::payment_took(started.elapsed());
-                let payment_reference = match charged {
+                let (status, failure_reason, payment_reference) = match charged {
                     Ok(PaymentOutcome::Approved { reference }) => {
-                        record.status = BookingStatus::Confirmed;
-                        Some(reference)
+                        (BookingStatus::Confirmed, None, Some(reference))
                     }
                     Ok(PaymentOutcome::Declined { reason }) => {
-                        record.status = BookingStatus::Failed;
-                        record.failure_reason = Some(reason);
-                        None
+                        (BookingStatus::Failed, Some(reason), None)
                     }
+                    Ok(PaymentOutcome::Refunded) => (
+                        BookingStatus::Failed,
+                        Some("payment refunded".to_owned()),
+                        None,
+                    ),
                     Err(error) => {
-                        tracing::warn!(booking_id = %record.id, %error, "charge failed; will retry");
+                        tracing::warn!(booking_id = %id, %error, "charge failed; will retry");
                         return None;
                     }
                 };
-                let settlement = Settlement { record, payment_reference };
-                Some(Decided { entry_id, settlement, redelivered: false })
+                let settlement = Settlement {
+                    packed,
+                    status,
+                    failure_reason,
+                    payment_reference,
+                };
+                Some(Decided {
+                    entry_id,
+                    epoch,
+                    settlement,
+                    redelivered: false,
+                })
             }
         });
         Ok(join_all(decisions).await.into_iter().flatten().collect())
     }
 
-    /// Stage 3: one statement for the batch, retried while Postgres is unreachable. Should
+    /// Stage 3: one transaction for the batch, retried while Postgres is unreachable. Should
     /// Postgres refuse the batch itself, each booking is written alone, so one bad row cannot hold
-    /// back the rest; the refused ones stay pending. Returns the bookings now in Postgres.
-    pub async fn commit(&self, decided: Vec<Decided>) -> Result<Vec<Decided>, SettleError> {
-        let fresh = |batch: &[Decided]| -> Vec<Settlement> {
-            batch
-                .iter()
-                .filter(|d| !d.redelivered)
-                .map(|d| d.settlement.clone())
-                .collect()
-        };
-        let whole = fresh(&decided);
-        match self.retry_db(|| store::commit(&self.db, &whole)).await {
-            Ok(_) => return Ok(decided),
-            Err(SettleError::Postgres(error)) if decided.len() > 1 => {
+    /// back the rest.
+    pub async fn commit(
+        &self,
+        shard: Shard,
+        decided: Vec<Decided>,
+    ) -> Result<Committed, SettleError> {
+        let mut committed = Committed::default();
+        let (known, fresh): (Vec<Decided>, Vec<Decided>) =
+            decided.into_iter().partition(|d| d.redelivered);
+        committed.written.extend(known);
+        if fresh.is_empty() {
+            return Ok(committed);
+        }
+        match self.write(shard, &fresh).await {
+            Ok(written) => {
+                committed.sort(fresh, written);
+                return Ok(committed);
+            }
+            Err(SettleError::Postgres(error)) if fresh.len() > 1 => {
                 tracing::error!(%error, "postgres refused a batch; writing its bookings one by one");
+            }
+            Err(SettleError::Postgres(error)) => {
+                committed
+                    .refused
+                    .extend(fresh.into_iter().map(|d| (d, error.to_string())));
+                return Ok(committed);
             }
             Err(error) => return Err(error),
         }
-        let mut committed = Vec::with_capacity(decided.len());
-        for one in decided {
-            let single = fresh(std::slice::from_ref(&one));
-            match self.retry_db(|| store::commit(&self.db, &single)).await {
-                Ok(_) => committed.push(one),
+        for one in fresh {
+            match self.write(shard, std::slice::from_ref(&one)).await {
+                Ok(written) => committed.sort(vec![one], written),
                 Err(SettleError::Postgres(error)) => {
-                    tracing::error!(booking_id = %one.settlement.record.id, %error, "postgres refused a booking");
+                    committed.refused.push((one, error.to_string()))
                 }
                 Err(error) => return Err(error),
             }
@@ -239,82 +389,260 @@ impl<P: PaymentProvider> Settler<P> {
         Ok(committed)
     }
 
+    async fn write(&self, shard: Shard, batch: &[Decided]) -> Result<Vec<bool>, SettleError> {
+        let stamped: Vec<Stamped<'_>> = batch
+            .iter()
+            .map(|d| Stamped {
+                epoch: d.epoch,
+                settlement: &d.settlement,
+            })
+            .collect();
+        self.retry_db(|| store::commit(&self.db, shard, &stamped))
+            .await
+    }
+
+    /// A confirmation fenced out by a recovery: reserve it again in the current epoch, as the
+    /// gateway did the first time (same booking, key and rules).
+    async fn readmit(&self, shard: Shard, decided: Decided) -> Result<Readmitted, SettleError> {
+        let booking = &decided.settlement.packed.booking;
+        loop {
+            let outcome = self
+                .reserve
+                .run(
+                    self.redis.next(),
+                    &self.keys,
+                    shard,
+                    &decided.settlement.packed,
+                )
+                .await;
+            let reason = match outcome {
+                Ok(Outcome::Accepted { .. }) => {
+                    tracing::warn!(booking_id = %booking.id, "accepted again after a loss of Redis data");
+                    metrics::readmitted("carried");
+                    return Ok(Readmitted::Carried);
+                }
+                Ok(Outcome::Replayed(id)) if id == booking.id => {
+                    metrics::readmitted("carried");
+                    return Ok(Readmitted::Carried);
+                }
+                Ok(Outcome::Replayed(_) | Outcome::KeyReused) => {
+                    "its idempotency key was used for another booking after a system failure"
+                }
+                Ok(Outcome::OutOfStock { .. }) => {
+                    "the tickets were no longer available after a system failure"
+                }
+                Ok(Outcome::CustomerLimit { .. }) => {
+                    "the customer's ticket limit was reached after a system failure"
+                }
+                Ok(Outcome::StockMissing | Outcome::Recovering) => {
+                    self.guard.wake();
+                    self.pause(RECOVERY_PAUSE).await?;
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(booking_id = %booking.id, %error, "reserving again failed; retrying");
+                    self.pause(RECOVERY_PAUSE).await?;
+                    continue;
+                }
+            };
+            tracing::warn!(booking_id = %booking.id, reason, "failed after a loss of Redis data");
+            metrics::readmitted("failed");
+            self.refund(booking.id).await?;
+            let mut failed = decided;
+            failed.settlement.status = BookingStatus::Failed;
+            failed.settlement.failure_reason = Some(reason.to_owned());
+            failed.settlement.payment_reference = None;
+            return Ok(Readmitted::Failed(Box::new(failed)));
+        }
+    }
+
     /// Stage 4: applies each outcome in Redis; returns the entries now safe to acknowledge.
-    pub async fn apply(&self, shard: Shard, decided: &[Decided]) -> Vec<String> {
+    pub async fn apply(
+        &self,
+        shard: Shard,
+        decided: &[Decided],
+    ) -> Result<Vec<String>, SettleError> {
         let applied = decided.iter().map(|d| async move {
-            let record = &d.settlement.record;
+            let booking = &d.settlement.packed.booking;
+            let applied = self
+                .apply_one(
+                    shard,
+                    &Stub::from(booking),
+                    d.settlement.status,
+                    d.settlement.failure_reason.as_deref(),
+                )
+                .await?;
+            if applied {
+                metrics::settled(d.settlement.status, d.redelivered);
+                if !d.redelivered {
+                    let waited = Utc::now().signed_duration_since(booking.created_at);
+                    metrics::accept_to_final(waited.to_std().unwrap_or_default());
+                }
+                tracing::debug!(booking_id = %booking.id, status = %d.settlement.status, "settled");
+            }
+            Ok::<_, SettleError>(applied.then(|| d.entry_id.clone()))
+        });
+        let mut done = Vec::with_capacity(decided.len());
+        for applied in join_all(applied).await {
+            done.extend(applied?);
+        }
+        Ok(done)
+    }
+
+    /// Applies one outcome, waiting while the shard recovers. `false` when Redis failed (the entry
+    /// stays pending and is applied again later).
+    async fn apply_one(
+        &self,
+        shard: Shard,
+        booking: &Stub,
+        status: BookingStatus,
+        reason: Option<&str>,
+    ) -> Result<bool, SettleError> {
+        loop {
             let result = self
-                .finalize
+                .settle
                 .apply(
                     self.redis.next(),
                     &self.keys,
                     shard,
-                    record,
-                    record.status,
-                    record.failure_reason.as_deref(),
+                    booking,
+                    status,
+                    reason,
                 )
                 .await;
             match result {
+                Ok(Applied::Recovering) => {
+                    self.guard.wake();
+                    self.pause(RECOVERY_PAUSE).await?;
+                }
                 Ok(applied) => {
                     if applied == Applied::Unknown {
-                        tracing::warn!(booking_id = %record.id, "settled a booking Redis no longer knows");
+                        tracing::warn!(booking_id = %booking.id, "settled a booking Redis no longer knows");
                     }
-                    metrics::settled(record.status, d.redelivered);
-                    if !d.redelivered {
-                        let waited = Utc::now().signed_duration_since(record.created_at);
-                        metrics::accept_to_final(waited.to_std().unwrap_or_default());
-                    }
-                    tracing::debug!(booking_id = %record.id, status = %record.status, ?applied, "settled");
-                    Some(d.entry_id.clone())
+                    return Ok(true);
                 }
                 Err(error) => {
-                    tracing::warn!(booking_id = %record.id, %error, "applying the outcome failed; will retry");
-                    None
+                    tracing::warn!(booking_id = %booking.id, %error, "applying the outcome failed; will retry");
+                    return Ok(false);
                 }
             }
-        });
-        join_all(applied).await.into_iter().flatten().collect()
+        }
     }
 
-    /// An entry delivered too often: resolved as failed (stock back) rather than left pending, and
-    /// dead-lettered with the reason.
-    async fn give_up(&self, shard: Shard, entry: Entry) -> Result<usize, SettleError> {
-        let reason = format!("not settled after {} deliveries", self.max_deliveries);
-        tracing::error!(entry = %entry.id, %reason, "dead-lettering stream entry");
-        self.consumer.dead_letter(shard, &entry, &reason).await?;
-        metrics::dead_lettered();
-        let Ok(mut record) = BookingRecord::from_fields(&entry.fields) else {
-            self.consumer
-                .ack(shard, std::slice::from_ref(&entry.id))
-                .await?;
-            return Ok(1);
-        };
-        let id = [record.id];
-        let known = self.retry_db(|| store::settled(&self.db, &id)).await?;
-        let redelivered = match known.get(&record.id) {
-            Some((status, reason)) => {
-                record.status = *status;
-                record.failure_reason = reason.clone();
-                true
-            }
-            None => {
-                record.status = BookingStatus::Failed;
-                record.failure_reason = Some("settlement failed".to_owned());
-                false
-            }
-        };
-        let decided = vec![Decided {
-            entry_id: entry.id,
-            settlement: Settlement {
-                record,
-                payment_reference: None,
+    /// An entry that does not read back: recorded as a dead letter and, if it names its booking,
+    /// refunded and failed with its tickets given back. Returns whether it is resolved.
+    async fn resolve_broken(&self, shard: Shard, broken: Broken) -> Result<bool, SettleError> {
+        tracing::error!(entry = %broken.entry_id, reason = %broken.reason, "entry does not read back as a booking");
+        self.resolve(shard, broken).await
+    }
+
+    /// A booking Postgres refused for good: resolved as failed, like an unreadable entry.
+    async fn resolve_refused(
+        &self,
+        shard: Shard,
+        decided: Decided,
+        error: &str,
+    ) -> Result<bool, SettleError> {
+        let packed = &decided.settlement.packed;
+        tracing::error!(booking_id = %packed.booking.id, %error, "postgres refused a booking for good");
+        self.resolve(
+            shard,
+            Broken {
+                entry_id: decided.entry_id,
+                epoch: decided.epoch,
+                entry: packed.to_json(),
+                stub: Some(Stub::from(&packed.booking)),
+                reason: format!("refused by postgres: {error}"),
             },
-            redelivered,
-        }];
-        let committed = self.commit(decided).await?;
-        let done = self.apply(shard, &committed).await;
-        self.consumer.ack(shard, &done).await?;
-        Ok(done.len())
+        )
+        .await
+    }
+
+    async fn resolve(&self, shard: Shard, broken: Broken) -> Result<bool, SettleError> {
+        let booking_id = broken.stub.as_ref().map(|stub| stub.id);
+        if let Some(id) = booking_id {
+            self.refund(id).await?;
+        }
+        let letter = DeadLetter {
+            shard,
+            epoch: broken.epoch,
+            stream_entry_id: &broken.entry_id,
+            booking_id,
+            entry: &broken.entry,
+            reason: &broken.reason,
+        };
+        self.retry_db(|| store::dead_letter(&self.db, letter))
+            .await?;
+        metrics::dead_lettered();
+        match &broken.stub {
+            Some(stub) => {
+                self.apply_one(shard, stub, BookingStatus::Failed, Some(COULD_NOT_RECORD))
+                    .await
+            }
+            None => Ok(true),
+        }
+    }
+
+    /// An entry delivered too often: its outcome if Postgres has one, else resolved as failed.
+    async fn give_up(&self, shard: Shard, entry: Entry) -> Result<usize, SettleError> {
+        let (entry_id, epoch, packed) = match read(entry) {
+            Ok(read) => read,
+            Err(broken) => {
+                let entry_id = broken.entry_id.clone();
+                let resolved = self.resolve_broken(shard, *broken).await?;
+                return self.acknowledge(shard, resolved.then_some(entry_id)).await;
+            }
+        };
+        let id = [packed.booking.id];
+        let known = self.retry_db(|| store::settled(&self.db, &id)).await?;
+        if let Some((status, failure_reason)) = known.get(&packed.booking.id).cloned() {
+            let decided = Decided {
+                entry_id,
+                epoch,
+                settlement: Settlement {
+                    packed,
+                    status,
+                    failure_reason,
+                    payment_reference: None,
+                },
+                redelivered: true,
+            };
+            let done = self.apply(shard, &[decided]).await?;
+            return self.acknowledge(shard, done.into_iter().next()).await;
+        }
+        let broken = Broken {
+            entry: packed.to_json(),
+            stub: Some(Stub::from(&packed.booking)),
+            entry_id: entry_id.clone(),
+            epoch,
+            reason: format!("not settled after {} deliveries", self.max_deliveries),
+        };
+        let resolved = self.resolve_broken(shard, broken).await?;
+        self.acknowledge(shard, resolved.then_some(entry_id)).await
+    }
+
+    async fn acknowledge(
+        &self,
+        shard: Shard,
+        entry_id: Option<String>,
+    ) -> Result<usize, SettleError> {
+        let ids: Vec<String> = entry_id.into_iter().collect();
+        self.consumer.ack(shard, &ids).await?;
+        Ok(ids.len())
+    }
+
+    async fn refund(&self, booking_id: uuid::Uuid) -> Result<(), SettleError> {
+        self.provider.refund(booking_id).await?;
+        metrics::refunded();
+        Ok(())
+    }
+
+    /// Waits `duration`, or fails at once when shutting down.
+    async fn pause(&self, duration: Duration) -> Result<(), SettleError> {
+        tokio::select! {
+            () = self.shutdown.cancelled() => Err(SettleError::ShuttingDown),
+            () = tokio::time::sleep(duration) => Ok(()),
+        }
     }
 
     /// Runs a Postgres call, retrying transient failures with backoff until shutdown.
@@ -329,13 +657,33 @@ impl<P: PaymentProvider> Settler<P> {
                 Ok(value) => return Ok(value),
                 Err(error) if store::is_transient(&error) => {
                     tracing::warn!(%error, retry_in = ?delay, "postgres unavailable; holding the batch");
-                    tokio::select! {
-                        () = self.shutdown.cancelled() => return Err(SettleError::ShuttingDown),
-                        () = tokio::time::sleep(delay) => {}
-                    }
+                    self.pause(delay).await?;
                     delay = (delay * 2).min(RETRY_MAX);
                 }
                 Err(error) => return Err(error.into()),
+            }
+        }
+    }
+}
+
+/// What stage 3 made of a batch.
+#[derive(Debug, Default)]
+pub struct Committed {
+    /// In Postgres now (or already): to apply in Redis.
+    pub written: Vec<Decided>,
+    /// Confirmations accepted before a recovery of their shard: to reserve again.
+    pub fenced: Vec<Decided>,
+    /// Refused for good, with Postgres' reason.
+    pub refused: Vec<(Decided, String)>,
+}
+
+impl Committed {
+    fn sort(&mut self, batch: Vec<Decided>, written: Vec<bool>) {
+        for (decided, written) in batch.into_iter().zip(written) {
+            if written {
+                self.written.push(decided);
+            } else {
+                self.fenced.push(decided);
             }
         }
     }

@@ -5,19 +5,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use fred::prelude::ClientLike;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use booking::keys::Shard;
+use booking::recovery::{EpochChange, ShardGuard};
+use booking::scripts::reserve::ReserveScript;
+use booking::scripts::settle::SettleScript;
+use booking::scripts::trim::Mode;
 
+use crate::audit::{self, DriftWatch};
 use crate::config::SettlerConfig;
-use crate::finalize::FinalizeScript;
 use crate::http::{self, Probe};
 use crate::payment::{PaymentProvider, SimulatedProvider};
-use crate::reconcile::{self, DriftWatch};
 use crate::settle::{Processed, Settler};
 use crate::stream::Consumer;
 
@@ -36,6 +38,8 @@ const RECLAIM_EVERY_MIN: Duration = Duration::from_millis(100);
 const TRIM_INTERVAL: Duration = Duration::from_secs(1);
 /// In-flight batches get this long to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// How often every shard is checked for a loss of Redis data.
+const GUARD_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub struct Application<P> {
@@ -44,6 +48,7 @@ pub struct Application<P> {
     metrics: PrometheusHandle,
     workers: usize,
     reconcile_interval: Duration,
+    stuck_after: Duration,
 }
 
 impl Application<SimulatedProvider> {
@@ -66,13 +71,16 @@ impl<P: PaymentProvider> Application<P> {
             booking::redis::connect(&backends.redis_url, REDIS_POOL_SIZE, backends.redis_timeout)
                 .context("configuring redis")?;
         let keys = backends.keyspace();
+        let guard = Arc::new(ShardGuard::new(redis.clone(), db.clone(), keys.clone()));
         let settler = Settler {
             consumer: Consumer::new(redis.clone(), keys.clone(), config.consumer.clone()),
             redis,
             db,
             keys,
             provider,
-            finalize: FinalizeScript::default(),
+            settle: SettleScript::default(),
+            reserve: ReserveScript::default(),
+            guard,
             batch_size: config.batch_size,
             claim_idle: config.claim_idle,
             max_deliveries: config.max_deliveries,
@@ -87,6 +95,7 @@ impl<P: PaymentProvider> Application<P> {
             metrics: crate::metrics::install(),
             workers: config.concurrency.div_ceil(config.batch_size).max(1),
             reconcile_interval: config.reconcile_interval,
+            stuck_after: config.stuck_after,
         })
     }
 
@@ -107,10 +116,12 @@ impl<P: PaymentProvider> Application<P> {
             metrics,
             workers,
             reconcile_interval,
+            stuck_after,
         } = self;
         let probe = Probe {
             redis: settler.redis.clone(),
             db: settler.db.clone(),
+            guard: Arc::clone(&settler.guard),
             metrics,
         };
         let http = tokio::spawn(http::serve(listener, probe, shutdown.clone()));
@@ -143,8 +154,23 @@ impl<P: PaymentProvider> Application<P> {
         let watch = Arc::new(tokio::sync::Mutex::new(DriftWatch::default()));
         tasks.spawn(every(reconcile_interval, shutdown.clone(), {
             let settler = Arc::clone(&settler);
-            move || check_stock(Arc::clone(&settler), Arc::clone(&watch))
+            move || check_books(Arc::clone(&settler), Arc::clone(&watch), stuck_after)
         }));
+        tasks.spawn({
+            let settler = Arc::clone(&settler);
+            let shutdown = shutdown.clone();
+            async move {
+                let guard = Arc::clone(&settler.guard);
+                guard
+                    .run(GUARD_EVERY, shutdown, |changes: Vec<EpochChange>| {
+                        crate::metrics::shards_not_whole(settler.guard.not_whole().len());
+                        for report in changes.into_iter().filter_map(|change| change.recovered) {
+                            crate::metrics::recovered(report.cause);
+                        }
+                    })
+                    .await;
+            }
+        });
 
         shutdown.cancelled().await;
         tracing::info!("finishing the batches in flight");
@@ -163,33 +189,19 @@ impl<P: PaymentProvider> Application<P> {
     }
 }
 
-/// Waits for Redis, creates the consumer groups and settles what this consumer held when it last
-/// stopped. Returns false if shut down first.
+/// Waits for Redis and brings every shard to whole (creating the consumer groups, recovering
+/// what Redis lost), then settles what this consumer held when it last stopped. Returns false if
+/// shut down first.
 async fn start<P: PaymentProvider>(settler: &Settler<P>, shutdown: &CancellationToken) -> bool {
-    loop {
-        let ready = async {
-            settler.redis.wait_for_connect().await?;
-            settler.consumer.ensure_groups().await
-        };
-        let result = tokio::select! {
-            () = shutdown.cancelled() => return false,
-            result = ready => result,
-        };
-        match result {
-            Ok(()) => break,
-            Err(error) => {
-                tracing::warn!(%error, "redis not ready; retrying");
-                tokio::select! {
-                    () = shutdown.cancelled() => return false,
-                    () = tokio::time::sleep(ERROR_PAUSE) => {}
-                }
-            }
+    while !settler.guard.start(shutdown, ERROR_PAUSE * 10).await {
+        if shutdown.is_cancelled() {
+            return false;
         }
+        tracing::warn!(not_whole = ?settler.guard.not_whole(), "shards not ready; retrying");
     }
-    match settler.recover_own().await {
-        Ok(0) => {}
-        Ok(settled) => tracing::info!(settled, "settled what this consumer held before"),
-        Err(error) => tracing::warn!(%error, "recovering held entries failed; reclaim will retry"),
+    let settled = settler.recover_own().await;
+    if settled > 0 {
+        tracing::info!(settled, "settled what this consumer held before");
     }
     true
 }
@@ -248,29 +260,26 @@ where
 }
 
 async fn reclaim<P: PaymentProvider>(settler: Arc<Settler<P>>) {
-    if let Err(error) = settler.reclaim().await {
-        tracing::warn!(%error, "reclaiming stale entries failed");
-    }
+    settler.reclaim().await;
 }
 
 async fn trim<P: PaymentProvider>(settler: Arc<Settler<P>>) {
     for shard in settler.keys.shards() {
-        match settler.consumer.trim(shard).await {
-            Ok(depth) => {
-                crate::metrics::stream_depth(shard, depth.length, depth.pending, depth.lag)
-            }
+        match settler.consumer.trim(shard, Mode::Trim).await {
+            Ok(depth) => crate::metrics::stream_depth(shard, &depth),
             Err(error) => tracing::warn!(%shard, %error, "trimming the stream failed"),
         }
     }
 }
 
-async fn check_stock<P: PaymentProvider>(
+async fn check_books<P: PaymentProvider>(
     settler: Arc<Settler<P>>,
     watch: Arc<tokio::sync::Mutex<DriftWatch>>,
+    stuck_after: Duration,
 ) {
-    match reconcile::check(&settler.redis, &settler.db, &settler.keys).await {
-        Ok(balances) => {
-            for tier in watch.lock().await.observe(&balances) {
+    match audit::run(&settler.redis, &settler.db, &settler.keys, stuck_after).await {
+        Ok(audit) => {
+            for tier in watch.lock().await.observe(&audit.tiers) {
                 tracing::warn!(
                     tier_id = %tier.tier_id,
                     drift = tier.drift(),
@@ -281,7 +290,14 @@ async fn check_stock<P: PaymentProvider>(
                     "stock drift"
                 );
             }
+            for shard in &audit.shards {
+                if let Some(waited) = shard.oldest_unsettled
+                    && waited > stuck_after
+                {
+                    tracing::warn!(shard = %shard.shard, waited = ?waited, "a booking is stuck unsettled");
+                }
+            }
         }
-        Err(error) => tracing::warn!(%error, "reconciliation failed"),
+        Err(error) => tracing::warn!(%error, "audit failed"),
     }
 }

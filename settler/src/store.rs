@@ -1,68 +1,123 @@
-//! Postgres writes of the settler: one statement per batch, idempotent by booking id.
+//! Postgres writes of the settler: one statement per batch, idempotent by booking id, and
+//! confirmations fenced by their shard's epoch (see `booking::recovery`).
 
 use std::collections::HashMap;
 
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use booking::record::{BookingRecord, BookingStatus};
+use booking::keys::Shard;
+use booking::record::{BookingStatus, Packed};
 
 /// A booking with its final status, ready to be written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settlement {
-    /// The booking, its `status` and `failure_reason` final.
-    pub record: BookingRecord,
+    pub packed: Packed,
+    pub status: BookingStatus,
+    pub failure_reason: Option<String>,
     pub payment_reference: Option<String>,
 }
 
-/// The final status of those `ids` that Postgres already holds (a redelivered entry).
+/// A settlement to commit, with the epoch of the shard its booking was accepted in.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamped<'a> {
+    pub epoch: u64,
+    pub settlement: &'a Settlement,
+}
+
+/// The final status of those `ids` that Postgres already holds: a row, or a dead letter (failed).
 pub async fn settled(
     db: &PgPool,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, (BookingStatus, Option<String>)>, sqlx::Error> {
-    let rows: Vec<(Uuid, BookingStatus, Option<String>)> =
-        sqlx::query_as("SELECT id, status, failure_reason FROM bookings WHERE id = ANY($1)")
-            .bind(ids)
-            .fetch_all(db)
-            .await?;
+    let rows: Vec<(Uuid, BookingStatus, Option<String>)> = sqlx::query_as(
+        "SELECT id, status, failure_reason FROM bookings WHERE id = ANY($1) \
+         UNION ALL \
+         SELECT booking_id, 'failed', reason FROM dead_letters WHERE booking_id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(db)
+    .await?;
     Ok(rows
         .into_iter()
         .map(|(id, status, reason)| (id, (status, reason)))
         .collect())
 }
 
-/// Writes the bookings, their status history and the sales rollups in one statement. A booking
+/// Writes `batch` for `shard` in one transaction: reads the shard's epoch `FOR SHARE` (so a
+/// recovery moving it on waits for this commit), then writes every settlement except
+/// confirmations accepted in another epoch, which Redis may have lost the stock of. Returns, per
+/// settlement, whether it was written (`false`: fenced out).
+pub async fn commit(
+    db: &PgPool,
+    shard: Shard,
+    batch: &[Stamped<'_>],
+) -> Result<Vec<bool>, sqlx::Error> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut tx = db.begin().await?;
+    let current: Option<i64> =
+        sqlx::query_scalar("SELECT epoch FROM shard_epochs WHERE shard = $1 FOR SHARE")
+            .bind(i16::from(shard.index()))
+            .fetch_optional(&mut *tx)
+            .await?;
+    let written: Vec<bool> = batch
+        .iter()
+        .map(|stamped| {
+            stamped.settlement.status != BookingStatus::Confirmed
+                || i64::try_from(stamped.epoch).ok() == current
+        })
+        .collect();
+    let settlements: Vec<&Settlement> = batch
+        .iter()
+        .zip(&written)
+        .filter(|(_, written)| **written)
+        .map(|(stamped, _)| stamped.settlement)
+        .collect();
+    insert(&mut tx, &settlements).await?;
+    tx.commit().await?;
+    Ok(written)
+}
+
+/// Inserts the bookings, their status history and the sales rollups in one statement. A booking
 /// already written is left as it is (`ON CONFLICT DO NOTHING`), and only newly inserted confirmed
 /// bookings are added to the rollups (in key order, so concurrent batches cannot deadlock), so a
-/// redelivery adds nothing anywhere. Returns how many bookings were new.
-pub async fn commit(db: &PgPool, settlements: &[Settlement]) -> Result<u64, sqlx::Error> {
+/// redelivery adds nothing anywhere.
+async fn insert(
+    db: &mut sqlx::PgConnection,
+    settlements: &[&Settlement],
+) -> Result<(), sqlx::Error> {
     if settlements.is_empty() {
-        return Ok(0);
+        return Ok(());
     }
-    let records = settlements.iter().map(|s| &s.record);
-    let ids: Vec<Uuid> = records.clone().map(|r| r.id).collect();
-    let keys: Vec<&str> = records
+    let bookings = settlements.iter().map(|s| &s.packed.booking);
+    let ids: Vec<Uuid> = bookings.clone().map(|b| b.id).collect();
+    let keys: Vec<&str> = bookings
         .clone()
-        .map(|r| r.idempotency_key.as_str())
+        .map(|b| b.idempotency_key.as_str())
         .collect();
-    let tiers: Vec<Uuid> = records.clone().map(|r| r.ticket_tier_id).collect();
-    let concerts: Vec<Uuid> = records.clone().map(|r| r.concert_id).collect();
-    let emails: Vec<&str> = records.clone().map(|r| r.user_email.as_str()).collect();
-    let quantities: Vec<i16> = records.clone().map(|r| i16::from(r.quantity)).collect();
+    let tiers: Vec<Uuid> = bookings.clone().map(|b| b.ticket_tier_id).collect();
+    let concerts: Vec<Uuid> = bookings.clone().map(|b| b.concert_id).collect();
+    let emails: Vec<&str> = bookings.clone().map(|b| b.user_email.as_str()).collect();
+    let quantities: Vec<i16> = bookings
+        .clone()
+        .map(|b| i16::from(b.quantity.get()))
+        .collect();
     let totals: Vec<rust_decimal::Decimal> =
-        records.clone().map(|r| r.total_price.amount()).collect();
-    let currencies: Vec<&str> = records.clone().map(|r| r.currency.code()).collect();
-    let statuses: Vec<&str> = records.clone().map(|r| r.status.as_str()).collect();
-    let reasons: Vec<Option<&str>> = records
-        .clone()
-        .map(|r| r.failure_reason.as_deref())
+        bookings.clone().map(|b| b.total_price.amount()).collect();
+    let currencies: Vec<&str> = bookings.clone().map(|b| b.currency.code()).collect();
+    let created: Vec<chrono::DateTime<chrono::Utc>> = bookings.map(|b| b.created_at).collect();
+    let statuses: Vec<&str> = settlements.iter().map(|s| s.status.as_str()).collect();
+    let reasons: Vec<Option<&str>> = settlements
+        .iter()
+        .map(|s| s.failure_reason.as_deref())
         .collect();
-    let created: Vec<chrono::DateTime<chrono::Utc>> = records.map(|r| r.created_at).collect();
     let references: Vec<Option<&str>> = settlements
         .iter()
         .map(|s| s.payment_reference.as_deref())
         .collect();
-    let result = sqlx::query(
+    sqlx::query(
         "WITH input AS ( \
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::text[], \
                                   $6::int2[], $7::numeric[], $8::text[], $9::text[], $10::text[], \
@@ -110,11 +165,40 @@ pub async fn commit(db: &PgPool, settlements: &[Settlement]) -> Result<u64, sqlx
     .bind(&references)
     .execute(db)
     .await?;
-    // Two history rows per new booking.
-    Ok(result.rows_affected() / 2)
+    Ok(())
 }
 
-/// Whether retrying later can succeed: Postgres unreachable, restarting or overloaded.
+/// An accepted booking that can never be written, as the stream held it.
+#[derive(Debug, Clone, Copy)]
+pub struct DeadLetter<'a> {
+    pub shard: Shard,
+    pub epoch: u64,
+    pub stream_entry_id: &'a str,
+    pub booking_id: Option<Uuid>,
+    pub entry: &'a str,
+    pub reason: &'a str,
+}
+
+/// Records a dead letter once: a booking, or an entry of a shard and epoch, is recorded only the
+/// first time, however often it is delivered.
+pub async fn dead_letter(db: &PgPool, letter: DeadLetter<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO dead_letters (booking_id, shard, epoch, stream_entry_id, entry, reason) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(letter.booking_id)
+    .bind(i16::from(letter.shard.index()))
+    .bind(i64::try_from(letter.epoch).unwrap_or(i64::MAX))
+    .bind(letter.stream_entry_id)
+    .bind(letter.entry)
+    .bind(letter.reason)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Whether retrying later can succeed: Postgres unreachable, restarting or overloaded. Anything
+/// else (a constraint, a type, a value out of range) is permanent: retrying changes nothing.
 pub fn is_transient(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_)

@@ -1,14 +1,14 @@
 //! The settlement streams.
 //!
 //! Every shard has one stream, `{<prefix>:<shard>}:bookings`, to which the reservation script
-//! appends each accepted booking (the fields of `booking::record`). Settlers read all shards through
-//! one consumer group, `settlers`, each process under its own stable consumer name. An entry stays
-//! in the group's pending list until the settler that holds it has committed its outcome to
-//! Postgres and applied it in Redis; only then is it acknowledged. Entries a consumer has held
-//! longer than the claim idle time (it died, or is stuck) are claimed by another; an entry
-//! delivered more than the maximum number of times goes to `{<prefix>:<shard>}:bookings:dead` with
-//! the reason. Acknowledged entries are trimmed behind the oldest unacknowledged one
-//! (`lua/trim.lua`).
+//! appends each accepted booking (`b`, the packed booking, and `e`, the shard epoch it was accepted
+//! in). Settlers read all shards through one consumer group, `settlers` (created by shard
+//! recovery, with the stream), each process under its own stable consumer name. An entry stays in
+//! the group's pending list until the settler that holds it has committed its outcome to Postgres
+//! and applied it in Redis; only then is it acknowledged. Entries a consumer has held longer than
+//! the claim idle time (it died, or is stuck) are claimed by another; an entry delivered more than
+//! the maximum number of times is resolved as failed and recorded in Postgres' `dead_letters`.
+//! Acknowledged entries are trimmed behind the oldest unacknowledged one (`lua/trim.lua`).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -16,17 +16,14 @@ use std::time::Duration;
 
 use fred::prelude::{Client, Pool, StreamsInterface};
 use fred::types::Value;
-use fred::types::scripts::Script;
 use fred::types::streams::XReadResponse;
 
-use booking::keys::{Keyspace, Shard};
+use booking::keys::{Keyspace, SETTLER_GROUP as GROUP, Shard};
+use booking::scripts::ScriptError;
+use booking::scripts::trim::{Depth, Mode, TrimScript};
 
-/// The consumer group every settler joins.
-pub const GROUP: &str = "settlers";
 /// Held entries are renewed at most this often.
 const MIN_RENEWAL: Duration = Duration::from_millis(100);
-/// Entries kept in each dead-letter stream, newest first.
-const DEAD_LETTER_CAP: i64 = 10_000;
 
 /// One stream entry: its id and the booking's fields.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,23 +32,13 @@ pub struct Entry {
     pub fields: HashMap<String, String>,
 }
 
-/// Depth of one shard's stream after a trim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Depth {
-    pub trimmed: i64,
-    pub length: i64,
-    pub pending: i64,
-    /// Entries not yet delivered to any consumer; `None` where Redis does not report it.
-    pub lag: Option<i64>,
-}
-
 /// Stream operations of one consumer.
 #[derive(Debug, Clone)]
 pub struct Consumer {
     redis: Pool,
     keys: Keyspace,
     name: String,
-    trim: Script,
+    trim: TrimScript,
 }
 
 impl Consumer {
@@ -60,7 +47,7 @@ impl Consumer {
             redis,
             keys,
             name: name.into(),
-            trim: Script::from_lua(include_str!("../../lua/trim.lua")),
+            trim: TrimScript::default(),
         }
     }
 
@@ -70,21 +57,6 @@ impl Consumer {
 
     fn client(&self) -> &Client {
         self.redis.next()
-    }
-
-    /// Creates the group on every shard's stream (and the stream) unless it exists.
-    pub async fn ensure_groups(&self) -> Result<(), fred::error::Error> {
-        for shard in self.keys.shards() {
-            let created: Result<(), _> = self
-                .client()
-                .xgroup_create(self.keys.stream(shard), GROUP, "0", true)
-                .await;
-            match created {
-                Err(error) if !error.details().starts_with("BUSYGROUP") => return Err(error),
-                _ => {}
-            }
-        }
-        Ok(())
     }
 
     /// Up to `count` entries: with `own_pending`, those already delivered to this consumer and not
@@ -212,45 +184,11 @@ impl Consumer {
             .map(drop)
     }
 
-    /// Copies an entry to the shard's dead-letter stream with the reason it could not be settled.
-    pub async fn dead_letter(
-        &self,
-        shard: Shard,
-        entry: &Entry,
-        reason: &str,
-    ) -> Result<(), fred::error::Error> {
-        let mut fields: Vec<(String, String)> = entry.fields.clone().into_iter().collect();
-        fields.push(("streamId".to_owned(), entry.id.clone()));
-        fields.push(("deadLetterReason".to_owned(), reason.to_owned()));
-        self.client()
-            .xadd::<String, _, _, _, _>(
-                self.keys.dead_letters(shard),
-                false,
-                ("MAXLEN", "~", DEAD_LETTER_CAP),
-                "*",
-                fields,
-            )
+    /// Trims the shard's stream behind its oldest unacknowledged entry (or, with
+    /// [`Mode::Report`], only reports its depth).
+    pub async fn trim(&self, shard: Shard, mode: Mode) -> Result<Depth, ScriptError> {
+        self.trim
+            .run(self.client(), &self.keys, shard, GROUP, mode)
             .await
-            .map(drop)
-    }
-
-    /// Trims the shard's stream behind its oldest unacknowledged entry.
-    pub async fn trim(&self, shard: Shard) -> Result<Depth, fred::error::Error> {
-        let reply: Vec<i64> = self
-            .trim
-            .evalsha_with_reload(self.client(), self.keys.stream(shard), GROUP)
-            .await?;
-        match reply.as_slice() {
-            [trimmed, length, pending, lag] => Ok(Depth {
-                trimmed: *trimmed,
-                length: *length,
-                pending: *pending,
-                lag: (*lag >= 0).then_some(*lag),
-            }),
-            _ => Err(fred::error::Error::new(
-                fred::error::ErrorKind::Parse,
-                format!("unexpected trim reply {reply:?}"),
-            )),
-        }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use booking::record::{Packed, field};
 use fred::prelude::{KeysInterface, StreamsInterface};
 use futures::future::join_all;
 use rand::{Rng, SeedableRng};
@@ -299,8 +300,9 @@ async fn stock_is_conserved_through_a_random_storm() {
     for tier in &tiers {
         let pending: i64 = entries
             .iter()
-            .filter(|(_, fields)| fields["ticketTierId"] == tier.id.to_string())
-            .map(|(_, fields)| fields["quantity"].parse::<i64>().expect("quantity"))
+            .map(|(_, fields)| Packed::from_json(&fields[field::PACKED]).expect("booking"))
+            .filter(|packed| packed.booking.ticket_tier_id == tier.id)
+            .map(|packed| i64::from(packed.booking.quantity.get()))
             .sum();
         let available = app.redis_stock(concert, tier.id).await.expect("stock");
         assert!(available >= 0);

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::helpers::{SseReader, booking_body, spawn_app_with, test_config};
+use fred::prelude::StreamsInterface;
 
 /// A private redis-server, so stopping it disturbs no other test.
 struct PrivateRedis {
@@ -44,6 +45,16 @@ impl PrivateRedis {
     fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Stops (`SIGSTOP`) or resumes (`SIGCONT`) the server: its connections stay open and
+    /// silent, as a stalled server's do.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
     }
 }
 
@@ -83,7 +94,12 @@ async fn redis_down_answers_503_fast_and_the_gateway_heals_when_it_returns() {
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["retry-after"], "1");
     let problem: Value = response.json().await.expect("json");
-    assert_eq!(problem["code"], "ServiceUnavailable");
+    // Redis gone mid-command leaves the outcome unknown, and the answer says so.
+    assert!(
+        ["ServiceUnavailable", "OutcomeUnknown"]
+            .contains(&problem["code"].as_str().unwrap_or_default()),
+        "{problem}"
+    );
     assert!(
         !problem["detail"]
             .as_str()
@@ -163,5 +179,83 @@ async fn redis_down_answers_503_fast_and_the_gateway_heals_when_it_returns() {
         .await;
     assert_eq!(again.status(), 202);
     assert_eq!(feed.expect("stock").await.json()["availableQuantity"], 7);
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_redis_never_gets_a_booking_a_wrong_answer() {
+    let redis = PrivateRedis::start(free_port());
+    let mut config = test_config();
+    config.backends.redis_url = format!("redis://127.0.0.1:{}", redis.port);
+    let app = spawn_app_with(config).await;
+    let (concert, tiers) = app.create_concert(&[(10.0, 500)]).await;
+
+    // Stalled past the command timeout (500 ms) while 200 bookings arrive.
+    redis.signal("-STOP");
+    let bookings = futures::future::join_all((0..200).map(|n| {
+        let body = booking_body(
+            &tiers[0],
+            1,
+            &format!("fan{n}@example.com"),
+            &format!("k{n}"),
+        );
+        let app = &app;
+        async move {
+            let response = app.book(&body).await;
+            let status = response.status().as_u16();
+            (body, status, response.json::<Value>().await.expect("json"))
+        }
+    }));
+    let resume = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        redis.signal("-CONT");
+    };
+    let (answers, ()) = tokio::join!(bookings, resume);
+
+    let mut ids = std::collections::HashSet::new();
+    for (body, status, answer) in &answers {
+        match status {
+            202 => {
+                let id = answer["booking"]["id"].as_str().expect("id");
+                let found = app.get_json(&format!("/api/bookings/{id}")).await;
+                assert_eq!(
+                    found["booking"]["id"], id,
+                    "a 202 names a booking that exists"
+                );
+                ids.insert(id.to_owned());
+            }
+            503 => {
+                assert_eq!(answer["code"], "OutcomeUnknown", "{answer}");
+                assert!(
+                    answer["detail"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains("same idempotency key")
+                );
+                // Retrying with the same key is safe: it answers with the one booking.
+                let retried = app.book(body).await;
+                assert_eq!(retried.status(), 202);
+                let retried: Value = retried.json().await.expect("json");
+                ids.insert(retried["booking"]["id"].as_str().expect("id").to_owned());
+            }
+            other => panic!("{other}: {answer}"),
+        }
+    }
+    assert_eq!(ids.len(), 200, "one booking per key");
+    let shard = app
+        .state
+        .catalog
+        .current()
+        .concert(concert)
+        .expect("concert")
+        .shard;
+    let entries: u64 = app
+        .state
+        .redis
+        .xlen(app.state.keys.stream(shard))
+        .await
+        .expect("length");
+    assert_eq!(entries, 200, "none booked twice");
+    assert_eq!(app.redis_stock(concert, tiers[0].id).await, Some(300));
     app.cleanup().await;
 }

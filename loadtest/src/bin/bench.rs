@@ -24,12 +24,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use booking::config::{self, Backends};
-use booking::keys::{IDEMPOTENCY_TTL_SECONDS, Keyspace, Shard};
+use booking::domain::{Email, IdempotencyKey, Quantity};
+use booking::keys::{Keyspace, Shard};
 use booking::money::{Currency, Money};
-use booking::record::{BookingRecord, BookingStatus};
+use booking::record::{Booking, Packed};
+use booking::scripts::reserve::ReserveScript;
 use bytes::Bytes;
 use fred::prelude::{Builder, ClientLike, Config, KeysInterface, ServerConfig};
-use fred::types::scripts::Script;
 use hdrhistogram::Histogram;
 use http_body_util::Full;
 use hyper::Request;
@@ -177,52 +178,44 @@ async fn redis_limit(settings: &Settings, run: &Run) -> anyhow::Result<RedisLimi
     run.redis
         .set::<(), _, _>(keys.stock(shard, tier), 1_000_000_000, None, None, false)
         .await?;
-    let script = Script::from_lua(include_str!("../../../lua/reserve.lua"));
+    let script = ReserveScript::default();
     script.load(&run.redis).await?;
+    let _: () = run
+        .redis
+        .set(keys.epoch(shard), 1, None, None, false)
+        .await?;
 
+    // Every call a new booking: redis-benchmark replaces `__rand_int__` in each argument.
     let random = "__rand_int__";
-    let record = BookingRecord {
-        id: Uuid::nil(),
-        ticket_tier_id: tier,
-        concert_id: concert,
-        user_email: format!("{random}@bench.example"),
-        quantity: 1,
-        total_price: Money::new(rust_decimal::Decimal::TEN)?,
-        currency: Currency::Usd,
-        status: BookingStatus::Pending,
-        failure_reason: None,
-        created_at: chrono::Utc::now(),
-        idempotency_key: random.to_owned(),
+    let packed = Packed {
+        booking: Booking {
+            id: Uuid::nil(),
+            ticket_tier_id: tier,
+            concert_id: concert,
+            user_email: Email::parse(&format!("{random}@bench.example"))
+                .map_err(anyhow::Error::msg)?,
+            quantity: Quantity::new(1).map_err(anyhow::Error::msg)?,
+            total_price: Money::new(rust_decimal::Decimal::TEN)?,
+            currency: Currency::Usd,
+            created_at: chrono::Utc::now(),
+            idempotency_key: IdempotencyKey::parse(random).map_err(anyhow::Error::msg)?,
+        },
+        held_until: chrono::Utc::now().timestamp() + 86_400,
+        customer_limit: 0,
     };
-    let script_keys = [
-        keys.stock(shard, tier),
-        keys.idempotency(shard, random),
-        keys.booking(shard, Uuid::nil())
-            .replace(&Uuid::nil().to_string(), random),
-        keys.held(shard, concert, &record.user_email),
-        keys.stream(shard),
-        keys.pending(shard, tier),
-    ];
-    let held_expires_at = chrono::Utc::now().timestamp() + 86_400;
+    let nil = Uuid::nil().to_string();
+    let (script_keys, script_args) = ReserveScript::keys_and_args(keys, shard, &packed);
     let mut args = vec![
         "EVALSHA".to_owned(),
-        script.sha1().to_string(),
+        script.sha1().to_owned(),
         script_keys.len().to_string(),
     ];
-    args.extend(script_keys);
-    args.extend([
-        "fingerprint".to_owned(),
-        "1".to_owned(),
-        "0".to_owned(),
-        IDEMPOTENCY_TTL_SECONDS.to_string(),
-        held_expires_at.to_string(),
-        keys.stock_channel(),
-        concert.to_string(),
-        tier.to_string(),
-    ]);
-    for (name, value) in record.to_fields() {
-        args.extend([name.to_owned(), value]);
-    }
+    args.extend(
+        script_keys
+            .into_iter()
+            .chain(script_args)
+            .map(|arg| arg.replace(&nil, random)),
+    );
 
     let server = match &Config::from_url(&settings.backends.redis_url)?.server {
         ServerConfig::Centralized { server } => server.clone(),

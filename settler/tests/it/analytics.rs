@@ -8,11 +8,13 @@ use gateway::admin::{NewConcert, NewTier};
 use rand::{Rng, SeedableRng};
 use rust_decimal::Decimal;
 use serde_json::Value;
-use settler::store::{self, Settlement};
+use settler::store::{self, Settlement, Stamped};
 use uuid::Uuid;
 
+use booking::domain::{Email, IdempotencyKey, Quantity};
+use booking::keys::Shard;
 use booking::money::Currency;
-use booking::record::{BookingRecord, BookingStatus};
+use booking::record::{Booking, BookingStatus, Packed};
 
 use crate::helpers::Harness;
 
@@ -79,7 +81,7 @@ async fn the_dashboard_equals_a_plain_aggregate_for_any_window() {
     }
     let tiers: Vec<_> = concerts
         .iter()
-        .flat_map(|c| c.tiers.iter().map(move |t| (c.id, t.clone())))
+        .flat_map(|c| c.tiers.iter().map(move |t| (c.id, c.shard, t.clone())))
         .collect();
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(2026);
@@ -89,44 +91,66 @@ async fn the_dashboard_equals_a_plain_aggregate_for_any_window() {
             .and_hms_opt(0, 0, 0)
             .expect("time"),
     );
-    let settlements: Vec<Settlement> = (0..600)
+    let settlements: Vec<(Shard, Settlement)> = (0..600)
         .map(|n| {
-            let (concert_id, tier) = &tiers[rng.random_range(0..tiers.len())];
+            let (concert_id, shard, tier) = &tiers[rng.random_range(0..tiers.len())];
             let quantity: u8 = rng.random_range(1..=4);
             let confirmed = rng.random_bool(0.7);
-            Settlement {
-                record: BookingRecord {
-                    id: Uuid::now_v7(),
-                    ticket_tier_id: tier.id,
-                    concert_id: *concert_id,
-                    user_email: format!("fan{n}@example.com"),
-                    quantity,
-                    total_price: tier.price.times(u32::from(quantity)).expect("total"),
-                    currency: Currency::Usd,
-                    status: if confirmed {
-                        BookingStatus::Confirmed
-                    } else {
-                        BookingStatus::Failed
-                    },
-                    failure_reason: (!confirmed).then(|| "card declined".to_owned()),
-                    created_at: base
-                        + Duration::milliseconds(rng.random_range(0..10 * 24 * 3600 * 1000)),
-                    idempotency_key: format!("k{n}"),
+            let booking = Booking {
+                id: Uuid::now_v7(),
+                ticket_tier_id: tier.id,
+                concert_id: *concert_id,
+                user_email: Email::parse(&format!("fan{n}@example.com")).expect("email"),
+                quantity: Quantity::new(i64::from(quantity)).expect("quantity"),
+                total_price: tier.price.times(u32::from(quantity)).expect("total"),
+                currency: Currency::Usd,
+                created_at: base
+                    + Duration::milliseconds(rng.random_range(0..10 * 24 * 3600 * 1000)),
+                idempotency_key: IdempotencyKey::parse(&format!("k{n}")).expect("key"),
+            };
+            let settlement = Settlement {
+                packed: Packed {
+                    booking,
+                    held_until: 0,
+                    customer_limit: 0,
                 },
+                status: if confirmed {
+                    BookingStatus::Confirmed
+                } else {
+                    BookingStatus::Failed
+                },
+                failure_reason: (!confirmed).then(|| "card declined".to_owned()),
                 payment_reference: None,
-            }
+            };
+            (*shard, settlement)
         })
         .collect();
+    let commit = |batch: &[(Shard, Settlement)]| {
+        let batch = batch.to_vec();
+        async move {
+            for shard in state.keys.shards() {
+                let epoch = state.guard.epoch(shard).expect("shard whole");
+                let stamped: Vec<Stamped<'_>> = batch
+                    .iter()
+                    .filter(|(on, _)| *on == shard)
+                    .map(|(_, settlement)| Stamped { epoch, settlement })
+                    .collect();
+                let written = store::commit(&state.db, shard, &stamped)
+                    .await
+                    .expect("committed");
+                assert!(written.iter().all(|written| *written), "none fenced");
+            }
+        }
+    };
     for batch in settlements.chunks(50) {
-        assert_eq!(
-            store::commit(&state.db, batch).await.expect("committed"),
-            batch.len() as u64
-        );
+        commit(batch).await;
     }
+    let rows = harness.rows().await;
     // Redeliveries, whole and mixed into new batches, add nothing.
     for batch in settlements.chunks(70) {
-        assert_eq!(store::commit(&state.db, batch).await.expect("committed"), 0);
+        commit(batch).await;
     }
+    assert_eq!(harness.rows().await, rows, "no second row");
 
     for case in 0..60 {
         let mut params = Vec::new();

@@ -1,4 +1,4 @@
-//! The settler binary: bad configuration exits 2 naming the variable; `settler reconcile`.
+//! The settler binary: bad configuration exits 2 naming the variable; `settler audit`.
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -52,7 +52,7 @@ fn a_bad_variable_is_named_and_exits_2() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reconcile_prints_the_books_and_says_whether_they_balance() {
+async fn audit_prints_the_books_and_says_whether_they_balance() {
     let harness = Harness::start(10).await;
     harness.book(4).await;
     let (settler, _) = harness.settler("books", false).await;
@@ -65,17 +65,15 @@ async fn reconcile_prints_the_books_and_says_whether_they_balance() {
         ("RUST_LOG", "warn"),
     ];
 
-    let balanced = tokio::task::block_in_place(|| run(&["reconcile"], &env));
+    let balanced = tokio::task::block_in_place(|| run(&["audit"], &env));
     let stdout = String::from_utf8_lossy(&balanced.stdout);
     assert_eq!(balanced.status.code(), Some(0), "{stdout}");
-    assert!(
-        stdout.contains(&format!(
-            "{}      10          6        0          4      0",
-            harness.tier
-        )),
-        "{stdout}"
+    let row = format!(
+        "{}  {:>5}  {:>6}  {:>9}  {:>7}  {:>9}  {:>5}",
+        harness.tier, harness.shard, 10, 6, 0, 4, 0
     );
-    assert!(stdout.contains("1 tiers, 0 drifted"), "{stdout}");
+    assert!(stdout.contains(&row), "{stdout}");
+    assert!(stdout.contains("1 tiers, 2 shards, 0 problems"), "{stdout}");
 
     let state = &harness.gateway_state;
     let _: i64 = fred::prelude::KeysInterface::incr_by(
@@ -85,8 +83,11 @@ async fn reconcile_prints_the_books_and_says_whether_they_balance() {
     )
     .await
     .expect("tampered");
-    let drifted = tokio::task::block_in_place(|| run(&["reconcile"], &env));
-    assert_eq!(drifted.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&drifted.stdout).contains("1 tiers, 1 drifted"));
+    let drifted = tokio::task::block_in_place(|| run(&["audit"], &env));
+    let stdout = String::from_utf8_lossy(&drifted.stdout);
+    assert_eq!(drifted.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("problem: tier"), "{stdout}");
+    assert!(stdout.contains("drift -3"), "{stdout}");
+    assert!(stdout.contains("1 tiers, 2 shards, 1 problems"), "{stdout}");
     harness.cleanup().await;
 }

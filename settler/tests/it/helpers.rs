@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use booking::config::Backends;
 use booking::keys::Shard;
-use booking::record::BookingRecord;
+use booking::record::{Packed, field};
 use fred::prelude::KeysInterface;
 use fred::types::scan::Scanner;
 use futures::StreamExt;
@@ -64,6 +64,7 @@ pub fn settler_config(backends: &Backends, consumer: &str) -> SettlerConfig {
         claim_idle: Duration::ZERO,
         max_deliveries: 5,
         reconcile_interval: Duration::from_secs(3600),
+        stuck_after: Duration::from_secs(300),
     }
 }
 
@@ -174,9 +175,7 @@ impl Harness {
         let app = Application::build_with(config, provider)
             .await
             .expect("settler builds");
-        let settler = app.settler();
-        settler.consumer.ensure_groups().await.expect("groups");
-        settler
+        app.settler()
     }
 
     /// Reads up to `count` new entries as `settler`'s consumer and decides their outcomes (charging
@@ -194,10 +193,9 @@ impl Harness {
         let bookings = entries
             .iter()
             .map(|e| {
-                (
-                    e.id.clone(),
-                    BookingRecord::from_fields(&e.fields).expect("record"),
-                )
+                let epoch = e.fields[field::EPOCH].parse().expect("epoch");
+                let packed = Packed::from_json(&e.fields[field::PACKED]).expect("booking");
+                (e.id.clone(), epoch, packed)
             })
             .collect();
         settler.decide(bookings).await.expect("decided")

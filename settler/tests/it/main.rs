@@ -9,5 +9,7 @@ mod commands;
 mod crashes;
 mod live;
 mod outage;
+mod poison;
+mod redis_loss;
 mod settlement;
 mod stream;

@@ -3,11 +3,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use booking::record::Stub;
+use booking::scripts::settle::Applied;
 use fred::prelude::{KeysInterface, StreamsInterface};
 use settler::Application;
-use settler::finalize::Applied;
+use settler::audit;
 use settler::payment::SimulatedProvider;
-use settler::reconcile;
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{Harness, settler_config};
@@ -55,17 +56,15 @@ async fn two_hundred_accepted_bookings_are_confirmed_once_each() {
     for id in ids.iter().take(5) {
         assert_eq!(harness.status(*id).await, "confirmed");
     }
-    let balances = reconcile::check(
+    let books = audit::run(
         &harness.gateway_state.redis,
         &harness.gateway_state.db,
         &harness.gateway_state.keys,
+        Duration::from_secs(300),
     )
     .await
-    .expect("reconciled");
-    assert!(
-        balances.iter().all(|tier| tier.drift() == 0),
-        "{balances:?}"
-    );
+    .expect("audited");
+    assert_eq!(books.problems(), Vec::<String>::new(), "{books:?}");
 
     let exported = harness
         .client
@@ -133,18 +132,22 @@ async fn compensation_applied_twice_credits_stock_once() {
     harness.book(2).await;
     let (settler, _) = harness.settler("twice", true).await;
     let decided = harness.read_and_decide(&settler, 10).await;
-    let committed = settler.commit(decided).await.expect("committed");
+    let committed = settler
+        .commit(harness.shard, decided)
+        .await
+        .expect("committed");
     assert_eq!(harness.available().await, Some(3));
 
-    let record = &committed[0].settlement.record;
+    let settlement = &committed.written[0].settlement;
+    let stub = Stub::from(&settlement.packed.booking);
     let apply = || {
-        settler.finalize.apply(
+        settler.settle.apply(
             harness.gateway_state.redis.next(),
             &harness.gateway_state.keys,
             harness.shard,
-            record,
-            record.status,
-            record.failure_reason.as_deref(),
+            &stub,
+            settlement.status,
+            settlement.failure_reason.as_deref(),
         )
     };
     assert_eq!(apply().await.expect("applied"), Applied::Now);
@@ -160,46 +163,60 @@ async fn compensation_applied_twice_credits_stock_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reconciliation_finds_drift_and_rebuilds_lost_stock() {
+async fn the_audit_finds_drift_and_missing_stock_is_loaded_again() {
     let harness = Harness::start(20).await;
     harness.book(6).await;
     let (settler, _) = harness.settler("books", false).await;
     harness.drain(&settler).await;
     let state = &harness.gateway_state;
-    let check = || reconcile::check(&state.redis, &state.db, &state.keys);
+    let check = || {
+        audit::run(
+            &state.redis,
+            &state.db,
+            &state.keys,
+            Duration::from_secs(300),
+        )
+    };
 
     let balanced = check().await.expect("checked");
-    assert_eq!(balanced.len(), 1);
+    assert_eq!(balanced.tiers.len(), 1);
+    let tier = &balanced.tiers[0];
     assert_eq!(
-        (
-            balanced[0].available,
-            balanced[0].pending,
-            balanced[0].confirmed
-        ),
-        (14, 0, 6)
+        (tier.available, tier.pending, tier.confirmed),
+        (Some(14), 0, 6)
     );
-    assert_eq!(balanced[0].drift(), 0);
+    assert_eq!(balanced.problems(), Vec::<String>::new());
 
     let _: i64 = state
         .redis
         .incr_by(state.keys.stock(harness.shard, harness.tier), 2)
         .await
         .expect("tampered");
+    let tampered = check().await.expect("checked");
     assert_eq!(
-        check().await.expect("checked")[0].drift(),
+        tampered.tiers[0].drift(),
         -2,
         "two tickets too many on sale"
     );
+    assert_eq!(tampered.problems().len(), 1);
 
     let _: i64 = state
         .redis
         .del(state.keys.stock(harness.shard, harness.tier))
         .await
         .expect("lost");
-    let rebuilt = check().await.expect("checked");
-    assert_eq!(rebuilt[0].available, 14, "rebuilt from Postgres");
-    assert_eq!(harness.available().await, Some(14));
-    assert_eq!(rebuilt[0].drift(), 0);
+    assert!(check().await.expect("checked").problems()[0].contains("no stock"));
+    // The gateway loads a missing tier of a whole shard from Postgres.
+    state.stock_missing.notify_one();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while harness.available().await != Some(14) {
+        assert!(Instant::now() < deadline, "stock not loaded again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        check().await.expect("checked").problems(),
+        Vec::<String>::new()
+    );
     harness.cleanup().await;
 }
 
@@ -231,7 +248,7 @@ async fn shutdown_finishes_and_acknowledges_the_batches_in_flight() {
         .redis
         .xpending(
             state.keys.stream(harness.shard),
-            settler::stream::GROUP,
+            booking::keys::SETTLER_GROUP,
             ("-", "+", 1000),
         )
         .await

@@ -1,0 +1,725 @@
+//! Surviving Redis losing its data (DESIGN invariant 7).
+//!
+//! Each shard has an epoch, kept twice: `{p:s}:epoch` in Redis (with the `run_id` of the server it
+//! was set on) and `shard_epochs` in Postgres. Every script on a shard refuses while its epoch key
+//! is absent, and the reservation script stamps each stream entry with the epoch it was accepted
+//! in. A settler commits a confirmation only while its entry's epoch is the one in Postgres (read
+//! `FOR SHARE` in the same transaction), so once recovery has moved the epoch on, nothing reserved
+//! before the loss can be confirmed against stock that no longer counts it: such a booking has to
+//! be reserved again in the new epoch (through the same script) or fail.
+//!
+//! A shard needs recovery when its epoch key is gone (Redis restarted empty, or the shard was
+//! never initialised) or was set on another server (Redis restarted from an older file, or failed
+//! over to a replica that missed the last writes). Recovery runs in any process that notices, one
+//! at a time per shard (a Postgres advisory lock), and is safe to repeat:
+//!
+//! 1. close the shard (delete the epoch key): bookings on it answer 503, the others go on;
+//! 2. move the epoch on in Postgres, which waits for confirmations being committed;
+//! 3. carry the bookings still in the stream that Postgres has not settled into the new epoch
+//!    (a new stream entry each) and mark the settled ones final, so their late outcome changes
+//!    nothing;
+//! 4. rebuild every tier's stock (total - confirmed - carried), the pending counts, customers'
+//!    held counts, and the idempotency records of the last 24 hours from Postgres;
+//! 5. commit, then open the shard with the new epoch and this server's run id.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use fred::prelude::{Client, ClientLike, KeysInterface, Pool, StreamsInterface};
+use fred::types::{Expiration, SetOptions};
+use rust_decimal::Decimal;
+use sqlx::{PgPool, Postgres, Transaction};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::domain::{Email, IdempotencyKey, Quantity};
+use crate::keys::{
+    HELD_GRACE_SECONDS, IDEMPOTENCY_TTL_SECONDS, Keyspace, SETTLER_GROUP, Shard, held_until,
+};
+use crate::money::Money;
+use crate::record::{BookingStatus, Packed, field, fingerprint};
+use crate::scripts::ScriptError;
+use crate::scripts::guard::{GuardScript, ShardState};
+use crate::stock::{self, Counter, TierRef};
+
+/// First key of the advisory lock that serialises recovery of a shard (the shard is the second).
+const LOCK_CLASS: i32 = 0x7469_7872;
+/// Entries read, keys written, or ids looked up per round trip.
+const PAGE: usize = 1_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    #[error("redis: {0}")]
+    Redis(#[from] fred::error::Error),
+    #[error(transparent)]
+    Script(#[from] ScriptError),
+    #[error("postgres: {0}")]
+    Postgres(#[from] sqlx::Error),
+}
+
+/// Why a shard was recovered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// Its epoch key was gone: Redis lost everything (or the shard is new).
+    Lost,
+    /// Its epoch was set on another server: Redis may have lost the last writes.
+    Restarted,
+}
+
+/// What one recovery did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub shard: Shard,
+    pub cause: Cause,
+    pub epoch: u64,
+    /// Tiers whose stock was rebuilt.
+    pub tiers: usize,
+    /// Unsettled bookings still in the stream, carried into the new epoch.
+    pub carried: usize,
+    /// Bookings still in the stream that Postgres had settled.
+    pub settled: usize,
+    pub idempotency_records: usize,
+    pub held_counts: usize,
+    pub took: Duration,
+}
+
+/// The result of asking for a shard's recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovery {
+    /// The shard is whole (another process recovered it first).
+    Whole {
+        epoch: u64,
+    },
+    /// Another process is recovering it now.
+    Busy,
+    Recovered(Report),
+}
+
+/// Recovers `shard` unless it is whole or another process is at it.
+pub async fn recover(
+    redis: &Pool,
+    db: &PgPool,
+    keys: &Keyspace,
+    shard: Shard,
+) -> Result<Recovery, RecoveryError> {
+    let started = Instant::now();
+    let mut tx = db.begin().await?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1, $2)")
+        .bind(LOCK_CLASS)
+        .bind(i32::from(shard.index()))
+        .fetch_one(&mut *tx)
+        .await?;
+    if !locked {
+        return Ok(Recovery::Busy);
+    }
+    let client = redis.next();
+    let found = GuardScript::default().check(client, keys, shard).await?;
+    let cause = match found.state {
+        ShardState::Whole { epoch } => return Ok(Recovery::Whole { epoch }),
+        ShardState::Lost => Cause::Lost,
+        ShardState::Restarted { .. } => Cause::Restarted,
+    };
+    tracing::warn!(%shard, ?cause, "shard recovering: its bookings wait until it is rebuilt");
+    let _: i64 = client.del(keys.epoch(shard)).await?;
+    let epoch: i64 = sqlx::query_scalar(
+        "INSERT INTO shard_epochs (shard, epoch) VALUES ($1, 1) \
+         ON CONFLICT (shard) DO UPDATE SET epoch = shard_epochs.epoch + 1, recovered_at = now() \
+         RETURNING epoch",
+    )
+    .bind(i16::from(shard.index()))
+    .fetch_one(&mut *tx)
+    .await?;
+    let epoch = u64::try_from(epoch).unwrap_or_default();
+    ensure_group(client, keys, shard).await?;
+
+    let survivors = survivors(client, keys, shard).await?;
+    let outcomes = settled_outcomes(&mut tx, &survivors).await?;
+    let (carried, settled): (Vec<&Packed>, Vec<&Packed>) = survivors
+        .iter()
+        .partition(|packed| !outcomes.contains_key(&packed.booking.id));
+    mark_final(client, keys, shard, &settled, &outcomes).await?;
+    carry(client, keys, shard, epoch, &carried).await?;
+    let tiers = rebuild_stock(&mut tx, client, keys, shard, &carried).await?;
+    let held_counts = rebuild_held(&mut tx, client, keys, shard, &carried).await?;
+    let idempotency_records = rebuild_idempotency(&mut tx, client, keys, shard, &carried).await?;
+    tx.commit().await?;
+
+    let _: () = client
+        .set(keys.run_id(shard), found.run_id, None, None, false)
+        .await?;
+    let opened: Option<String> = client
+        .set(keys.epoch(shard), epoch, None, Some(SetOptions::NX), false)
+        .await?;
+    if opened.is_none() {
+        tracing::warn!(%shard, "another recovery opened the shard first");
+    }
+    let report = Report {
+        shard,
+        cause,
+        epoch,
+        tiers,
+        carried: carried.len(),
+        settled: settled.len(),
+        idempotency_records,
+        held_counts,
+        took: started.elapsed(),
+    };
+    tracing::warn!(?report, "shard recovered");
+    Ok(Recovery::Recovered(report))
+}
+
+/// The settlers' group on the shard's stream (and the stream), unless it exists.
+async fn ensure_group(client: &Client, keys: &Keyspace, shard: Shard) -> Result<(), RecoveryError> {
+    let created: Result<(), fred::error::Error> = client
+        .xgroup_create(keys.stream(shard), SETTLER_GROUP, "0", true)
+        .await;
+    match created {
+        Err(error) if !error.details().starts_with("BUSYGROUP") => Err(error.into()),
+        _ => Ok(()),
+    }
+}
+
+/// Every booking still in the shard's stream, once each. The stream is trimmed only behind its
+/// oldest unacknowledged entry, so it holds every booking a settler has not finished; those it
+/// holds that Postgres has settled are told apart by [`settled_outcomes`]. Entries that do not
+/// read back were not written by the reservation script and hold no stock.
+async fn survivors(
+    client: &Client,
+    keys: &Keyspace,
+    shard: Shard,
+) -> Result<Vec<Packed>, RecoveryError> {
+    let stream = keys.stream(shard);
+    let mut seen = HashSet::new();
+    let mut bookings = Vec::new();
+    let mut start = "-".to_owned();
+    loop {
+        let page: Vec<(String, HashMap<String, String>)> = client
+            .xrange(stream.as_str(), start.as_str(), "+", Some(PAGE as u64))
+            .await?;
+        let Some((last, _)) = page.last() else { break };
+        start = format!("({last}");
+        let full = page.len() == PAGE;
+        for (_, fields) in page {
+            let packed = fields.get(field::PACKED).map(|b| Packed::from_json(b));
+            if let Some(Ok(packed)) = packed
+                && seen.insert(packed.booking.id)
+            {
+                bookings.push(packed);
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(bookings)
+}
+
+/// The outcome Postgres holds for each of `bookings` it has settled (a row, or a dead letter).
+async fn settled_outcomes(
+    tx: &mut Transaction<'_, Postgres>,
+    bookings: &[Packed],
+) -> Result<HashMap<Uuid, (BookingStatus, Option<String>)>, RecoveryError> {
+    let mut outcomes = HashMap::new();
+    for chunk in bookings.chunks(PAGE) {
+        let ids: Vec<Uuid> = chunk.iter().map(|packed| packed.booking.id).collect();
+        let rows: Vec<(Uuid, BookingStatus, Option<String>)> = sqlx::query_as(
+            "SELECT id, status, failure_reason FROM bookings WHERE id = ANY($1) \
+             UNION ALL \
+             SELECT booking_id, 'failed', reason FROM dead_letters WHERE booking_id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(&mut **tx)
+        .await?;
+        outcomes.extend(
+            rows.into_iter()
+                .map(|(id, status, reason)| (id, (status, reason))),
+        );
+    }
+    Ok(outcomes)
+}
+
+/// Marks bookings Postgres has settled as final in Redis, so applying their outcome later
+/// changes no count: the counts are rebuilt with them settled.
+async fn mark_final(
+    client: &Client,
+    keys: &Keyspace,
+    shard: Shard,
+    settled: &[&Packed],
+    outcomes: &HashMap<Uuid, (BookingStatus, Option<String>)>,
+) -> Result<(), RecoveryError> {
+    for chunk in settled.chunks(PAGE) {
+        let pipeline = client.pipeline();
+        for packed in chunk {
+            let id = packed.booking.id;
+            let Some((status, reason)) = outcomes.get(&id) else {
+                continue;
+            };
+            let mut fields = vec![
+                (field::PACKED, packed.to_json()),
+                (field::STATUS, status.as_str().to_owned()),
+            ];
+            if let Some(reason) = reason {
+                fields.push((field::REASON, reason.clone()));
+            }
+            let _: () =
+                fred::prelude::HashesInterface::hset(&pipeline, keys.booking(shard, id), fields)
+                    .await?;
+        }
+        let _: Vec<fred::types::Value> = pipeline.all().await?;
+    }
+    Ok(())
+}
+
+/// Gives every unsettled booking a record and a stream entry of the new epoch: its entry of the
+/// old epoch can no longer confirm it, this one can.
+async fn carry(
+    client: &Client,
+    keys: &Keyspace,
+    shard: Shard,
+    epoch: u64,
+    carried: &[&Packed],
+) -> Result<(), RecoveryError> {
+    for chunk in carried.chunks(PAGE) {
+        let pipeline = client.pipeline();
+        for packed in chunk {
+            let json = packed.to_json();
+            let _: () = fred::prelude::HashesInterface::hset(
+                &pipeline,
+                keys.booking(shard, packed.booking.id),
+                vec![
+                    (field::PACKED, json.clone()),
+                    (field::STATUS, BookingStatus::Pending.as_str().to_owned()),
+                ],
+            )
+            .await?;
+            let _: () = pipeline
+                .xadd(
+                    keys.stream(shard),
+                    false,
+                    None,
+                    "*",
+                    vec![(field::PACKED, json), (field::EPOCH, epoch.to_string())],
+                )
+                .await?;
+        }
+        let _: Vec<fred::types::Value> = pipeline.all().await?;
+    }
+    Ok(())
+}
+
+/// Every tier's stock (total - confirmed - carried) and pending count. Returns the tiers.
+async fn rebuild_stock(
+    tx: &mut Transaction<'_, Postgres>,
+    client: &Client,
+    keys: &Keyspace,
+    shard: Shard,
+    carried: &[&Packed],
+) -> Result<usize, RecoveryError> {
+    let tiers: Vec<(Uuid, i32, i64)> = sqlx::query_as(
+        "SELECT t.id, t.total_quantity, \
+                COALESCE(SUM(b.quantity) FILTER (WHERE b.status = 'confirmed'), 0)::int8 \
+         FROM ticket_tiers t JOIN concerts c ON c.id = t.concert_id \
+         LEFT JOIN bookings b ON b.ticket_tier_id = t.id \
+         WHERE c.shard = $1 GROUP BY t.id, t.total_quantity",
+    )
+    .bind(i16::from(shard.index()))
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut pending: HashMap<Uuid, i64> = HashMap::new();
+    for packed in carried {
+        *pending.entry(packed.booking.ticket_tier_id).or_default() +=
+            i64::from(packed.booking.quantity.get());
+    }
+    let mut counters = Vec::with_capacity(tiers.len() * 2);
+    for (tier_id, total, confirmed) in &tiers {
+        let held = pending.get(tier_id).copied().unwrap_or(0);
+        let available = (i64::from(*total) - confirmed - held).max(0);
+        counters.push((keys.stock(shard, *tier_id), available));
+        counters.push((keys.pending(shard, *tier_id), held));
+    }
+    for chunk in counters.chunks(PAGE) {
+        let _: () = client.mset(chunk.to_vec()).await?;
+    }
+    Ok(tiers.len())
+}
+
+/// Customers' held counts: confirmed tickets (Postgres) and carried ones, per concert not yet
+/// a day past. Returns how many were written.
+async fn rebuild_held(
+    tx: &mut Transaction<'_, Postgres>,
+    client: &Client,
+    keys: &Keyspace,
+    shard: Shard,
+    carried: &[&Packed],
+) -> Result<usize, RecoveryError> {
+    let rows: Vec<(Uuid, String, i64, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT b.concert_id, b.user_email, SUM(b.quantity)::int8, c.date \
+         FROM bookings b JOIN concerts c ON c.id = b.concert_id \
+         WHERE c.shard = $1 AND b.status = 'confirmed' \
+           AND c.date > now() - make_interval(secs => $2) \
+         GROUP BY b.concert_id, b.user_email, c.date",
+    )
+    .bind(i16::from(shard.index()))
+    .bind(HELD_GRACE_SECONDS as f64)
+    .fetch_all(&mut **tx)
+    .await?;
+    let now = Utc::now();
+    let mut held: HashMap<(Uuid, String), (i64, i64)> = rows
+        .into_iter()
+        .map(|(concert, email, count, date)| ((concert, email), (count, held_until(date, now))))
+        .collect();
+    for packed in carried {
+        let booking = &packed.booking;
+        let entry = held
+            .entry((booking.concert_id, booking.user_email.to_string()))
+            .or_insert((0, packed.held_until));
+        entry.0 += i64::from(booking.quantity.get());
+    }
+    let held: Vec<_> = held.into_iter().collect();
+    for chunk in held.chunks(PAGE) {
+        let pipeline = client.pipeline();
+        for ((concert, email), (count, until)) in chunk {
+            let _: () = pipeline
+                .set(
+                    keys.held(shard, *concert, email),
+                    *count,
+                    Some(Expiration::EXAT(*until)),
+                    None,
+                    false,
+                )
+                .await?;
+        }
+        let _: Vec<fred::types::Value> = pipeline.all().await?;
+    }
+    Ok(held.len())
+}
+
+/// A booking's idempotency record from its row.
+type IdempotencyRow = (
+    Uuid,
+    Uuid,
+    String,
+    Uuid,
+    String,
+    i16,
+    Decimal,
+    String,
+    DateTime<Utc>,
+);
+
+/// The idempotency records of the bookings of the last 24 hours, where Redis lacks them.
+async fn rebuild_idempotency(
+    tx: &mut Transaction<'_, Postgres>,
+    client: &Client,
+    keys: &Keyspace,
+    shard: Shard,
+    carried: &[&Packed],
+) -> Result<usize, RecoveryError> {
+    let rows: Vec<IdempotencyRow> = sqlx::query_as(
+        "SELECT b.id, b.concert_id, b.idempotency_key, b.ticket_tier_id, b.user_email, \
+                b.quantity, b.total_price, b.currency, b.created_at \
+         FROM bookings b JOIN concerts c ON c.id = b.concert_id \
+         WHERE c.shard = $1 AND b.created_at > now() - make_interval(secs => $2)",
+    )
+    .bind(i16::from(shard.index()))
+    .bind(IDEMPOTENCY_TTL_SECONDS as f64)
+    .fetch_all(&mut **tx)
+    .await?;
+    let dead: Vec<(String,)> = sqlx::query_as(
+        "SELECT entry FROM dead_letters \
+         WHERE shard = $1 AND at > now() - make_interval(secs => $2)",
+    )
+    .bind(i16::from(shard.index()))
+    .bind(IDEMPOTENCY_TTL_SECONDS as f64)
+    .fetch_all(&mut **tx)
+    .await?;
+    let now = Utc::now();
+    let from_rows = rows.into_iter().filter_map(
+        |(id, concert, key, tier, email, quantity, total, currency, created)| {
+            let print = fingerprint(
+                tier,
+                &Email::parse(&email).ok()?,
+                Quantity::new(i64::from(quantity)).ok()?,
+                Money::new(total).ok()?,
+                currency.parse().ok()?,
+            );
+            Some((
+                concert,
+                IdempotencyKey::parse(&key).ok()?,
+                id,
+                print,
+                created,
+            ))
+        },
+    );
+    let from_packed = carried
+        .iter()
+        .copied()
+        .cloned()
+        .chain(
+            dead.iter()
+                .filter_map(|(entry,)| Packed::from_json(entry).ok()),
+        )
+        .map(|packed| {
+            let booking = packed.booking;
+            let print = booking.fingerprint();
+            (
+                booking.concert_id,
+                booking.idempotency_key,
+                booking.id,
+                print,
+                booking.created_at,
+            )
+        });
+    let records: Vec<_> = from_rows.chain(from_packed).collect();
+    for chunk in records.chunks(PAGE) {
+        let pipeline = client.pipeline();
+        for (concert, key, id, print, created) in chunk {
+            let age = now.signed_duration_since(*created).num_seconds().max(0);
+            let ttl = (IDEMPOTENCY_TTL_SECONDS as i64 - age).max(1);
+            let _: () = pipeline
+                .set(
+                    keys.idempotency(shard, *concert, key.as_str()),
+                    format!("{id} {print}"),
+                    Some(Expiration::EX(ttl)),
+                    Some(SetOptions::NX),
+                    false,
+                )
+                .await?;
+        }
+        let _: Vec<fred::types::Value> = pipeline.all().await?;
+    }
+    Ok(records.len())
+}
+
+/// Loads the stock of tiers that whole shards lack (a concert whose stock write failed): total
+/// less confirmed (Postgres) less pending (Redis). Pending is read first, so a booking settling
+/// in between counts twice: this can undersell, never oversell. Returns how many were loaded.
+pub async fn load_missing(
+    redis: &Pool,
+    db: &PgPool,
+    keys: &Keyspace,
+    tiers: &[TierRef],
+) -> Result<usize, RecoveryError> {
+    let available = stock::read(
+        redis,
+        keys,
+        Counter::Available,
+        tiers.iter().map(|t| (t.shard, t.tier_id)),
+    )
+    .await?;
+    let mut by_shard: HashMap<Shard, Vec<Uuid>> = HashMap::new();
+    for tier in tiers {
+        if matches!(available.get(&tier.tier_id), Some(None)) {
+            by_shard.entry(tier.shard).or_default().push(tier.tier_id);
+        }
+    }
+    let mut loaded = 0;
+    for (shard, missing) in by_shard {
+        let mut tx = db.begin().await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1, $2)")
+            .bind(LOCK_CLASS)
+            .bind(i32::from(shard.index()))
+            .fetch_one(&mut *tx)
+            .await?;
+        let found = GuardScript::default()
+            .check(redis.next(), keys, shard)
+            .await?;
+        if !locked || !matches!(found.state, ShardState::Whole { .. }) {
+            // Recovery rebuilds every tier of the shard.
+            continue;
+        }
+        let pending = stock::read(
+            redis,
+            keys,
+            Counter::Pending,
+            missing.iter().map(|id| (shard, *id)),
+        )
+        .await?;
+        let unsold: Vec<(Uuid, i64)> = sqlx::query_as(
+            "SELECT t.id, t.total_quantity - COALESCE(SUM(b.quantity) \
+                    FILTER (WHERE b.status = 'confirmed'), 0) \
+             FROM ticket_tiers t LEFT JOIN bookings b ON b.ticket_tier_id = t.id \
+             WHERE t.id = ANY($1) GROUP BY t.id",
+        )
+        .bind(&missing)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (tier_id, unsold) in unsold {
+            let held = pending.get(&tier_id).copied().flatten().unwrap_or(0);
+            let available = (unsold - held).max(0);
+            let set: Option<String> = redis
+                .set(
+                    keys.stock(shard, tier_id),
+                    available,
+                    None,
+                    Some(SetOptions::NX),
+                    false,
+                )
+                .await?;
+            if set.is_some() {
+                loaded += 1;
+                tracing::info!(%tier_id, available, "missing stock loaded from postgres");
+            }
+        }
+    }
+    Ok(loaded)
+}
+
+/// What a guard saw change on a shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochChange {
+    pub shard: Shard,
+    /// The epoch this process knew before; 0 when it knew none.
+    pub from: u64,
+    pub to: u64,
+    /// Set when this process did the recovery.
+    pub recovered: Option<Report>,
+}
+
+/// One process's watch over every shard: which are whole (and in which epoch), and recovery of
+/// those that are not, checked every second and at once when woken.
+#[derive(Debug)]
+pub struct ShardGuard {
+    redis: Pool,
+    db: PgPool,
+    keys: Keyspace,
+    script: GuardScript,
+    /// The epoch each shard was last seen whole in; 0 while it is not known to be whole.
+    epochs: Vec<AtomicU64>,
+    wake: Notify,
+}
+
+impl ShardGuard {
+    pub fn new(redis: Pool, db: PgPool, keys: Keyspace) -> Self {
+        let epochs = keys.shards().map(|_| AtomicU64::new(0)).collect();
+        Self {
+            redis,
+            db,
+            keys,
+            script: GuardScript::default(),
+            epochs,
+            wake: Notify::new(),
+        }
+    }
+
+    /// The epoch `shard` was last seen whole in, if it was.
+    pub fn epoch(&self, shard: Shard) -> Option<u64> {
+        let epoch = self.epochs.get(usize::from(shard.index()))?;
+        Some(epoch.load(Ordering::Acquire)).filter(|epoch| *epoch > 0)
+    }
+
+    /// Shards not known to be whole: recovering, or not checked since Redis stopped answering.
+    pub fn not_whole(&self) -> Vec<Shard> {
+        self.keys
+            .shards()
+            .filter(|shard| self.epoch(*shard).is_none())
+            .collect()
+    }
+
+    /// Asks for a check now: a caller saw a sign of loss (a script refusing, a missing group).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    fn set(&self, shard: Shard, epoch: u64) -> u64 {
+        self.epochs
+            .get(usize::from(shard.index()))
+            .map(|slot| slot.swap(epoch, Ordering::AcqRel))
+            .unwrap_or_default()
+    }
+
+    /// Checks every shard once, recovering those that are not whole. Returns the epochs that
+    /// changed since the last check.
+    pub async fn check_all(&self) -> Vec<EpochChange> {
+        let mut changes = Vec::new();
+        for shard in self.keys.shards() {
+            let found = self
+                .script
+                .check(self.redis.next(), &self.keys, shard)
+                .await;
+            let (epoch, recovered) = match found.map(|report| report.state) {
+                Ok(ShardState::Whole { epoch }) => (epoch, None),
+                Ok(_) => {
+                    self.set(shard, 0);
+                    match recover(&self.redis, &self.db, &self.keys, shard).await {
+                        Ok(Recovery::Whole { epoch }) => (epoch, None),
+                        Ok(Recovery::Recovered(report)) => (report.epoch, Some(report)),
+                        Ok(Recovery::Busy) => continue,
+                        Err(error) => {
+                            tracing::warn!(%shard, %error, "shard recovery failed; retrying");
+                            continue;
+                        }
+                    }
+                }
+                Err(error) => {
+                    if self.set(shard, 0) > 0 {
+                        tracing::warn!(%shard, %error, "shard check failed");
+                    }
+                    continue;
+                }
+            };
+            let from = self.set(shard, epoch);
+            if from != epoch {
+                changes.push(EpochChange {
+                    shard,
+                    from,
+                    to: epoch,
+                    recovered,
+                });
+            }
+        }
+        changes
+    }
+
+    /// Checks every `every` (ten times as often while a shard is not whole, so this process sees
+    /// another's recovery finish at once; and when woken) until `shutdown`, handing what changed
+    /// to `checked` after each check.
+    pub async fn run(
+        &self,
+        every: Duration,
+        shutdown: CancellationToken,
+        checked: impl Fn(Vec<EpochChange>),
+    ) {
+        loop {
+            let pause = if self.not_whole().is_empty() {
+                every
+            } else {
+                every / 10
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(pause) => {}
+                () = self.wake.notified() => {}
+            }
+            checked(self.check_all().await);
+        }
+    }
+
+    /// Waits for Redis, then brings every shard to whole (recovering what needs it); gives up
+    /// at `shutdown`. Returns whether every shard is whole.
+    pub async fn start(&self, shutdown: &CancellationToken, patience: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            if tokio::time::timeout(patience, self.redis.wait_for_connect())
+                .await
+                .is_ok()
+            {
+                self.check_all().await;
+            }
+            if self.not_whole().is_empty() {
+                return true;
+            }
+            if shutdown.is_cancelled() || tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return false,
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    }
+}

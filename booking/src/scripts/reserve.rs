@@ -1,0 +1,178 @@
+//! `lua/reserve.lua`: the one Redis call of the booking path.
+
+use std::time::Duration;
+
+use fred::prelude::{Client, ClientLike, LuaInterface};
+use fred::types::Value;
+use fred::types::config::Options;
+use fred::types::scripts::Script;
+use uuid::Uuid;
+
+use super::{ScriptError, integer};
+use crate::keys::{IDEMPOTENCY_TTL_SECONDS, Keyspace, Shard};
+use crate::record::Packed;
+use crate::stock;
+
+const NAME: &str = "reserve.lua";
+
+/// What the script decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stock taken, booking recorded and appended to the stream; `available` is left.
+    Accepted { available: i64 },
+    /// The key is known with the same request: the booking it made (this one, when the same
+    /// booking is reserved again).
+    Replayed(Uuid),
+    /// The key is known with a different request.
+    KeyReused,
+    /// Fewer than the requested tickets are left.
+    OutOfStock { available: i64 },
+    /// The customer already holds `held` tickets of the concert.
+    CustomerLimit { held: i64 },
+    /// Redis holds no stock for the tier (it is brand new, or its key was lost on its own).
+    StockMissing,
+    /// The shard's data is being rebuilt after Redis lost it: nothing was written.
+    Recovering,
+}
+
+/// The loaded script; cheap to share.
+#[derive(Debug, Clone)]
+pub struct ReserveScript(Script);
+
+impl Default for ReserveScript {
+    fn default() -> Self {
+        Self(Script::from_lua(include_str!("../../../lua/reserve.lua")))
+    }
+}
+
+impl ReserveScript {
+    /// Loads the script into Redis' script cache ahead of the first booking.
+    pub async fn load(&self, client: &Client) -> Result<(), fred::error::Error> {
+        self.0.load(client).await
+    }
+
+    pub fn sha1(&self) -> &str {
+        self.0.sha1()
+    }
+
+    /// KEYS (all on the booking's shard, so one hash tag):
+    /// 1. `epoch`: present while the shard's data is whole
+    /// 2. `stock:<tierId>`: available tickets
+    /// 3. `idem:<concertId>:<idempotencyKey>`: the idempotency record
+    /// 4. `booking:<bookingId>`: the booking record
+    /// 5. `held:<concertId>:<email>`: tickets the customer holds for the concert
+    /// 6. `bookings`: the shard's stream
+    /// 7. `pending:<tierId>`: tickets of the tier in unsettled bookings
+    ///
+    /// ARGV:
+    /// 1. booking id
+    /// 2. request fingerprint
+    /// 3. the packed booking (the record's and the stream entry's `b`)
+    /// 4. quantity
+    /// 5. tickets one customer may hold per concert (0: no limit)
+    /// 6. lifetime of the idempotency record, seconds
+    /// 7. unix time the held count expires
+    /// 8. stock channel
+    /// 9. the stock message without its count (`<concertId> <tierId> `)
+    pub fn keys_and_args(
+        keys: &Keyspace,
+        shard: Shard,
+        packed: &Packed,
+    ) -> (Vec<String>, Vec<String>) {
+        let booking = &packed.booking;
+        let script_keys = vec![
+            keys.epoch(shard),
+            keys.stock(shard, booking.ticket_tier_id),
+            keys.idempotency(shard, booking.concert_id, booking.idempotency_key.as_str()),
+            keys.booking(shard, booking.id),
+            keys.held(shard, booking.concert_id, booking.user_email.as_str()),
+            keys.stream(shard),
+            keys.pending(shard, booking.ticket_tier_id),
+        ];
+        let args = vec![
+            booking.id.to_string(),
+            booking.fingerprint(),
+            packed.to_json(),
+            booking.quantity.to_string(),
+            packed.customer_limit.to_string(),
+            IDEMPOTENCY_TTL_SECONDS.to_string(),
+            packed.held_until.to_string(),
+            keys.stock_channel(),
+            stock::message_prefix(booking.concert_id, booking.ticket_tier_id),
+        ];
+        (script_keys, args)
+    }
+
+    /// Reserves `packed` on `shard`. Safe to repeat with the same booking: the second run finds
+    /// the first one's idempotency record and answers [`Outcome::Replayed`] with this booking.
+    pub async fn run(
+        &self,
+        client: &Client,
+        keys: &Keyspace,
+        shard: Shard,
+        packed: &Packed,
+    ) -> Result<Outcome, ScriptError> {
+        let (script_keys, args) = Self::keys_and_args(keys, shard, packed);
+        let reply: Value = self
+            .0
+            .evalsha_with_reload(client, script_keys, args)
+            .await?;
+        parse_reply(reply)
+    }
+
+    /// [`ReserveScript::run`] allowing `wait` for the answer instead of the client's command
+    /// timeout: asking again, on the connection a timed-out run went out on, after an outcome
+    /// went unknown. Redis answers commands of one connection in order, so this answer comes
+    /// after the first run, if that reached Redis, and tells what it did.
+    pub async fn run_within(
+        &self,
+        client: &Client,
+        keys: &Keyspace,
+        shard: Shard,
+        packed: &Packed,
+        wait: Duration,
+    ) -> Result<Outcome, ScriptError> {
+        let (script_keys, args) = Self::keys_and_args(keys, shard, packed);
+        let patient = client.with_options(&Options {
+            timeout: Some(wait),
+            ..Options::default()
+        });
+        let reply: Value = match patient
+            .evalsha(self.sha1(), script_keys.clone(), args.clone())
+            .await
+        {
+            Err(error) if error.details().starts_with("NOSCRIPT") => {
+                self.load(client).await?;
+                patient.evalsha(self.sha1(), script_keys, args).await?
+            }
+            reply => reply?,
+        };
+        parse_reply(reply)
+    }
+}
+
+fn parse_reply(reply: Value) -> Result<Outcome, ScriptError> {
+    let Value::Array(parts) = reply else {
+        return Err(ScriptError::reply(NAME, reply));
+    };
+    let count = |index| integer(&parts, index).ok_or_else(|| ScriptError::reply(NAME, &parts));
+    match integer(&parts, 0) {
+        Some(0) => Ok(Outcome::Accepted {
+            available: count(1)?,
+        }),
+        Some(1) => parts
+            .get(1)
+            .and_then(Value::as_str)
+            .and_then(|id| Uuid::parse_str(&id).ok())
+            .map(Outcome::Replayed)
+            .ok_or_else(|| ScriptError::reply(NAME, &parts)),
+        Some(2) => Ok(Outcome::KeyReused),
+        Some(3) => Ok(Outcome::OutOfStock {
+            available: count(1)?,
+        }),
+        Some(4) => Ok(Outcome::CustomerLimit { held: count(1)? }),
+        Some(5) => Ok(Outcome::StockMissing),
+        Some(6) => Ok(Outcome::Recovering),
+        _ => Err(ScriptError::reply(NAME, &parts)),
+    }
+}

@@ -1,0 +1,90 @@
+//! `lua/settle.lua`: applies a booking's final status in Redis exactly once.
+
+use fred::prelude::Client;
+use fred::types::scripts::Script;
+
+use super::ScriptError;
+use crate::keys::{Keyspace, SETTLED_RECORD_TTL_SECONDS, Shard};
+use crate::record::{BookingStatus, Stub};
+use crate::stock;
+
+/// What the script found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The booking was pending and is now final (a decline gave its stock back).
+    Now,
+    /// The booking was already final: a redelivery, nothing changed.
+    Already,
+    /// Redis has no record of the booking: it lost it, and recovery counted it from Postgres.
+    Unknown,
+    /// The shard is recovering; nothing changed, and the outcome must be applied again later.
+    Recovering,
+}
+
+#[derive(Debug, Clone)]
+pub struct SettleScript(Script);
+
+impl Default for SettleScript {
+    fn default() -> Self {
+        Self(Script::from_lua(include_str!("../../../lua/settle.lua")))
+    }
+}
+
+impl SettleScript {
+    /// Applies `status` (and `reason` for a failure) to the booking `stub` names.
+    ///
+    /// KEYS (all on the booking's shard):
+    /// 1. `epoch`: present while the shard's data is whole
+    /// 2. `booking:<bookingId>`: the booking record
+    /// 3. `stock:<tierId>`: available tickets
+    /// 4. `pending:<tierId>`: tickets in unsettled bookings
+    /// 5. `held:<concertId>:<email>`: tickets the customer holds for the concert
+    ///
+    /// ARGV:
+    /// 1. final status (`confirmed` or `failed`)
+    /// 2. failure reason, empty when confirmed
+    /// 3. quantity
+    /// 4. stock channel
+    /// 5. the stock message without its count (`<concertId> <tierId> `)
+    /// 6. booking status channel
+    /// 7. the status message (`<bookingId> <status>`)
+    /// 8. seconds the settled record stays in Redis
+    pub async fn apply(
+        &self,
+        client: &Client,
+        keys: &Keyspace,
+        shard: Shard,
+        booking: &Stub,
+        status: BookingStatus,
+        reason: Option<&str>,
+    ) -> Result<Applied, ScriptError> {
+        let script_keys = vec![
+            keys.epoch(shard),
+            keys.booking(shard, booking.id),
+            keys.stock(shard, booking.ticket_tier_id),
+            keys.pending(shard, booking.ticket_tier_id),
+            keys.held(shard, booking.concert_id, &booking.user_email),
+        ];
+        let args = vec![
+            status.as_str().to_owned(),
+            reason.unwrap_or_default().to_owned(),
+            booking.quantity.to_string(),
+            keys.stock_channel(),
+            stock::message_prefix(booking.concert_id, booking.ticket_tier_id),
+            keys.booking_status_channel(),
+            stock::status_message(booking.id, status),
+            SETTLED_RECORD_TTL_SECONDS.to_string(),
+        ];
+        let applied: i64 = self
+            .0
+            .evalsha_with_reload(client, script_keys, args)
+            .await?;
+        match applied {
+            1 => Ok(Applied::Now),
+            0 => Ok(Applied::Already),
+            -1 => Ok(Applied::Unknown),
+            -2 => Ok(Applied::Recovering),
+            other => Err(ScriptError::reply("settle.lua", other)),
+        }
+    }
+}
