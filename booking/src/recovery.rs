@@ -10,8 +10,12 @@
 //!
 //! A shard needs recovery when its epoch key is gone (Redis restarted empty, or the shard was
 //! never initialised) or was set on another server (Redis restarted from an older file, or failed
-//! over to a replica that missed the last writes). Recovery runs in any process that notices, one
-//! at a time per shard (a Postgres advisory lock), and is safe to repeat:
+//! over to a replica that missed the last writes; `guard.lua` closes such a shard the moment it
+//! sees it). A restarted server has an empty script cache, so the first script anyone runs there
+//! answers NOSCRIPT, and the guard looks at every shard before any script that changes stock is
+//! loaded again (`booking::scripts`): nothing is booked on a server nobody checked. Recovery runs
+//! in any process that notices, one at a time per shard (a Postgres advisory lock), and is safe to
+//! repeat:
 //!
 //! 1. close the shard (delete the epoch key): bookings on it answer 503, the others go on;
 //! 2. move the epoch on in Postgres, which waits for confirmations being committed;
@@ -41,8 +45,8 @@ use crate::keys::{
 };
 use crate::money::Money;
 use crate::record::{BookingStatus, Packed, field, fingerprint};
-use crate::scripts::ScriptError;
 use crate::scripts::guard::{GuardScript, ShardState};
+use crate::scripts::{ScriptError, Verify};
 use crate::stock::{self, Counter, TierRef};
 
 /// First key of the advisory lock that serialises recovery of a shard (the shard is the second).
@@ -63,9 +67,10 @@ pub enum RecoveryError {
 /// Why a shard was recovered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cause {
-    /// Its epoch key was gone: Redis lost everything (or the shard is new).
+    /// Nothing of it was left: Redis lost everything (or the shard is new).
     Lost,
-    /// Its epoch was set on another server: Redis may have lost the last writes.
+    /// Closed: its epoch was set on another server, so Redis may have lost the last writes (or
+    /// a recovery was cut off).
     Restarted,
 }
 
@@ -106,24 +111,40 @@ pub async fn recover(
     shard: Shard,
 ) -> Result<Recovery, RecoveryError> {
     let started = Instant::now();
-    let mut tx = db.begin().await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1, $2)")
+    // A connection of its own, closed at the end: the lock is held until the shard is open
+    // again, and is released with the connection if this process dies first.
+    let mut lock = db.acquire().await?.detach();
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
         .bind(LOCK_CLASS)
         .bind(i32::from(shard.index()))
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut lock)
         .await?;
     if !locked {
         return Ok(Recovery::Busy);
     }
+    let recovered = recover_locked(redis, &mut lock, keys, shard, started).await;
+    // Closing the connection releases the lock whatever happened.
+    let _ = sqlx::Connection::close(lock).await;
+    recovered
+}
+
+async fn recover_locked(
+    redis: &Pool,
+    lock: &mut sqlx::PgConnection,
+    keys: &Keyspace,
+    shard: Shard,
+    started: Instant,
+) -> Result<Recovery, RecoveryError> {
     let client = redis.next();
     let found = GuardScript::default().check(client, keys, shard).await?;
     let cause = match found.state {
         ShardState::Whole { epoch } => return Ok(Recovery::Whole { epoch }),
         ShardState::Lost => Cause::Lost,
-        ShardState::Restarted { .. } => Cause::Restarted,
+        ShardState::Closed => Cause::Restarted,
     };
     tracing::warn!(%shard, ?cause, "shard recovering: its bookings wait until it is rebuilt");
     let _: i64 = client.del(keys.epoch(shard)).await?;
+    let mut tx = sqlx::Connection::begin(lock).await?;
     let epoch: i64 = sqlx::query_scalar(
         "INSERT INTO shard_epochs (shard, epoch) VALUES ($1, 1) \
          ON CONFLICT (shard) DO UPDATE SET epoch = shard_epochs.epoch + 1, recovered_at = now() \
@@ -145,17 +166,15 @@ pub async fn recover(
     let tiers = rebuild_stock(&mut tx, client, keys, shard, &carried).await?;
     let held_counts = rebuild_held(&mut tx, client, keys, shard, &carried).await?;
     let idempotency_records = rebuild_idempotency(&mut tx, client, keys, shard, &carried).await?;
+    // The new epoch is durable before the shard opens in it, and the shard opens before the
+    // lock is released: another recovery can only start from an open shard, or a closed one.
     tx.commit().await?;
-
     let _: () = client
-        .set(keys.run_id(shard), found.run_id, None, None, false)
+        .mset(vec![
+            (keys.run_id(shard), found.run_id),
+            (keys.epoch(shard), epoch.to_string()),
+        ])
         .await?;
-    let opened: Option<String> = client
-        .set(keys.epoch(shard), epoch, None, Some(SetOptions::NX), false)
-        .await?;
-    if opened.is_none() {
-        tracing::warn!(%shard, "another recovery opened the shard first");
-    }
     let report = Report {
         shard,
         cause,
@@ -588,21 +607,29 @@ pub struct ShardGuard {
     db: PgPool,
     keys: Keyspace,
     script: GuardScript,
-    /// The epoch each shard was last seen whole in; 0 while it is not known to be whole.
+    /// The epoch each shard is whole in; 0 while it is not known to be whole.
     epochs: Vec<AtomicU64>,
+    /// The epoch each shard was last seen whole in, kept while it is not: a change is judged
+    /// against it, whoever did the recovery.
+    last_seen: Vec<AtomicU64>,
+    /// Changes seen by any check (the periodic one, or one before loading a script) that the
+    /// periodic loop has not handed on yet.
+    unreported: std::sync::Mutex<Vec<EpochChange>>,
     wake: Notify,
 }
 
 impl ShardGuard {
     pub fn new(redis: Pool, db: PgPool, keys: Keyspace) -> Self {
-        let epochs = keys.shards().map(|_| AtomicU64::new(0)).collect();
+        let zeros = || keys.shards().map(|_| AtomicU64::new(0)).collect();
         Self {
+            script: GuardScript::default(),
+            epochs: zeros(),
+            last_seen: zeros(),
+            unreported: std::sync::Mutex::default(),
+            wake: Notify::new(),
             redis,
             db,
             keys,
-            script: GuardScript::default(),
-            epochs,
-            wake: Notify::new(),
         }
     }
 
@@ -632,8 +659,17 @@ impl ShardGuard {
             .unwrap_or_default()
     }
 
+    /// Records `shard` whole in `epoch`; returns the epoch it was last seen whole in before.
+    fn seen_whole(&self, shard: Shard, epoch: u64) -> u64 {
+        self.set(shard, epoch);
+        self.last_seen
+            .get(usize::from(shard.index()))
+            .map(|slot| slot.swap(epoch, Ordering::AcqRel))
+            .unwrap_or_default()
+    }
+
     /// Checks every shard once, recovering those that are not whole. Returns the epochs that
-    /// changed since the last check.
+    /// changed since the last check (also handed on by [`ShardGuard::run`]).
     pub async fn check_all(&self) -> Vec<EpochChange> {
         let mut changes = Vec::new();
         for shard in self.keys.shards() {
@@ -662,7 +698,7 @@ impl ShardGuard {
                     continue;
                 }
             };
-            let from = self.set(shard, epoch);
+            let from = self.seen_whole(shard, epoch);
             if from != epoch {
                 changes.push(EpochChange {
                     shard,
@@ -672,7 +708,18 @@ impl ShardGuard {
                 });
             }
         }
+        if !changes.is_empty() {
+            self.lock_unreported().extend(changes.iter().cloned());
+            self.wake.notify_one();
+        }
         changes
+    }
+
+    fn lock_unreported(&self) -> std::sync::MutexGuard<'_, Vec<EpochChange>> {
+        match self.unreported.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 
     /// Checks every `every` (ten times as often while a shard is not whole, so this process sees
@@ -695,7 +742,8 @@ impl ShardGuard {
                 () = tokio::time::sleep(pause) => {}
                 () = self.wake.notified() => {}
             }
-            checked(self.check_all().await);
+            self.check_all().await;
+            checked(std::mem::take(&mut *self.lock_unreported()));
         }
     }
 
@@ -721,5 +769,17 @@ impl ShardGuard {
                 () = tokio::time::sleep(Duration::from_millis(200)) => {}
             }
         }
+    }
+}
+
+/// Before a script that changes stock is loaded into a server: every shard checked (those
+/// restarted closed at once), and recovered where needed.
+impl Verify for ShardGuard {
+    async fn verify(&self) -> Result<(), ScriptError> {
+        let changes = self.check_all().await;
+        if !changes.is_empty() {
+            tracing::warn!(?changes, "shards checked before loading a script");
+        }
+        Ok(())
     }
 }

@@ -222,7 +222,10 @@ async fn reserve(
 ) -> Result<Outcome, ApiError> {
     let client = state.redis.next();
     let started = Instant::now();
-    let first = state.reserve.run(client, &state.keys, shard, packed).await;
+    let first = state
+        .reserve
+        .run(client, &state.keys, shard, packed, &*state.guard)
+        .await;
     metrics::script(started.elapsed());
     let timed_out = match first {
         Ok(outcome) => return Ok(outcome),
@@ -237,7 +240,14 @@ async fn reserve(
     tracing::warn!(booking_id = %packed.booking.id, error = %timed_out, "reservation timed out; asking again");
     state
         .reserve
-        .run_within(client, &state.keys, shard, packed, UNKNOWN_OUTCOME_WAIT)
+        .run_within(
+            client,
+            &state.keys,
+            shard,
+            packed,
+            UNKNOWN_OUTCOME_WAIT,
+            &*state.guard,
+        )
         .await
         .map_err(|error| {
             tracing::warn!(booking_id = %packed.booking.id, %error, "reservation outcome unknown");

@@ -46,7 +46,9 @@ pub trait PaymentProvider: Send + Sync + std::fmt::Debug + 'static {
     fn refund(&self, booking_id: Uuid) -> impl Future<Output = Result<(), PaymentError>> + Send;
 }
 
-/// A provider that waits a random latency and declines a share of payments.
+/// A provider that waits a random latency and declines a share of payments. Which ones is decided
+/// by the booking id alone, as one provider serving every settler would: two settler processes
+/// charging the same booking get the same answer.
 #[derive(Debug)]
 pub struct SimulatedProvider {
     latency_ms: RangeInclusive<u64>,
@@ -92,6 +94,14 @@ impl SimulatedProvider {
     }
 }
 
+/// Where `booking_id` falls in [0, 1): the same in every process (SipHash with fixed keys).
+fn share_of(booking_id: Uuid) -> f64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    booking_id.hash(&mut hasher);
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
 impl PaymentProvider for SimulatedProvider {
     async fn charge(
         &self,
@@ -99,13 +109,8 @@ impl PaymentProvider for SimulatedProvider {
         _amount: Money,
         _currency: Currency,
     ) -> Result<PaymentOutcome, PaymentError> {
-        let (latency, declined) = {
-            let mut rng = rand::rng();
-            (
-                rng.random_range(self.latency_ms.clone()),
-                rng.random_bool(self.failure_rate),
-            )
-        };
+        let latency = rand::rng().random_range(self.latency_ms.clone());
+        let declined = share_of(booking_id) < self.failure_rate;
         tokio::time::sleep(Duration::from_millis(latency)).await;
         let outcome = if declined {
             PaymentOutcome::Declined {
@@ -177,6 +182,31 @@ mod tests {
             );
         }
         assert_eq!(provider.charges(), 1, "one charge was ever made");
+    }
+
+    #[tokio::test]
+    async fn every_provider_gives_a_booking_the_same_answer() {
+        let price: Money = "10".parse().expect("money");
+        let (one, other) = (
+            SimulatedProvider::new(0..=0, 0.5),
+            SimulatedProvider::new(0..=0, 0.5),
+        );
+        let mut declined = 0;
+        for _ in 0..200 {
+            let id = Uuid::now_v7();
+            let answer = one.charge(id, price, Currency::Usd).await.expect("answer");
+            assert_eq!(
+                std::mem::discriminant(&answer),
+                std::mem::discriminant(
+                    &other
+                        .charge(id, price, Currency::Usd)
+                        .await
+                        .expect("answer")
+                )
+            );
+            declined += usize::from(matches!(answer, PaymentOutcome::Declined { .. }));
+        }
+        assert!((60..=140).contains(&declined), "about half: {declined}");
     }
 
     #[tokio::test]

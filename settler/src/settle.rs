@@ -35,11 +35,11 @@ use booking::record::{BookingStatus, Packed, Stub, field};
 use booking::recovery::ShardGuard;
 use booking::scripts::ScriptError;
 use booking::scripts::reserve::{Outcome, ReserveScript};
-use booking::scripts::settle::{Applied, SettleScript};
+use booking::scripts::settle::{self, Applied, SettleScript};
 
 use crate::metrics;
 use crate::payment::{PaymentError, PaymentOutcome, PaymentProvider};
-use crate::store::{self, DeadLetter, Settlement, Stamped};
+use crate::store::{self, DeadLetter, Settlement, Stamped, Written};
 use crate::stream::{Consumer, Entry};
 
 /// Why a batch stopped before it was acknowledged. Its entries stay pending and are settled again.
@@ -389,7 +389,7 @@ impl<P: PaymentProvider> Settler<P> {
         Ok(committed)
     }
 
-    async fn write(&self, shard: Shard, batch: &[Decided]) -> Result<Vec<bool>, SettleError> {
+    async fn write(&self, shard: Shard, batch: &[Decided]) -> Result<Vec<Written>, SettleError> {
         let stamped: Vec<Stamped<'_>> = batch
             .iter()
             .map(|d| Stamped {
@@ -413,6 +413,7 @@ impl<P: PaymentProvider> Settler<P> {
                     &self.keys,
                     shard,
                     &decided.settlement.packed,
+                    &*self.guard,
                 )
                 .await;
             let reason = match outcome {
@@ -478,7 +479,7 @@ impl<P: PaymentProvider> Settler<P> {
                     let waited = Utc::now().signed_duration_since(booking.created_at);
                     metrics::accept_to_final(waited.to_std().unwrap_or_default());
                 }
-                tracing::debug!(booking_id = %booking.id, status = %d.settlement.status, "settled");
+                tracing::debug!(booking_id = %booking.id, status = %d.settlement.status, epoch = d.epoch, entry = %d.entry_id, redelivered = d.redelivered, "settled");
             }
             Ok::<_, SettleError>(applied.then(|| d.entry_id.clone()))
         });
@@ -505,9 +506,12 @@ impl<P: PaymentProvider> Settler<P> {
                     self.redis.next(),
                     &self.keys,
                     shard,
-                    booking,
-                    status,
-                    reason,
+                    settle::Outcome {
+                        booking,
+                        status,
+                        reason,
+                    },
+                    &*self.guard,
                 )
                 .await;
             match result {
@@ -678,12 +682,18 @@ pub struct Committed {
 }
 
 impl Committed {
-    fn sort(&mut self, batch: Vec<Decided>, written: Vec<bool>) {
-        for (decided, written) in batch.into_iter().zip(written) {
-            if written {
-                self.written.push(decided);
-            } else {
-                self.fenced.push(decided);
+    fn sort(&mut self, batch: Vec<Decided>, written: Vec<Written>) {
+        for (mut decided, written) in batch.into_iter().zip(written) {
+            match written {
+                Written::Inserted => self.written.push(decided),
+                // Redis follows what Postgres holds, whoever wrote it.
+                Written::Existing(status, reason) => {
+                    decided.settlement.status = status;
+                    decided.settlement.failure_reason = reason;
+                    decided.redelivered = true;
+                    self.written.push(decided);
+                }
+                Written::Fenced => self.fenced.push(decided),
             }
         }
     }

@@ -30,6 +30,13 @@ pub async fn settled(
     db: &PgPool,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, (BookingStatus, Option<String>)>, sqlx::Error> {
+    settled_in(&mut *db.acquire().await?, ids).await
+}
+
+async fn settled_in(
+    db: &mut sqlx::PgConnection,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, (BookingStatus, Option<String>)>, sqlx::Error> {
     let rows: Vec<(Uuid, BookingStatus, Option<String>)> = sqlx::query_as(
         "SELECT id, status, failure_reason FROM bookings WHERE id = ANY($1) \
          UNION ALL \
@@ -44,15 +51,27 @@ pub async fn settled(
         .collect())
 }
 
+/// What became of one settlement in [`commit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// Its row is in Postgres now.
+    Inserted,
+    /// Postgres held its booking already (another delivery got there first): the outcome it
+    /// holds, which is the one to apply.
+    Existing(BookingStatus, Option<String>),
+    /// A confirmation accepted in another epoch of its shard: not written.
+    Fenced,
+}
+
 /// Writes `batch` for `shard` in one transaction: reads the shard's epoch `FOR SHARE` (so a
 /// recovery moving it on waits for this commit), then writes every settlement except
-/// confirmations accepted in another epoch, which Redis may have lost the stock of. Returns, per
-/// settlement, whether it was written (`false`: fenced out).
+/// confirmations accepted in another epoch, which Redis may have lost the stock of. Returns what
+/// became of each settlement.
 pub async fn commit(
     db: &PgPool,
     shard: Shard,
     batch: &[Stamped<'_>],
-) -> Result<Vec<bool>, sqlx::Error> {
+) -> Result<Vec<Written>, sqlx::Error> {
     if batch.is_empty() {
         return Ok(Vec::new());
     }
@@ -75,21 +94,42 @@ pub async fn commit(
         .filter(|(_, written)| **written)
         .map(|(stamped, _)| stamped.settlement)
         .collect();
-    insert(&mut tx, &settlements).await?;
+    let inserted = insert(&mut tx, &settlements).await?;
+    let existing: Vec<Uuid> = settlements
+        .iter()
+        .map(|s| s.packed.booking.id)
+        .filter(|id| !inserted.contains(id))
+        .collect();
+    let held = if existing.is_empty() {
+        HashMap::new()
+    } else {
+        settled_in(&mut tx, &existing).await?
+    };
     tx.commit().await?;
-    Ok(written)
+    Ok(batch
+        .iter()
+        .zip(written)
+        .map(|(stamped, written)| {
+            let id = stamped.settlement.packed.booking.id;
+            match (written, held.get(&id)) {
+                (false, _) => Written::Fenced,
+                (true, Some((status, reason))) => Written::Existing(*status, reason.clone()),
+                (true, None) => Written::Inserted,
+            }
+        })
+        .collect())
 }
 
 /// Inserts the bookings, their status history and the sales rollups in one statement. A booking
-/// already written is left as it is (`ON CONFLICT DO NOTHING`), and only newly inserted confirmed
-/// bookings are added to the rollups (in key order, so concurrent batches cannot deadlock), so a
-/// redelivery adds nothing anywhere.
+/// already written (or resolved into a dead letter) is left as it is, and only newly inserted
+/// confirmed bookings are added to the rollups (in key order, so concurrent batches cannot
+/// deadlock), so a redelivery adds nothing anywhere. Returns the bookings inserted.
 async fn insert(
     db: &mut sqlx::PgConnection,
     settlements: &[&Settlement],
-) -> Result<(), sqlx::Error> {
+) -> Result<std::collections::HashSet<Uuid>, sqlx::Error> {
     if settlements.is_empty() {
-        return Ok(());
+        return Ok(Default::default());
     }
     let bookings = settlements.iter().map(|s| &s.packed.booking);
     let ids: Vec<Uuid> = bookings.clone().map(|b| b.id).collect();
@@ -117,7 +157,7 @@ async fn insert(
         .iter()
         .map(|s| s.payment_reference.as_deref())
         .collect();
-    sqlx::query(
+    let inserted: Vec<Uuid> = sqlx::query_scalar(
         "WITH input AS ( \
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::text[], \
                                   $6::int2[], $7::numeric[], $8::text[], $9::text[], $10::text[], \
@@ -132,6 +172,7 @@ async fn insert(
                     total_price, currency, status::booking_status, failure_reason, created_at, \
                     payment_reference \
              FROM input \
+             WHERE NOT EXISTS (SELECT 1 FROM dead_letters d WHERE d.booking_id = input.id) \
              ON CONFLICT (id) DO NOTHING \
              RETURNING id, ticket_tier_id, concert_id, quantity, total_price, status, \
                        failure_reason, created_at, updated_at \
@@ -149,7 +190,8 @@ async fn insert(
          INSERT INTO booking_status_history (booking_id, status, reason, at) \
          SELECT id, 'pending', NULL, created_at FROM inserted \
          UNION ALL \
-         SELECT id, status, failure_reason, updated_at FROM inserted",
+         SELECT id, status, failure_reason, updated_at FROM inserted \
+         RETURNING booking_id",
     )
     .bind(&ids)
     .bind(&keys)
@@ -163,9 +205,9 @@ async fn insert(
     .bind(&reasons)
     .bind(&created)
     .bind(&references)
-    .execute(db)
+    .fetch_all(db)
     .await?;
-    Ok(())
+    Ok(inserted.into_iter().collect())
 }
 
 /// An accepted booking that can never be written, as the stream held it.

@@ -11,11 +11,12 @@ use crate::keys::{Keyspace, Shard};
 pub enum ShardState {
     /// Initialised in `epoch` on the server that answers now.
     Whole { epoch: u64 },
-    /// No epoch: never initialised, being recovered, or every key of the shard is gone.
+    /// Nothing of the shard: never initialised, or Redis lost everything.
     Lost,
-    /// Initialised on another server than the one answering now: Redis restarted or failed over,
-    /// and writes acknowledged just before may be gone.
-    Restarted { epoch: u64 },
+    /// Closed: initialised on another server than the one answering now (Redis restarted or
+    /// failed over, and writes acknowledged just before may be gone; the check closed it), or a
+    /// recovery is under way or was cut off.
+    Closed,
 }
 
 /// The state, and the run id of the server that answered (what recovery records).
@@ -35,6 +36,9 @@ impl Default for GuardScript {
 }
 
 impl GuardScript {
+    /// Run first on a server that lacks the other scripts (see [`super::Verify`]), so it is the
+    /// one script loaded without a check.
+    ///
     /// KEYS: 1. `epoch`, 2. `run-id`, both of the shard. No ARGV.
     pub async fn check(
         &self,
@@ -49,10 +53,10 @@ impl GuardScript {
         let [epoch, recorded, run_id] = reply.as_slice() else {
             return Err(ScriptError::reply("guard.lua", reply));
         };
-        let state = match epoch.parse::<u64>() {
-            Err(_) => ShardState::Lost,
-            Ok(epoch) if recorded == run_id => ShardState::Whole { epoch },
-            Ok(epoch) => ShardState::Restarted { epoch },
+        let state = match (epoch.parse::<u64>(), recorded.is_empty()) {
+            (Ok(epoch), _) => ShardState::Whole { epoch },
+            (Err(_), true) => ShardState::Lost,
+            (Err(_), false) => ShardState::Closed,
         };
         Ok(Report {
             state,

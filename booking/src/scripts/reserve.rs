@@ -8,7 +8,7 @@ use fred::types::config::Options;
 use fred::types::scripts::Script;
 use uuid::Uuid;
 
-use super::{ScriptError, integer};
+use super::{ScriptError, Verify, evalsha, integer};
 use crate::keys::{IDEMPOTENCY_TTL_SECONDS, Keyspace, Shard};
 use crate::record::Packed;
 use crate::stock;
@@ -111,12 +111,10 @@ impl ReserveScript {
         keys: &Keyspace,
         shard: Shard,
         packed: &Packed,
+        verify: &impl Verify,
     ) -> Result<Outcome, ScriptError> {
         let (script_keys, args) = Self::keys_and_args(keys, shard, packed);
-        let reply: Value = self
-            .0
-            .evalsha_with_reload(client, script_keys, args)
-            .await?;
+        let reply: Value = evalsha(&self.0, client, script_keys, args, verify).await?;
         parse_reply(reply)
     }
 
@@ -131,6 +129,7 @@ impl ReserveScript {
         shard: Shard,
         packed: &Packed,
         wait: Duration,
+        verify: &impl Verify,
     ) -> Result<Outcome, ScriptError> {
         let (script_keys, args) = Self::keys_and_args(keys, shard, packed);
         let patient = client.with_options(&Options {
@@ -142,6 +141,7 @@ impl ReserveScript {
             .await
         {
             Err(error) if error.details().starts_with("NOSCRIPT") => {
+                verify.verify().await?;
                 self.load(client).await?;
                 patient.evalsha(self.sha1(), script_keys, args).await?
             }

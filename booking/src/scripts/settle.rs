@@ -3,7 +3,7 @@
 use fred::prelude::Client;
 use fred::types::scripts::Script;
 
-use super::ScriptError;
+use super::{ScriptError, Verify, evalsha};
 use crate::keys::{Keyspace, SETTLED_RECORD_TTL_SECONDS, Shard};
 use crate::record::{BookingStatus, Stub};
 use crate::stock;
@@ -21,6 +21,16 @@ pub enum Applied {
     Recovering,
 }
 
+/// A booking's final outcome, to apply.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome<'a> {
+    pub booking: &'a Stub,
+    /// `confirmed` or `failed`.
+    pub status: BookingStatus,
+    /// Why it failed; `None` when confirmed.
+    pub reason: Option<&'a str>,
+}
+
 #[derive(Debug, Clone)]
 pub struct SettleScript(Script);
 
@@ -31,7 +41,7 @@ impl Default for SettleScript {
 }
 
 impl SettleScript {
-    /// Applies `status` (and `reason` for a failure) to the booking `stub` names.
+    /// Applies `outcome` to its booking.
     ///
     /// KEYS (all on the booking's shard):
     /// 1. `epoch`: present while the shard's data is whole
@@ -54,10 +64,14 @@ impl SettleScript {
         client: &Client,
         keys: &Keyspace,
         shard: Shard,
-        booking: &Stub,
-        status: BookingStatus,
-        reason: Option<&str>,
+        outcome: Outcome<'_>,
+        verify: &impl Verify,
     ) -> Result<Applied, ScriptError> {
+        let Outcome {
+            booking,
+            status,
+            reason,
+        } = outcome;
         let script_keys = vec![
             keys.epoch(shard),
             keys.booking(shard, booking.id),
@@ -75,10 +89,7 @@ impl SettleScript {
             stock::status_message(booking.id, status),
             SETTLED_RECORD_TTL_SECONDS.to_string(),
         ];
-        let applied: i64 = self
-            .0
-            .evalsha_with_reload(client, script_keys, args)
-            .await?;
+        let applied: i64 = evalsha(&self.0, client, script_keys, args, verify).await?;
         match applied {
             1 => Ok(Applied::Now),
             0 => Ok(Applied::Already),

@@ -7,6 +7,7 @@ mod helpers;
 mod analytics;
 mod commands;
 mod crashes;
+mod faults;
 mod live;
 mod outage;
 mod poison;

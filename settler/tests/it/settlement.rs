@@ -145,9 +145,12 @@ async fn compensation_applied_twice_credits_stock_once() {
             harness.gateway_state.redis.next(),
             &harness.gateway_state.keys,
             harness.shard,
-            &stub,
-            settlement.status,
-            settlement.failure_reason.as_deref(),
+            booking::scripts::settle::Outcome {
+                booking: &stub,
+                status: settlement.status,
+                reason: settlement.failure_reason.as_deref(),
+            },
+            &*settler.guard,
         )
     };
     assert_eq!(apply().await.expect("applied"), Applied::Now);

@@ -1,0 +1,516 @@
+//! The fault suite: the whole system as processes (a gateway, two settlers, a private Redis and a
+//! private Postgres), a steady load of bookings, and one fault each: a settler or the gateway
+//! killed, Postgres away for 15 s, Redis killed with and without its append-only file, Redis
+//! stalled past the command timeout. After each, every invariant of DESIGN.md is checked: the
+//! audit is clean (every tier balances, nothing oversold, every shard whole, nothing stuck), every
+//! booking answered 202 is settled exactly once (or, after Redis lost its data, counted as lost,
+//! within the bound the persistence allows, and counted the same by the gateway), no key made two
+//! bookings, and the only errors clients saw were 503s with `Retry-After`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde_json::{Value, json};
+use testkit::{Persistence, PrivatePostgres, PrivateRedis, Process, free_port};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// One scenario at a time: each runs five processes, and the machine has two cores.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const ADMIN_TOKEN: &str = "fault-suite-admin-token";
+/// Bookings per second the load sends.
+const RATE: u64 = 300;
+/// Tickets of the tier that sells out during a scenario, and of the one that never does.
+const SMALL_TIER: u32 = 600;
+const LARGE_TIER: u32 = 100_000;
+
+/// The system under test.
+struct System {
+    redis: PrivateRedis,
+    postgres: PrivatePostgres,
+    gateway: Process,
+    settlers: Vec<Process>,
+    gateway_url: String,
+    settler_probes: Vec<String>,
+    database: String,
+    prefix: String,
+    client: reqwest::Client,
+    tiers: Vec<(Uuid, f64)>,
+}
+
+fn env(pairs: &[(&str, String)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), value.clone()))
+        .collect()
+}
+
+impl System {
+    async fn start(persistence: Persistence) -> Self {
+        let redis = PrivateRedis::start(persistence);
+        let postgres = PrivatePostgres::start();
+        let database = "faults".to_owned();
+        let prefix = format!("faults-{}", Uuid::new_v4().simple());
+        let common = [
+            ("REDIS_URL", redis.url()),
+            ("DATABASE_URL", postgres.url(&database)),
+            ("KEY_PREFIX", prefix.clone()),
+            ("REDIS_SHARDS", "4".to_owned()),
+            (
+                "RUST_LOG",
+                std::env::var("FAULTS_RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            ),
+        ];
+        let gateway_port = free_port();
+        let mut gateway_env = env(&common);
+        gateway_env.extend(env(&[
+            ("GATEWAY_ADDR", format!("127.0.0.1:{gateway_port}")),
+            ("ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+            ("SEED_DEMO", "false".to_owned()),
+            ("RATE_LIMIT_PER_IP", "0".to_owned()),
+            ("BOOKING_LIMIT_PER_IP", "0".to_owned()),
+            ("LOSS_CHECK_DELAY_S", "2".to_owned()),
+        ]));
+        let gateway = Process::start("gateway", gateway_env, gateway_port);
+        let mut settlers = Vec::new();
+        let mut settler_probes = Vec::new();
+        for name in ["a", "b"] {
+            let port = free_port();
+            let mut settler_env = env(&common);
+            settler_env.extend(env(&[
+                ("SETTLER_METRICS_ADDR", format!("127.0.0.1:{port}")),
+                ("SETTLER_CONSUMER", name.to_owned()),
+                ("PAYMENT_LATENCY_MS", "20-80".to_owned()),
+                ("PAYMENT_FAILURE_RATE", "0.2".to_owned()),
+                ("SETTLER_CLAIM_IDLE_MS", "3000".to_owned()),
+                ("SETTLER_CONCURRENCY", "400".to_owned()),
+                ("SETTLER_BATCH_SIZE", "100".to_owned()),
+            ]));
+            settlers.push(Process::start("settler", settler_env, port));
+            settler_probes.push(format!("http://127.0.0.1:{port}"));
+        }
+        let mut system = Self {
+            redis,
+            postgres,
+            gateway,
+            settlers,
+            gateway_url: format!("http://127.0.0.1:{gateway_port}"),
+            settler_probes,
+            database,
+            prefix,
+            client: reqwest::Client::new(),
+            tiers: Vec::new(),
+        };
+        system
+            .wait_ready(&system.gateway_url.clone(), "/api/health/ready")
+            .await;
+        let concert: Value = system
+            .client
+            .post(format!("{}/api/admin/concerts", system.gateway_url))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({
+                "name": "Fault Night", "location": "Hall", "date": "2099-01-01T20:00:00Z",
+                "ticketTiers": [
+                    {"name": "Small", "price": 20, "totalQuantity": SMALL_TIER},
+                    {"name": "Large", "price": 10, "totalQuantity": LARGE_TIER},
+                ]
+            }))
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        system.tiers = concert["ticketTiers"]
+            .as_array()
+            .expect("tiers")
+            .iter()
+            .map(|tier| {
+                let id = tier["id"]
+                    .as_str()
+                    .and_then(|id| id.parse().ok())
+                    .expect("id");
+                (id, tier["price"].as_f64().expect("price"))
+            })
+            .collect();
+        system
+    }
+
+    async fn wait_ready(&self, base: &str, path: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = self.client.get(format!("{base}{path}")).send().await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{base}{path} never ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn connections(&self) -> (fred::prelude::Pool, sqlx::PgPool) {
+        let redis =
+            booking::redis::connect(&self.redis.url(), 1, Duration::from_secs(2)).expect("redis");
+        fred::prelude::ClientLike::wait_for_connect(&redis)
+            .await
+            .expect("connected");
+        let db = booking::db::connect(&self.postgres.url(&self.database), 2)
+            .await
+            .expect("postgres");
+        (redis, db)
+    }
+
+    fn keys(&self) -> booking::keys::Keyspace {
+        booking::keys::Keyspace::new(self.prefix.clone(), 4)
+    }
+
+    /// Waits until every booking the streams hold is settled, then audits the books.
+    async fn settled_audit(&self) -> settler::audit::Audit {
+        let (redis, db) = self.connections().await;
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let audit =
+                settler::audit::run(&redis, &db, &self.keys(), Duration::from_secs(300)).await;
+            if let Ok(audit) = &audit
+                && audit
+                    .shards
+                    .iter()
+                    .all(|shard| shard.unsettled == 0 && shard.whole)
+                && audit.tiers.iter().all(|tier| tier.pending == 0)
+            {
+                return audit.clone();
+            }
+            if Instant::now() > deadline {
+                let stream = self.keys().stream(booking::keys::Shard::new(0));
+                let mut diagnosis = Vec::new();
+                for shard in self.keys().shards() {
+                    let stream = self.keys().stream(shard);
+                    let groups: Result<fred::types::Value, _> =
+                        fred::prelude::StreamsInterface::xinfo_groups(&redis, &stream).await;
+                    let length: Result<u64, _> =
+                        fred::prelude::StreamsInterface::xlen(&redis, &stream).await;
+                    diagnosis.push(format!("{stream}: {length:?} {groups:?}"));
+                }
+                drop(stream);
+                panic!(
+                    "bookings never all settled: {audit:?}\n{}",
+                    diagnosis.join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// `gateway_bookings_lost_total` as the gateway exports it.
+    async fn lost_counted_by_gateway(&self) -> u64 {
+        let metrics = self
+            .client
+            .get(format!("{}/metrics", self.gateway_url))
+            .send()
+            .await
+            .expect("sent")
+            .text()
+            .await
+            .expect("text");
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("gateway_bookings_lost_total "))
+            .map_or(0, |count| count.trim().parse().expect("a count"))
+    }
+}
+
+/// A client's last answer to one purchase attempt (one idempotency key), after retrying connection
+/// failures and 503s with the same key as a careful client does.
+#[derive(Debug, Clone)]
+struct Attempt {
+    key: String,
+    statuses: Vec<u16>,
+    booking_ids: HashSet<Uuid>,
+}
+
+/// Sends [`RATE`] bookings a second until stopped.
+struct Load {
+    attempts: Arc<Mutex<Vec<Attempt>>>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Load {
+    fn start(system: &System) -> Self {
+        let attempts = Arc::new(Mutex::new(Vec::new()));
+        let stop = CancellationToken::new();
+        let url = format!("{}/api/bookings", system.gateway_url);
+        let tiers = system.tiers.clone();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client");
+        let task = tokio::spawn({
+            let attempts = Arc::clone(&attempts);
+            let stop = stop.clone();
+            async move {
+                let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / RATE));
+                let mut inflight = tokio::task::JoinSet::new();
+                while !stop.is_cancelled() {
+                    tick.tick().await;
+                    let (tier, price) = tiers[usize::from(rand::rng().random_bool(0.5))];
+                    let quantity: u32 = rand::rng().random_range(1..=2);
+                    let key = Uuid::new_v4().to_string();
+                    let body = json!({
+                        "ticketTierId": tier, "userEmail": format!("{key}@load.example"),
+                        "quantity": quantity, "totalPrice": price * f64::from(quantity),
+                        "idempotencyKey": key,
+                    });
+                    let (client, url, attempts) =
+                        (client.clone(), url.clone(), Arc::clone(&attempts));
+                    inflight.spawn(async move {
+                        let attempt = attempt(&client, &url, key, &body).await;
+                        attempts.lock().expect("lock").push(attempt);
+                    });
+                }
+                while inflight.join_next().await.is_some() {}
+            }
+        });
+        Self {
+            attempts,
+            stop,
+            task,
+        }
+    }
+
+    async fn stop(self) -> Vec<Attempt> {
+        self.stop.cancel();
+        self.task.await.expect("load joined");
+        let attempts = self.attempts.lock().expect("lock");
+        attempts.clone()
+    }
+}
+
+/// One purchase attempt: retried with the same key on a connection failure or a 503, as the
+/// web app does, for up to 30 s.
+async fn attempt(client: &reqwest::Client, url: &str, key: String, body: &Value) -> Attempt {
+    let mut attempt = Attempt {
+        key,
+        statuses: Vec::new(),
+        booking_ids: HashSet::new(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let Ok(response) = client.post(url).json(body).send().await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let status = response.status().as_u16();
+        if status == 503 {
+            assert!(
+                response.headers().contains_key("retry-after"),
+                "a 503 without Retry-After"
+            );
+        }
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        attempt.statuses.push(status);
+        if let Some(id) = answer["booking"]["id"].as_str() {
+            attempt.booking_ids.insert(id.parse().expect("booking id"));
+        }
+        if status != 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    attempt
+}
+
+/// What a scenario does to the system, `after` seconds into the load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    KillSettler,
+    KillGateway,
+    PostgresAway,
+    KillRedis,
+    StallRedis,
+}
+
+async fn inflict(system: &mut System, fault: Fault) {
+    match fault {
+        Fault::KillSettler => {
+            system.settlers[0].kill();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            system.settlers[0].restart();
+        }
+        Fault::KillGateway => {
+            system.gateway.kill();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            system.gateway.restart();
+        }
+        Fault::PostgresAway => {
+            system.postgres.kill();
+            let away = Instant::now();
+            while away.elapsed() < Duration::from_secs(15) {
+                // Bookings need no Postgres: the gateway stays ready; the settlers cannot settle.
+                let gateway = system
+                    .client
+                    .get(format!("{}/api/health/ready", system.gateway_url))
+                    .send()
+                    .await
+                    .expect("gateway answers");
+                assert_eq!(gateway.status(), 200, "gateway ready without Postgres");
+                let settler = system
+                    .client
+                    .get(format!("{}/health/ready", system.settler_probes[0]))
+                    .send()
+                    .await
+                    .expect("settler answers");
+                assert_eq!(settler.status(), 503, "settler not ready without Postgres");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            system.postgres.restart();
+        }
+        Fault::KillRedis => {
+            system.redis.kill();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            system.redis.restart();
+        }
+        Fault::StallRedis => {
+            system.redis.stall();
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            system.redis.resume();
+        }
+    }
+}
+
+/// Runs `fault` under load and checks every invariant; returns the bookings lost.
+async fn scenario(persistence: Persistence, fault: Fault, lost_allowed: usize) -> usize {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let mut system = System::start(persistence).await;
+    let load = Load::start(&system);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    inflict(&mut system, fault).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let attempts = load.stop().await;
+    let audit = system.settled_audit().await;
+
+    // The books balance, nothing is oversold, every shard is whole, nothing is stuck.
+    assert_eq!(
+        audit.problems(),
+        Vec::<String>::new(),
+        "{fault:?}: {audit:?}"
+    );
+    let small = audit
+        .tiers
+        .iter()
+        .find(|tier| tier.total == i64::from(SMALL_TIER))
+        .expect("small tier");
+    assert!(small.confirmed <= small.total);
+
+    // Clients saw 202, 409 (sold out) or 503 with Retry-After, and no key made two bookings.
+    let mut accepted: HashMap<Uuid, String> = HashMap::new();
+    for attempt in &attempts {
+        for status in &attempt.statuses {
+            assert!(
+                [202, 409, 503].contains(status),
+                "{fault:?}: {status} for {}",
+                attempt.key
+            );
+        }
+        assert!(
+            attempt.booking_ids.len() <= 1,
+            "{fault:?}: key {} made {:?}",
+            attempt.key,
+            attempt.booking_ids
+        );
+        if let Some(id) = attempt.booking_ids.iter().next() {
+            accepted.insert(*id, attempt.key.clone());
+        }
+    }
+    assert!(
+        accepted.len() > 1000,
+        "{fault:?}: the load ran ({})",
+        accepted.len()
+    );
+
+    // Every accepted booking settled exactly once, or lost with Redis' data.
+    let (_, db) = system.connections().await;
+    let settled: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM bookings UNION ALL SELECT booking_id FROM dead_letters")
+            .fetch_all(&db)
+            .await
+            .expect("rows");
+    let settled_set: HashSet<Uuid> = settled.iter().copied().collect();
+    assert_eq!(
+        settled.len(),
+        settled_set.len(),
+        "{fault:?}: a booking settled twice"
+    );
+    for id in &settled_set {
+        assert!(
+            accepted.contains_key(id),
+            "{fault:?}: booking {id} settled but never answered 202"
+        );
+    }
+    let lost: Vec<&Uuid> = accepted
+        .keys()
+        .filter(|id| !settled_set.contains(id))
+        .collect();
+    assert!(
+        lost.len() <= lost_allowed,
+        "{fault:?}: {} of {} accepted bookings lost",
+        lost.len(),
+        accepted.len()
+    );
+    if fault == Fault::KillRedis {
+        // The gateway lived through it and counts what Redis lost, as the client does.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while system.lost_counted_by_gateway().await != lost.len() as u64 {
+            assert!(
+                Instant::now() < deadline,
+                "{fault:?}: gateway counted {} lost, clients {}",
+                system.lost_counted_by_gateway().await,
+                lost.len()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    println!(
+        "{fault:?} with {persistence:?}: {} attempts, {} accepted, {} settled, {} lost",
+        attempts.len(),
+        accepted.len(),
+        settled_set.len(),
+        lost.len()
+    );
+    lost.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_settler_killed_mid_batch() {
+    scenario(Persistence::None, Fault::KillSettler, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_gateway_killed() {
+    scenario(Persistence::None, Fault::KillGateway, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_away_for_fifteen_seconds() {
+    scenario(Persistence::None, Fault::PostgresAway, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_killed_with_its_append_only_file() {
+    // `kill -9` leaves what Redis wrote in the kernel's page cache: nothing acknowledged is lost.
+    scenario(Persistence::AofEverySec, Fault::KillRedis, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_killed_without_persistence() {
+    // What no settler had read yet is lost: at most about a second of bookings.
+    scenario(Persistence::None, Fault::KillRedis, RATE as usize).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_stalled_past_the_command_timeout() {
+    scenario(Persistence::None, Fault::StallRedis, 0).await;
+}

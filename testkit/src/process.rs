@@ -1,0 +1,86 @@
+//! The project's binaries as processes.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::{signal, wait_for_port};
+
+/// A binary of the workspace, built beside the running test binary (`target/<profile>/`).
+pub fn binary(name: &str) -> PathBuf {
+    let test = std::env::current_exe().expect("the test binary");
+    let profile = test
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let path = profile.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo build --bins` first (make test does)",
+        path.display()
+    );
+    path
+}
+
+#[derive(Debug)]
+pub struct Process {
+    program: PathBuf,
+    env: Vec<(String, String)>,
+    /// Answers connections once the process is up.
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Process {
+    /// Starts the workspace binary `name` with `env` and waits until `port` accepts connections.
+    pub fn start(name: &str, env: Vec<(String, String)>, port: u16) -> Self {
+        let mut process = Self {
+            program: binary(name),
+            env,
+            port,
+            child: None,
+        };
+        process.restart();
+        process
+    }
+
+    pub fn restart(&mut self) {
+        let logs = if std::env::var_os("TEST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        };
+        let child = Command::new(&self.program)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(logs)
+            .spawn()
+            .expect("the binary runs");
+        self.child = Some(child);
+        assert!(
+            wait_for_port(self.port, Duration::from_secs(30)),
+            "{} did not start",
+            self.program.display()
+        );
+    }
+
+    /// `SIGKILL`: no shutdown of any kind.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// `SIGTERM`, then waits for it to exit.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        signal(child.id(), "-TERM");
+        child.wait().ok()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

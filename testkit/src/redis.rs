@@ -1,0 +1,102 @@
+//! A private `redis-server`.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::{TempDir, free_port, signal, wait_for_port};
+
+/// What the server keeps on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// Nothing: a restart comes back empty.
+    None,
+    /// An append-only file, flushed to disk every second (`appendfsync everysec`).
+    AofEverySec,
+    /// An append-only file, flushed before every reply (`appendfsync always`).
+    AofAlways,
+}
+
+#[derive(Debug)]
+pub struct PrivateRedis {
+    pub port: u16,
+    persistence: Persistence,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    pub fn start(persistence: Persistence) -> Self {
+        let mut redis = Self {
+            port: free_port(),
+            persistence,
+            dir: TempDir::new("redis"),
+            child: None,
+        };
+        redis.restart();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on its port and data directory.
+    pub fn restart(&mut self) {
+        let (appendonly, fsync) = match self.persistence {
+            Persistence::None => ("no", "everysec"),
+            Persistence::AofEverySec => ("yes", "everysec"),
+            Persistence::AofAlways => ("yes", "always"),
+        };
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                appendonly,
+                "--appendfsync",
+                fsync,
+            ])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (make test installs it)");
+        self.child = Some(child);
+        assert!(
+            wait_for_port(self.port, Duration::from_secs(10)),
+            "redis-server did not start"
+        );
+    }
+
+    /// `SIGKILL`: gone at once, keeping only what its persistence wrote.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// `SIGSTOP`: alive, connections open, answering nothing.
+    pub fn stall(&self) {
+        signal(self.pid(), "-STOP");
+    }
+
+    /// `SIGCONT` after [`PrivateRedis::stall`].
+    pub fn resume(&self) {
+        signal(self.pid(), "-CONT");
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("running")
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        if let Some(child) = &self.child {
+            signal(child.id(), "-CONT");
+        }
+        self.kill();
+    }
+}
