@@ -94,29 +94,16 @@ impl Serialize for Money {
     }
 }
 
-/// A JSON number or a decimal string, read exactly (see [`Money::from_json_number`]).
+/// A JSON number or a decimal string, read from the digits written (JSON numbers keep their text:
+/// the workspace's `serde_json` has `arbitrary_precision`).
 impl<'de> Deserialize<'de> for Money {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = Money;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an amount of money")
-            }
-            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Money, E> {
-                value.to_string().parse().map_err(E::custom)
-            }
-            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Money, E> {
-                value.to_string().parse().map_err(E::custom)
-            }
-            fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<Money, E> {
-                Money::from_json_number(value).map_err(E::custom)
-            }
-            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Money, E> {
-                value.parse().map_err(E::custom)
-            }
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::Number(number) => number.to_string().parse(),
+            serde_json::Value::String(text) => text.parse(),
+            _ => Err(MoneyError::NotANumber),
         }
-        deserializer.deserialize_any(Visitor)
+        .map_err(serde::de::Error::custom)
     }
 }
 

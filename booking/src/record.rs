@@ -113,7 +113,6 @@ pub fn fingerprint(
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Packed {
-    #[serde(flatten)]
     pub booking: Booking,
     /// Unix seconds until which the customer's held count for the concert is kept.
     pub held_until: i64,
@@ -147,7 +146,8 @@ pub struct Stub {
 
 impl Stub {
     pub fn from_json(text: &str) -> Option<Self> {
-        let value: serde_json::Value = serde_json::from_str(text).ok()?;
+        let packed: serde_json::Value = serde_json::from_str(text).ok()?;
+        let value = packed.get("booking")?;
         let uuid = |name: &str| value.get(name)?.as_str()?.parse::<Uuid>().ok();
         Some(Self {
             id: uuid("id")?,
@@ -229,6 +229,12 @@ fn from_rfc3339<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<U
         .map_err(serde::de::Error::custom)
 }
 
+/// Whether RFC 3339 can write `at` (a four-digit year, in UTC).
+pub fn is_writable(at: &DateTime<Utc>) -> bool {
+    use chrono::Datelike;
+    (0..=9999).contains(&at.year())
+}
+
 /// Timestamps as the API and Redis write them: RFC 3339, UTC, milliseconds.
 pub fn format_timestamp(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -267,13 +273,13 @@ pub(crate) mod tests {
     #[test]
     fn a_packed_booking_that_breaks_a_rule_does_not_read_back() {
         let mut json: serde_json::Value = serde_json::from_str(&sample().to_json()).expect("json");
-        json["userEmail"] = format!("{}@example.com", "a".repeat(250)).into();
+        json["booking"]["userEmail"] = format!("{}@example.com", "a".repeat(250)).into();
         assert!(matches!(
             Packed::from_json(&json.to_string()),
             Err(RecordError::Unreadable(_))
         ));
-        json["userEmail"] = "fan@example.com".into();
-        json["quantity"] = 11.into();
+        json["booking"]["userEmail"] = "fan@example.com".into();
+        json["booking"]["quantity"] = 11.into();
         assert!(Packed::from_json(&json.to_string()).is_err());
     }
 
@@ -281,7 +287,7 @@ pub(crate) mod tests {
     fn a_booking_that_breaks_a_rule_still_names_its_keys() {
         let packed = sample();
         let mut json: serde_json::Value = serde_json::from_str(&packed.to_json()).expect("json");
-        json["userEmail"] = "İ".repeat(300).into();
+        json["booking"]["userEmail"] = "İ".repeat(300).into();
         let stub = Stub::from_json(&json.to_string()).expect("loosely readable");
         assert_eq!(stub.id, packed.booking.id);
         assert_eq!(stub.quantity, 2);

@@ -8,6 +8,8 @@ use fred::types::SetOptions;
 use futures::future::try_join_all;
 use http::header::{AUTHORIZATION, LOCATION};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use serde::Deserialize;
+use serde_json::Value;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
@@ -19,7 +21,7 @@ use crate::catalog::{Concert, Tier};
 use crate::concerts::ConcertView;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::validate::{Checker, parse_json, path};
+use crate::validate::{Checker, parse_form, path};
 
 const MAX_TIERS: usize = 20;
 const MAX_TIER_QUANTITY: i64 = 1_000_000;
@@ -49,6 +51,10 @@ pub struct NewConcert {
     pub description: String,
     pub location: String,
     pub date: DateTime<Utc>,
+    /// When bookings open; `None` opens them at once.
+    pub sales_open_at: Option<DateTime<Utc>>,
+    /// When they close; `None` closes them at the concert's date.
+    pub sales_close_at: Option<DateTime<Utc>>,
     pub tiers: Vec<NewTier>,
 }
 
@@ -59,27 +65,37 @@ pub struct NewTier {
     pub total_quantity: u32,
 }
 
+/// A new concert's body as sent, each field any JSON value, so every bad one is reported at once.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConcertForm {
+    name: Option<Value>,
+    description: Option<Value>,
+    location: Option<Value>,
+    date: Option<Value>,
+    sales_open_at: Option<Value>,
+    sales_close_at: Option<Value>,
+    ticket_tiers: Option<Value>,
+}
+
 impl NewConcert {
-    pub fn parse(body: &mut [u8], now: DateTime<Utc>) -> Result<Self, ApiError> {
-        let value = parse_json(body)?;
+    pub fn parse(body: &[u8], now: DateTime<Utc>) -> Result<Self, ApiError> {
+        let form: ConcertForm = parse_form(body)?;
         let mut check = Checker::default();
-        let Some(object) = check.object(&value, "") else {
-            return check.finish(None);
-        };
         let name = check
-            .required(object, "", "name")
+            .required(&form.name, "name")
             .and_then(|v| check.text(v, "name", 1, 200))
             .map(str::to_owned);
-        let description = match object.get("description") {
-            None => Some(String::new()),
+        let description = match &form.description {
+            None | Some(Value::Null) => Some(String::new()),
             Some(v) => check.text(v, "description", 0, 2000).map(str::to_owned),
         };
         let location = check
-            .required(object, "", "location")
+            .required(&form.location, "location")
             .and_then(|v| check.text(v, "location", 1, 200))
             .map(str::to_owned);
         let date = check
-            .required(object, "", "date")
+            .required(&form.date, "date")
             .and_then(|v| check.timestamp(v, "date"))
             .and_then(|date| match date > now {
                 true => Some(date),
@@ -88,12 +104,30 @@ impl NewConcert {
                     None
                 }
             });
+        let optional_time = |check: &mut Checker, value: &Option<Value>, field: &str| match value {
+            None | Some(Value::Null) => Some(None),
+            Some(v) => check.timestamp(v, field).map(Some),
+        };
+        let sales_open_at = optional_time(&mut check, &form.sales_open_at, "salesOpenAt");
+        let sales_close_at = optional_time(&mut check, &form.sales_close_at, "salesCloseAt");
+        if let (Some(date), Some(open), Some(close)) = (date, sales_open_at, sales_close_at) {
+            let (opens, closes) = (open.unwrap_or(now), close.unwrap_or(date));
+            if closes > date {
+                check.error(
+                    "salesCloseAt",
+                    "range",
+                    "must not be after the concert's date",
+                );
+            } else if opens >= closes {
+                check.error("salesCloseAt", "range", "must be after salesOpenAt");
+            }
+        }
         let max_price: Money = MAX_TIER_PRICE
             .parse()
             .map_err(|_| ApiError::Internal("MAX_TIER_PRICE is not money".to_owned()))?;
         let mut names = HashSet::new();
         let tiers = check
-            .required(object, "", "ticketTiers")
+            .required(&form.ticket_tiers, "ticketTiers")
             .and_then(|v| check.array(v, "ticketTiers", 1, MAX_TIERS))
             .and_then(|items| {
                 items
@@ -103,7 +137,7 @@ impl NewConcert {
                         let field = format!("ticketTiers[{index}]");
                         let tier = check.object(item, &field)?;
                         let name = check
-                            .required(tier, &field, "name")
+                            .member(tier, &field, "name")
                             .and_then(|v| check.text(v, &path(&field, "name"), 1, 100))
                             .and_then(|name| match names.insert(name.to_lowercase()) {
                                 true => Some(name.to_owned()),
@@ -117,7 +151,7 @@ impl NewConcert {
                                 }
                             });
                         let price = check
-                            .required(tier, &field, "price")
+                            .member(tier, &field, "price")
                             .and_then(|v| check.money(v, &path(&field, "price")))
                             .and_then(|price| match price <= max_price {
                                 true => Some(price),
@@ -131,7 +165,7 @@ impl NewConcert {
                                 }
                             });
                         let total_quantity = check
-                            .required(tier, &field, "totalQuantity")
+                            .member(tier, &field, "totalQuantity")
                             .and_then(|v| {
                                 check.integer(
                                     v,
@@ -158,6 +192,8 @@ impl NewConcert {
                 description: description?,
                 location: location?,
                 date: date?,
+                sales_open_at: sales_open_at?,
+                sales_close_at: sales_close_at?,
                 tiers: tiers?,
             })
         })();
@@ -186,6 +222,8 @@ pub async fn create_concert(state: &AppState, new: NewConcert) -> Result<Concert
         description: new.description,
         location: new.location,
         date: new.date,
+        sales_open_at: new.sales_open_at.unwrap_or_else(Utc::now),
+        sales_close_at: new.sales_close_at.unwrap_or(new.date),
     };
     let mut tx = state.db.begin().await?;
     insert(&mut tx, &concert).await?;
@@ -216,14 +254,17 @@ pub async fn create_concert(state: &AppState, new: NewConcert) -> Result<Concert
 /// Inserts a concert and its tiers (in one statement) on `db`, inside the caller's transaction.
 pub async fn insert(db: &mut sqlx::PgConnection, concert: &Concert) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO concerts (id, name, description, location, date, shard) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO concerts \
+             (id, name, description, location, date, sales_open_at, sales_close_at, shard) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(concert.id)
     .bind(&concert.name)
     .bind(&concert.description)
     .bind(&concert.location)
     .bind(concert.date)
+    .bind(concert.sales_open_at)
+    .bind(concert.sales_close_at)
     .bind(i16::from(concert.shard.index()))
     .execute(&mut *db)
     .await?;
@@ -252,8 +293,8 @@ pub async fn insert(db: &mut sqlx::PgConnection, concert: &Concert) -> Result<()
 }
 
 /// `POST /api/admin/concerts`.
-pub async fn create(state: &AppState, mut body: Vec<u8>) -> Result<Response<Body>, ApiError> {
-    let new = NewConcert::parse(&mut body, Utc::now())?;
+pub async fn create(state: &AppState, body: Vec<u8>) -> Result<Response<Body>, ApiError> {
+    let new = NewConcert::parse(&body, Utc::now())?;
     let concert = create_concert(state, new).await?;
     let available: HashMap<Uuid, Option<i64>> = concert
         .tiers

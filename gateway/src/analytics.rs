@@ -6,11 +6,21 @@
 //! that does not start and end on the hour are read from the bookings themselves. The answer
 //! therefore equals a plain aggregate over confirmed bookings for any window, at a cost bounded by
 //! the window's length and at most two hours of bookings.
+//!
+//! Dashboards run on a small Postgres pool of their own (`ANALYTICS_DB_CONNECTIONS`), so a flood
+//! of them cannot take the connections booking lookups and the catalog need; identical queries
+//! arriving together share one run, and its answer serves the same query for a second.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 
 use chrono::{DateTime, DurationRound, NaiveDate, TimeDelta, Utc};
-use http::{Response, StatusCode};
+use http::Response;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::PgPool;
@@ -18,11 +28,11 @@ use uuid::Uuid;
 
 use booking::record::format_timestamp;
 
-use crate::body::{Body, json};
+use crate::body::Body;
 use crate::error::{ApiError, FieldError};
 
 /// Bucket width of `salesOverTime`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Period {
     Hour,
     Day,
@@ -40,7 +50,7 @@ impl Period {
 }
 
 /// A validated dashboard query. The window is half-open: `[start, end)`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DashboardQuery {
     pub concert_id: Option<Uuid>,
     pub start: Option<DateTime<Utc>>,
@@ -55,12 +65,23 @@ fn bound(
     value: &str,
     end: bool,
 ) -> Option<DateTime<Utc>> {
-    if let Ok(date) = NaiveDate::parse_from_str(value, "%Y-%m-%d") {
-        let day = if end { date.succ_opt()? } else { date };
-        return Some(day.and_hms_opt(0, 0, 0)?.and_utc());
-    }
-    match DateTime::parse_from_rfc3339(value) {
-        Ok(at) => Some(at.with_timezone(&Utc)),
+    let parsed = match NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        Ok(date) => {
+            let day = if end { date.succ_opt()? } else { date };
+            Ok(day.and_hms_opt(0, 0, 0)?.and_utc())
+        }
+        Err(_) => DateTime::parse_from_rfc3339(value).map(|at| at.with_timezone(&Utc)),
+    };
+    match parsed {
+        Ok(at) if at >= open_start() && at <= open_end() => Some(at),
+        Ok(_) => {
+            check.push(FieldError::new(
+                field,
+                "range",
+                "must be from 1970-01-01 to 9999-01-01",
+            ));
+            None
+        }
         Err(_) => {
             check.push(FieldError::new(
                 field,
@@ -279,10 +300,71 @@ pub async fn dashboard(db: &PgPool, query: &DashboardQuery) -> Result<Dashboard,
     })
 }
 
+/// How long an answer serves the same query.
+const FRESH: Duration = Duration::from_secs(1);
+/// Queries remembered at most; older ones are forgotten first.
+const REMEMBERED: usize = 1_000;
+
+/// One run of a query, shared by everyone asking it while it runs and for [`FRESH`] after.
+type Run = Shared<BoxFuture<'static, Result<Bytes, String>>>;
+
+/// The dashboard's own share of Postgres, and the runs under way or just finished.
+#[derive(Debug)]
+pub struct Dashboards {
+    db: PgPool,
+    runs: Mutex<HashMap<DashboardQuery, (Instant, Run)>>,
+}
+
+impl Dashboards {
+    pub fn new(db: PgPool) -> Self {
+        Self {
+            db,
+            runs: Mutex::default(),
+        }
+    }
+
+    /// The dashboard of `query` as a JSON body: the run under way or fresh, else a new one.
+    async fn answer(&self, query: DashboardQuery) -> Result<Bytes, ApiError> {
+        let run = {
+            let mut runs = match self.runs.lock() {
+                Ok(runs) => runs,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if runs.len() >= REMEMBERED {
+                runs.retain(|_, (started, _)| started.elapsed() < FRESH);
+            }
+            match runs.get(&query) {
+                Some((started, run)) if started.elapsed() < FRESH => run.clone(),
+                _ => {
+                    let db = self.db.clone();
+                    let key = query.clone();
+                    let run = async move {
+                        let dashboard = dashboard(&db, &key).await.map_err(|e| e.to_string())?;
+                        simd_json::to_vec(&dashboard)
+                            .map(Bytes::from)
+                            .map_err(|e| e.to_string())
+                    }
+                    .boxed()
+                    .shared();
+                    runs.insert(query, (Instant::now(), run.clone()));
+                    run
+                }
+            }
+        };
+        run.await.map_err(ApiError::Analytics)
+    }
+}
+
 /// `GET /api/analytics/dashboard`.
-pub async fn get(db: &PgPool, query: Option<&str>) -> Result<Response<Body>, ApiError> {
+pub async fn get(dashboards: &Dashboards, query: Option<&str>) -> Result<Response<Body>, ApiError> {
     let query = DashboardQuery::parse(query)?;
-    json(StatusCode::OK, &dashboard(db, &query).await?)
+    let body = dashboards.answer(query).await?;
+    let mut response = Response::new(crate::body::full(body));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
 }
 
 #[cfg(test)]

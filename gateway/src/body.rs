@@ -47,8 +47,13 @@ fn is_json(headers: &HeaderMap) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// Reads a JSON request body of at most [`MAX_BODY_BYTES`], refusing other media types first.
-pub async fn read_json<B>(headers: &HeaderMap, body: B) -> Result<Vec<u8>, ApiError>
+/// Reads a JSON request body of at most [`MAX_BODY_BYTES`] within `timeout`, refusing other
+/// media types first.
+pub async fn read_json<B>(
+    headers: &HeaderMap,
+    body: B,
+    timeout: std::time::Duration,
+) -> Result<Vec<u8>, ApiError>
 where
     B: hyper::body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -65,7 +70,10 @@ where
             limit: MAX_BODY_BYTES,
         });
     }
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+    let collected = tokio::time::timeout(timeout, Limited::new(body, MAX_BODY_BYTES).collect())
+        .await
+        .map_err(|_| ApiError::BodyTimeout)?;
+    match collected {
         Ok(collected) => Ok(collected.to_bytes().to_vec()),
         Err(error) if error.is::<LengthLimitError>() => Err(ApiError::PayloadTooLarge {
             limit: MAX_BODY_BYTES,

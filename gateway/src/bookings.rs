@@ -11,7 +11,8 @@ use fred::error::ErrorKind;
 use fred::prelude::{ClientLike, HashesInterface};
 use http::header::LOCATION;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -27,7 +28,7 @@ use crate::body::{Body, json};
 use crate::error::{ApiError, FieldError};
 use crate::metrics;
 use crate::state::AppState;
-use crate::validate::{Checker, parse_json};
+use crate::validate::{Checker, parse_form};
 
 /// Header that carries the idempotency key, as an alternative to the body field.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -47,10 +48,22 @@ pub struct BookingRequest {
     pub idempotency_key: IdempotencyKey,
 }
 
+/// A booking body as sent, each field any JSON value, so every bad one is reported at once.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BookingForm {
+    ticket_tier_id: Option<Value>,
+    user_email: Option<Value>,
+    quantity: Option<Value>,
+    total_price: Option<Value>,
+    currency: Option<Value>,
+    idempotency_key: Option<Value>,
+}
+
 impl BookingRequest {
     /// Parses a body and the `Idempotency-Key` header, listing every problem at once.
-    pub fn parse(body: &mut [u8], headers: &HeaderMap) -> Result<Self, ApiError> {
-        let value = parse_json(body)?;
+    pub fn parse(body: &[u8], headers: &HeaderMap) -> Result<Self, ApiError> {
+        let form: BookingForm = parse_form(body)?;
         let mut check = Checker::default();
         let header_key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
             None => None,
@@ -60,34 +73,32 @@ impl BookingRequest {
                 IdempotencyKey::parse(raw.to_str().unwrap_or_default()),
             ),
         };
-        let Some(object) = check.object(&value, "") else {
-            return check.finish(None);
-        };
-
         let ticket_tier_id = check
-            .required(object, "", "ticketTierId")
+            .required(&form.ticket_tier_id, "ticketTierId")
             .and_then(|v| check.uuid(v, "ticketTierId"));
         let user_email = check
-            .required(object, "", "userEmail")
+            .required(&form.user_email, "userEmail")
             .and_then(|v| check.text(v, "userEmail", 1, 1024))
             .and_then(|email| check.parsed("userEmail", "format", Email::parse(email)));
         let quantity = check
-            .required(object, "", "quantity")
+            .required(&form.quantity, "quantity")
             .and_then(|v| check.integer(v, "quantity", 1, 10))
             .and_then(|n| check.parsed("quantity", "range", Quantity::new(n)));
         let total_price = check
-            .required(object, "", "totalPrice")
+            .required(&form.total_price, "totalPrice")
             .and_then(|v| check.money(v, "totalPrice"));
-        let currency = match object.get("currency") {
-            None => Some(Currency::Usd),
+        let currency = match &form.currency {
+            None | Some(Value::Null) => Some(Currency::Usd),
             Some(v) => check
                 .text(v, "currency", 1, 8)
                 .and_then(|code| check.parsed("currency", "range", code.parse())),
         };
-        let body_key = object.get("idempotencyKey").and_then(|v| {
-            let text = check.text(v, "idempotencyKey", 1, 1024)?;
-            check.parsed("idempotencyKey", "format", IdempotencyKey::parse(text))
-        });
+        let body_key = match &form.idempotency_key {
+            None | Some(Value::Null) => None,
+            Some(v) => check.text(v, "idempotencyKey", 1, 1024).and_then(|text| {
+                check.parsed("idempotencyKey", "format", IdempotencyKey::parse(text))
+            }),
+        };
         let idempotency_key = match (body_key, header_key) {
             (Some(body), Some(header)) if body != header => {
                 check.error(
@@ -99,9 +110,7 @@ impl BookingRequest {
             }
             (Some(key), _) | (None, Some(key)) => Some(key),
             (None, None) => {
-                if object.get("idempotencyKey").is_none()
-                    && headers.get(IDEMPOTENCY_KEY_HEADER).is_none()
-                {
+                if form.idempotency_key.is_none() && headers.get(IDEMPOTENCY_KEY_HEADER).is_none() {
                     check.error(
                         "idempotencyKey",
                         "required",
@@ -158,6 +167,16 @@ pub async fn book(state: &AppState, request: BookingRequest) -> Result<Booked, A
     }
     let concert = &entry.concert;
     let now = Utc::now();
+    if now < concert.sales_open_at {
+        return Err(ApiError::SalesNotOpen {
+            opens_at: concert.sales_open_at,
+        });
+    }
+    if now >= concert.sales_close_at {
+        return Err(ApiError::SalesClosed {
+            closed_at: concert.sales_close_at,
+        });
+    }
     let packed = Packed {
         booking: Booking {
             id: new_booking_id(concert.shard),
@@ -267,6 +286,7 @@ fn outcome(booked: &Result<Booked, ApiError>) -> &'static str {
         Err(ApiError::IdempotencyKeyReused) => "key_reused",
         Err(ApiError::CustomerLimitExceeded { .. }) => "customer_limit",
         Err(ApiError::OutcomeUnknown) => "unknown",
+        Err(ApiError::SalesNotOpen { .. } | ApiError::SalesClosed { .. }) => "not_on_sale",
         Err(_) => "unavailable",
     }
 }
@@ -275,9 +295,9 @@ fn outcome(booked: &Result<Booked, ApiError>) -> &'static str {
 pub async fn create(
     state: &AppState,
     headers: &HeaderMap,
-    mut body: Vec<u8>,
+    body: Vec<u8>,
 ) -> Result<Response<Body>, ApiError> {
-    let booked = match BookingRequest::parse(&mut body, headers) {
+    let booked = match BookingRequest::parse(&body, headers) {
         Ok(request) => book(state, request).await,
         Err(error) => Err(error),
     };
@@ -415,7 +435,7 @@ mod tests {
         if let Some(key) = header {
             headers.insert(IDEMPOTENCY_KEY_HEADER, HeaderValue::from_static(key));
         }
-        BookingRequest::parse(&mut body.as_bytes().to_vec(), &headers)
+        BookingRequest::parse(body.as_bytes(), &headers)
     }
 
     fn fields(result: Result<BookingRequest, ApiError>) -> Vec<String> {
@@ -503,6 +523,20 @@ mod tests {
         );
         assert_eq!(fields(parse(&both, Some("b"))), ["idempotencyKey"]);
         assert_eq!(fields(parse(&body, None)), ["idempotencyKey"]);
+    }
+
+    #[test]
+    fn money_is_read_exactly_and_a_field_given_twice_is_refused() {
+        for price in ["9.999999999999999999", "10.000000000000000001", "10.001"] {
+            let body = format!(
+                r#"{{"ticketTierId":"{TIER}","userEmail":"a@b.co","quantity":1,"totalPrice":{price},"idempotencyKey":"a"}}"#
+            );
+            assert_eq!(fields(parse(&body, None)), ["totalPrice"], "{price}");
+        }
+        let twice = format!(
+            r#"{{"ticketTierId":"{TIER}","userEmail":"a@b.co","quantity":2,"quantity":1,"totalPrice":10,"idempotencyKey":"a"}}"#
+        );
+        assert_eq!(fields(parse(&twice, None)), ["body"]);
     }
 
     #[test]

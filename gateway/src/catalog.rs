@@ -20,6 +20,10 @@ pub struct Concert {
     pub description: String,
     pub location: String,
     pub date: DateTime<Utc>,
+    /// Bookings are taken from this moment...
+    pub sales_open_at: DateTime<Utc>,
+    /// ...until this one.
+    pub sales_close_at: DateTime<Utc>,
     pub shard: Shard,
     pub tiers: Vec<Tier>,
 }
@@ -173,6 +177,8 @@ struct ConcertRow {
     description: String,
     location: String,
     date: DateTime<Utc>,
+    sales_open_at: DateTime<Utc>,
+    sales_close_at: DateTime<Utc>,
     shard: i16,
 }
 
@@ -188,7 +194,8 @@ struct TierRow {
 /// Reads the whole catalog from Postgres.
 pub async fn load(db: &PgPool) -> Result<Catalog, sqlx::Error> {
     let concerts: Vec<ConcertRow> = sqlx::query_as(
-        "SELECT id, name, description, location, date, shard FROM concerts ORDER BY date, id",
+        "SELECT id, name, description, location, date, sales_open_at, sales_close_at, shard \
+         FROM concerts ORDER BY date, id",
     )
     .fetch_all(db)
     .await?;
@@ -223,6 +230,8 @@ pub async fn load(db: &PgPool) -> Result<Catalog, sqlx::Error> {
                 description: row.description,
                 location: row.location,
                 date: row.date,
+                sales_open_at: row.sales_open_at,
+                sales_close_at: row.sales_close_at,
                 shard: Shard::new(
                     u8::try_from(row.shard).map_err(|error| decode_error("shard", error))?,
                 ),

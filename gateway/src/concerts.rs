@@ -24,6 +24,8 @@ pub struct ConcertView<'a> {
     description: &'a str,
     location: &'a str,
     date: String,
+    sales_open_at: String,
+    sales_close_at: String,
     ticket_tiers: Vec<TierView<'a>>,
 }
 
@@ -47,6 +49,8 @@ impl<'a> ConcertView<'a> {
             description: &concert.description,
             location: &concert.location,
             date: format_timestamp(&concert.date),
+            sales_open_at: format_timestamp(&concert.sales_open_at),
+            sales_close_at: format_timestamp(&concert.sales_close_at),
             ticket_tiers: concert
                 .tiers
                 .iter()

@@ -8,6 +8,8 @@ use ipnet::IpNet;
 
 use booking::config::{self, Backends, ConfigError};
 
+use crate::connection::ConnectionLimits;
+
 /// Where `make run` builds the web app, relative to the repository.
 const DEFAULT_WEB_DIR: &str = "web/dist";
 
@@ -35,6 +37,16 @@ pub struct GatewayConfig {
     pub max_sse_clients: usize,
     /// The built web app served at `/`; `None` serves the API alone.
     pub web_dir: Option<PathBuf>,
+    /// `MAX_CONNECTIONS`: connections open at once; past it new ones wait to be accepted.
+    pub max_connections: usize,
+    /// `HEADER_TIMEOUT_MS` (from accept to a first request's headers) and `IDLE_TIMEOUT_S`
+    /// (a connection with no request in progress and no traffic).
+    pub connection_limits: ConnectionLimits,
+    /// `BODY_TIMEOUT_MS`: how long a request body may take to arrive.
+    pub body_timeout: Duration,
+    /// `ANALYTICS_DB_CONNECTIONS`: Postgres connections the dashboard may use, apart from those
+    /// of bookings and the catalog.
+    pub analytics_connections: u32,
     /// `LOSS_CHECK_DELAY_S`: after a shard's recovery, how long settlers get to finish (or accept
     /// again) what they held before the bookings accepted earlier are looked for and any found
     /// nowhere counted as lost.
@@ -45,6 +57,14 @@ fn per_second(value: &str) -> Result<u32, &'static str> {
     match value.parse::<u32>() {
         Ok(rate @ 0..=1_000_000) => Ok(rate),
         _ => Err("expected a whole number of requests per second, 0 to 1000000 (0 turns it off)"),
+    }
+}
+
+/// A whole number of `unit` from `min` to `max`.
+fn within(min: u64, max: u64, unit: &'static str) -> impl Fn(&str) -> Result<u64, String> {
+    move |value| match value.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!("expected {unit} from {min} to {max}")),
     }
 }
 
@@ -108,13 +128,34 @@ impl GatewayConfig {
             max_in_flight: config::parse_or("MAX_IN_FLIGHT", 4096, capacity)?,
             max_sse_clients: config::parse_or("MAX_SSE_CLIENTS", 20_000, capacity)?,
             web_dir: web_dir()?,
+            max_connections: config::parse_or("MAX_CONNECTIONS", 25_000, capacity)?,
+            connection_limits: ConnectionLimits {
+                header_timeout: Duration::from_millis(config::parse_or(
+                    "HEADER_TIMEOUT_MS",
+                    5_000,
+                    within(100, 120_000, "milliseconds"),
+                )?),
+                idle_timeout: Duration::from_secs(config::parse_or(
+                    "IDLE_TIMEOUT_S",
+                    60,
+                    within(1, 3_600, "seconds"),
+                )?),
+            },
+            body_timeout: Duration::from_millis(config::parse_or(
+                "BODY_TIMEOUT_MS",
+                10_000,
+                within(100, 120_000, "milliseconds"),
+            )?),
+            analytics_connections: u32::try_from(config::parse_or(
+                "ANALYTICS_DB_CONNECTIONS",
+                2,
+                within(1, 64, "connections"),
+            )?)
+            .unwrap_or(2),
             loss_check_delay: Duration::from_secs(config::parse_or(
                 "LOSS_CHECK_DELAY_S",
                 30,
-                |value| match value.parse::<u64>() {
-                    Ok(seconds @ 1..=3600) => Ok(seconds),
-                    _ => Err("expected whole seconds from 1 to 3600"),
-                },
+                within(1, 3_600, "seconds"),
             )?),
         })
     }
@@ -135,6 +176,13 @@ impl GatewayConfig {
             max_in_flight: 100_000,
             max_sse_clients: 100_000,
             web_dir: None,
+            max_connections: 100_000,
+            connection_limits: ConnectionLimits {
+                header_timeout: Duration::from_secs(5),
+                idle_timeout: Duration::from_secs(60),
+            },
+            body_timeout: Duration::from_secs(10),
+            analytics_connections: 2,
             loss_check_delay: Duration::from_secs(30),
         }
     }

@@ -54,6 +54,8 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("the body could not be read: {0}")]
     UnreadableBody(String),
+    #[error("the body did not arrive in time")]
+    BodyTimeout,
     #[error("a valid bearer token is required")]
     Unauthorized,
     #[error("the admin API is disabled")]
@@ -66,6 +68,14 @@ pub enum ApiError {
     BookingNotFound(Uuid),
     #[error("{requested} tickets requested, {available} left")]
     OutOfStock { requested: u8, available: i64 },
+    #[error("sales open at {}", booking::record::format_timestamp(opens_at))]
+    SalesNotOpen {
+        opens_at: chrono::DateTime<chrono::Utc>,
+    },
+    #[error("sales closed at {}", booking::record::format_timestamp(closed_at))]
+    SalesClosed {
+        closed_at: chrono::DateTime<chrono::Utc>,
+    },
     #[error("totalPrice {given} does not match {expected} (price x quantity)")]
     PriceMismatch { expected: Money, given: Money },
     #[error("this Idempotency-Key was already used with a different request")]
@@ -80,6 +90,8 @@ pub enum ApiError {
     Redis(#[from] fred::error::Error),
     #[error("postgres: {0}")]
     Postgres(#[source] sqlx::Error),
+    #[error("analytics: {0}")]
+    Analytics(String),
     #[error("stock of tier {0} is not loaded in Redis yet")]
     StockNotLoaded(Uuid),
     #[error("shard {0} is recovering from a loss of Redis data")]
@@ -133,6 +145,11 @@ impl ApiError {
                 "Validation failed",
             ),
             UnreadableBody(_) => (StatusCode::BAD_REQUEST, "UnreadableBody", "Unreadable body"),
+            BodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "RequestTimeout",
+                "Request body too slow",
+            ),
             UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "UnsupportedMediaType",
@@ -165,6 +182,8 @@ impl ApiError {
                 "TicketTierOutOfStock",
                 "Not enough tickets left",
             ),
+            SalesNotOpen { .. } => (StatusCode::CONFLICT, "SalesNotOpen", "Sales not open yet"),
+            SalesClosed { .. } => (StatusCode::CONFLICT, "SalesClosed", "Sales closed"),
             PriceMismatch { .. } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "PriceMismatch",
@@ -190,7 +209,8 @@ impl ApiError {
                 "OutcomeUnknown",
                 "Outcome unknown",
             ),
-            Redis(_) | Postgres(_) | StockNotLoaded(_) | ShardRecovering(_) | Overloaded => (
+            Redis(_) | Postgres(_) | Analytics(_) | StockNotLoaded(_) | ShardRecovering(_)
+            | Overloaded => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailable",
                 "Service unavailable",
@@ -253,6 +273,10 @@ impl ApiError {
             }
             ApiError::Unauthorized => {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::SalesNotOpen { opens_at } => {
+                let seconds = (opens_at - chrono::Utc::now()).num_seconds().max(0) + 1;
+                headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
             }
             ApiError::RateLimited { retry_after, .. } => {
                 // Whole seconds, rounded up: a client retrying at once would be refused again.

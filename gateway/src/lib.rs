@@ -7,6 +7,7 @@ pub mod bookings;
 pub mod catalog;
 pub mod concerts;
 pub mod config;
+pub mod connection;
 pub mod error;
 pub mod health;
 pub mod hub;

@@ -129,6 +129,15 @@ impl Capacity {
         Self(Arc::new(Semaphore::new(permits)))
     }
 
+    /// A permit, when one is free.
+    pub async fn wait(&self) -> OwnedSemaphorePermit {
+        // The semaphore is never closed, so acquiring only waits.
+        match Arc::clone(&self.0).acquire_owned().await {
+            Ok(permit) => permit,
+            Err(_) => std::future::pending().await,
+        }
+    }
+
     /// A permit, or 503 at once when all are taken: shedding load beats queueing it.
     pub fn admit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
         Arc::clone(&self.0).try_acquire_owned().map_err(|_| {

@@ -19,6 +19,7 @@ const SHED: &str = "gateway_load_shed_total";
 const LOST: &str = "gateway_bookings_lost_total";
 const RECOVERIES: &str = "gateway_shard_recoveries_total";
 const NOT_WHOLE: &str = "gateway_shards_not_whole";
+const CONNECTIONS_CLOSED: &str = "gateway_connections_closed_total";
 
 /// A millisecond service: most answers take well under 5 ms; anything past 1 s is an incident.
 const REQUEST_BUCKETS: [f64; 12] = [
@@ -83,6 +84,10 @@ fn describe() {
         RECOVERIES,
         "Shards this gateway rebuilt after Redis lost (or may have lost) their data, by cause (lost, restarted)."
     );
+    describe_counter!(
+        CONNECTIONS_CLOSED,
+        "Connections the gateway closed for passing a limit, by limit (header_timeout, idle_timeout)."
+    );
     describe_gauge!(
         NOT_WHOLE,
         "Shards whose data is not known to be whole (recovering, or unchecked while Redis is away); bookings on them answer 503."
@@ -146,4 +151,8 @@ pub fn recovered(cause: booking::recovery::Cause) {
 
 pub fn shards_not_whole(count: usize) {
     gauge!(NOT_WHOLE).set(count as f64);
+}
+
+pub fn connection_closed(limit: &'static str) {
+    counter!(CONNECTIONS_CLOSED, "limit" => limit).increment(1);
 }

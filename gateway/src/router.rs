@@ -142,51 +142,54 @@ pub async fn handle(
     response
 }
 
-/// Rate limits and the in-flight bound, then the handler.
+/// Rate limits, the body (read before a slot is taken: a body trickling in holds no slot), the
+/// in-flight bound, then the handler.
 async fn admit(
     state: &Arc<AppState>,
     peer: SocketAddr,
     route: Route<'_>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
+    let (parts, body) = request.into_parts();
     if route.is_operational() {
-        return dispatch(state, route, request).await;
+        return dispatch(state, route, parts, Vec::new()).await;
     }
-    let client = state.client_address(peer, request.headers());
+    let client = state.client_address(peer, &parts.headers);
     state.limits.check(Limit::Requests, client)?;
     if route == Route::CreateBooking {
         state.limits.check(Limit::Bookings, client)?;
     }
     if matches!(route, Route::ConcertStream | Route::BookingEvents(_)) {
         // Streams are bounded by their own capacity, held for as long as they are open.
-        return dispatch(state, route, request).await;
+        return dispatch(state, route, parts, Vec::new()).await;
     }
+    let body = match route {
+        Route::CreateConcert => {
+            admin::authorize(state, &parts.headers)?;
+            read_json(&parts.headers, body, state.body_timeout).await?
+        }
+        Route::CreateBooking => read_json(&parts.headers, body, state.body_timeout).await?,
+        _ => Vec::new(),
+    };
     let _permit = state.request_capacity.admit()?;
-    dispatch(state, route, request).await
+    dispatch(state, route, parts, body).await
 }
 
 async fn dispatch(
     state: &Arc<AppState>,
     route: Route<'_>,
-    request: Request<Incoming>,
+    parts: http::request::Parts,
+    body: Vec<u8>,
 ) -> Result<Response<Body>, ApiError> {
-    let (parts, body) = request.into_parts();
     match route {
         Route::ListConcerts => concerts::list(state).await,
         Route::ConcertStream => sse::stock_stream(Arc::clone(state)).await,
         Route::GetConcert(id) => concerts::get(state, id).await,
-        Route::CreateConcert => {
-            admin::authorize(state, &parts.headers)?;
-            let body = read_json(&parts.headers, body).await?;
-            admin::create(state, body).await
-        }
-        Route::CreateBooking => {
-            let body = read_json(&parts.headers, body).await?;
-            bookings::create(state, &parts.headers, body).await
-        }
+        Route::CreateConcert => admin::create(state, body).await,
+        Route::CreateBooking => bookings::create(state, &parts.headers, body).await,
         Route::GetBooking(id) => bookings::get(state, id).await,
         Route::BookingEvents(id) => sse::booking_stream(Arc::clone(state), id).await,
-        Route::Dashboard => analytics::get(&state.db, parts.uri.query()).await,
+        Route::Dashboard => analytics::get(&state.dashboards, parts.uri.query()).await,
         Route::WebApp(path) => state.web.response(path).ok_or(ApiError::RouteNotFound),
         Route::Health => health::live(),
         Route::Ready => health::ready(state).await,

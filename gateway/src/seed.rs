@@ -35,6 +35,8 @@ fn demo_concert(
         description: description.to_owned(),
         location: location.to_owned(),
         date,
+        sales_open_at: Utc::now(),
+        sales_close_at: date,
         shard: keys.shard_for_new_concert(id),
         tiers: DEMO_TIERS
             .iter()

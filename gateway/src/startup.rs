@@ -10,12 +10,15 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::analytics::Dashboards;
 use crate::catalog::{self, CatalogHandle};
 use crate::config::GatewayConfig;
+use crate::connection::{Activity, Watched};
 use crate::hub::Subscription;
 use crate::limits::{Capacity, FORGET_EVERY, RateLimits};
 use crate::sse::Snapshots;
@@ -31,12 +34,15 @@ const REDIS_POOL_SIZE: usize = 4;
 const DB_POOL_SIZE: u32 = 8;
 /// How long start-up waits for Redis before serving anyway (readiness says so until it answers).
 const REDIS_START_WAIT: Duration = Duration::from_secs(5);
+/// A dashboard waits this long for one of its connections before answering 503.
+const ANALYTICS_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often every shard is checked for a loss of Redis data.
 const GUARD_EVERY: Duration = Duration::from_secs(1);
 /// In-flight requests get this long to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// A client must send its request headers within this (slow-loris protection).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Accept errors (out of file descriptors, most often) back off from this to the maximum.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub struct Application {
@@ -71,11 +77,17 @@ impl Application {
             booking::redis::connect(&backends.redis_url, REDIS_POOL_SIZE, backends.redis_timeout)
                 .context("configuring redis")?;
         let guard = Arc::new(ShardGuard::new(redis.clone(), db.clone(), keys.clone()));
+        let analytics_db = PgPoolOptions::new()
+            .max_connections(config.analytics_connections)
+            .acquire_timeout(ANALYTICS_ACQUIRE_TIMEOUT)
+            .connect_lazy(&backends.database_url)
+            .context("configuring the analytics pool")?;
         let state = Arc::new(AppState {
             redis,
             db,
             keys,
             catalog,
+            dashboards: Dashboards::new(analytics_db),
             reserve: ReserveScript::default(),
             guard,
             accepted: Default::default(),
@@ -88,6 +100,9 @@ impl Application {
             limits: RateLimits::new(config.rate_limit_per_ip, config.booking_limit_per_ip),
             trusted_proxies: config.trusted_proxies.clone(),
             request_capacity: Capacity::new(config.max_in_flight),
+            connection_capacity: Capacity::new(config.max_connections),
+            connection_limits: config.connection_limits,
+            body_timeout: config.body_timeout,
             sse_capacity: Capacity::new(config.max_sse_clients),
             web,
             metrics: crate::metrics::install(),
@@ -143,37 +158,64 @@ impl Application {
         background.spawn(subscription.run(Arc::clone(&state.hub), shutdown.clone()));
         background.spawn(forget_idle_clients(Arc::clone(&state), shutdown.clone()));
         background.spawn(guard_shards(Arc::clone(&state), shutdown.clone()));
+        let limits = state.connection_limits;
         let mut server = auto::Builder::new(TokioExecutor::new());
         server
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
+            .header_read_timeout(limits.header_timeout);
         let graceful = GracefulShutdown::new();
         tracing::info!(addr = %listener.local_addr()?, "gateway listening");
 
+        let mut backoff = ACCEPT_BACKOFF_MIN;
         loop {
+            // At the connection limit, new connections wait in the kernel's backlog until one
+            // closes, rather than taking file descriptors the open ones need.
+            let permit = tokio::select! {
+                () = shutdown.cancelled() => break,
+                permit = state.connection_capacity.wait() => permit,
+            };
             let (stream, peer) = tokio::select! {
                 () = shutdown.cancelled() => break,
                 accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
+                    Ok(accepted) => {
+                        backoff = ACCEPT_BACKOFF_MIN;
+                        accepted
+                    }
                     Err(error) => {
                         // Typically EMFILE under a connection flood: back off instead of spinning.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        tracing::warn!(%error, retry_in = ?backoff, "accept failed");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                         continue;
                     }
                 },
             };
-            let state = Arc::clone(&state);
-            let service = service_fn(move |request| {
-                let state = Arc::clone(&state);
-                async move { Ok::<_, Infallible>(router::handle(state, peer, request).await) }
+            let activity = Activity::new();
+            let service = service_fn({
+                let (state, activity) = (Arc::clone(&state), Arc::clone(&activity));
+                move |request| {
+                    let (state, in_flight) = (Arc::clone(&state), activity.request());
+                    async move {
+                        let response = router::handle(state, peer, request).await;
+                        drop(in_flight);
+                        Ok::<_, Infallible>(response)
+                    }
+                }
             });
-            let connection = server.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            let connection = graceful.watch(connection.into_owned());
+            let io = TokioIo::new(Watched::new(stream, Arc::clone(&activity)));
+            let connection = graceful.watch(
+                server
+                    .serve_connection_with_upgrades(io, service)
+                    .into_owned(),
+            );
             tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!(%error, "connection ended with an error");
+                let _permit = permit;
+                tokio::select! {
+                    ended = connection => if let Err(error) = ended {
+                        tracing::debug!(%error, "connection ended with an error");
+                    },
+                    () = activity.watchdog(limits) => tracing::debug!("connection closed by its limits"),
                 }
             });
         }

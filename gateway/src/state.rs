@@ -15,7 +15,9 @@ use booking::keys::Keyspace;
 use booking::recovery::ShardGuard;
 use booking::scripts::reserve::ReserveScript;
 
+use crate::analytics::Dashboards;
 use crate::catalog::CatalogHandle;
+use crate::connection::ConnectionLimits;
 use crate::hub::Hub;
 use crate::limits::{Capacity, RateLimits};
 use crate::losses::AcceptedLog;
@@ -28,6 +30,8 @@ pub struct AppState {
     pub db: PgPool,
     pub keys: Keyspace,
     pub catalog: CatalogHandle,
+    /// The dashboard, on a Postgres pool of its own.
+    pub dashboards: Dashboards,
     pub reserve: ReserveScript,
     /// Which shards are whole, and their recovery when Redis lost their data.
     pub guard: Arc<ShardGuard>,
@@ -47,6 +51,12 @@ pub struct AppState {
     pub trusted_proxies: Vec<IpNet>,
     /// Requests answered at once.
     pub request_capacity: Capacity,
+    /// Connections open at once.
+    pub connection_capacity: Capacity,
+    /// Deadlines every connection is held to.
+    pub connection_limits: ConnectionLimits,
+    /// How long a request body may take to arrive.
+    pub body_timeout: Duration,
     /// Event streams open at once.
     pub sse_capacity: Capacity,
     /// The web app's files, served at `/`; empty when it was not built.

@@ -1,56 +1,49 @@
 //! Turning a JSON body into typed values while collecting every problem, so one `400` lists all
 //! bad fields at once instead of making the client fix them one round trip at a time.
+//!
+//! A body is first read into a loose form: a struct of the expected fields, each any JSON value,
+//! so a field of the wrong type is still reported beside the others. The derived reader refuses a
+//! field given twice (`{"quantity":2,"quantity":1}` would otherwise book one of the two
+//! silently), and numbers keep the digits the client sent, so money is read exactly.
 
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use simd_json::StaticNode;
-use simd_json::borrowed::{Object, Value};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use booking::money::Money;
 
 use crate::error::{ApiError, FieldError};
 
-/// Deepest nesting of arrays and objects accepted. simd-json builds and drops values
-/// recursively, so a body of a few KiB of `[` would otherwise overflow the stack.
-const MAX_DEPTH: usize = 32;
-
-/// Parses `body` as JSON; broken or too deeply nested JSON is a `400 MalformedJson`.
-pub fn parse_json(body: &mut [u8]) -> Result<Value<'_>, ApiError> {
-    if nesting_depth(body) > MAX_DEPTH {
-        return Err(ApiError::MalformedJson(format!(
-            "arrays and objects nest deeper than {MAX_DEPTH} levels"
-        )));
+/// Reads `body` into its loose form `T`: broken JSON is `400 MalformedJson`; a body of the wrong
+/// shape (not an object, a field given twice) is `400 ValidationFailed` naming it.
+pub fn parse_form<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // A derived reader would also take an array, field by field in order: only objects count.
+    let first = body.iter().find(|byte| !byte.is_ascii_whitespace());
+    if first.is_some_and(|byte| *byte != b'{') {
+        let kind = serde_json::from_slice::<Value>(body)
+            .map(|value| type_name(&value))
+            .map_err(|error| ApiError::MalformedJson(error.to_string()))?;
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "body",
+            "type",
+            format!("must be an object, not {kind}"),
+        )]));
     }
-    simd_json::to_borrowed_value(body).map_err(|error| ApiError::MalformedJson(error.to_string()))
-}
-
-/// The deepest nesting of `[` and `{` outside strings; malformed input is left to the parser.
-fn nesting_depth(json: &[u8]) -> usize {
-    let (mut depth, mut deepest) = (0usize, 0usize);
-    let (mut in_string, mut escaped) = (false, false);
-    for &byte in json {
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    deepest
+    serde_json::from_slice(body).map_err(|error| match error.classify() {
+        serde_json::error::Category::Data => ApiError::Validation(vec![FieldError::new(
+            "body",
+            if error.to_string().starts_with("duplicate field") {
+                "conflict"
+            } else {
+                "type"
+            },
+            error.to_string(),
+        )]),
+        _ => ApiError::MalformedJson(error.to_string()),
+    })
 }
 
 /// Collects field errors; each accessor returns `None` after recording why.
@@ -59,11 +52,11 @@ pub struct Checker {
     errors: Vec<FieldError>,
 }
 
-fn type_name(value: &Value<'_>) -> &'static str {
+fn type_name(value: &Value) -> &'static str {
     match value {
-        Value::Static(StaticNode::Null) => "null",
-        Value::Static(StaticNode::Bool(_)) => "a boolean",
-        Value::Static(_) => "a number",
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
@@ -112,13 +105,23 @@ impl Checker {
         }
     }
 
-    pub fn object<'v, 'a>(&mut self, value: &'v Value<'a>, field: &str) -> Option<&'v Object<'a>> {
+    /// A field of a loose form that must be present and not null.
+    pub fn required<'v>(&mut self, value: &'v Option<Value>, field: &str) -> Option<&'v Value> {
+        match value {
+            None | Some(Value::Null) => {
+                self.error(field, "required", "is required");
+                None
+            }
+            Some(value) => Some(value),
+        }
+    }
+
+    pub fn object<'v>(&mut self, value: &'v Value, field: &str) -> Option<&'v Map<String, Value>> {
         match value {
             Value::Object(object) => Some(object),
             other => {
-                let name = if field.is_empty() { "body" } else { field };
                 self.error(
-                    name,
+                    field,
                     "type",
                     format!("must be an object, not {}", type_name(other)),
                 );
@@ -127,16 +130,16 @@ impl Checker {
         }
     }
 
-    /// A field that must be present and not null.
-    pub fn required<'v, 'a>(
+    /// A member of a nested object that must be present and not null.
+    pub fn member<'v>(
         &mut self,
-        object: &'v Object<'a>,
-        field: &str,
+        object: &'v Map<String, Value>,
+        parent: &str,
         name: &str,
-    ) -> Option<&'v Value<'a>> {
+    ) -> Option<&'v Value> {
         match object.get(name) {
-            None | Some(Value::Static(StaticNode::Null)) => {
-                self.error(path(field, name), "required", "is required");
+            None | Some(Value::Null) => {
+                self.error(path(parent, name), "required", "is required");
                 None
             }
             Some(value) => Some(value),
@@ -146,7 +149,7 @@ impl Checker {
     /// A string of `min..=max` characters, trimmed, without control characters.
     pub fn text<'v>(
         &mut self,
-        value: &'v Value<'_>,
+        value: &'v Value,
         field: &str,
         min: usize,
         max: usize,
@@ -176,7 +179,7 @@ impl Checker {
         Some(text)
     }
 
-    pub fn uuid(&mut self, value: &Value<'_>, field: &str) -> Option<Uuid> {
+    pub fn uuid(&mut self, value: &Value, field: &str) -> Option<Uuid> {
         let text = self.text(value, field, 1, 64)?;
         match Uuid::parse_str(text) {
             Ok(id) => Some(id),
@@ -188,10 +191,11 @@ impl Checker {
     }
 
     /// A whole number within `range`; `2.0` is not a whole number here.
-    pub fn integer(&mut self, value: &Value<'_>, field: &str, min: i64, max: i64) -> Option<i64> {
+    pub fn integer(&mut self, value: &Value, field: &str, min: i64, max: i64) -> Option<i64> {
         let number = match value {
-            Value::Static(StaticNode::I64(n)) => Some(*n),
-            Value::Static(StaticNode::U64(n)) => Some(i64::try_from(*n).unwrap_or(i64::MAX)),
+            Value::Number(number) if !number.to_string().contains(['.', 'e', 'E']) => {
+                Some(number.as_i64().unwrap_or(i64::MAX))
+            }
             _ => None,
         };
         let Some(number) = number else {
@@ -209,12 +213,11 @@ impl Checker {
         Some(number)
     }
 
-    /// An amount of money, as a JSON number or a decimal string.
-    pub fn money(&mut self, value: &Value<'_>, field: &str) -> Option<Money> {
+    /// An amount of money, as a JSON number or a decimal string, read from the digits the client
+    /// sent: `9.999999999999999999` is too precise, not ten.
+    pub fn money(&mut self, value: &Value, field: &str) -> Option<Money> {
         let parsed = match value {
-            Value::Static(StaticNode::I64(n)) => Money::from_str(&n.to_string()),
-            Value::Static(StaticNode::U64(n)) => Money::from_str(&n.to_string()),
-            Value::Static(StaticNode::F64(n)) => Money::from_json_number(*n),
+            Value::Number(number) => Money::from_str(&number.to_string()),
             Value::String(text) => Money::from_str(text.trim()),
             other => {
                 self.error(
@@ -234,11 +237,15 @@ impl Checker {
         }
     }
 
-    /// An RFC 3339 timestamp with a time zone.
-    pub fn timestamp(&mut self, value: &Value<'_>, field: &str) -> Option<DateTime<Utc>> {
+    /// An RFC 3339 timestamp with a time zone, within the years RFC 3339 can write (to 9999).
+    pub fn timestamp(&mut self, value: &Value, field: &str) -> Option<DateTime<Utc>> {
         let text = self.text(value, field, 1, 64)?;
-        match DateTime::parse_from_rfc3339(text) {
-            Ok(at) => Some(at.with_timezone(&Utc)),
+        match DateTime::parse_from_rfc3339(text).map(|at| at.with_timezone(&Utc)) {
+            Ok(at) if booking::record::is_writable(&at) => Some(at),
+            Ok(_) => {
+                self.error(field, "range", "must be before the year 10000");
+                None
+            }
             Err(_) => {
                 self.error(
                     field,
@@ -250,13 +257,13 @@ impl Checker {
         }
     }
 
-    pub fn array<'v, 'a>(
+    pub fn array<'v>(
         &mut self,
-        value: &'v Value<'a>,
+        value: &'v Value,
         field: &str,
         min: usize,
         max: usize,
-    ) -> Option<&'v [Value<'a>]> {
+    ) -> Option<&'v [Value]> {
         let Value::Array(items) = value else {
             self.error(
                 field,
@@ -277,21 +284,48 @@ impl Checker {
 mod tests {
     use super::*;
 
-    #[test]
-    fn nesting_is_measured_outside_strings() {
-        assert_eq!(nesting_depth(br#"{"a":[1,{"b":2}]}"#), 3);
-        assert_eq!(nesting_depth(br#"{"a":"[[[[\"[["}"#), 1);
-        assert_eq!(nesting_depth(b"[[[[]]]]"), 4);
+    #[derive(Debug, serde::Deserialize)]
+    struct Form {
+        #[allow(dead_code)]
+        a: Option<Value>,
     }
 
     #[test]
-    fn deep_nesting_is_refused_before_parsing() {
-        let mut deep = [vec![b'['; 10_000], vec![b']'; 10_000]].concat();
+    fn deep_nesting_is_refused_without_overflowing() {
+        let deep = [vec![b'['; 10_000], vec![b']'; 10_000]].concat();
         assert!(matches!(
-            parse_json(&mut deep),
+            parse_form::<Value>(&deep),
             Err(ApiError::MalformedJson(_))
         ));
-        let mut shallow = [vec![b'['; MAX_DEPTH], vec![b']'; MAX_DEPTH]].concat();
-        assert!(parse_json(&mut shallow).is_ok());
+    }
+
+    #[test]
+    fn a_field_given_twice_is_refused() {
+        match parse_form::<Form>(br#"{"a":1,"a":2}"#) {
+            Err(ApiError::Validation(errors)) => assert_eq!(errors[0].code, "conflict"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse_form::<Form>(b"[1]"),
+            Err(ApiError::Validation(_))
+        ));
+        assert!(parse_form::<Form>(br#"{"a":1,"b":2}"#).is_ok());
+    }
+
+    #[test]
+    fn money_keeps_the_digits_sent() {
+        let mut check = Checker::default();
+        let value = |text: &str| serde_json::from_str::<Value>(text).expect("json");
+        assert_eq!(
+            check
+                .money(&value("10.10"), "p")
+                .map(|money| money.to_string()),
+            Some("10.10".to_owned())
+        );
+        assert_eq!(check.money(&value("9.999999999999999999"), "p"), None);
+        assert_eq!(check.money(&value("10.000000000000000001"), "p"), None);
+        assert_eq!(check.integer(&value("2.0"), "q", 1, 10), None);
+        assert_eq!(check.integer(&value("2"), "q", 1, 10), Some(2));
+        assert_eq!(check.errors.len(), 3);
     }
 }

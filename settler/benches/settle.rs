@@ -66,6 +66,8 @@ async fn main() -> anyhow::Result<()> {
                 description: String::new(),
                 location: "Bench Hall".to_owned(),
                 date: Utc::now() + chrono::Duration::days(30),
+                sales_open_at: None,
+                sales_close_at: None,
                 tiers: vec![NewTier {
                     name: "GA".to_owned(),
                     price: "10".parse()?,

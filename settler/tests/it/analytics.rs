@@ -64,6 +64,8 @@ async fn the_dashboard_equals_a_plain_aggregate_for_any_window() {
                 description: String::new(),
                 location: "Hall".to_owned(),
                 date: Utc::now() + Duration::days(90),
+                sales_open_at: None,
+                sales_close_at: None,
                 tiers: prices
                     .iter()
                     .enumerate()

@@ -51,11 +51,11 @@ async fn reserve_doctored(
     doctor(&mut json);
     args[2] = json.to_string();
     // The keys follow the doctored booking, as they would had it been written so.
-    let concert: Uuid = json["concertId"]
+    let concert: Uuid = json["booking"]["concertId"]
         .as_str()
         .and_then(|id| id.parse().ok())
         .expect("concert");
-    let email = json["userEmail"].as_str().expect("email");
+    let email = json["booking"]["userEmail"].as_str().expect("email");
     keys[2] = state.keys.idempotency(harness.shard, concert, "doctored");
     keys[4] = state.keys.held(harness.shard, concert, email);
     let script = ReserveScript::default();
@@ -83,12 +83,12 @@ async fn bookings_postgres_can_never_hold_are_failed_once_and_hold_nothing_back(
     let before = harness.book(3).await;
     // 316 characters once it reached Postgres: its length check refuses the row.
     let unreadable = reserve_doctored(&harness, 5, |json| {
-        json["userEmail"] = json!(format!("{}@example.com", "i\u{307}".repeat(150)));
+        json["booking"]["userEmail"] = json!(format!("{}@example.com", "i\u{307}".repeat(150)));
     })
     .await;
     // Reads back, is charged, and then refused by a foreign key: no such concert.
     let refused = reserve_doctored(&harness, 5, |json| {
-        json["concertId"] = json!(Uuid::new_v4());
+        json["booking"]["concertId"] = json!(Uuid::new_v4());
     })
     .await;
     let after = harness.book(3).await;
@@ -166,7 +166,7 @@ async fn a_restarted_settler_recovers_past_a_bad_entry() {
     let harness = Harness::start(20).await;
     harness.book(2).await;
     reserve_doctored(&harness, 1, |json| {
-        json["currency"] = json!("EUR");
+        json["booking"]["currency"] = json!("EUR");
     })
     .await;
     harness.book(2).await;
