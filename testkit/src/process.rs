@@ -26,6 +26,8 @@ pub fn binary(name: &str) -> PathBuf {
 pub struct Process {
     program: PathBuf,
     env: Vec<(String, String)>,
+    /// The most file descriptors it may open, when lowered.
+    open_files: Option<u32>,
     /// Answers connections once the process is up.
     port: u16,
     child: Option<Child>,
@@ -34,9 +36,21 @@ pub struct Process {
 impl Process {
     /// Starts the workspace binary `name` with `env` and waits until `port` accepts connections.
     pub fn start(name: &str, env: Vec<(String, String)>, port: u16) -> Self {
+        Self::start_limited(name, env, port, None)
+    }
+
+    /// [`Process::start`] with at most `open_files` file descriptors (`prlimit`), as a process at
+    /// its limit under a connection flood.
+    pub fn start_limited(
+        name: &str,
+        env: Vec<(String, String)>,
+        port: u16,
+        open_files: Option<u32>,
+    ) -> Self {
         let mut process = Self {
             program: binary(name),
             env,
+            open_files,
             port,
             child: None,
         };
@@ -50,7 +64,18 @@ impl Process {
         } else {
             Stdio::null()
         };
-        let child = Command::new(&self.program)
+        let mut command = match self.open_files {
+            Some(limit) => {
+                let mut command = Command::new("prlimit");
+                command
+                    .arg(format!("--nofile={limit}:{limit}"))
+                    .arg("--")
+                    .arg(&self.program);
+                command
+            }
+            None => Command::new(&self.program),
+        };
+        let child = command
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(logs)
             .spawn()

@@ -282,3 +282,86 @@ async fn concerts_are_found_by_id_and_unknown_paths_are_problems() {
     assert_eq!(ready.status(), 200);
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_sell_only_within_the_sales_window() {
+    let app = spawn_app().await;
+    let create = |body: serde_json::Value| {
+        app.client
+            .post(app.url("/api/admin/concerts"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let tiers = json!([{"name": "GA", "price": 10, "totalQuantity": 10}]);
+    let in_a_minute = (chrono::Utc::now() + chrono::Duration::seconds(60)).to_rfc3339();
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let later: Value = create(json!({
+        "name": "Later", "location": "Hall", "date": "2099-01-01T20:00:00Z",
+        "salesOpenAt": in_a_minute, "ticketTiers": tiers,
+    }))
+    .await
+    .expect("sent")
+    .json()
+    .await
+    .expect("json");
+    assert_eq!(later["salesCloseAt"], "2099-01-01T20:00:00.000Z");
+    let now_then: Value = create(json!({
+        "name": "Tonight", "location": "Hall", "date": soon, "ticketTiers": tiers,
+    }))
+    .await
+    .expect("sent")
+    .json()
+    .await
+    .expect("json");
+    let body = |concert: &Value, key: &str| {
+        json!({"ticketTierId": concert["ticketTiers"][0]["id"], "userEmail": "a@b.co",
+               "quantity": 1, "totalPrice": 10, "idempotencyKey": key})
+    };
+
+    let early = app.book(&body(&later, "early")).await;
+    assert_eq!(early.status(), 409);
+    let wait: u64 = early.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((55..=61).contains(&wait), "{wait}");
+    assert_eq!(
+        early.json::<Value>().await.expect("json")["code"],
+        "SalesNotOpen"
+    );
+
+    assert_eq!(app.book(&body(&now_then, "before")).await.status(), 202);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let after = app.book(&body(&now_then, "after")).await;
+    assert_eq!(after.status(), 409, "no tickets sold after the show");
+    assert_eq!(
+        after.json::<Value>().await.expect("json")["code"],
+        "SalesClosed"
+    );
+
+    for (bad, field) in [
+        (json!({"date": "9999-12-31T23:59:59-23:59"}), "date"),
+        (
+            json!({"salesCloseAt": "2099-01-02T00:00:00Z"}),
+            "salesCloseAt",
+        ),
+        (
+            json!({"salesOpenAt": "2098-01-01T00:00:00Z", "salesCloseAt": "2097-01-01T00:00:00Z"}),
+            "salesCloseAt",
+        ),
+    ] {
+        let mut concert = json!({
+            "name": "Bad", "location": "Hall", "date": "2099-01-01T20:00:00Z", "ticketTiers": tiers,
+        });
+        for (name, value) in bad.as_object().expect("object") {
+            concert[name] = value.clone();
+        }
+        let response = create(concert).await.expect("sent");
+        assert_eq!(response.status(), 400, "{bad}");
+        let problem: Value = response.json().await.expect("json");
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
+    app.cleanup().await;
+}

@@ -150,3 +150,32 @@ async fn the_key_may_come_in_a_header_and_must_agree_with_the_body() {
     assert_eq!(missing.status(), 400, "a key is required somewhere");
     app.cleanup().await;
 }
+
+/// A key is one purchase attempt for one concert: the same key for another concert is another
+/// attempt (checking every concert's records would cost a second Redis round trip per booking).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_is_scoped_to_its_concert() {
+    let app = spawn_app().await;
+    let (_, first) = app.create_concert(&[(10.0, 50)]).await;
+    let (_, second) = app.create_concert(&[(10.0, 50)]).await;
+    let mut ids = Vec::new();
+    for tier in [&first[0], &second[0], &first[0]] {
+        let response = app
+            .book(&booking_body(tier, 1, "a@b.co", "shared-key"))
+            .await;
+        assert_eq!(response.status(), 202);
+        let body: Value = response.json().await.expect("json");
+        ids.push(body["booking"]["id"].clone());
+    }
+    assert_ne!(ids[0], ids[1], "another concert, another booking");
+    assert_eq!(ids[0], ids[2], "the same concert replays");
+    let response = app
+        .book(&booking_body(&first[0], 2, "a@b.co", "shared-key"))
+        .await;
+    assert_eq!(
+        response.status(),
+        422,
+        "another request under the key, same concert"
+    );
+    app.cleanup().await;
+}

@@ -6,6 +6,7 @@ mod helpers;
 mod bookings;
 mod catalog;
 mod config;
+mod hostile;
 mod idempotency;
 mod live;
 mod resilience;

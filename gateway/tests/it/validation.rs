@@ -64,6 +64,33 @@ async fn a_corpus_of_malformed_bookings_gets_only_4xx_problems() {
         "deep nesting".into(),
         [vec![b'['; 30_000], vec![b']'; 30_000]].concat(),
     ));
+    let tier = tiers[0].id;
+    for (case, body) in [
+        (
+            "a price read as a float",
+            format!(
+                r#"{{"ticketTierId":"{tier}","userEmail":"a@b.co","quantity":1,"totalPrice":9.999999999999999999,"idempotencyKey":"k"}}"#
+            ),
+        ),
+        (
+            "a price a hair over",
+            format!(
+                r#"{{"ticketTierId":"{tier}","userEmail":"a@b.co","quantity":1,"totalPrice":10.000000000000000001,"idempotencyKey":"k"}}"#
+            ),
+        ),
+        (
+            "a field given twice",
+            format!(
+                r#"{{"ticketTierId":"{tier}","userEmail":"a@b.co","quantity":2,"quantity":1,"totalPrice":10,"idempotencyKey":"k"}}"#
+            ),
+        ),
+        (
+            "an array for an object",
+            format!(r#"["{tier}","a@b.co",1,10,"USD","k"]"#),
+        ),
+    ] {
+        corpus.push((case.into(), body.into_bytes()));
+    }
 
     let wrong_values: [(&str, Vec<Value>); 6] = [
         (

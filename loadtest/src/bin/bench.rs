@@ -34,6 +34,7 @@ use fred::prelude::{Builder, ClientLike, Config, KeysInterface, ServerConfig};
 use hdrhistogram::Histogram;
 use http_body_util::Full;
 use hyper::Request;
+use loadtest::abuse;
 use loadtest::pressure::{self, Load, Outcome};
 use loadtest::services::{Service, free_port, rss_kib, sibling};
 use plotters::prelude::*;
@@ -327,8 +328,18 @@ struct HttpFigures {
     catalog: Outcome,
     booking_max: Outcome,
     booking_half: Outcome,
+    /// The same run, with the siege of [`SIEGE`] under way.
+    booking_besieged: Outcome,
     half_rate: f64,
 }
+
+/// Hostile clients beside the booking load: silent sockets, bodies that never finish, and
+/// 90 dashboards a second each over its own window.
+const SIEGE: abuse::Siege = abuse::Siege {
+    silent_sockets: 2_000,
+    slow_bodies: 500,
+    dashboards_per_second: 90,
+};
 
 async fn http_figures(
     settings: &Settings,
@@ -379,14 +390,30 @@ async fn http_figures(
         "bench: POST /api/bookings at {half_rate:.0}/s, {} s",
         settings.seconds
     );
-    let booking_half = pressure::run(Load {
+    let at_half = |run: &'static str| Load {
         target: addr,
         connections: settings.connections * 4,
         duration,
         rate: Some(half_rate),
-        request: book(addr, &stands, "half"),
-    })
-    .await;
+        request: book(addr, &stands, run),
+    };
+    let booking_half = pressure::run(at_half("half")).await;
+    println!(
+        "bench: POST /api/bookings at {half_rate:.0}/s besieged ({SIEGE:?}), {} s",
+        settings.seconds
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let siege = tokio::spawn(abuse::run(addr, SIEGE, stop.clone()));
+    // The siege takes hold (sockets open, pool busy) before the bookings start.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let booking_besieged = pressure::run(at_half("besieged")).await;
+    stop.cancel();
+    let tally = siege.await?;
+    println!(
+        "bench: the siege had {} sockets closed by the gateway and {} dashboards answered",
+        tally.closed.load(std::sync::atomic::Ordering::Relaxed),
+        tally.dashboards.load(std::sync::atomic::Ordering::Relaxed)
+    );
     gateway.stop().await?;
     Ok((
         HttpFigures {
@@ -394,6 +421,7 @@ async fn http_figures(
             catalog,
             booking_max,
             booking_half,
+            booking_besieged,
             half_rate,
         },
         floor,
@@ -665,6 +693,21 @@ fn table(
         ),
         "p99 < 5 ms",
         verdict(http.booking_half.percentile_ms(99.0) < 5.0),
+    );
+    row(
+        "... the same, besieged: silent sockets, endless bodies, a dashboard flood",
+        format!(
+            "{}/s answered, p50 {:.2} ms, p99 {:.2} ms ({} silent, {} slow bodies, {} dashboards/s{})",
+            thousands(http.booking_besieged.throughput()),
+            http.booking_besieged.percentile_ms(50.0),
+            http.booking_besieged.percentile_ms(99.0),
+            SIEGE.silent_sockets,
+            SIEGE.slow_bodies,
+            SIEGE.dashboards_per_second,
+            unexpected(&http.booking_besieged, 202)
+        ),
+        "bookings go on",
+        verdict(http.booking_besieged.with_status(202) > 0),
     );
     row(
         "Hello-world hyper server",

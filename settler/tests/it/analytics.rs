@@ -314,6 +314,9 @@ async fn bad_filters_are_400_problems() {
         "concertId=nope",
         "startDate=yesterday",
         "startDate=2026-02-01&endDate=2026-01-01",
+        "startDate=-5000-01-01",
+        "endDate=-5000-01-01&period=week",
+        "startDate=-5000-01-01T00:00:00Z&period=hour",
     ] {
         let (status, problem) = dashboard(&harness, query).await;
         assert_eq!(status, 400, "{query}");
