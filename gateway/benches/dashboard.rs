@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
-use gateway::analytics::{self, DashboardQuery};
+use gateway::api::analytics::{self, DashboardQuery};
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 

@@ -8,7 +8,7 @@ use ipnet::IpNet;
 
 use booking::config::{self, Backends, ConfigError};
 
-use crate::connection::ConnectionLimits;
+use crate::http::connection::ConnectionLimits;
 
 /// Where `make run` builds the web app, relative to the repository.
 const DEFAULT_WEB_DIR: &str = "web/dist";

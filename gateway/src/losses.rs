@@ -14,7 +14,10 @@ use uuid::Uuid;
 
 use booking::keys::Shard;
 
-use crate::state::AppState;
+use fred::prelude::Pool;
+use sqlx::PgPool;
+
+use booking::keys::Keyspace;
 
 /// How long an accepted booking is remembered, and how many at most.
 const KEEP: Duration = Duration::from_secs(120);
@@ -56,20 +59,29 @@ impl AcceptedLog {
     }
 }
 
+/// Where a booking could be: what looking for lost ones needs.
+#[derive(Debug, Clone)]
+pub struct Places {
+    pub redis: Pool,
+    pub db: PgPool,
+    pub keys: Keyspace,
+    pub accepted: Arc<AcceptedLog>,
+}
+
 /// After `shard`'s epoch moved on at `moved_at`: waits `delay` (for settlers to finish or
 /// re-accept what they held), then counts and logs the bookings accepted there before that are
 /// nowhere. Returns them.
 pub async fn count_lost(
-    state: Arc<AppState>,
+    places: Places,
     shard: Shard,
     moved_at: Instant,
     delay: Duration,
 ) -> Vec<Uuid> {
     tokio::time::sleep(delay).await;
-    let accepted = state.accepted.before(shard, moved_at);
+    let accepted = places.accepted.before(shard, moved_at);
     let mut lost = Vec::new();
     for chunk in accepted.chunks(PAGE) {
-        match nowhere(&state, shard, chunk).await {
+        match nowhere(&places, shard, chunk).await {
             Ok(missing) => lost.extend(missing),
             Err(error) => {
                 tracing::warn!(%shard, %error, "looking for lost bookings failed");
@@ -91,18 +103,18 @@ pub async fn count_lost(
 }
 
 /// Those of `ids` in neither Redis nor Postgres.
-async fn nowhere(state: &AppState, shard: Shard, ids: &[Uuid]) -> anyhow::Result<Vec<Uuid>> {
+async fn nowhere(places: &Places, shard: Shard, ids: &[Uuid]) -> anyhow::Result<Vec<Uuid>> {
     let settled: Vec<Uuid> = sqlx::query_scalar(
         "SELECT id FROM bookings WHERE id = ANY($1) \
          UNION ALL SELECT booking_id FROM dead_letters WHERE booking_id = ANY($1)",
     )
     .bind(ids)
-    .fetch_all(&state.db)
+    .fetch_all(&places.db)
     .await?;
-    let client = state.redis.next();
+    let client = places.redis.next();
     let pipeline = client.pipeline();
     for id in ids {
-        let _: () = pipeline.exists(state.keys.booking(shard, *id)).await?;
+        let _: () = pipeline.exists(places.keys.booking(shard, *id)).await?;
     }
     let in_redis: Vec<i64> = pipeline.all().await?;
     Ok(ids

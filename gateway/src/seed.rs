@@ -8,7 +8,7 @@ use booking::keys::Keyspace;
 use booking::money::Money;
 use rust_decimal::Decimal;
 
-use crate::admin;
+use crate::api::admin;
 use crate::catalog::{Concert, Tier};
 
 /// Serializes seeding between gateways starting together (any constant unique to this use).

@@ -15,16 +15,17 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::analytics::Dashboards;
+use crate::api::analytics::Dashboards;
 use crate::catalog::{self, CatalogHandle};
 use crate::config::GatewayConfig;
-use crate::connection::{Activity, Watched};
-use crate::hub::Subscription;
-use crate::limits::{Capacity, FORGET_EVERY, RateLimits};
-use crate::sse::Snapshots;
+use crate::http::connection::{Activity, Watched};
+use crate::http::limits::{Capacity, FORGET_EVERY, RateLimits};
+use crate::http::router;
+use crate::live::hub::Subscription;
+use crate::live::snapshots::Snapshots;
 use crate::state::AppState;
 use crate::web::WebApp;
-use crate::{losses, metrics, refresh, router, seed};
+use crate::{losses, metrics, refresh, seed};
 use booking::recovery::{EpochChange, ShardGuard};
 use booking::scripts::reserve::ReserveScript;
 
@@ -246,8 +247,14 @@ async fn guard_shards(state: Arc<AppState>, shutdown: CancellationToken) {
                 }
                 // A shard seen whole before whose epoch moved on: look for what it lost.
                 if change.from > 0 {
+                    let places = losses::Places {
+                        redis: state.redis.clone(),
+                        db: state.db.clone(),
+                        keys: state.keys.clone(),
+                        accepted: Arc::clone(&state.accepted),
+                    };
                     tokio::spawn(losses::count_lost(
-                        Arc::clone(&state),
+                        places,
                         change.shard,
                         tokio::time::Instant::now(),
                         state.loss_check_delay,

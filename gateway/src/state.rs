@@ -15,13 +15,13 @@ use booking::keys::Keyspace;
 use booking::recovery::ShardGuard;
 use booking::scripts::reserve::ReserveScript;
 
-use crate::analytics::Dashboards;
+use crate::api::analytics::Dashboards;
 use crate::catalog::CatalogHandle;
-use crate::connection::ConnectionLimits;
-use crate::hub::Hub;
-use crate::limits::{Capacity, RateLimits};
+use crate::http::connection::ConnectionLimits;
+use crate::http::limits::{Capacity, RateLimits};
+use crate::live::hub::Hub;
+use crate::live::snapshots::Snapshots;
 use crate::losses::AcceptedLog;
-use crate::sse::Snapshots;
 use crate::web::WebApp;
 
 #[derive(Debug)]
@@ -36,7 +36,7 @@ pub struct AppState {
     /// Which shards are whole, and their recovery when Redis lost their data.
     pub guard: Arc<ShardGuard>,
     /// Bookings accepted lately, to count those Redis then lost.
-    pub accepted: AcceptedLog,
+    pub accepted: Arc<AcceptedLog>,
     /// How long after a shard's recovery its earlier bookings are looked for.
     pub loss_check_delay: Duration,
     /// Woken when a request finds a tier without stock in Redis, so it is loaded at once.
@@ -69,6 +69,6 @@ pub struct AppState {
 impl AppState {
     /// The address a request is limited by.
     pub fn client_address(&self, peer: std::net::SocketAddr, headers: &http::HeaderMap) -> IpAddr {
-        crate::limits::client_address(peer, headers, &self.trusted_proxies)
+        crate::http::limits::client_address(peer, headers, &self.trusted_proxies)
     }
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Response, StatusCode};
 
-use crate::body::{Body, full};
+use crate::http::body::{Body, full};
 
 /// Built assets carry a content hash in their names, so they never change under one name.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";

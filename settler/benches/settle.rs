@@ -16,8 +16,8 @@ use booking::money::Currency;
 use chrono::Utc;
 use futures::StreamExt;
 use gateway::GatewayConfig;
-use gateway::admin::{NewConcert, NewTier};
-use gateway::bookings::{BookingRequest, book};
+use gateway::api::admin::{NewConcert, NewTier};
+use gateway::api::bookings::{BookingRequest, book};
 use settler::{Application, SettlerConfig};
 use sqlx::{Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
@@ -59,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
     let per_concert = bookings.div_ceil(CONCERTS);
     let mut tiers = Vec::new();
     for index in 0..CONCERTS {
-        let concert = gateway::admin::create_concert(
+        let concert = gateway::api::admin::create_concert(
             &state,
             NewConcert {
                 name: format!("Bench {index}"),

@@ -4,7 +4,7 @@
 use std::str::FromStr;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use gateway::admin::{NewConcert, NewTier};
+use gateway::api::admin::{NewConcert, NewTier};
 use rand::{Rng, SeedableRng};
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -57,7 +57,7 @@ async fn the_dashboard_equals_a_plain_aggregate_for_any_window() {
     let state = &harness.gateway_state;
     let mut concerts = Vec::new();
     for (name, prices) in [("Alpha", ["100", "49.99"]), ("Beta", ["10.50", "0.99"])] {
-        let concert = gateway::admin::create_concert(
+        let concert = gateway::api::admin::create_concert(
             state,
             NewConcert {
                 name: name.to_owned(),

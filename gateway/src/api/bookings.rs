@@ -24,11 +24,11 @@ use booking::record::{Booking, BookingRecord, BookingStatus, Packed, field};
 use booking::scripts::ScriptError;
 use booking::scripts::reserve::Outcome;
 
-use crate::body::{Body, json};
-use crate::error::{ApiError, FieldError};
+use crate::http::body::{Body, json};
+use crate::http::error::{ApiError, FieldError};
+use crate::http::validate::{Checker, parse_form};
 use crate::metrics;
 use crate::state::AppState;
-use crate::validate::{Checker, parse_form};
 
 /// Header that carries the idempotency key, as an alternative to the body field.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";

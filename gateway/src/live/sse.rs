@@ -27,23 +27,18 @@ use uuid::Uuid;
 
 use booking::record::BookingRecord;
 
-use crate::body::Body;
-use crate::error::{ApiError, FieldError};
-use crate::hub::{StatusChange, StockUpdate};
+use crate::api::{bookings, concerts};
+use crate::http::body::Body;
+use crate::http::error::{ApiError, FieldError};
+use crate::live::hub::{StatusChange, StockUpdate, frame};
 use crate::metrics::{self, SseClient};
 use crate::state::AppState;
-use crate::{bookings, concerts};
 
 /// How often an idle stream sends a comment.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
 const HEARTBEAT_FRAME: &[u8] = b": heartbeat\n\n";
 /// How often a booking stream re-reads its booking, should a status message have been missed.
 const RECHECK: Duration = Duration::from_secs(5);
-
-/// One SSE event. `data` is compact JSON, so it is a single line.
-pub fn frame(event: &str, id: u64, data: &str) -> Bytes {
-    Bytes::from(format!("event: {event}\nid: {id}\ndata: {data}\n\n"))
-}
 
 fn heartbeat() -> Interval {
     let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
@@ -90,34 +85,6 @@ struct TierStock {
 #[derive(Serialize)]
 struct Snapshot {
     tiers: Vec<TierStock>,
-}
-
-/// The latest snapshot read (its frame, or Redis' error) and when it began. Clients that arrive
-/// while one is being read share the next one, so a connection storm (an on-sale opening, or every
-/// client resynchronising after pub/sub reconnected) costs Redis one read at a time instead of one
-/// per client, and with Redis down they all get the same quick 503 instead of a timeout each.
-#[derive(Debug, Default)]
-pub struct Snapshots(tokio::sync::Mutex<Option<(Instant, Result<Bytes, fred::error::Error>)>>);
-
-impl Snapshots {
-    /// A snapshot whose read began at or after `since`: it holds every change published before.
-    async fn since(&self, state: &AppState, since: Instant) -> Result<Bytes, ApiError> {
-        let mut latest = self.0.lock().await;
-        if let Some((started, outcome)) = &*latest
-            && *started >= since
-        {
-            return outcome.clone().map_err(ApiError::Redis);
-        }
-        let started = Instant::now();
-        let read = snapshot(state).await;
-        let outcome = match &read {
-            Ok(frame) => Ok(frame.clone()),
-            Err(ApiError::Redis(error)) => Err(error.clone()),
-            Err(_) => return read,
-        };
-        *latest = Some((started, outcome));
-        read
-    }
 }
 
 /// A `snapshot` event of every tier's stock, read from Redis now.
@@ -188,7 +155,7 @@ impl Feed for StockStream {
                 return match self
                     .state
                     .snapshots
-                    .since(&self.state, Instant::now())
+                    .since(Instant::now(), || snapshot(&self.state))
                     .await
                 {
                     Ok(frame) => Some(frame),
@@ -213,7 +180,10 @@ pub async fn stock_stream(state: Arc<AppState>) -> Result<Response<Body>, ApiErr
     let permit = state.sse_capacity.admit()?;
     // Subscribed before the snapshot is read, so no change falls between the two.
     let updates = state.hub.stock();
-    let first = state.snapshots.since(&state, Instant::now()).await?;
+    let first = state
+        .snapshots
+        .since(Instant::now(), || snapshot(&state))
+        .await?;
     let feed = StockStream {
         shutdown: state.shutdown.clone(),
         state,

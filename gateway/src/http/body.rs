@@ -1,25 +1,15 @@
 //! Request and response bodies: reading a bounded JSON body, writing JSON answers.
 
-use std::convert::Infallible;
-
-use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
 
-use crate::error::ApiError;
-
-/// Every response body: boxed so fixed answers and event streams share one type.
-pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+use crate::http::error::ApiError;
+pub use crate::http::response::{Body, full};
 
 /// Largest request body accepted; a booking is a few hundred bytes, a new concert a few KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).boxed_unsync()
-}
 
 /// A JSON answer with `status`.
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<Response<Body>, ApiError> {

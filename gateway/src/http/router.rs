@@ -11,11 +11,13 @@ use hyper::body::Incoming;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::body::{Body, full, read_json};
-use crate::error::ApiError;
-use crate::limits::Limit;
+use crate::api::{admin, analytics, bookings, concerts, health};
+use crate::http::body::{Body, full, read_json};
+use crate::http::error::ApiError;
+use crate::http::error::Limit;
+use crate::live::sse;
+use crate::metrics;
 use crate::state::AppState;
-use crate::{admin, analytics, bookings, concerts, health, metrics, sse};
 
 /// Header carrying the request id, taken from the client (or a proxy) or generated.
 const REQUEST_ID: &str = "x-request-id";

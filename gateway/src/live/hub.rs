@@ -31,6 +31,11 @@ const STATUS_BUFFER: usize = 4096;
 /// Messages fred buffers between the socket and the fan-out task.
 const SUBSCRIBER_BUFFER: usize = 8192;
 
+/// One SSE event. `data` is compact JSON, so it is a single line.
+pub fn frame(event: &str, id: u64, data: &str) -> Bytes {
+    Bytes::from(format!("event: {event}\nid: {id}\ndata: {data}\n\n"))
+}
+
 /// What stock clients receive.
 #[derive(Debug, Clone)]
 pub enum StockUpdate {
@@ -100,7 +105,7 @@ impl Hub {
         let Ok(data) = simd_json::to_string(&event) else {
             return;
         };
-        let frame = crate::sse::frame("stock", self.next_event_id(), &data);
+        let frame = frame("stock", self.next_event_id(), &data);
         // No receivers is fine: nobody is watching.
         let _ = self.stock.send(StockUpdate::Event(frame));
     }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use booking::money::Money;
 
-use crate::error::{ApiError, FieldError};
+use crate::http::error::{ApiError, FieldError};
 
 /// Reads `body` into its loose form `T`: broken JSON is `400 MalformedJson`; a body of the wrong
 /// shape (not an object, a field given twice) is `400 ValidationFailed` naming it.

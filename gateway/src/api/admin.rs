@@ -16,12 +16,12 @@ use uuid::Uuid;
 use booking::money::Money;
 use booking::stock;
 
-use crate::body::{Body, json};
+use crate::api::concerts::ConcertView;
 use crate::catalog::{Concert, Tier};
-use crate::concerts::ConcertView;
-use crate::error::ApiError;
+use crate::http::body::{Body, json};
+use crate::http::error::ApiError;
+use crate::http::validate::{Checker, parse_form, path};
 use crate::state::AppState;
-use crate::validate::{Checker, parse_form, path};
 
 const MAX_TIERS: usize = 20;
 const MAX_TIER_QUANTITY: i64 = 1_000_000;

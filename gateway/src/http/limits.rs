@@ -12,23 +12,7 @@ use http::HeaderMap;
 use ipnet::IpNet;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::ApiError;
-
-/// Which limit refused a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Limit {
-    Requests,
-    Bookings,
-}
-
-impl Limit {
-    pub fn name(self) -> &'static str {
-        match self {
-            Limit::Requests => "requests",
-            Limit::Bookings => "bookings",
-        }
-    }
-}
+use crate::http::error::{ApiError, Limit};
 
 /// Per-address limiters; `None` where the limit is off.
 #[derive(Debug)]

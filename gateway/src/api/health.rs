@@ -5,8 +5,8 @@ use http::header::RETRY_AFTER;
 use http::{HeaderValue, Response, StatusCode};
 use serde::Serialize;
 
-use crate::body::{Body, json};
-use crate::error::ApiError;
+use crate::http::body::{Body, json};
+use crate::http::error::ApiError;
 use crate::state::AppState;
 
 #[derive(Serialize)]

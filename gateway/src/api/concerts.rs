@@ -11,9 +11,9 @@ use booking::money::Money;
 use booking::record::format_timestamp;
 use booking::stock::{self, Counter};
 
-use crate::body::{Body, json};
 use crate::catalog::Concert;
-use crate::error::{ApiError, FieldError};
+use crate::http::body::{Body, json};
+use crate::http::error::{ApiError, FieldError};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize)]

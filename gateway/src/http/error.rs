@@ -15,8 +15,23 @@ use uuid::Uuid;
 use booking::keys::Shard;
 use booking::money::Money;
 
-use crate::body::{Body, full};
-use crate::limits::Limit;
+use crate::http::response::{Body, full};
+
+/// Which per-address limit refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Requests,
+    Bookings,
+}
+
+impl Limit {
+    pub fn name(self) -> &'static str {
+        match self {
+            Limit::Requests => "requests",
+            Limit::Bookings => "bookings",
+        }
+    }
+}
 
 /// One problem with one field of a request body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

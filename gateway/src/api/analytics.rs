@@ -28,8 +28,8 @@ use uuid::Uuid;
 
 use booking::record::format_timestamp;
 
-use crate::body::Body;
-use crate::error::{ApiError, FieldError};
+use crate::http::body::Body;
+use crate::http::error::{ApiError, FieldError};
 
 /// Bucket width of `salesOverTime`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -359,7 +359,7 @@ impl Dashboards {
 pub async fn get(dashboards: &Dashboards, query: Option<&str>) -> Result<Response<Body>, ApiError> {
     let query = DashboardQuery::parse(query)?;
     let body = dashboards.answer(query).await?;
-    let mut response = Response::new(crate::body::full(body));
+    let mut response = Response::new(crate::http::body::full(body));
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),

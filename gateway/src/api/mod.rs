@@ -1,0 +1,7 @@
+//! The handlers, one file per resource, each with the types of its requests and answers.
+
+pub mod admin;
+pub mod analytics;
+pub mod bookings;
+pub mod concerts;
+pub mod health;

@@ -1,0 +1,10 @@
+//! The HTTP plumbing every route shares: routing, connection limits, reading bodies and
+//! writing answers, rate limits, and the one error type mapped to problem bodies.
+
+pub mod body;
+pub mod connection;
+pub mod error;
+pub mod limits;
+pub mod response;
+pub mod router;
+pub mod validate;
