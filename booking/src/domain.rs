@@ -124,6 +124,54 @@ impl fmt::Display for Quantity {
     }
 }
 
+/// Schemas of the newtypes: the form the API takes them in.
+mod schemas {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, SchemaType, Type};
+    use utoipa::openapi::{KnownFormat, RefOr, Schema};
+    use utoipa::{PartialSchema, ToSchema};
+
+    use super::{Email, IdempotencyKey, MAX_EMAIL_CHARS, MAX_IDEMPOTENCY_KEY_CHARS, Quantity};
+
+    impl PartialSchema for Email {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::String))
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email)))
+                .min_length(Some(3))
+                .max_length(Some(MAX_EMAIL_CHARS))
+                .description(Some(
+                    "Stored trimmed with its ASCII letters lower-cased; one customer per address.",
+                ))
+                .into()
+        }
+    }
+    impl ToSchema for Email {}
+
+    impl PartialSchema for IdempotencyKey {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::String))
+                .min_length(Some(1))
+                .max_length(Some(MAX_IDEMPOTENCY_KEY_CHARS))
+                .pattern(Some("^[!-~]+$"))
+                .description(Some("One purchase attempt for one concert: visible ASCII."))
+                .into()
+        }
+    }
+    impl ToSchema for IdempotencyKey {}
+
+    impl PartialSchema for Quantity {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::Integer))
+                .minimum(Some(1))
+                .maximum(Some(super::MAX_QUANTITY))
+                .into()
+        }
+    }
+    impl ToSchema for Quantity {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

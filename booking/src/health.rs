@@ -23,12 +23,14 @@ pub enum Postgres {
 
 /// `{"status","redis","postgres","recoveringShards"}`: each dependency `ok` or `unavailable`,
 /// and the shards whose data is not (yet) whole.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Readiness {
+    /// `ok` when this process can do its work.
     status: &'static str,
     redis: &'static str,
     postgres: &'static str,
+    /// Shards whose data is being rebuilt after Redis lost it; their bookings answer 503.
     recovering_shards: Vec<u8>,
 }
 

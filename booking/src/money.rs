@@ -107,8 +107,24 @@ impl<'de> Deserialize<'de> for Money {
     }
 }
 
+impl utoipa::PartialSchema for Money {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Number))
+            .minimum(Some(0))
+            .maximum(Some(1_000_000_000))
+            .description(Some(
+                "An amount in dollars with at most two decimal places, compared exactly.",
+            ))
+            .examples([serde_json::json!(20.5)])
+            .into()
+    }
+}
+impl utoipa::ToSchema for Money {}
+
 /// The one currency sold today; an enum so adding one is a compile error everywhere it matters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Currency {
     #[serde(rename = "USD")]
     Usd,

@@ -13,7 +13,9 @@ use crate::domain::{Email, IdempotencyKey, Quantity};
 use crate::money::{Currency, Money};
 
 /// Where a booking stands. Only `pending` may change, and only once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 #[sqlx(type_name = "booking_status", rename_all = "lowercase")]
 pub enum BookingStatus {
@@ -68,7 +70,7 @@ pub enum RecordError {
 }
 
 /// What a booking is, fixed when the gateway accepts it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Booking {
     pub id: Uuid,
@@ -79,6 +81,7 @@ pub struct Booking {
     pub total_price: Money,
     pub currency: Currency,
     #[serde(serialize_with = "rfc3339_millis", deserialize_with = "from_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
     pub idempotency_key: IdempotencyKey,
 }
@@ -172,12 +175,13 @@ impl From<&Booking> for Stub {
 }
 
 /// One booking as the API shows it: what it is, and where it stands.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BookingRecord {
     #[serde(flatten)]
     pub booking: Booking,
     pub status: BookingStatus,
+    /// Why it failed; present exactly when `status` is `failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
 }

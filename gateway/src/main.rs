@@ -1,11 +1,31 @@
 use std::process::ExitCode;
 
 use booking::config::CONFIG_EXIT_CODE;
+use clap::{Parser, Subcommand};
 use gateway::{Application, GatewayConfig};
 use tokio_util::sync::CancellationToken;
 
+/// The booking gateway: serves the API, the live feeds and the web app. Configured by
+/// environment variables (see README).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Prints the API's OpenAPI 3.1 document and exits.
+    Openapi,
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    if let Some(Command::Openapi) = Cli::parse().command {
+        println!("{}", String::from_utf8_lossy(&gateway::api::docs::json()));
+        return ExitCode::SUCCESS;
+    }
     let config = match booking::telemetry::init().and_then(|()| GatewayConfig::from_env()) {
         Ok(config) => config,
         Err(error) => {

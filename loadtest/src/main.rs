@@ -3,11 +3,14 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use booking::money::Money;
+use gateway::api::admin::NewConcertBody;
+use gateway::api::bookings::BookingBody;
 use goose::goose::{GooseMethod, GooseResponse};
 use goose::metrics::GooseRequestMetric;
 use goose::prelude::*;
 use rand::Rng;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
@@ -24,7 +27,7 @@ const ARENA_STOCK: u32 = 1_000_000;
 struct Tier {
     id: String,
     concert_id: String,
-    price: f64,
+    price: Money,
 }
 
 #[derive(Debug, Clone)]
@@ -70,28 +73,27 @@ async fn post_booking(
     user.request(request).await
 }
 
-fn booking(tier: &Tier, quantity: u32, key: &str) -> Value {
-    json!({
-        "ticketTierId": tier.id,
-        "userEmail": format!("{}@loadtest.example", Uuid::new_v4().simple()),
-        "quantity": quantity,
-        "totalPrice": (tier.price * f64::from(quantity) * 100.0).round() / 100.0,
-        "currency": "USD",
-        "idempotencyKey": key,
-    })
+fn booking(tier: &Tier, quantity: u8, key: &str) -> Result<Value, Box<TransactionError>> {
+    let email = format!("{}@loadtest.example", Uuid::new_v4().simple());
+    let id = tier
+        .id
+        .parse()
+        .map_err(|_| failed("a tier id that is not a UUID"))?;
+    let body = BookingBody::new(id, &email, quantity, tier.price, key).map_err(failed)?;
+    serde_json::to_value(body).map_err(|error| failed(error.to_string()))
 }
 
 /// Creates a concert through the admin API; its tiers as `(name, price, total)`.
 async fn create_concert(
     user: &mut GooseUser,
     name: &str,
-    tiers: &[(&str, f64, u32)],
+    tiers: &[(&str, Money, u32)],
 ) -> Result<Vec<Tier>, Box<TransactionError>> {
     let token = std::env::var("ADMIN_TOKEN").map_err(|_| failed("ADMIN_TOKEN is not set"))?;
-    let body = json!({
-        "name": name, "location": "Load Hall", "date": "2099-01-01T20:00:00Z",
-        "ticketTiers": tiers.iter().map(|(name, price, total)| json!({"name": name, "price": price, "totalQuantity": total})).collect::<Vec<_>>(),
-    });
+    let date = "2099-01-01T20:00:00Z"
+        .parse()
+        .map_err(|_| failed("a bad date"))?;
+    let body = NewConcertBody::new(name, "Load Hall", date, tiers);
     let builder = user
         .get_request_builder(&GooseMethod::Post, "/api/admin/concerts")?
         .bearer_auth(token)
@@ -116,10 +118,14 @@ async fn create_concert(
             Some(Tier {
                 id: tier["id"].as_str()?.to_owned(),
                 concert_id: tier["concertId"].as_str()?.to_owned(),
-                price: tier["price"].as_f64()?,
+                price: tier["price"].to_string().parse().ok()?,
             })
         })
         .collect())
+}
+
+fn dollars(amount: u32) -> Money {
+    Money::new(rust_decimal::Decimal::from(amount)).unwrap_or(Money::ZERO)
 }
 
 /// Creates the run's concerts, once.
@@ -131,13 +137,13 @@ async fn start(user: &mut GooseUser) -> TransactionResult {
                 user,
                 "Load test arena",
                 &[
-                    ("VIP", 100.0, ARENA_STOCK),
-                    ("Front Row", 50.0, ARENA_STOCK),
-                    ("General Admission", 10.0, ARENA_STOCK),
+                    ("VIP", dollars(100), ARENA_STOCK),
+                    ("Front Row", dollars(50), ARENA_STOCK),
+                    ("General Admission", dollars(10), ARENA_STOCK),
                 ],
             )
             .await?;
-            let rush = create_concert(user, "Load test rush", &[("Rush", 25.0, stock)])
+            let rush = create_concert(user, "Load test rush", &[("Rush", dollars(25), stock)])
                 .await?
                 .pop()
                 .ok_or_else(|| failed("the rush concert has no tier"))?;
@@ -174,7 +180,7 @@ async fn book(user: &mut GooseUser) -> TransactionResult {
         let mut rng = rand::rng();
         // Most buy general admission, few VIP.
         let tier = &arena[[0, 1, 1, 2, 2, 2, 2][rng.random_range(0..7)] % arena.len()];
-        booking(tier, rng.random_range(1..=4), &Uuid::new_v4().to_string())
+        booking(tier, rng.random_range(1..=4), &Uuid::new_v4().to_string())?
     };
     let (mut request, status, response) =
         json_body(post_booking(user, "book", &body).await?).await?;
@@ -192,7 +198,7 @@ async fn book(user: &mut GooseUser) -> TransactionResult {
 
 /// Thousands of buyers for a small tier: each accepted booking is counted.
 async fn rush(user: &mut GooseUser) -> TransactionResult {
-    let body = booking(&setup()?.rush, 1, &Uuid::new_v4().to_string());
+    let body = booking(&setup()?.rush, 1, &Uuid::new_v4().to_string())?;
     let (mut request, status, response) =
         json_body(post_booking(user, "rush", &body).await?).await?;
     match status {
@@ -217,7 +223,7 @@ async fn replay(user: &mut GooseUser) -> TransactionResult {
         &arena[rand::rng().random_range(0..arena.len())],
         1,
         &Uuid::new_v4().to_string(),
-    );
+    )?;
     let (mut first_request, first_status, first) =
         json_body(post_booking(user, "replay first", &body).await?).await?;
     if first_status != 202 {

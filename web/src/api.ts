@@ -1,53 +1,15 @@
-// The gateway's HTTP API: types of what it answers, and its RFC 9457 problems as errors.
+// The gateway's HTTP API: the types of what it answers (generated from its OpenAPI document into
+// api-schema.ts, which `make test` checks is current), and its RFC 9457 problems as errors.
 
-export interface Tier {
-  id: string;
-  concertId: string;
-  name: string;
-  price: number;
-  totalQuantity: number;
-  availableQuantity: number;
-}
+import type { components } from "./api-schema";
 
-export interface Concert {
-  id: string;
-  name: string;
-  description: string;
-  location: string;
-  date: string;
-  ticketTiers: Tier[];
-}
-
-export type BookingStatus = "pending" | "confirmed" | "failed";
-
-export interface Booking {
-  id: string;
-  ticketTierId: string;
-  concertId: string;
-  userEmail: string;
-  quantity: number;
-  totalPrice: number;
-  currency: string;
-  status: BookingStatus;
-  failureReason?: string;
-  createdAt: string;
-}
-
-export interface BookingRequest {
-  ticketTierId: string;
-  userEmail: string;
-  quantity: number;
-  totalPrice: number;
-  idempotencyKey: string;
-}
-
-export type Period = "hour" | "day" | "week";
-
-export interface Dashboard {
-  summary: { totalRevenue: number; totalTicketsSold: number };
-  salesOverTime: { date: string; revenue: number; tickets: number }[];
-  revenueByTier: { tierName: string; concertName: string; revenue: number; percentage: number }[];
-}
+export type Tier = components["schemas"]["TicketTier"];
+export type Concert = components["schemas"]["Concert"];
+export type BookingStatus = components["schemas"]["BookingStatus"];
+export type Booking = components["schemas"]["BookingRecord"];
+export type BookingRequest = components["schemas"]["BookingBody"];
+export type Period = components["schemas"]["Period"];
+export type Dashboard = components["schemas"]["Dashboard"];
 
 export interface DashboardFilters {
   concertId: string;
@@ -56,11 +18,7 @@ export interface DashboardFilters {
   period: Period;
 }
 
-export interface FieldProblem {
-  field: string;
-  code: string;
-  message: string;
-}
+export type FieldProblem = components["schemas"]["FieldError"];
 
 /** An answer of the API that is not a success, or no answer at all; `message` is what the person
  * should read: the API's own words, or a plain one for a network failure. */
@@ -148,6 +106,7 @@ export function dashboardQuery(filters: DashboardFilters): string {
 export async function fetchDashboard(filters: DashboardFilters): Promise<Dashboard> {
   const body = await call<Dashboard>(dashboardQuery(filters));
   return {
+    ...body,
     summary: {
       totalRevenue: Number(body.summary.totalRevenue),
       totalTicketsSold: Number(body.summary.totalTicketsSold),

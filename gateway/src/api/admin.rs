@@ -8,9 +8,10 @@ use fred::types::SetOptions;
 use futures::future::try_join_all;
 use http::header::{AUTHORIZATION, LOCATION};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use booking::money::Money;
@@ -19,7 +20,7 @@ use booking::stock;
 use crate::api::concerts::ConcertView;
 use crate::catalog::{Concert, Tier};
 use crate::http::body::{Body, json};
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, Problem};
 use crate::http::validate::{Checker, parse_form, path};
 use crate::state::AppState;
 
@@ -62,6 +63,72 @@ pub struct NewConcert {
 pub struct NewTier {
     pub name: String,
     pub price: Money,
+    pub total_quantity: u32,
+}
+
+/// A new concert as clients send it (read field by field, see [`NewConcert::parse`]).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NewConcertBody {
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 2000)]
+    pub description: Option<String>,
+    #[schema(min_length = 1, max_length = 200)]
+    pub location: String,
+    /// In the future.
+    #[schema(value_type = String, format = DateTime)]
+    pub date: DateTime<Utc>,
+    /// When bookings open (default: now).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub sales_open_at: Option<DateTime<Utc>>,
+    /// When they close (default: `date`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub sales_close_at: Option<DateTime<Utc>>,
+    #[schema(min_items = 1, max_items = 20)]
+    pub ticket_tiers: Vec<NewTierBody>,
+}
+
+impl NewConcertBody {
+    /// A concert at `location` on `date` with tiers of `(name, price, total)`, on sale from now.
+    pub fn new(
+        name: &str,
+        location: &str,
+        date: DateTime<Utc>,
+        tiers: &[(&str, Money, u32)],
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            description: None,
+            location: location.to_owned(),
+            date,
+            sales_open_at: None,
+            sales_close_at: None,
+            ticket_tiers: tiers
+                .iter()
+                .map(|(name, price, total_quantity)| NewTierBody {
+                    name: (*name).to_owned(),
+                    price: *price,
+                    total_quantity: *total_quantity,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A tier of a new concert.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NewTierBody {
+    /// Unique within the concert.
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: String,
+    /// At most 1,000,000.
+    pub price: Money,
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub total_quantity: u32,
 }
 
@@ -292,7 +359,34 @@ pub async fn insert(db: &mut sqlx::PgConnection, concert: &Concert) -> Result<()
     Ok(())
 }
 
-/// `POST /api/admin/concerts`.
+/// Creates a concert; its stock is live in Redis before the answer.
+#[utoipa::path(post, path = "/api/admin/concerts", operation_id = "createConcert", tag = "admin",
+    security(("admin" = [])),
+    request_body = NewConcertBody,
+    responses(
+        (status = 201, description = "Created", body = ConcertView,
+            headers(("Location" = String, description = "The concert: `/api/concerts/{id}`")),
+            links(
+                ("GetConcert" = (operation_id = "getConcert", parameters(("id" = "$response.body#/id")))),
+                ("BookItsFirstTier" = (operation_id = "createBooking", request_body = json!({
+                    "ticketTierId": "$response.body#/ticketTiers/0/id",
+                    "userEmail": "fan@example.com",
+                    "quantity": 1,
+                    "totalPrice": "$response.body#/ticketTiers/0/price",
+                    "idempotencyKey": "$response.body#/id"
+                }))),
+            )
+        ),
+        (status = 400, description = "Invalid: every bad field is listed in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The admin API is off (no `ADMIN_TOKEN`)", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body did not arrive in time", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "A dependency is down or the gateway is at capacity", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    )
+)]
 pub async fn create(state: &AppState, body: Vec<u8>) -> Result<Response<Body>, ApiError> {
     let new = NewConcert::parse(&body, Utc::now())?;
     let concert = create_concert(state, new).await?;
@@ -306,4 +400,30 @@ pub async fn create(state: &AppState, body: Vec<u8>) -> Result<Response<Body>, A
         response.headers_mut().insert(LOCATION, location);
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_clients_send_is_the_one_the_gateway_reads() {
+        let date: DateTime<Utc> = "2099-01-01T20:00:00Z".parse().expect("date");
+        let body = NewConcertBody::new(
+            "Night",
+            "Hall",
+            date,
+            &[("VIP", "100".parse().expect("money"), 10)],
+        );
+        let sent = serde_json::to_vec(&body).expect("json");
+        let read = NewConcert::parse(&sent, Utc::now()).expect("read back");
+        assert_eq!(
+            (read.name.as_str(), read.location.as_str()),
+            ("Night", "Hall")
+        );
+        assert_eq!(read.date, date);
+        assert_eq!(read.tiers.len(), 1);
+        assert_eq!(read.tiers[0].total_quantity, 10);
+        assert_eq!(read.tiers[0].price.to_string(), "100.00");
+    }
 }

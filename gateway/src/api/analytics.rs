@@ -24,15 +24,17 @@ use http::Response;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::PgPool;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use booking::record::format_timestamp;
 
 use crate::http::body::Body;
-use crate::http::error::{ApiError, FieldError};
+use crate::http::error::{ApiError, FieldError, Problem};
 
 /// Bucket width of `salesOverTime`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ToSchema)]
+#[schema(rename_all = "lowercase")]
 pub enum Period {
     Hour,
     Day,
@@ -78,7 +80,7 @@ fn bound(
             check.push(FieldError::new(
                 field,
                 "range",
-                "must be from 1970-01-01 to 9999-01-01",
+                "must be from the year 0000 to 9999",
             ));
             None
         }
@@ -104,10 +106,14 @@ impl DashboardQuery {
             period: Period::Day,
         };
         for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-            if value.is_empty() {
-                continue;
-            }
             match name.as_ref() {
+                "concertId" | "startDate" | "endDate" | "period" if value.is_empty() => {
+                    errors.push(FieldError::new(
+                        name.as_ref(),
+                        "required",
+                        "must not be empty",
+                    ));
+                }
                 "concertId" => match Uuid::parse_str(&value) {
                     Ok(id) => parsed.concert_id = Some(id),
                     Err(_) => errors.push(FieldError::new("concertId", "format", "must be a UUID")),
@@ -144,13 +150,17 @@ impl DashboardQuery {
     }
 }
 
-/// Far enough back and ahead to stand for an open window, and still valid timestamps.
+/// The years RFC 3339 writes (0000 to 9999), which also stand for an open window; Postgres goes
+/// further back and forward.
 fn open_start() -> DateTime<Utc> {
-    DateTime::from_timestamp(0, 0).unwrap_or_default()
+    NaiveDate::from_ymd_opt(0, 1, 1)
+        .and_then(|day| day.and_hms_opt(0, 0, 0))
+        .map(|at| at.and_utc())
+        .unwrap_or_default()
 }
 
 fn open_end() -> DateTime<Utc> {
-    NaiveDate::from_ymd_opt(9999, 1, 1)
+    NaiveDate::from_ymd_opt(10_000, 1, 1)
         .and_then(|day| day.and_hms_opt(0, 0, 0))
         .map(|at| at.and_utc())
         .unwrap_or_default()
@@ -179,35 +189,45 @@ fn split(start: DateTime<Utc>, end: DateTime<Utc>) -> (Range, [Range; 2]) {
     )
 }
 
-#[derive(Debug, Serialize)]
+/// Confirmed sales of the window.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Summary {
+pub struct Summary {
     #[serde(with = "rust_decimal::serde::float")]
+    #[schema(value_type = f64)]
     total_revenue: Decimal,
     total_tickets_sold: i64,
 }
 
-#[derive(Debug, Serialize)]
-struct Bucket {
+/// Sales of one hour, day or ISO week (UTC).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Bucket {
+    /// Start of the bucket.
+    #[schema(format = DateTime)]
     date: String,
     #[serde(with = "rust_decimal::serde::float")]
+    #[schema(value_type = f64)]
     revenue: Decimal,
     tickets: i64,
 }
 
-#[derive(Debug, Serialize)]
+/// Revenue of one tier.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct TierRevenue {
+pub struct TierRevenue {
     tier_name: String,
     concert_name: String,
     #[serde(with = "rust_decimal::serde::float")]
+    #[schema(value_type = f64)]
     revenue: Decimal,
     /// Share of the total revenue, in percent, two places.
     #[serde(with = "rust_decimal::serde::float")]
+    #[schema(value_type = f64)]
     percentage: Decimal,
 }
 
-#[derive(Debug, Serialize)]
+/// Confirmed sales: totals, over time, and by tier.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Dashboard {
     summary: Summary,
@@ -355,7 +375,23 @@ impl Dashboards {
     }
 }
 
-/// `GET /api/analytics/dashboard`.
+/// Confirmed sales for all concerts or one, within an optional window, by hour, day or ISO week
+/// (UTC). Dates are `YYYY-MM-DD` (whole UTC days, `endDate` included) or RFC 3339 timestamps
+/// (`endDate` excluded).
+#[utoipa::path(get, path = "/api/analytics/dashboard", operation_id = "dashboard", tag = "analytics",
+    params(
+        ("concertId" = Option<Uuid>, Query, description = "One concert only"),
+        ("startDate" = Option<String>, Query, format = Date, description = "From: a date (`2026-12-01`, the whole UTC day) or an RFC 3339 timestamp"),
+        ("endDate" = Option<String>, Query, format = Date, description = "To, after `startDate`: a date (included) or an RFC 3339 timestamp (excluded)"),
+        ("period" = Option<Period>, Query, description = "Bucket width (default `day`)"),
+    ),
+    responses(
+        (status = 200, description = "The dashboard", body = Dashboard),
+        (status = 400, description = "Invalid: every bad field is listed in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "A dependency is down or the gateway is at capacity", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    )
+)]
 pub async fn get(dashboards: &Dashboards, query: Option<&str>) -> Result<Response<Body>, ApiError> {
     let query = DashboardQuery::parse(query)?;
     let body = dashboards.answer(query).await?;

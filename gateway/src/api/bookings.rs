@@ -14,6 +14,7 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::PgPool;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use booking::domain::{Email, IdempotencyKey, Quantity};
@@ -25,7 +26,7 @@ use booking::scripts::ScriptError;
 use booking::scripts::reserve::Outcome;
 
 use crate::http::body::{Body, json};
-use crate::http::error::{ApiError, FieldError};
+use crate::http::error::{ApiError, FieldError, Problem};
 use crate::http::validate::{Checker, parse_form};
 use crate::metrics;
 use crate::state::AppState;
@@ -136,9 +137,27 @@ impl BookingRequest {
 }
 
 /// A booking as the API answers it.
-#[derive(Serialize)]
-struct BookingBody<'a> {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BookingEnvelope<'a> {
     booking: &'a BookingRecord,
+}
+
+/// A booking request as clients send it (the gateway reads it field by field, see
+/// [`BookingRequest::parse`], so that every bad field is reported at once).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BookingBody {
+    pub ticket_tier_id: Uuid,
+    pub user_email: Email,
+    pub quantity: Quantity,
+    /// Price x quantity, exactly; as a number or a decimal string.
+    pub total_price: Money,
+    /// `USD`, the default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<Currency>,
+    /// Here or in the `Idempotency-Key` header; if both, they must be equal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 /// What booking did: made a booking, or found the one made earlier under the same key.
@@ -146,6 +165,29 @@ struct BookingBody<'a> {
 pub enum Booked {
     Created(BookingRecord),
     Replayed(BookingRecord),
+}
+
+impl BookingBody {
+    /// A booking of `quantity` tickets of `tier` at `price` each, for `email` under `key`.
+    pub fn new(
+        tier: Uuid,
+        email: &str,
+        quantity: u8,
+        price: Money,
+        key: &str,
+    ) -> Result<Self, &'static str> {
+        let quantity = Quantity::new(i64::from(quantity))?;
+        Ok(Self {
+            ticket_tier_id: tier,
+            user_email: Email::parse(email)?,
+            total_price: price
+                .times(u32::from(quantity.get()))
+                .ok_or("the total is too large")?,
+            quantity,
+            currency: Some(Currency::Usd),
+            idempotency_key: Some(IdempotencyKey::parse(key)?),
+        })
+    }
 }
 
 /// Books `request`: prices it against the catalog, then runs the reservation script once.
@@ -291,7 +333,34 @@ fn outcome(booked: &Result<Booked, ApiError>) -> &'static str {
     }
 }
 
-/// `POST /api/bookings`: the one await is the Redis call inside [`book`].
+/// Books tickets: one atomic reservation in Redis, answered at once with the booking `pending`;
+/// payment follows, and the booking ends `confirmed` or `failed` (follow it at its `Location`,
+/// or its events). The same idempotency key with the same body answers the same booking.
+#[utoipa::path(post, path = "/api/bookings", operation_id = "createBooking", tag = "bookings",
+    params(("Idempotency-Key" = Option<String>, Header, description = "The purchase attempt's key, instead of `idempotencyKey` in the body")),
+    request_body = BookingBody,
+    responses(
+        (status = 202, description = "Accepted: the booking, pending", body = BookingEnvelope,
+            headers(
+                ("Location" = String, description = "The booking: `/api/bookings/{id}`"),
+                ("Idempotent-Replayed" = String, description = "`true` when this repeats an earlier booking"),
+            ),
+            links(
+                ("GetBooking" = (operation_id = "getBooking", parameters(("id" = "$response.body#/booking/id")))),
+                ("BookingEvents" = (operation_id = "bookingEvents", parameters(("id" = "$response.body#/booking/id")))),
+            )
+        ),
+        (status = 400, description = "Invalid: every bad field is listed in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such ticket tier", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body did not arrive in time", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not enough tickets left (`TicketTierOutOfStock`), or outside the concert's sales window (`SalesNotOpen` with `Retry-After`, `SalesClosed`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds until sales open"))),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Wrong `totalPrice`, the key used with another request for this concert, or over the customer's ticket limit", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "A dependency is down, a shard is recovering or the gateway is at capacity; `OutcomeUnknown` when a booking's outcome is not known yet (retrying with the same idempotency key is safe)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    )
+)]
 pub async fn create(
     state: &AppState,
     headers: &HeaderMap,
@@ -308,7 +377,7 @@ pub async fn create(
     };
     tracing::Span::current().record("booking_id", tracing::field::display(record.booking.id));
     tracing::debug!(replayed, "booking accepted");
-    let mut response = json(StatusCode::ACCEPTED, &BookingBody { booking: &record })?;
+    let mut response = json(StatusCode::ACCEPTED, &BookingEnvelope { booking: &record })?;
     let headers = response.headers_mut();
     if let Ok(location) = HeaderValue::from_str(&format!("/api/bookings/{}", record.booking.id)) {
         headers.insert(LOCATION, location);
@@ -319,7 +388,17 @@ pub async fn create(
     Ok(response)
 }
 
-/// `GET /api/bookings/{id}`.
+/// A booking and where it stands: `pending`, then `confirmed` or `failed`.
+#[utoipa::path(get, path = "/api/bookings/{id}", operation_id = "getBooking", tag = "bookings",
+    params(("id" = Uuid, Path, description = "The booking")),
+    responses(
+        (status = 200, description = "The booking", body = BookingEnvelope),
+        (status = 400, description = "Invalid: every bad field is listed in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such booking", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "A dependency is down, a shard is recovering or the gateway is at capacity; `OutcomeUnknown` when a booking's outcome is not known yet (retrying with the same idempotency key is safe)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    )
+)]
 pub async fn get(state: &AppState, id: &str) -> Result<Response<Body>, ApiError> {
     let id = Uuid::parse_str(id).map_err(|_| {
         ApiError::Validation(vec![FieldError::new("id", "format", "must be a UUID")])
@@ -327,7 +406,7 @@ pub async fn get(state: &AppState, id: &str) -> Result<Response<Body>, ApiError>
     let record = find(state, id)
         .await?
         .ok_or(ApiError::BookingNotFound(id))?;
-    json(StatusCode::OK, &BookingBody { booking: &record })
+    json(StatusCode::OK, &BookingEnvelope { booking: &record })
 }
 
 /// Redis first (it holds every unsettled booking, and settled ones for an hour, with their live
@@ -457,6 +536,26 @@ mod tests {
         assert_eq!(request.quantity.get(), 2);
         assert_eq!(request.total_price.to_string(), "20.00");
         assert_eq!(request.idempotency_key.as_str(), "k-1");
+    }
+
+    #[test]
+    fn the_body_clients_send_is_the_one_the_gateway_reads() {
+        let tier = Uuid::parse_str(TIER).expect("uuid");
+        let body = BookingBody::new(
+            tier,
+            "Fan@Example.com",
+            3,
+            "12.50".parse().expect("money"),
+            "k-9",
+        )
+        .expect("valid");
+        let sent = serde_json::to_vec(&body).expect("json");
+        let read = BookingRequest::parse(&sent, &HeaderMap::new()).expect("read back");
+        assert_eq!(read.ticket_tier_id, tier);
+        assert_eq!(read.user_email.as_str(), "fan@example.com");
+        assert_eq!(read.quantity.get(), 3);
+        assert_eq!(read.total_price.to_string(), "37.50");
+        assert_eq!(read.idempotency_key.as_str(), "k-9");
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use http::{Response, StatusCode};
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use booking::keys::Shard;
@@ -13,30 +14,40 @@ use booking::stock::{self, Counter};
 
 use crate::catalog::Concert;
 use crate::http::body::{Body, json};
-use crate::http::error::{ApiError, FieldError};
+use crate::http::error::{ApiError, FieldError, Problem};
 use crate::state::AppState;
 
-#[derive(Debug, Serialize)]
+/// A concert with its tiers and their live stock.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Concert)]
 pub struct ConcertView<'a> {
     id: Uuid,
     name: &'a str,
     description: &'a str,
     location: &'a str,
+    #[schema(format = DateTime)]
     date: String,
+    /// Bookings are taken from this moment...
+    #[schema(format = DateTime)]
     sales_open_at: String,
+    /// ...until this one.
+    #[schema(format = DateTime)]
     sales_close_at: String,
     ticket_tiers: Vec<TierView<'a>>,
 }
 
-#[derive(Debug, Serialize)]
+/// A ticket tier and its live stock.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct TierView<'a> {
+#[schema(as = TicketTier)]
+pub struct TierView<'a> {
     id: Uuid,
     concert_id: Uuid,
     name: &'a str,
     price: Money,
     total_quantity: u32,
+    /// Tickets still for sale, as Redis holds them now.
     available_quantity: i64,
 }
 
@@ -67,8 +78,9 @@ impl<'a> ConcertView<'a> {
     }
 }
 
-#[derive(Serialize)]
-struct ConcertList<'a> {
+/// The catalog.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConcertList<'a> {
     concerts: Vec<ConcertView<'a>>,
 }
 
@@ -84,6 +96,14 @@ pub async fn available(
     Ok(stock)
 }
 
+/// Every concert with its tiers and their live stock.
+#[utoipa::path(get, path = "/api/concerts", operation_id = "listConcerts", tag = "concerts",
+    responses(
+        (status = 200, description = "The catalog", body = ConcertList),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "A dependency is down, a shard is recovering or the gateway is at capacity; `OutcomeUnknown` when a booking's outcome is not known yet (retrying with the same idempotency key is safe)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    )
+)]
 pub async fn list(state: &AppState) -> Result<Response<Body>, ApiError> {
     let catalog = state.catalog.current();
     let stock = available(state, catalog.tiers()).await?;
@@ -95,6 +115,17 @@ pub async fn list(state: &AppState) -> Result<Response<Body>, ApiError> {
     json(StatusCode::OK, &ConcertList { concerts })
 }
 
+/// One concert with its tiers and their live stock.
+#[utoipa::path(get, path = "/api/concerts/{id}", operation_id = "getConcert", tag = "concerts",
+    params(("id" = Uuid, Path, description = "The concert")),
+    responses(
+        (status = 200, description = "The concert", body = ConcertView),
+        (status = 400, description = "Invalid: every bad field is listed in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such concert", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "A dependency is down, a shard is recovering or the gateway is at capacity; `OutcomeUnknown` when a booking's outcome is not known yet (retrying with the same idempotency key is safe)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    )
+)]
 pub async fn get(state: &AppState, id: &str) -> Result<Response<Body>, ApiError> {
     let id = Uuid::parse_str(id).map_err(|_| {
         ApiError::Validation(vec![FieldError::new("id", "format", "must be a UUID")])

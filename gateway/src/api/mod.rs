@@ -4,4 +4,5 @@ pub mod admin;
 pub mod analytics;
 pub mod bookings;
 pub mod concerts;
+pub mod docs;
 pub mod health;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use booking::keys::Shard;
@@ -34,7 +35,7 @@ impl Limit {
 }
 
 /// One problem with one field of a request body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldError {
     /// Path of the field in the body, e.g. `quantity` or `ticketTiers[1].price`.
     pub field: String,
@@ -126,18 +127,25 @@ impl From<sqlx::Error> for ApiError {
 /// Seconds a client should wait before retrying after a 503.
 const RETRY_AFTER_SECONDS: &str = "1";
 
-#[derive(Serialize)]
+/// An RFC 9457 problem: what went wrong with a request, with a stable `code`.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Problem<'a> {
+pub struct Problem<'a> {
+    /// `/problems/<code>`.
     #[serde(rename = "type")]
     kind: String,
     title: &'static str,
     status: u16,
+    /// What was wrong; a 5xx says nothing of the cause.
     detail: String,
+    /// The path of the request.
     instance: &'a str,
+    /// Stable and machine-readable: `ValidationFailed`, `TicketTierOutOfStock`, ...
     code: &'static str,
+    /// Every bad field (`ValidationFailed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [FieldError]>,
+    /// Tickets left (`TicketTierOutOfStock`).
     #[serde(skip_serializing_if = "Option::is_none")]
     available_quantity: Option<i64>,
 }

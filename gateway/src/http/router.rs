@@ -6,13 +6,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::api::{admin, analytics, bookings, concerts, health};
-use crate::http::body::{Body, full, read_json};
+use crate::api::{admin, analytics, bookings, concerts, docs, health};
+use crate::http::body::{Body, read_json};
 use crate::http::error::ApiError;
 use crate::http::error::Limit;
 use crate::live::sse;
@@ -36,6 +36,9 @@ pub enum Route<'p> {
     Health,
     Ready,
     Metrics,
+    OpenApi,
+    /// The page that renders the API's document.
+    Docs,
     /// Anything outside `/api`: the web app's files and pages.
     WebApp(&'p str),
 }
@@ -54,13 +57,18 @@ impl Route<'_> {
             Route::Health => "/api/health",
             Route::Ready => "/api/health/ready",
             Route::Metrics => "/metrics",
+            Route::OpenApi => "/api/openapi.json",
+            Route::Docs => "/docs",
             Route::WebApp(_) => "/{web}",
         }
     }
 
     /// Probes and scrapes are neither rate limited nor shed: they must see an overloaded gateway.
     fn is_operational(&self) -> bool {
-        matches!(self, Route::Health | Route::Ready | Route::Metrics)
+        matches!(
+            self,
+            Route::Health | Route::Ready | Route::Metrics | Route::OpenApi | Route::Docs
+        )
     }
 }
 
@@ -79,6 +87,8 @@ pub fn match_route<'p>(method: &Method, path: &'p str) -> Result<Route<'p>, ApiE
         ["api", "health"] => (Route::Health, "GET"),
         ["api", "health", "ready"] => (Route::Ready, "GET"),
         ["metrics"] => (Route::Metrics, "GET"),
+        ["api", "openapi.json"] => (Route::OpenApi, "GET"),
+        ["docs"] => (Route::Docs, "GET"),
         ["api", ..] => return Err(ApiError::RouteNotFound),
         _ => (Route::WebApp(path), "GET"),
     };
@@ -195,15 +205,12 @@ async fn dispatch(
         Route::WebApp(path) => state.web.response(path).ok_or(ApiError::RouteNotFound),
         Route::Health => health::live(),
         Route::Ready => health::ready(state).await,
-        Route::Metrics => {
-            let mut response = Response::new(full(state.metrics.render()));
-            *response.status_mut() = StatusCode::OK;
-            response.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4"),
-            );
-            Ok(response)
-        }
+        Route::Metrics => Ok(health::metrics(&state.metrics)),
+        Route::OpenApi => Ok(docs::document()),
+        Route::Docs => state
+            .web
+            .response("/docs/index.html")
+            .ok_or(ApiError::RouteNotFound),
     }
 }
 

@@ -51,8 +51,8 @@ pub struct StatusChange {
     pub booking_id: Uuid,
 }
 
-/// A stock change as event streams send it.
-#[derive(Debug, Serialize)]
+/// A `stock` event: a tier's stock after a change.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StockEvent {
     pub concert_id: Uuid,

@@ -23,13 +23,14 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{OwnedSemaphorePermit, broadcast};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use booking::record::BookingRecord;
 
 use crate::api::{bookings, concerts};
 use crate::http::body::Body;
-use crate::http::error::{ApiError, FieldError};
+use crate::http::error::{ApiError, FieldError, Problem};
 use crate::live::hub::{StatusChange, StockUpdate, frame};
 use crate::metrics::{self, SseClient};
 use crate::state::AppState;
@@ -74,16 +75,29 @@ fn open(first: Bytes, feed: impl Feed) -> Response<Body> {
     ))
 }
 
-#[derive(Serialize)]
+/// One server-sent event, as `text/event-stream` carries it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServerSentEvent {
+    /// The event's name (`snapshot`, `stock`, `status`).
+    event: String,
+    /// Its id, increasing within one gateway.
+    id: String,
+    /// JSON: a `Snapshot`, a `StockEvent` or a `BookingEvent`, by event.
+    data: String,
+}
+
+/// One tier's stock in a `snapshot` event.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct TierStock {
+pub struct TierStock {
     concert_id: Uuid,
     ticket_tier_id: Uuid,
     available_quantity: i64,
 }
 
-#[derive(Serialize)]
-struct Snapshot {
+/// The `snapshot` event: every tier's stock.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Snapshot {
     tiers: Vec<TierStock>,
 }
 
@@ -175,7 +189,18 @@ impl Feed for StockStream {
     }
 }
 
-/// `GET /api/concerts/stream`.
+/// Live stock, as server-sent events: a `snapshot` of every tier on connect (and whenever the
+/// client fell behind), then a `stock` event per change; `id:` on each, a comment every 15 s.
+#[utoipa::path(get, path = "/api/concerts/stream", operation_id = "stockStream", tag = "concerts",
+    responses(
+        (status = 200, description = "Events: `snapshot` (a `Snapshot`), then `stock` (a `StockEvent`)",
+            content_type = "text/event-stream", body = ServerSentEvent),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "Redis is down, or too many streams are open", body = Problem,
+            content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    )
+)]
 pub async fn stock_stream(state: Arc<AppState>) -> Result<Response<Body>, ApiError> {
     let permit = state.sse_capacity.admit()?;
     // Subscribed before the snapshot is read, so no change falls between the two.
@@ -196,8 +221,9 @@ pub async fn stock_stream(state: Arc<AppState>) -> Result<Response<Body>, ApiErr
     Ok(open(first, feed))
 }
 
-#[derive(Serialize)]
-struct BookingEvent<'a> {
+/// A `status` event: the booking as it is now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BookingEvent<'a> {
     booking: &'a BookingRecord,
 }
 
@@ -255,8 +281,20 @@ impl Feed for BookingStream {
     }
 }
 
-/// `GET /api/bookings/{id}/events`: the booking now, then its final status; already final, the
-/// stream ends after the first event.
+/// One booking's status, as server-sent events: the booking now, then its final status, then the
+/// end; already final, the stream ends after the first event.
+#[utoipa::path(get, path = "/api/bookings/{id}/events", operation_id = "bookingEvents", tag = "bookings",
+    params(("id" = Uuid, Path, description = "The booking")),
+    responses(
+        (status = 200, description = "Events: `status` (a `BookingEvent`)", content_type = "text/event-stream", body = ServerSentEvent),
+        (status = 400, description = "Not a booking id", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such booking", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "Redis is down, or too many streams are open", body = Problem,
+            content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    )
+)]
 pub async fn booking_stream(state: Arc<AppState>, id: &str) -> Result<Response<Body>, ApiError> {
     let id = Uuid::parse_str(id).map_err(|_| {
         ApiError::Validation(vec![FieldError::new("id", "format", "must be a UUID")])

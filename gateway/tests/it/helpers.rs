@@ -5,12 +5,16 @@ use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use booking::config::Backends;
+use booking::domain::{Email, IdempotencyKey, Quantity};
+use booking::money::{Currency, Money};
 use fred::prelude::{ClientLike, KeysInterface};
 use fred::types::scan::Scanner;
 use futures::StreamExt;
+use gateway::api::admin::{NewConcertBody, NewTierBody};
+use gateway::api::bookings::BookingBody;
 use gateway::state::AppState;
 use gateway::{Application, GatewayConfig};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::{Connection, PgConnection};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -106,15 +110,23 @@ impl TestApp {
 
     /// Creates a concert through the admin API with tiers of `(price, total)`.
     pub async fn create_concert(&self, tiers: &[(f64, u32)]) -> (Uuid, Vec<TestTier>) {
-        let body = json!({
-            "name": "Test Night",
-            "description": "A concert made by a test",
-            "location": "Test Hall",
-            "date": "2099-01-01T20:00:00Z",
-            "ticketTiers": tiers.iter().enumerate().map(|(i, (price, total))| json!({
-                "name": format!("Tier {i}"), "price": price, "totalQuantity": total
-            })).collect::<Vec<_>>(),
-        });
+        let body = NewConcertBody {
+            name: "Test Night".to_owned(),
+            description: Some("A concert made by a test".to_owned()),
+            location: "Test Hall".to_owned(),
+            date: "2099-01-01T20:00:00Z".parse().expect("date"),
+            sales_open_at: None,
+            sales_close_at: None,
+            ticket_tiers: tiers
+                .iter()
+                .enumerate()
+                .map(|(i, (price, total))| NewTierBody {
+                    name: format!("Tier {i}"),
+                    price: price.to_string().parse().expect("money"),
+                    total_quantity: *total,
+                })
+                .collect(),
+        };
         let response = self
             .client
             .post(self.url("/api/admin/concerts"))
@@ -231,16 +243,18 @@ pub async fn drop_database(url: &str) {
         .expect("database dropped");
 }
 
-/// A valid booking body for `tier`.
+/// A valid booking body for `tier`, as JSON a test may then break.
 pub fn booking_body(tier: &TestTier, quantity: u32, email: &str, key: &str) -> Value {
-    json!({
-        "ticketTierId": tier.id,
-        "userEmail": email,
-        "quantity": quantity,
-        "totalPrice": tier.price * f64::from(quantity),
-        "currency": "USD",
-        "idempotencyKey": key,
-    })
+    let price: Money = tier.price.to_string().parse().expect("money");
+    let body = BookingBody {
+        ticket_tier_id: tier.id,
+        user_email: Email::parse(email).expect("email"),
+        quantity: Quantity::new(i64::from(quantity)).expect("quantity"),
+        total_price: price.times(quantity).expect("total"),
+        currency: Some(Currency::Usd),
+        idempotency_key: Some(IdempotencyKey::parse(key).expect("key")),
+    };
+    serde_json::to_value(body).expect("json")
 }
 
 /// One server-sent event.

@@ -31,6 +31,8 @@ use booking::record::{Booking, Packed};
 use booking::scripts::reserve::ReserveScript;
 use bytes::Bytes;
 use fred::prelude::{Builder, ClientLike, Config, KeysInterface, ServerConfig};
+use gateway::api::admin::NewConcertBody;
+use gateway::api::bookings::BookingBody;
 use hdrhistogram::Histogram;
 use http_body_util::Full;
 use hyper::Request;
@@ -38,7 +40,7 @@ use loadtest::abuse;
 use loadtest::pressure::{self, Load, Outcome};
 use loadtest::services::{Service, free_port, rss_kib, sibling};
 use plotters::prelude::*;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::{Connection, PgConnection};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -264,8 +266,8 @@ async fn redis_limit(settings: &Settings, run: &Run) -> anyhow::Result<RedisLimi
 /// A tier the benchmark books, as large as a tier may be (a million), so that it does not sell out.
 #[derive(Debug, Clone)]
 struct Tier {
-    id: String,
-    price: f64,
+    id: Uuid,
+    price: Money,
 }
 
 /// Two tiers: one per booking run, so that each run has a million tickets of its own.
@@ -273,13 +275,15 @@ async fn create_tiers(gateway: SocketAddr) -> anyhow::Result<[Tier; 2]> {
     let response = reqwest::Client::new()
         .post(format!("http://{gateway}/api/admin/concerts"))
         .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({
-            "name": "Bench Arena", "location": "Bench Hall", "date": "2099-01-01T20:00:00Z",
-            "ticketTiers": [
-                {"name": "Floor", "price": 10, "totalQuantity": 1_000_000},
-                {"name": "Stands", "price": 10, "totalQuantity": 1_000_000},
+        .json(&NewConcertBody::new(
+            "Bench Arena",
+            "Bench Hall",
+            "2099-01-01T20:00:00Z".parse()?,
+            &[
+                ("Floor", Money::new(rust_decimal::Decimal::TEN)?, 1_000_000),
+                ("Stands", Money::new(rust_decimal::Decimal::TEN)?, 1_000_000),
             ],
-        }))
+        ))
         .send()
         .await?;
     let status = response.status();
@@ -290,8 +294,8 @@ async fn create_tiers(gateway: SocketAddr) -> anyhow::Result<[Tier; 2]> {
     let tier = |index: usize| -> anyhow::Result<Tier> {
         let tier = &concert["ticketTiers"][index];
         Ok(Tier {
-            id: tier["id"].as_str().context("tier without id")?.to_owned(),
-            price: tier["price"].as_f64().context("tier without price")?,
+            id: tier["id"].as_str().context("tier without id")?.parse()?,
+            price: tier["price"].to_string().parse()?,
         })
     };
     Ok([tier(0)?, tier(1)?])
@@ -310,10 +314,17 @@ fn get(host: SocketAddr, path: &'static str) -> pressure::MakeRequest {
 fn book(host: SocketAddr, tier: &Tier, run: &'static str) -> pressure::MakeRequest {
     let tier = tier.clone();
     Arc::new(move |n| {
-        let body = format!(
-            r#"{{"ticketTierId":"{}","userEmail":"{run}{n}@bench.example","quantity":1,"totalPrice":{},"idempotencyKey":"{run}-{n}"}}"#,
-            tier.id, tier.price
+        let booking = BookingBody::new(
+            tier.id,
+            &format!("{run}{n}@bench.example"),
+            1,
+            tier.price,
+            &format!("{run}-{n}"),
         );
+        let body = booking
+            .ok()
+            .and_then(|booking| serde_json::to_vec(&booking).ok())
+            .unwrap_or_default();
         Request::post("/api/bookings")
             .header("host", host.to_string())
             .header("content-type", "application/json")
@@ -533,7 +544,7 @@ async fn sse_fanout(settings: &Settings, run: &Run, tier: &Tier) -> anyhow::Resu
         remaining -= clients;
         let offset = u8::try_from(followers.len())? * SOURCES_PER_PROCESS;
         let mut child = Command::new(sibling("sse_fanout")?)
-            .args(["--gateways", &targets, "--follow", &tier.id])
+            .args(["--gateways", &targets, "--follow", &tier.id.to_string()])
             .args(["--clients", &clients.to_string()])
             .args(["--sources", &SOURCES_PER_PROCESS.to_string()])
             .args(["--source-offset", &offset.to_string()])
@@ -570,10 +581,16 @@ async fn sse_fanout(settings: &Settings, run: &Run, tier: &Tier) -> anyhow::Resu
         let sent = SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros();
         let booked = http
             .post(format!("http://{}/api/bookings", gateways[0].addr))
-            .json(&json!({
-                "ticketTierId": tier.id, "userEmail": format!("{}@fanout.example", Uuid::new_v4().simple()),
-                "quantity": 1, "totalPrice": tier.price, "idempotencyKey": Uuid::new_v4().to_string(),
-            }))
+            .json(
+                &BookingBody::new(
+                    tier.id,
+                    &format!("{}@fanout.example", Uuid::new_v4().simple()),
+                    1,
+                    tier.price,
+                    &Uuid::new_v4().to_string(),
+                )
+                .map_err(anyhow::Error::msg)?,
+            )
             .send()
             .await?;
         if booked.status() != 202 {

@@ -12,7 +12,9 @@ use fred::prelude::KeysInterface;
 use fred::types::scan::Scanner;
 use futures::StreamExt;
 use gateway::GatewayConfig;
-use serde_json::{Value, json};
+use gateway::api::admin::NewConcertBody;
+use gateway::api::bookings::BookingBody;
+use serde_json::Value;
 use settler::payment::SimulatedProvider;
 use settler::settle::{Decided, Processed, Settler};
 use settler::{Application, SettlerConfig};
@@ -101,10 +103,12 @@ impl Harness {
         let concert: Value = client
             .post(format!("{gateway}/api/admin/concerts"))
             .bearer_auth(ADMIN_TOKEN)
-            .json(&json!({
-                "name": "Settlement Night", "location": "Hall", "date": "2099-01-01T20:00:00Z",
-                "ticketTiers": [{"name": "GA", "price": 12.5, "totalQuantity": total}]
-            }))
+            .json(&NewConcertBody::new(
+                "Settlement Night",
+                "Hall",
+                "2099-01-01T20:00:00Z".parse().expect("date"),
+                &[("GA", "12.50".parse().expect("money"), total)],
+            ))
             .send()
             .await
             .expect("sent")
@@ -135,14 +139,23 @@ impl Harness {
     /// Books `count` bookings of one ticket each, from distinct customers; returns their ids.
     pub async fn book(&self, count: usize) -> Vec<Uuid> {
         let requests = (0..count).map(|_| async {
-            let body = json!({
-                "ticketTierId": self.tier, "userEmail": format!("{}@example.com", Uuid::new_v4().simple()),
-                "quantity": 1, "totalPrice": self.price, "idempotencyKey": Uuid::new_v4().to_string()
-            });
-            let response = self.client.post(format!("{}/api/bookings", self.gateway)).json(&body).send().await.expect("sent");
+            let email = format!("{}@example.com", Uuid::new_v4().simple());
+            let price = self.price.to_string().parse().expect("money");
+            let body = BookingBody::new(self.tier, &email, 1, price, &Uuid::new_v4().to_string())
+                .expect("booking");
+            let response = self
+                .client
+                .post(format!("{}/api/bookings", self.gateway))
+                .json(&body)
+                .send()
+                .await
+                .expect("sent");
             assert_eq!(response.status(), 202);
             let body: Value = response.json().await.expect("json");
-            body["booking"]["id"].as_str().and_then(|id| id.parse().ok()).expect("booking id")
+            body["booking"]["id"]
+                .as_str()
+                .and_then(|id| id.parse().ok())
+                .expect("booking id")
         });
         futures::future::join_all(requests).await
     }

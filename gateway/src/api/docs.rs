@@ -1,0 +1,127 @@
+//! The OpenAPI 3.1 document of the API, made from the handlers' own annotations and the types
+//! they read and write (so it cannot drift from them), served at `/api/openapi.json`; `/docs`
+//! renders it (the web app's build carries the page and its script, so it needs no network).
+
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, Response};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::api::{admin, analytics, bookings, concerts, health};
+use crate::http::body::{Body, full};
+use crate::http::error::{FieldError, Problem};
+use crate::live::{hub, sse};
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Tickets",
+        description = "Concert ticket booking for on-sale peaks: a booking is accepted in \
+            milliseconds after one atomic reservation in Redis, then settled (charged, written to \
+            Postgres) asynchronously. Errors are RFC 9457 problems with a stable `code`.",
+        version = "1",
+        license(name = "MIT")
+    ),
+    paths(
+        concerts::list,
+        concerts::get,
+        sse::stock_stream,
+        admin::create,
+        bookings::create,
+        bookings::get,
+        sse::booking_stream,
+        analytics::get,
+        health::live,
+        health::ready,
+        health::metrics,
+        document,
+    ),
+    components(schemas(
+        Problem,
+        FieldError,
+        analytics::Period,
+        sse::ServerSentEvent,
+        hub::StockEvent,
+        sse::Snapshot,
+        sse::TierStock,
+        sse::BookingEvent
+    )),
+    modifiers(&AdminToken),
+    tags(
+        (name = "concerts", description = "The catalog and its live stock"),
+        (name = "bookings", description = "Booking tickets and following them to their outcome"),
+        (name = "analytics", description = "The sales dashboard"),
+        (name = "admin", description = "Creating concerts (bearer token)"),
+        (name = "operations", description = "Health, metrics and this document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The admin API's bearer token.
+#[derive(Debug)]
+struct AdminToken;
+
+impl Modify for AdminToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "admin",
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+        }
+    }
+}
+
+/// The document as JSON, made once.
+pub fn json() -> Bytes {
+    static DOCUMENT: OnceLock<Bytes> = OnceLock::new();
+    DOCUMENT
+        .get_or_init(|| {
+            let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+            name_link_fields(&mut document);
+            Bytes::from(serde_json::to_vec_pretty(&document).unwrap_or_default())
+        })
+        .clone()
+}
+
+/// utoipa 5.5 writes a link's fields in snake case (`operation_id`); OpenAPI names them in camel
+/// case (`operationId`), which tools that follow links need.
+fn name_link_fields(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(object) => {
+            if let Some(serde_json::Value::Object(links)) = object.get_mut("links") {
+                for link in links.values_mut() {
+                    if let serde_json::Value::Object(link) = link {
+                        for (snake, camel) in [
+                            ("operation_id", "operationId"),
+                            ("operation_ref", "operationRef"),
+                            ("request_body", "requestBody"),
+                        ] {
+                            if let Some(field) = link.remove(snake) {
+                                link.insert(camel.to_owned(), field);
+                            }
+                        }
+                    }
+                }
+            }
+            object.values_mut().for_each(name_link_fields);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(name_link_fields),
+        _ => {}
+    }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/openapi.json", operation_id = "openapi", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object))
+)]
+pub fn document() -> Response<Body> {
+    let mut response = Response::new(full(json()));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
