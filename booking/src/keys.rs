@@ -20,6 +20,7 @@
 //! | --- | --- |
 //! | `<p>:stock` | `<concertId> <tierId> <available>` after every stock change |
 //! | `<p>:booking-status` | `<bookingId> <status>` when a booking settles |
+//! | `<p>:catalog` | `<concertId>` when a concert is created: other gateways reload their catalog |
 
 use std::fmt;
 
@@ -144,6 +145,10 @@ impl Keyspace {
 
     pub fn booking_status_channel(&self) -> String {
         format!("{}:booking-status", self.prefix)
+    }
+
+    pub fn catalog_channel(&self) -> String {
+        format!("{}:catalog", self.prefix)
     }
 }
 

@@ -23,11 +23,33 @@ pub fn init() -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// What `/metrics` answers: the process' own metrics and the CPU and memory it uses
+/// (`process_cpu_seconds_total`, `process_resident_memory_bytes`, ...), read at each scrape.
+#[derive(Clone)]
+pub struct Exporter {
+    handle: PrometheusHandle,
+    process: std::sync::Arc<metrics_process::Collector>,
+}
+
+impl std::fmt::Debug for Exporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exporter").finish_non_exhaustive()
+    }
+}
+
+impl Exporter {
+    /// The Prometheus text of every metric, the process' read now.
+    pub fn render(&self) -> String {
+        self.process.collect();
+        self.handle.render()
+    }
+}
+
 /// Installs the Prometheus recorder, once per process, with histogram `buckets` by metric name,
-/// then calls `describe` to register help texts. Later calls return the first handle.
-pub fn install_metrics(buckets: &[(&str, &[f64])], describe: fn()) -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
+/// then calls `describe` to register help texts. Later calls return the first exporter.
+pub fn install_metrics(buckets: &[(&str, &[f64])], describe: fn()) -> Exporter {
+    static EXPORTER: OnceLock<Exporter> = OnceLock::new();
+    EXPORTER
         .get_or_init(|| {
             let builder =
                 buckets
@@ -47,7 +69,12 @@ pub fn install_metrics(buckets: &[(&str, &[f64])], describe: fn()) -> Prometheus
                 tracing::warn!("a metrics recorder was already installed");
             }
             describe();
-            handle
+            let process = metrics_process::Collector::default();
+            process.describe();
+            Exporter {
+                handle,
+                process: std::sync::Arc::new(process),
+            }
         })
         .clone()
 }

@@ -6,7 +6,6 @@ use std::time::Duration;
 use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
-use metrics_exporter_prometheus::PrometheusHandle;
 
 const REQUESTS: &str = "gateway_http_requests_total";
 const REQUEST_DURATION: &str = "gateway_http_request_duration_seconds";
@@ -18,6 +17,7 @@ const RATE_LIMITED: &str = "gateway_rate_limited_total";
 const SHED: &str = "gateway_load_shed_total";
 const LOST: &str = "gateway_bookings_lost_total";
 const RECOVERIES: &str = "gateway_shard_recoveries_total";
+const DEPENDENCY_UP: &str = "gateway_dependency_up";
 const NOT_WHOLE: &str = "gateway_shards_not_whole";
 const CONNECTIONS_CLOSED: &str = "gateway_connections_closed_total";
 
@@ -31,7 +31,7 @@ const SCRIPT_BUCKETS: [f64; 10] = [
 ];
 
 /// Installs the Prometheus recorder (once per process) and returns its handle.
-pub fn install() -> PrometheusHandle {
+pub fn install() -> booking::telemetry::Exporter {
     booking::telemetry::install_metrics(
         &[
             (REQUEST_DURATION, &REQUEST_BUCKETS),
@@ -64,6 +64,10 @@ fn describe() {
         SSE_CLIENTS,
         "Server-sent event streams open, by stream (stock, booking)."
     );
+    // Present from the start, so a gateway that never had a stream reports none rather than nothing.
+    for stream in ["stock", "booking"] {
+        gauge!(SSE_CLIENTS, "stream" => stream).set(0.0);
+    }
     describe_counter!(
         SSE_EVENTS,
         "Events written to server-sent event clients, by event (snapshot, stock, status)."
@@ -87,6 +91,10 @@ fn describe() {
     describe_counter!(
         CONNECTIONS_CLOSED,
         "Connections the gateway closed for passing a limit, by limit (header_timeout, idle_timeout)."
+    );
+    describe_gauge!(
+        DEPENDENCY_UP,
+        "1 when a dependency (redis, postgres) answered the last readiness check, else 0."
     );
     describe_gauge!(
         NOT_WHOLE,
@@ -155,4 +163,11 @@ pub fn shards_not_whole(count: usize) {
 
 pub fn connection_closed(limit: &'static str) {
     counter!(CONNECTIONS_CLOSED, "limit" => limit).increment(1);
+}
+
+/// Records what a readiness check found of each dependency.
+pub fn dependencies(readiness: &booking::health::Readiness) {
+    gauge!(DEPENDENCY_UP, "dependency" => "redis").set(f64::from(u8::from(readiness.redis_up())));
+    gauge!(DEPENDENCY_UP, "dependency" => "postgres")
+        .set(f64::from(u8::from(readiness.postgres_up())));
 }

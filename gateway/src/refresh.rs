@@ -28,13 +28,15 @@ pub async fn refresh(state: &AppState) {
     }
 }
 
-/// Refreshes every [`REFRESH_INTERVAL`], or at once when a request finds stock missing.
+/// Refreshes every [`REFRESH_INTERVAL`], or at once when a request finds stock missing or another
+/// gateway created a concert.
 pub async fn run(state: Arc<AppState>, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(REFRESH_INTERVAL) => {}
             () = state.stock_missing.notified() => {}
+            () = state.hub.catalog_changed() => {}
         }
         refresh(&state).await;
     }

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use fred::prelude::Pool;
 use ipnet::IpNet;
-use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -61,7 +60,7 @@ pub struct AppState {
     pub sse_capacity: Capacity,
     /// The web app's files, served at `/`; empty when it was not built.
     pub web: WebApp,
-    pub metrics: PrometheusHandle,
+    pub metrics: booking::telemetry::Exporter,
     /// Cancelled when the gateway shuts down: event streams end.
     pub shutdown: CancellationToken,
 }

@@ -15,7 +15,6 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -28,7 +27,7 @@ pub struct Probe {
     pub redis: Pool,
     pub db: PgPool,
     pub guard: Arc<ShardGuard>,
-    pub metrics: PrometheusHandle,
+    pub metrics: booking::telemetry::Exporter,
 }
 
 fn answer(
@@ -69,6 +68,7 @@ async fn route(probe: &Probe, request: Request<Incoming>) -> Response<Full<Bytes
                 booking::health::Postgres::Required,
             )
             .await;
+            crate::metrics::dependencies(&readiness);
             let status = if readiness.is_ready() {
                 StatusCode::OK
             } else {

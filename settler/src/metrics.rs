@@ -9,7 +9,6 @@ use booking::scripts::trim::Depth;
 use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
-use metrics_exporter_prometheus::PrometheusHandle;
 use uuid::Uuid;
 
 const SETTLED: &str = "settler_bookings_settled_total";
@@ -24,6 +23,7 @@ const OLDEST_UNSETTLED: &str = "settler_oldest_unsettled_seconds";
 const REFUNDS: &str = "settler_refunds_total";
 const READMITTED: &str = "settler_readmitted_total";
 const RECOVERIES: &str = "settler_shard_recoveries_total";
+const DEPENDENCY_UP: &str = "settler_dependency_up";
 const NOT_WHOLE: &str = "settler_shards_not_whole";
 
 /// Seconds from a booking's acceptance to its final status: payments take 0.2-0.8 s, a backlog
@@ -35,7 +35,7 @@ const ACCEPT_TO_FINAL_BUCKETS: [f64; 12] = [
 const PAYMENT_BUCKETS: [f64; 10] = [0.005, 0.025, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0];
 
 /// Installs the Prometheus recorder (once per process) and returns its handle.
-pub fn install() -> PrometheusHandle {
+pub fn install() -> booking::telemetry::Exporter {
     booking::telemetry::install_metrics(
         &[
             (ACCEPT_TO_FINAL, &ACCEPT_TO_FINAL_BUCKETS),
@@ -79,6 +79,10 @@ fn describe() {
     describe_counter!(
         RECOVERIES,
         "Shards this settler rebuilt after Redis lost (or may have lost) their data, by cause (lost, restarted)."
+    );
+    describe_gauge!(
+        DEPENDENCY_UP,
+        "1 when a dependency (redis, postgres) answered the last readiness check, else 0."
     );
     describe_gauge!(
         NOT_WHOLE,
@@ -151,4 +155,11 @@ pub fn shards_not_whole(count: usize) {
 
 pub fn stock_drift(tier_id: Uuid, drift: i64) {
     gauge!(STOCK_DRIFT, "tier" => tier_id.to_string()).set(drift as f64);
+}
+
+/// Records what a readiness check found of each dependency.
+pub fn dependencies(readiness: &booking::health::Readiness) {
+    gauge!(DEPENDENCY_UP, "dependency" => "redis").set(f64::from(u8::from(readiness.redis_up())));
+    gauge!(DEPENDENCY_UP, "dependency" => "postgres")
+        .set(f64::from(u8::from(readiness.postgres_up())));
 }

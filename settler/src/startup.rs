@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -45,7 +44,7 @@ const GUARD_EVERY: Duration = Duration::from_secs(1);
 pub struct Application<P> {
     settler: Arc<Settler<P>>,
     listener: TcpListener,
-    metrics: PrometheusHandle,
+    metrics: booking::telemetry::Exporter,
     workers: usize,
     reconcile_interval: Duration,
     stuck_after: Duration,

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use fred::prelude::KeysInterface;
+use fred::prelude::{KeysInterface, PubsubInterface};
 use fred::types::SetOptions;
 use futures::future::try_join_all;
 use http::header::{AUTHORIZATION, LOCATION};
@@ -314,6 +314,13 @@ pub async fn create_concert(state: &AppState, new: NewConcert) -> Result<Concert
         )
         .await?;
     }
+    // Every other gateway reloads its catalog now rather than at its next periodic refresh, so
+    // the new tiers are bookable through all of them within milliseconds.
+    state
+        .redis
+        .next()
+        .publish::<(), _, _>(state.keys.catalog_channel(), concert.id.to_string())
+        .await?;
     tracing::info!(concert_id = %concert.id, tiers = concert.tiers.len(), "concert created");
     Ok(concert)
 }

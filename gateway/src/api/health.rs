@@ -42,6 +42,7 @@ pub async fn ready(state: &AppState) -> Result<Response<Body>, ApiError> {
         booking::health::Postgres::Reported,
     )
     .await;
+    crate::metrics::dependencies(&readiness);
     if readiness.is_ready() {
         return json(StatusCode::OK, &readiness);
     }
@@ -56,8 +57,8 @@ pub async fn ready(state: &AppState) -> Result<Response<Body>, ApiError> {
 #[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text", content_type = "text/plain", body = String))
 )]
-pub fn metrics(handle: &metrics_exporter_prometheus::PrometheusHandle) -> Response<Body> {
-    let mut response = Response::new(crate::http::body::full(handle.render()));
+pub fn metrics(exporter: &booking::telemetry::Exporter) -> Response<Body> {
+    let mut response = Response::new(crate::http::body::full(exporter.render()));
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),

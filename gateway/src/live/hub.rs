@@ -6,6 +6,7 @@
 //! status changes (`<bookingId> <status>`) go to a second channel, so a flood of settlements never crowds the stock feed. Both channels are bounded: a
 //! client that falls behind loses its place and is sent a fresh snapshot instead (see `sse.rs`);
 //! so is everyone after the subscription reconnects, since messages published meanwhile are lost.
+//! A third channel says a concert was created, which wakes this gateway's catalog refresh.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +19,7 @@ use fred::prelude::{
 };
 use fred::types::Message;
 use serde::Serialize;
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -66,6 +67,8 @@ pub struct Hub {
     status: broadcast::Sender<StatusChange>,
     /// The `id:` of the next event, shared by every stream of this process.
     next_id: AtomicU64,
+    /// Another gateway created a concert, or messages may have been lost.
+    catalog_changed: Notify,
 }
 
 impl Default for Hub {
@@ -74,6 +77,7 @@ impl Default for Hub {
             stock: broadcast::channel(STOCK_BUFFER).0,
             status: broadcast::channel(STATUS_BUFFER).0,
             next_id: AtomicU64::new(1),
+            catalog_changed: Notify::new(),
         }
     }
 }
@@ -110,8 +114,15 @@ impl Hub {
         let _ = self.stock.send(StockUpdate::Event(frame));
     }
 
+    /// Every stream client gets a fresh snapshot and the catalog is reloaded.
     pub fn resync(&self) {
         let _ = self.stock.send(StockUpdate::Resync);
+        self.catalog_changed.notify_one();
+    }
+
+    /// Resolves when the catalog may have changed since the last call (one waiter: the refresh).
+    pub async fn catalog_changed(&self) {
+        self.catalog_changed.notified().await
     }
 
     fn publish_status(&self, payload: &str) {
@@ -124,7 +135,8 @@ impl Hub {
     }
 }
 
-/// The process's one pub/sub connection, subscribed to the stock and booking status channels.
+/// The process's one pub/sub connection, subscribed to the stock, booking status and catalog
+/// channels.
 #[derive(Debug)]
 pub struct Subscription {
     client: SubscriberClient,
@@ -132,6 +144,7 @@ pub struct Subscription {
     reconnects: broadcast::Receiver<Server>,
     stock_channel: String,
     status_channel: String,
+    catalog_channel: String,
 }
 
 impl Subscription {
@@ -154,12 +167,14 @@ impl Subscription {
         let messages = client.message_rx();
         let mut reconnects = client.reconnect_rx();
         client.connect();
-        let (stock_channel, status_channel) = (keys.stock_channel(), keys.booking_status_channel());
+        let channels = [
+            keys.stock_channel(),
+            keys.booking_status_channel(),
+            keys.catalog_channel(),
+        ];
         let subscribed = tokio::time::timeout(wait, async {
             client.wait_for_connect().await?;
-            client
-                .subscribe(vec![stock_channel.clone(), status_channel.clone()])
-                .await
+            client.subscribe(channels.to_vec()).await
         })
         .await;
         match subscribed {
@@ -172,12 +187,14 @@ impl Subscription {
                 tracing::warn!("redis is not answering yet; the live feed starts when it does")
             }
         }
+        let [stock_channel, status_channel, catalog_channel] = channels;
         Ok(Self {
             client,
             messages,
             reconnects,
             stock_channel,
             status_channel,
+            catalog_channel,
         })
     }
 
@@ -191,7 +208,11 @@ impl Subscription {
                         // A new connection has no subscriptions, whether or not the first attempt
                         // to subscribe ever succeeded.
                         tracing::info!("pub/sub (re)connected; subscribing and resynchronising live clients");
-                        let channels = vec![self.stock_channel.clone(), self.status_channel.clone()];
+                        let channels = vec![
+                            self.stock_channel.clone(),
+                            self.status_channel.clone(),
+                            self.catalog_channel.clone(),
+                        ];
                         if let Err(error) = self.client.subscribe(channels).await {
                             tracing::warn!(%error, "subscribing failed; retrying on the next reconnect");
                         }
@@ -205,6 +226,8 @@ impl Subscription {
                             hub.publish_stock(&payload);
                         } else if *message.channel == *self.status_channel {
                             hub.publish_status(&payload);
+                        } else if *message.channel == *self.catalog_channel {
+                            hub.catalog_changed.notify_one();
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {

@@ -4,7 +4,7 @@ use fred::prelude::KeysInterface;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{ADMIN_TOKEN, spawn_app, spawn_app_with, test_config};
+use crate::helpers::{ADMIN_TOKEN, booking_body, spawn_app, spawn_app_with, test_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_catalog_is_seeded_with_the_demo_concerts() {
@@ -364,4 +364,31 @@ async fn tickets_sell_only_within_the_sales_window() {
         assert_eq!(problem["errors"][0]["field"], field, "{problem}");
     }
     app.cleanup().await;
+}
+
+/// A concert created through one gateway is bookable through another at once, not only after
+/// that one's periodic catalog refresh (every 5 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concert_created_through_one_gateway_is_bookable_through_every_other_at_once() {
+    let first = spawn_app().await;
+    let second = spawn_app_with(first.config.clone()).await;
+    let (concert, tiers) = first.create_concert(&[(10.0, 5)]).await;
+    let created = std::time::Instant::now();
+    let body = booking_body(&tiers[0], 1, "elsewhere@example.com", "elsewhere");
+    let status = loop {
+        let status = second.book(&body).await.status();
+        if status != 404 || created.elapsed() > std::time::Duration::from_secs(2) {
+            break status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(status, 202, "booked through the other gateway");
+    assert!(
+        created.elapsed() < std::time::Duration::from_secs(1),
+        "known elsewhere within a second, not at the next refresh: {:?}",
+        created.elapsed()
+    );
+    assert_eq!(second.catalog_stock(concert, tiers[0].id).await, 4);
+    second.stop().await;
+    first.cleanup().await;
 }
