@@ -16,7 +16,7 @@ PG_PORT := 5432
 REDIS_PORT := 6379
 
 .PHONY: run test bench bench-loss api-types api-types-check contract python-tools deps \
-	docker-engine docker-base compose-test monitoring-test services redis postgres build lint clean-test-databases loadtest-smoke \
+	docker-engine docker-base compose-test monitoring-test cluster-test services redis postgres build lint clean-test-databases loadtest-smoke \
 	web web-deps web-test web-e2e chromium
 
 ## run: install what is missing, start Redis and Postgres, build, then run the settler and the
@@ -35,6 +35,7 @@ test: services lint clean-test-databases web-deps
 	@# The live-feed tests hold a thousand streams open: lift the soft limit on open files.
 	mkdir -p target
 	ulimit -n "$$(ulimit -Hn)"; cargo test --workspace --locked 2>&1 | tee target/test-output.txt
+	$(MAKE) --no-print-directory cluster-test 2>&1 | tee -a target/test-output.txt
 	$(MAKE) --no-print-directory loadtest-smoke
 	$(MAKE) --no-print-directory api-types-check
 	$(MAKE) --no-print-directory contract
@@ -290,6 +291,18 @@ compose-test: services python-tools docker-base web
 	$(COMPOSE) up --detach --wait --wait-timeout 180 || { $(COMPOSE) logs --tail 50; exit 1; }; \
 	DOCKER_HOST=$(DOCKER_SOCKET) STACK=http://127.0.0.1:8000 PROMETHEUS=http://127.0.0.1:9090 \
 		COMPOSE="$(COMPOSE_STACK)" bash .ci/compose-check
+
+## cluster-test: the gateway's and settler's integration tests again (the process fault suite
+## aside), on a three-master Redis Cluster of their own on free ports, as production runs Redis
+CLUSTER_DIR := $(CURDIR)/target/redis-cluster
+cluster-test: services
+	@rm -rf $(CLUSTER_DIR); mkdir -p $(CLUSTER_DIR)
+	@# Three ports free with their cluster bus ports (port + 10000).
+	@ports=$$(python3 -c 'import socket, random; 		free = lambda p: all(socket.socket().connect_ex(("127.0.0.1", q)) != 0 for q in (p, p + 10000)); 		print(*random.sample([p for p in range(20000, 30000) if free(p)][:200], 3))'); 	for port in $$ports; do 		mkdir -p $(CLUSTER_DIR)/$$port; 		redis-server --port $$port --bind 127.0.0.1 --cluster-enabled yes --save "" --appendonly no \
+			--cluster-config-file $(CLUSTER_DIR)/$$port/nodes.conf --dir $(CLUSTER_DIR)/$$port \
+			--logfile $(CLUSTER_DIR)/$$port/log --daemonize yes; 	done; 	trap 'for port in $$ports; do redis-cli -p $$port shutdown nosave >/dev/null 2>&1 || true; done' EXIT; 	for port in $$ports; do for _ in $$(seq 100); do redis-cli -p $$port ping >/dev/null 2>&1 && break; sleep 0.05; done; done; 	redis-cli --cluster create $$(printf '127.0.0.1:%s ' $$ports) --cluster-yes >/dev/null; 	for port in $$ports; do \
+		for _ in $$(seq 100); do redis-cli -p $$port cluster info | grep -q cluster_state:ok && break; sleep 0.1; done; \
+	done; 	set -- $$ports; url="redis-cluster://127.0.0.1:$$1?node=127.0.0.1:$$2&node=127.0.0.1:$$3"; 	echo "cluster: three masters on $$ports"; 	REDIS_URL="$$url" cargo test --locked -p gateway --test it; 	REDIS_URL="$$url" cargo test --locked -p settler --test it -- --skip faults::
 
 # Databases of earlier test runs that stopped before cleaning up after themselves.
 clean-test-databases: postgres

@@ -11,8 +11,11 @@ use fred::prelude::{Builder, ClientLike, Config, Error, Pool, ReconnectPolicy};
 const RECONNECT_MIN_MS: u32 = 50;
 const RECONNECT_MAX_MS: u32 = 1_000;
 
-/// Builds a pool of `size` multiplexed connections and starts connecting it.
-pub fn connect(url: &str, size: usize, command_timeout: Duration) -> Result<Pool, Error> {
+/// Builds a pool of `size` multiplexed connections and connects it, waiting at most one
+/// `command_timeout` for Redis: a client of a Redis Cluster routes a command by the slot map its
+/// connection read, and refuses commands until it has one. A Redis that does not answer by then
+/// is left to the reconnect policy; the process serves meanwhile and readiness says so.
+pub async fn connect(url: &str, size: usize, command_timeout: Duration) -> Result<Pool, Error> {
     let mut config = Config::from_url(url)?;
     // Start even while Redis is down; readiness reports it until it answers.
     config.fail_fast = false;
@@ -32,5 +35,11 @@ pub fn connect(url: &str, size: usize, command_timeout: Duration) -> Result<Pool
         ))
         .build_pool(size)?;
     pool.connect();
+    if tokio::time::timeout(command_timeout, pool.wait_for_connect())
+        .await
+        .is_err()
+    {
+        tracing::warn!("redis is not answering yet; connecting in the background");
+    }
     Ok(pool)
 }

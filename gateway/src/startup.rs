@@ -76,6 +76,7 @@ impl Application {
         };
         let redis =
             booking::redis::connect(&backends.redis_url, REDIS_POOL_SIZE, backends.redis_timeout)
+                .await
                 .context("configuring redis")?;
         let guard = Arc::new(ShardGuard::new(redis.clone(), db.clone(), keys.clone()));
         let analytics_db = PgPoolOptions::new()

@@ -149,15 +149,11 @@ async fn main() -> anyhow::Result<()> {
     ))
     .execute(&mut admin)
     .await?;
-    let redis = state.redis.next();
-    let mut pages = redis.scan(format!("{{{}:*", backends.key_prefix), Some(1000), None);
-    while let Some(Ok(mut page)) = pages.next().await {
-        use fred::types::scan::Scanner;
-        if let Some(keys) = page.take_results()
-            && !keys.is_empty()
-        {
-            let _: i64 = fred::prelude::KeysInterface::del(redis, keys).await?;
-        }
-    }
+    testkit::delete_keys(
+        state.redis.next(),
+        &backends.key_prefix,
+        backends.redis_shards,
+    )
+    .await;
     Ok(())
 }

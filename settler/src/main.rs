@@ -60,7 +60,7 @@ async fn main() -> ExitCode {
 async fn audit_once(config: SettlerConfig) -> anyhow::Result<bool> {
     let backends = &config.backends;
     let db = booking::db::connect(&backends.database_url, 2).await?;
-    let redis = booking::redis::connect(&backends.redis_url, 1, backends.redis_timeout)?;
+    let redis = booking::redis::connect(&backends.redis_url, 1, backends.redis_timeout).await?;
     let keys = backends.keyspace();
     let mut watch = DriftWatch::default();
     watch.observe(

@@ -68,6 +68,7 @@ impl<P: PaymentProvider> Application<P> {
             .context("connecting to postgres")?;
         let redis =
             booking::redis::connect(&backends.redis_url, REDIS_POOL_SIZE, backends.redis_timeout)
+                .await
                 .context("configuring redis")?;
         let keys = backends.keyspace();
         let guard = Arc::new(ShardGuard::new(redis.clone(), db.clone(), keys.clone()));

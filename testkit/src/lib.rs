@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 pub use postgres::PrivatePostgres;
 pub use process::Process;
-pub use redis::{Persistence, PrivateRedis};
+pub use redis::{Persistence, PrivateRedis, delete_keys};
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {

@@ -3,6 +3,11 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use fred::clients::Client;
+use fred::prelude::KeysInterface;
+use fred::types::scan::Scanner;
+use futures::StreamExt;
+
 use crate::{TempDir, free_port, signal, wait_for_port};
 
 /// What the server keeps on disk.
@@ -98,5 +103,22 @@ impl Drop for PrivateRedis {
             signal(child.id(), "-CONT");
         }
         self.kill();
+    }
+}
+
+/// Deletes every key of a test's `prefix` on its `shards`. Shard by shard: the pattern
+/// `{prefix:shard}:*` names one hash slot, which a cluster client scans on the node that owns it,
+/// so this works on Redis Cluster as on one server.
+pub async fn delete_keys(redis: &Client, prefix: &str, shards: u8) {
+    for shard in 0..shards {
+        let mut pages = redis.scan(format!("{{{prefix}:{shard}}}:*"), Some(500), None);
+        while let Some(page) = pages.next().await {
+            let mut page = page.expect("keys scanned");
+            if let Some(keys) = page.take_results()
+                && !keys.is_empty()
+            {
+                let _: i64 = redis.del(keys).await.expect("keys deleted");
+            }
+        }
     }
 }

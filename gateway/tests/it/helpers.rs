@@ -8,8 +8,6 @@ use booking::config::Backends;
 use booking::domain::{Email, IdempotencyKey, Quantity};
 use booking::money::{Currency, Money};
 use fred::prelude::{ClientLike, KeysInterface};
-use fred::types::scan::Scanner;
-use futures::StreamExt;
 use gateway::api::admin::{NewConcertBody, NewTierBody};
 use gateway::api::bookings::BookingBody;
 use gateway::state::AppState;
@@ -215,16 +213,13 @@ impl TestApp {
         self.shutdown.cancel();
         let _ = self.server.await;
         self.state.db.close().await;
-        let pattern = format!("{{{}:*", self.config.backends.key_prefix);
-        let client = self.state.redis.next();
-        let mut pages = client.scan(pattern, Some(500), None);
-        while let Some(Ok(mut page)) = pages.next().await {
-            if let Some(keys) = page.take_results()
-                && !keys.is_empty()
-            {
-                let _: i64 = client.del(keys).await.expect("keys deleted");
-            }
-        }
+        let backends = &self.config.backends;
+        testkit::delete_keys(
+            self.state.redis.next(),
+            &backends.key_prefix,
+            backends.redis_shards,
+        )
+        .await;
         let _ = self.state.redis.quit().await;
         drop_database(&self.config.backends.database_url).await;
     }

@@ -152,8 +152,9 @@ impl System {
     }
 
     async fn connections(&self) -> (fred::prelude::Pool, sqlx::PgPool) {
-        let redis =
-            booking::redis::connect(&self.redis.url(), 1, Duration::from_secs(2)).expect("redis");
+        let redis = booking::redis::connect(&self.redis.url(), 1, Duration::from_secs(2))
+            .await
+            .expect("redis");
         fred::prelude::ClientLike::wait_for_connect(&redis)
             .await
             .expect("connected");

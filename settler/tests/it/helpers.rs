@@ -9,8 +9,6 @@ use booking::config::Backends;
 use booking::keys::Shard;
 use booking::record::{Packed, field};
 use fred::prelude::KeysInterface;
-use fred::types::scan::Scanner;
-use futures::StreamExt;
 use gateway::GatewayConfig;
 use gateway::api::admin::NewConcertBody;
 use gateway::api::bookings::BookingBody;
@@ -277,15 +275,12 @@ impl Harness {
 
     pub async fn cleanup(self) {
         self.gateway_stop.cancel();
-        let redis = self.gateway_state.redis.next();
-        let mut pages = redis.scan(format!("{{{}:*", self.backends.key_prefix), Some(500), None);
-        while let Some(Ok(mut page)) = pages.next().await {
-            if let Some(keys) = page.take_results()
-                && !keys.is_empty()
-            {
-                let _: i64 = redis.del(keys).await.expect("keys deleted");
-            }
-        }
+        testkit::delete_keys(
+            self.gateway_state.redis.next(),
+            &self.backends.key_prefix,
+            self.backends.redis_shards,
+        )
+        .await;
         self.gateway_state.db.close().await;
         let (server, name) = self
             .backends

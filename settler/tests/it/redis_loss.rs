@@ -18,19 +18,12 @@ use crate::helpers::{Harness, settler_config};
 
 /// Everything Redis held under the test's prefix is gone.
 async fn wipe(harness: &Harness) {
-    let redis = &harness.gateway_state.redis;
-    let keys: Vec<String> = fred::prelude::KeysInterface::scan_page(
-        redis.next(),
-        "0",
-        format!("{{{}:*", harness.backends.key_prefix),
-        Some(10_000),
-        None,
+    testkit::delete_keys(
+        harness.gateway_state.redis.next(),
+        &harness.backends.key_prefix,
+        harness.backends.redis_shards,
     )
-    .await
-    .map(|(_, keys): (String, Vec<String>)| keys)
-    .expect("scanned");
-    assert!(!keys.is_empty());
-    let _: i64 = redis.del(keys).await.expect("deleted");
+    .await;
 }
 
 async fn post(harness: &Harness, body: &Value) -> (u16, Value) {
