@@ -16,7 +16,7 @@ PG_PORT := 5432
 REDIS_PORT := 6379
 
 .PHONY: run test bench bench-loss api-types api-types-check contract python-tools deps \
-	docker-engine docker-base compose-test monitoring-test cluster-test services redis postgres build lint clean-test-databases loadtest-smoke \
+	docker-engine docker-base compose-test monitoring-test cluster-test k8s-tools k8s-test services redis postgres build lint clean-test-databases loadtest-smoke \
 	web web-deps web-test web-e2e chromium
 
 ## run: install what is missing, start Redis and Postgres, build, then run the settler and the
@@ -40,6 +40,7 @@ test: services lint clean-test-databases web-deps
 	$(MAKE) --no-print-directory api-types-check
 	$(MAKE) --no-print-directory contract
 	$(MAKE) --no-print-directory monitoring-test
+	$(MAKE) --no-print-directory k8s-test
 	$(MAKE) --no-print-directory compose-test
 	$(MAKE) --no-print-directory web-test 2>&1 | tee target/web-test-output.txt
 	$(MAKE) --no-print-directory web-e2e 2>&1 | tee target/web-e2e-output.txt
@@ -291,6 +292,44 @@ compose-test: services python-tools docker-base web
 	$(COMPOSE) up --detach --wait --wait-timeout 180 || { $(COMPOSE) logs --tail 50; exit 1; }; \
 	DOCKER_HOST=$(DOCKER_SOCKET) STACK=http://127.0.0.1:8000 PROMETHEUS=http://127.0.0.1:9090 \
 		COMPOSE="$(COMPOSE_STACK)" bash .ci/compose-check
+
+# The Kubernetes validators, in a virtual environment of their own (checkov pins what it needs).
+K8S_TOOLS := kubernetes-validate==1.37.0 checkov==3.3.30 PyYAML==6.0.2
+K8S_VERSION := 1.32.0
+k8s-tools: deps
+	@command -v kubectl >/dev/null || { $(SUDO) apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq kubernetes-client; }
+	@if [ "$$(cat target/venv-k8s/tools 2>/dev/null)" != "$(K8S_TOOLS)" ]; then \
+		python3 -m venv target/venv-k8s && target/venv-k8s/bin/pip install -q $(K8S_TOOLS) && \
+		echo "$(K8S_TOOLS)" > target/venv-k8s/tools; \
+	fi
+	@cd k8s/validate && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; }
+
+## k8s-test: render every overlay; validate the core objects against Kubernetes' schemas (strict:
+## a misspelled field fails, and a made-up one is fed to prove it), the custom resources against
+## KEDA's and the Prometheus operator's; a checkov scan; the PrometheusRule equal to monitoring/;
+## and the manifests held to the binaries (images, variables, ports, probes, metrics)
+k8s-test: k8s-tools
+	@mkdir -p target/k8s; rm -f target/k8s/*.yaml
+	@for overlay in dev production; do \
+		kubectl kustomize k8s/overlays/$$overlay > target/k8s/$$overlay.yaml; \
+		echo "k8s: $$overlay renders $$(grep -c '^kind:' target/k8s/$$overlay.yaml) objects"; \
+	done
+	target/venv-k8s/bin/kubernetes-validate -k $(K8S_VERSION) --strict --quiet --no-warn target/k8s/*.yaml
+	@printf 'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: typo}\nspec:\n  replicaz: 1\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec: {containers: [{name: c, image: i}]}\n' \
+		> target/k8s-typo.yaml
+	@if target/venv-k8s/bin/kubernetes-validate -k $(K8S_VERSION) --strict --quiet target/k8s-typo.yaml >/dev/null 2>&1; then \
+		echo "k8s: a misspelled field passed strict validation"; exit 1; \
+	else echo "k8s: a misspelled field fails strict validation, as it must"; fi
+	node k8s/validate/crds.mjs --self-test target/k8s/*.yaml
+	target/venv-k8s/bin/checkov -d target/k8s --config-file k8s/checkov.yaml
+	target/venv-k8s/bin/python k8s/prometheus_rules.py --check
+	target/venv-k8s/bin/python k8s/check_drift.py target/k8s/*.yaml
+	@sed 's#/api/health/ready#/api/ready#; s#gateway_http_requests_in_flight#gateway_in_flight#g' \
+		target/k8s/production.yaml > target/k8s-drifted.yaml
+	@if target/venv-k8s/bin/python k8s/check_drift.py target/k8s-drifted.yaml >/dev/null; then \
+		echo "k8s: a renamed probe path and metric passed the drift check"; exit 1; \
+	else echo "k8s: a renamed probe path and metric fail the drift check, as they must"; fi
 
 ## cluster-test: the gateway's and settler's integration tests again (the process fault suite
 ## aside), on a three-master Redis Cluster of their own on free ports, as production runs Redis

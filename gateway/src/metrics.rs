@@ -15,6 +15,7 @@ const SSE_CLIENTS: &str = "gateway_sse_clients";
 const SSE_EVENTS: &str = "gateway_sse_events_total";
 const RATE_LIMITED: &str = "gateway_rate_limited_total";
 const SHED: &str = "gateway_load_shed_total";
+const IN_FLIGHT: &str = "gateway_http_requests_in_flight";
 const LOST: &str = "gateway_bookings_lost_total";
 const RECOVERIES: &str = "gateway_shard_recoveries_total";
 const DEPENDENCY_UP: &str = "gateway_dependency_up";
@@ -76,6 +77,11 @@ fn describe() {
         RATE_LIMITED,
         "Requests refused with 429, by limit (requests, bookings)."
     );
+    describe_gauge!(
+        IN_FLIGHT,
+        "Requests being answered (event streams aside): what the autoscaler's per-pod target is set against."
+    );
+    gauge!(IN_FLIGHT).set(0.0);
     describe_counter!(
         SHED,
         "Requests refused with 503 because the gateway was at its concurrency limit."
@@ -130,6 +136,23 @@ impl SseClient {
 impl Drop for SseClient {
     fn drop(&mut self) {
         gauge!(SSE_CLIENTS, "stream" => self.0).decrement(1.0);
+    }
+}
+
+/// Counts a request in flight for as long as the guard lives.
+#[derive(Debug)]
+pub struct InFlight(());
+
+impl InFlight {
+    pub fn start() -> Self {
+        gauge!(IN_FLIGHT).increment(1.0);
+        Self(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        gauge!(IN_FLIGHT).decrement(1.0);
     }
 }
 

@@ -184,6 +184,7 @@ async fn admit(
         _ => Vec::new(),
     };
     let _permit = state.request_capacity.admit()?;
+    let _in_flight = crate::metrics::InFlight::start();
     dispatch(state, route, parts, body).await
 }
 
