@@ -9,14 +9,17 @@
 --   {4, held}       the customer would exceed the per-concert limit
 --   {5}             the tier's stock is not loaded in Redis
 --   {6}             the shard is recovering from a loss of Redis data
+--   {7}             the waiting-room admission was already spent on another booking
 -- Refused requests write nothing, so a corrected retry under the same key can still succeed.
 
 local epoch_key, stock_key, idem_key, booking_key, held_key, stream_key, pending_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local spent_key, outstanding_key = KEYS[8], KEYS[9]
 local booking_id, fingerprint, packed = ARGV[1], ARGV[2], ARGV[3]
 local quantity, limit = tonumber(ARGV[4]), tonumber(ARGV[5])
 local idempotency_ttl, held_until = ARGV[6], ARGV[7]
 local stock_channel, stock_message = ARGV[8], ARGV[9]
+local admission = ARGV[10]
 
 local epoch = redis.call('GET', epoch_key)
 if not epoch then
@@ -45,6 +48,9 @@ end
 if available < quantity then
   return {3, available}
 end
+if admission ~= '' and redis.call('HEXISTS', spent_key, admission) == 1 then
+  return {7}
+end
 
 available = redis.call('DECRBY', stock_key, quantity)
 redis.call('INCRBY', pending_key, quantity)
@@ -55,5 +61,11 @@ end
 redis.call('HSET', booking_key, 'b', packed, 's', 'pending')
 redis.call('SET', idem_key, booking_id .. ' ' .. fingerprint, 'EX', idempotency_ttl)
 redis.call('XADD', stream_key, '*', 'b', packed, 'e', epoch)
+if admission ~= '' then
+  -- Spent: it books once, and its place no longer counts as waiting to be used.
+  redis.call('HSET', spent_key, admission, booking_id)
+  redis.call('EXPIREAT', spent_key, held_until)
+  redis.call('ZREM', outstanding_key, admission)
+end
 redis.call('PUBLISH', stock_channel, stock_message .. available)
 return {0, available}

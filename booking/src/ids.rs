@@ -13,6 +13,16 @@ pub fn new_booking_id(shard: Shard) -> Uuid {
     Uuid::from_bytes(bytes)
 }
 
+/// A waiting-room ticket's id: made like a booking's, so it names its shard too.
+pub fn new_queue_ticket_id(shard: Shard) -> Uuid {
+    new_booking_id(shard)
+}
+
+/// The shard a queue ticket's id names, if it is one this deployment could have made.
+pub fn shard_of_queue_ticket(id: Uuid, shard_count: u8) -> Option<Shard> {
+    shard_of_booking(id, shard_count)
+}
+
 /// The shard a booking id names, if it is one this deployment could have made.
 pub fn shard_of_booking(id: Uuid, shard_count: u8) -> Option<Shard> {
     let index = id.as_bytes()[15];

@@ -14,13 +14,26 @@
 //! | `{p:s}:idem:<concertId>:<idempotencyKey>` | string | `<bookingId> <fingerprint>`: the booking the key made and the request that made it | 24 h |
 //! | `{p:s}:booking:<bookingId>` | hash | `b` the packed booking, `s` its status, `r` why it failed | until settled, then an hour; Postgres answers after |
 //! | `{p:s}:held:<concertId>:<email>` | string (integer) | tickets the customer holds for the concert (pending + confirmed) | until a day after the concert |
+//! | `{p:s}:queue:<concertId>:seq` | string (integer) | people who joined the concert's waiting room | until a day after the concert |
+//! | `{p:s}:queue:<concertId>:early` | list | tickets of those who joined before sales opened, in arrival order, until the draw | until the draw |
+//! | `{p:s}:queue:<concertId>:places` | hash | place in line -> ticket id (late joiners at joining, early ones at the draw) | until a day after the concert |
+//! | `{p:s}:queue:<concertId>:admitted` | string (integer) | how far admission has reached: places up to it are admitted | until a day after the concert |
+//! | `{p:s}:queue:<concertId>:clock` | hash | `drawn` once the early joiners have places; the admitter's `last` tick (ms), its fractional `carry` of admissions and the room's `state` (`open`, `soldout`) | until a day after the concert |
+//! | `{p:s}:queue:<concertId>:lease` | string | the gateway admitting for the concert now | a few seconds, renewed while it lives |
+//! | `{p:s}:queue:<concertId>:place-of` | hash | early joiner's ticket id -> the place the draw gave it | until a day after the concert |
+//! | `{p:s}:queue:<concertId>:expiry` | hash | admitted ticket id -> its token's expiry (unix ms) | until a day after the concert |
+//! | `{p:s}:queue:<concertId>:spent` | hash | admitted ticket id -> the booking its admission was spent on | until a day after the concert |
+//! | `{p:s}:queue:<concertId>:outstanding` | sorted set | admitted tickets not yet spent, by the expiry of their token | until spent or expired |
+//! | `{p:s}:queue:<concertId>:key:<idempotencyKey>` | string | the ticket a join under the key made | 24 h |
+//! | `{p:s}:queue-ticket:<ticketId>` | hash | `c` concert id, `n` arrival number, `e` 1 for an early joiner (its place is in `place-of`; a late one's place is its arrival number) | until a day after the concert |
 //! | `{p:s}:bookings` | stream | accepted bookings waiting for settlement: `b` the packed booking, `e` the epoch it was accepted in (group `settlers`) | trimmed behind the oldest unacknowledged entry |
 //!
 //! | channel | payload |
 //! | --- | --- |
 //! | `<p>:stock` | `<concertId> <tierId> <available>` after every stock change |
 //! | `<p>:booking-status` | `<bookingId> <status>` when a booking settles |
-//! | `<p>:catalog` | `<concertId>` when a concert is created: other gateways reload their catalog |
+//! | `<p>:catalog` | `<concertId>` when a concert is created or changed: other gateways reload their catalog |
+//! | `<p>:queue` | `<concertId> <admittedUpTo> <open\|soldout>` after every admission tick |
 
 use std::fmt;
 
@@ -149,6 +162,24 @@ impl Keyspace {
 
     pub fn catalog_channel(&self) -> String {
         format!("{}:catalog", self.prefix)
+    }
+
+    /// A key of a concert's waiting room: `what` is one of the names in the table above.
+    pub fn queue(&self, shard: Shard, concert_id: Uuid, what: &str) -> String {
+        format!("{}:queue:{concert_id}:{what}", self.tag(shard))
+    }
+
+    /// A ticket's id names its shard (see `ids`), so it is found without its concert.
+    pub fn queue_ticket(&self, shard: Shard, ticket_id: Uuid) -> String {
+        format!("{}:queue-ticket:{ticket_id}", self.tag(shard))
+    }
+
+    pub fn queue_key(&self, shard: Shard, concert_id: Uuid, idempotency_key: &str) -> String {
+        self.queue(shard, concert_id, &format!("key:{idempotency_key}"))
+    }
+
+    pub fn queue_channel(&self) -> String {
+        format!("{}:queue", self.prefix)
     }
 }
 

@@ -24,6 +24,8 @@ pub struct Concert {
     pub sales_open_at: DateTime<Utc>,
     /// ...until this one.
     pub sales_close_at: DateTime<Utc>,
+    /// Admissions per second of its waiting room; `None` when it has none.
+    pub admit_per_second: Option<u32>,
     pub shard: Shard,
     pub tiers: Vec<Tier>,
 }
@@ -179,6 +181,7 @@ struct ConcertRow {
     date: DateTime<Utc>,
     sales_open_at: DateTime<Utc>,
     sales_close_at: DateTime<Utc>,
+    admit_per_second: Option<i32>,
     shard: i16,
 }
 
@@ -194,7 +197,8 @@ struct TierRow {
 /// Reads the whole catalog from Postgres.
 pub async fn load(db: &PgPool) -> Result<Catalog, sqlx::Error> {
     let concerts: Vec<ConcertRow> = sqlx::query_as(
-        "SELECT id, name, description, location, date, sales_open_at, sales_close_at, shard \
+        "SELECT id, name, description, location, date, sales_open_at, sales_close_at, \
+                admit_per_second, shard \
          FROM concerts ORDER BY date, id",
     )
     .fetch_all(db)
@@ -232,6 +236,12 @@ pub async fn load(db: &PgPool) -> Result<Catalog, sqlx::Error> {
                 date: row.date,
                 sales_open_at: row.sales_open_at,
                 sales_close_at: row.sales_close_at,
+                admit_per_second: row
+                    .admit_per_second
+                    .map(|rate| {
+                        u32::try_from(rate).map_err(|error| decode_error("admit_per_second", error))
+                    })
+                    .transpose()?,
                 shard: Shard::new(
                     u8::try_from(row.shard).map_err(|error| decode_error("shard", error))?,
                 ),

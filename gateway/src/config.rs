@@ -9,6 +9,7 @@ use ipnet::IpNet;
 use booking::config::{self, Backends, ConfigError};
 
 use crate::http::connection::ConnectionLimits;
+use crate::waiting_room::token::AdmissionSecret;
 
 /// Where `make run` builds the web app, relative to the repository.
 const DEFAULT_WEB_DIR: &str = "web/dist";
@@ -51,6 +52,11 @@ pub struct GatewayConfig {
     /// again) what they held before the bookings accepted earlier are looked for and any found
     /// nowhere counted as lost.
     pub loss_check_delay: Duration,
+    /// `ADMISSION_TTL_S`: how long a waiting-room admission token stays valid.
+    pub admission_ttl: Duration,
+    /// `ADMISSION_SECRET`: the HMAC key of admission tokens and of the draw; every gateway of a
+    /// deployment needs the same one. Unset, a random key of this process.
+    pub admission_secret: AdmissionSecret,
 }
 
 fn per_second(value: &str) -> Result<u32, &'static str> {
@@ -157,6 +163,16 @@ impl GatewayConfig {
                 30,
                 within(1, 3_600, "seconds"),
             )?),
+            admission_ttl: Duration::from_secs(config::parse_or(
+                "ADMISSION_TTL_S",
+                600,
+                within(10, 86_400, "seconds"),
+            )?),
+            admission_secret: config::parse_or(
+                "ADMISSION_SECRET",
+                AdmissionSecret::random(),
+                |key| AdmissionSecret::new(key.as_bytes()).ok_or("use at least 32 bytes"),
+            )?,
         })
     }
 
@@ -184,6 +200,8 @@ impl GatewayConfig {
             body_timeout: Duration::from_secs(10),
             analytics_connections: 2,
             loss_check_delay: Duration::from_secs(30),
+            admission_ttl: Duration::from_secs(600),
+            admission_secret: AdmissionSecret::random(),
         }
     }
 }

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use uuid::Uuid;
+
 use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
@@ -16,6 +18,10 @@ const SSE_EVENTS: &str = "gateway_sse_events_total";
 const RATE_LIMITED: &str = "gateway_rate_limited_total";
 const SHED: &str = "gateway_load_shed_total";
 const IN_FLIGHT: &str = "gateway_http_requests_in_flight";
+const QUEUE_WAITING: &str = "gateway_queue_waiting";
+const QUEUE_ADMITTED: &str = "gateway_queue_admitted_total";
+const QUEUE_EXPIRED: &str = "gateway_queue_admissions_expired_total";
+const QUEUE_SPENT: &str = "gateway_queue_admissions_spent_total";
 const LOST: &str = "gateway_bookings_lost_total";
 const RECOVERIES: &str = "gateway_shard_recoveries_total";
 const DEPENDENCY_UP: &str = "gateway_dependency_up";
@@ -63,10 +69,10 @@ fn describe() {
     );
     describe_gauge!(
         SSE_CLIENTS,
-        "Server-sent event streams open, by stream (stock, booking)."
+        "Server-sent event streams open, by stream (stock, booking, queue)."
     );
     // Present from the start, so a gateway that never had a stream reports none rather than nothing.
-    for stream in ["stock", "booking"] {
+    for stream in ["stock", "booking", "queue"] {
         gauge!(SSE_CLIENTS, "stream" => stream).set(0.0);
     }
     describe_counter!(
@@ -82,6 +88,19 @@ fn describe() {
         "Requests being answered (event streams aside): what the autoscaler's per-pod target is set against."
     );
     gauge!(IN_FLIGHT).set(0.0);
+    describe_gauge!(
+        QUEUE_WAITING,
+        "People in a concert's waiting room not yet admitted, by concert (reported by the gateway admitting for it)."
+    );
+    describe_counter!(
+        QUEUE_ADMITTED,
+        "People a waiting room admitted, by concert (counted by the gateway that admitted them)."
+    );
+    describe_counter!(
+        QUEUE_EXPIRED,
+        "Admissions whose token expired unspent (their places went to others), by concert."
+    );
+    describe_counter!(QUEUE_SPENT, "Admissions spent on a booking, by concert.");
     describe_counter!(
         SHED,
         "Requests refused with 503 because the gateway was at its concurrency limit."
@@ -137,6 +156,18 @@ impl Drop for SseClient {
     fn drop(&mut self) {
         gauge!(SSE_CLIENTS, "stream" => self.0).decrement(1.0);
     }
+}
+
+/// What one admission tick of a concert's waiting room found and did.
+pub fn waiting_room(concert: Uuid, waiting: u64, admitted: u64, expired: u64) {
+    let concert = concert.to_string();
+    gauge!(QUEUE_WAITING, "concert" => concert.clone()).set(waiting as f64);
+    counter!(QUEUE_ADMITTED, "concert" => concert.clone()).increment(admitted);
+    counter!(QUEUE_EXPIRED, "concert" => concert).increment(expired);
+}
+
+pub fn admission_spent(concert: Uuid) {
+    counter!(QUEUE_SPENT, "concert" => concert.to_string()).increment(1);
 }
 
 /// Counts a request in flight for as long as the guard lives.

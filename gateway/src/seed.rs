@@ -37,6 +37,7 @@ fn demo_concert(
         date,
         sales_open_at: Utc::now(),
         sales_close_at: date,
+        admit_per_second: None,
         shard: keys.shard_for_new_concert(id),
         tiers: DEMO_TIERS
             .iter()

@@ -29,6 +29,8 @@ use crate::{losses, metrics, refresh, seed};
 use booking::recovery::{EpochChange, ShardGuard};
 use booking::scripts::reserve::ReserveScript;
 
+use crate::waiting_room::WaitingRooms;
+
 /// Redis connections per gateway; each is multiplexed, so a few keep both cores busy.
 const REDIS_POOL_SIZE: usize = 4;
 /// Postgres connections per gateway: it only reads the catalog and settled bookings.
@@ -94,6 +96,7 @@ impl Application {
             guard,
             accepted: Default::default(),
             loss_check_delay: config.loss_check_delay,
+            waiting_rooms: WaitingRooms::new(config.admission_secret.clone(), config.admission_ttl),
             stock_missing: Default::default(),
             admin_token: config.admin_token.clone(),
             max_tickets_per_customer: config.max_tickets_per_customer,
@@ -160,6 +163,7 @@ impl Application {
         background.spawn(subscription.run(Arc::clone(&state.hub), shutdown.clone()));
         background.spawn(forget_idle_clients(Arc::clone(&state), shutdown.clone()));
         background.spawn(guard_shards(Arc::clone(&state), shutdown.clone()));
+        background.spawn(WaitingRooms::run(Arc::clone(&state), shutdown.clone()));
         let limits = state.connection_limits;
         let mut server = auto::Builder::new(TokioExecutor::new());
         server

@@ -14,6 +14,8 @@ use booking::keys::Keyspace;
 use booking::recovery::ShardGuard;
 use booking::scripts::reserve::ReserveScript;
 
+use crate::waiting_room::WaitingRooms;
+
 use crate::api::analytics::Dashboards;
 use crate::catalog::CatalogHandle;
 use crate::http::connection::ConnectionLimits;
@@ -38,6 +40,7 @@ pub struct AppState {
     pub accepted: Arc<AcceptedLog>,
     /// How long after a shard's recovery its earlier bookings are looked for.
     pub loss_check_delay: Duration,
+    pub waiting_rooms: WaitingRooms,
     /// Woken when a request finds a tier without stock in Redis, so it is loaded at once.
     pub stock_missing: Notify,
     pub admin_token: Option<String>,

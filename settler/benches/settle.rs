@@ -68,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
                 date: Utc::now() + chrono::Duration::days(30),
                 sales_open_at: None,
                 sales_close_at: None,
+                admit_per_second: None,
                 tiers: vec![NewTier {
                     name: "GA".to_owned(),
                     price: "10".parse()?,
@@ -93,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
                     total_price: tier.price,
                     currency: Currency::Usd,
                     idempotency_key: IdempotencyKey::parse(&format!("bench-{i}")).expect("key"),
+                    admission_token: None,
                 };
                 book(state, request).await.is_ok()
             }

@@ -34,7 +34,7 @@ use booking::keys::{Keyspace, Shard};
 use booking::record::{BookingStatus, Packed, Stub, field};
 use booking::recovery::ShardGuard;
 use booking::scripts::ScriptError;
-use booking::scripts::reserve::{Outcome, ReserveScript};
+use booking::scripts::reserve::{Outcome, Reservation, ReserveScript};
 use booking::scripts::settle::{self, Applied, SettleScript};
 
 use crate::metrics;
@@ -412,7 +412,11 @@ impl<P: PaymentProvider> Settler<P> {
                     self.redis.next(),
                     &self.keys,
                     shard,
-                    &decided.settlement.packed,
+                    Reservation {
+                        packed: &decided.settlement.packed,
+                        // Admitted once already: its waiting-room admission is not asked again.
+                        admission: None,
+                    },
                     &*self.guard,
                 )
                 .await;
@@ -434,6 +438,9 @@ impl<P: PaymentProvider> Settler<P> {
                 }
                 Ok(Outcome::CustomerLimit { .. }) => {
                     "the customer's ticket limit was reached after a system failure"
+                }
+                Ok(Outcome::AdmissionSpent) => {
+                    "its waiting-room admission was used for another booking after a system failure"
                 }
                 Ok(Outcome::StockMissing | Outcome::Recovering) => {
                     self.guard.wake();

@@ -13,8 +13,14 @@ function transient(error: Error): boolean {
   return error instanceof ApiProblem && [0, 429, 503].includes(error.status);
 }
 
-export function BookingForm(props: { concert: Concert; tier: Tier; available: number }) {
-  const { concert, tier, available } = props;
+export function BookingForm(props: {
+  concert: Concert;
+  tier: Tier;
+  available: number;
+  /** The waiting room's admission, for a concert that has one. */
+  admissionToken?: string;
+}) {
+  const { concert, tier, available, admissionToken } = props;
   const ids = useId();
   const [quantity, setQuantity] = useState(1);
   const [email, setEmail] = useState("");
@@ -42,6 +48,7 @@ export function BookingForm(props: { concert: Concert; tier: Tier; available: nu
       quantity: next.quantity,
       totalPrice: total,
       idempotencyKey: next.idempotencyKey,
+      admissionToken,
     });
   }
 

@@ -4,6 +4,8 @@ import { fetchConcerts, type Concert, type Tier } from "./api";
 import { BookingForm } from "./BookingForm";
 import { formatMoney } from "./money";
 import { useLiveStock, type FeedState, type Stock } from "./stock";
+import { useWaitingRoom } from "./queue";
+import { WaitingRoomPanel } from "./WaitingRoom";
 
 const dateFormat = new Intl.DateTimeFormat("en-US", { dateStyle: "full", timeStyle: "short" });
 
@@ -60,7 +62,12 @@ function ConcertCard(props: {
   onSelect: (tierId?: string) => void;
 }) {
   const { concert, stock, selected, onSelect } = props;
-  const chosen = concert.ticketTiers.find((tier) => tier.id === selected);
+  const { line, join } = useWaitingRoom(concert.id);
+  const queued = Boolean(concert.waitingRoom);
+  // With a waiting room, only an admission opens the booking form.
+  const admission = line.state === "admitted" ? line.ticket.admissionToken : undefined;
+  const mayBook = !queued || admission !== undefined;
+  const chosen = mayBook ? concert.ticketTiers.find((tier) => tier.id === selected) : undefined;
   return (
     <article className="card concert" aria-labelledby={`concert-${concert.id}`}>
       <h2 id={`concert-${concert.id}`}>{concert.name}</h2>
@@ -68,6 +75,7 @@ function ConcertCard(props: {
         {dateFormat.format(new Date(concert.date))} · {concert.location}
       </p>
       {concert.description && <p>{concert.description}</p>}
+      {queued && <WaitingRoomPanel concert={concert} line={line} join={join} />}
       <ul className="tiers">
         {concert.ticketTiers.map((tier) => {
           const left = available(tier, stock);
@@ -81,7 +89,7 @@ function ConcertCard(props: {
               </span>
               <button
                 type="button"
-                disabled={soldOut}
+                disabled={soldOut || !mayBook}
                 aria-expanded={selected === tier.id}
                 onClick={() => onSelect(selected === tier.id ? undefined : tier.id)}
               >
@@ -97,6 +105,7 @@ function ConcertCard(props: {
           concert={concert}
           tier={chosen}
           available={available(chosen, stock)}
+          admissionToken={admission}
         />
       )}
     </article>

@@ -21,6 +21,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/concerts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Changes a concert's sales opening or its waiting room; every gateway's catalog follows within
+         *     milliseconds.
+         */
+        patch: operations["updateConcert"];
+        trace?: never;
+    };
     "/api/analytics/dashboard": {
         parameters: {
             query?: never;
@@ -154,6 +174,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/concerts/{id}/queue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Joins the concert's waiting room. Before sales open, everyone who joins is drawn into a random
+         *     order at opening; after, places go in order of arrival. The same `Idempotency-Key` joins once.
+         */
+        post: operations["joinQueue"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/health": {
         parameters: {
             query?: never;
@@ -200,6 +240,46 @@ export interface paths {
         };
         /** This document. */
         get: operations["openapi"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/queue/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A waiting-room ticket: its position (0 once admitted), and when admitted the token to book
+         *     with (`Admission-Token`) and when it expires.
+         */
+        get: operations["getQueueTicket"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/queue/{id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A waiting-room ticket as server-sent events: `position` now and whenever it changes, then
+         *     `admitted` (with the admission token) or `soldout`, then the end.
+         */
+        get: operations["queueEvents"];
         put?: never;
         post?: never;
         delete?: never;
@@ -310,10 +390,20 @@ export interface components {
              */
             salesOpenAt: string;
             ticketTiers: components["schemas"]["TicketTier"][];
+            waitingRoom?: null | components["schemas"]["WaitingRoomBody"];
         };
         /** @description The catalog. */
         ConcertList: {
             concerts: components["schemas"]["Concert"][];
+        };
+        /** @description Changes to a concert's sales, as clients send them: each field present is set. */
+        ConcertUpdateBody: {
+            /**
+             * Format: date-time
+             * @description When bookings (and the waiting room's admissions) open.
+             */
+            salesOpenAt?: string | null;
+            waitingRoom?: null | components["schemas"]["WaitingRoomBody"];
         };
         /**
          * @description The one currency sold today; an enum so adding one is a compile error everywhere it matters.
@@ -373,6 +463,7 @@ export interface components {
              */
             salesOpenAt?: string | null;
             ticketTiers: components["schemas"]["NewTierBody"][];
+            waitingRoom?: null | components["schemas"]["WaitingRoomBody"];
         };
         /** @description A tier of a new concert. */
         NewTierBody: {
@@ -451,6 +542,10 @@ export interface components {
             /** Format: int64 */
             totalTicketsSold: number;
         };
+        /** @description `{"queueTicket": ...}` */
+        TicketEnvelope: {
+            queueTicket: components["schemas"]["TicketView"];
+        };
         /** @description A ticket tier and its live stock. */
         TicketTier: {
             /**
@@ -466,6 +561,29 @@ export interface components {
             price: components["schemas"]["Money"];
             /** Format: int32 */
             totalQuantity: number;
+        };
+        /** @description A queue ticket as clients see it. */
+        TicketView: {
+            /** @description Sent as `Admission-Token` with the booking, once admitted. */
+            admissionToken?: string | null;
+            admitted: boolean;
+            /** Format: uuid */
+            concertId: string;
+            /**
+             * Format: date-time
+             * @description When the token stops admitting.
+             */
+            expiresAt?: string | null;
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: int64
+             * @description People ahead plus one while waiting, 0 once admitted; `null` for an early joiner until
+             *     the draw at opening.
+             */
+            position?: number | null;
+            /** @description True once the concert sold out before this ticket was admitted. */
+            soldOut: boolean;
         };
         /** @description Revenue of one tier. */
         TierRevenue: {
@@ -487,6 +605,11 @@ export interface components {
             concertId: string;
             /** Format: uuid */
             ticketTierId: string;
+        };
+        /** @description A concert's waiting room: people are let in at this rate, in a fair order. */
+        WaitingRoomBody: {
+            /** Format: int32 */
+            admitPerSecond: number;
         };
     };
     responses: never;
@@ -543,6 +666,120 @@ export interface operations {
             };
             /** @description The admin API is off (no `ADMIN_TOKEN`) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is down or the gateway is at capacity */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateConcert: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The concert */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConcertUpdateBody"];
+            };
+        };
+        responses: {
+            /** @description The concert as it is now */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Concert"];
+                };
+            };
+            /** @description Invalid: every bad field is listed in `errors` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid bearer token */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The admin API is off (no `ADMIN_TOKEN`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such concert */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -667,6 +904,8 @@ export interface operations {
             header?: {
                 /** @description The purchase attempt's key, instead of `idempotencyKey` in the body */
                 "Idempotency-Key"?: string | null;
+                /** @description For a concert with a waiting room: the `admissionToken` of an admitted queue ticket; it books once */
+                "Admission-Token"?: string | null;
             };
             path?: never;
             cookie?: never;
@@ -692,6 +931,15 @@ export interface operations {
             };
             /** @description Invalid: every bad field is listed in `errors` */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `AdmissionRequired`: the concert has a waiting room and no valid, unspent admission token for it was sent */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1052,6 +1300,92 @@ export interface operations {
             };
         };
     };
+    joinQueue: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Joins once under this key: the same key answers the same ticket */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description The concert */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Joined before under this key: the same ticket */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TicketEnvelope"];
+                };
+            };
+            /** @description Joined */
+            201: {
+                headers: {
+                    /** @description The ticket: `/api/queue/{id}` */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TicketEnvelope"];
+                };
+            };
+            /** @description Invalid: every bad field is listed in `errors` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such concert */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `NoWaitingRoom`: the concert sells without one; `SalesClosed` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is down, a shard is recovering or the gateway is at capacity */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     health: {
         parameters: {
             query?: never;
@@ -1119,6 +1453,132 @@ export interface operations {
                 };
                 content: {
                     "application/json": Record<string, never>;
+                };
+            };
+        };
+    };
+    getQueueTicket: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The queue ticket */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The ticket */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TicketEnvelope"];
+                };
+            };
+            /** @description Not a ticket id */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such ticket */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Redis is down or the gateway is at capacity */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    queueEvents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The queue ticket */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Events `position`, `admitted` and `soldout`, each a `TicketEnvelope` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["ServerSentEvent"];
+                };
+            };
+            /** @description Not a ticket id */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such ticket */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Redis is down, or too many streams are open */
+            503: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };

@@ -10,6 +10,7 @@ export type Booking = components["schemas"]["BookingRecord"];
 export type BookingRequest = components["schemas"]["BookingBody"];
 export type Period = components["schemas"]["Period"];
 export type Dashboard = components["schemas"]["Dashboard"];
+export type QueueTicket = components["schemas"]["TicketView"];
 
 export interface DashboardFilters {
   concertId: string;
@@ -86,13 +87,31 @@ export async function fetchConcerts(): Promise<Concert[]> {
   }));
 }
 
-export async function createBooking(request: BookingRequest): Promise<Booking> {
+/** A booking, with the waiting room's admission for a concert that has one. */
+export async function createBooking(request: BookingRequest & { admissionToken?: string }): Promise<Booking> {
+  const { admissionToken, ...booking } = request;
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (admissionToken) headers["admission-token"] = admissionToken;
   const body = await call<{ booking: Booking }>("/api/bookings", {
     method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(request),
+    headers,
+    body: JSON.stringify(booking),
   });
   return body.booking;
+}
+
+/** Joins a concert's waiting room; the same key joins once (a double click, a retry). */
+export async function joinQueue(concertId: string, key: string): Promise<QueueTicket> {
+  const body = await call<{ queueTicket: QueueTicket }>(`/api/concerts/${concertId}/queue`, {
+    method: "POST",
+    headers: { "idempotency-key": key },
+  });
+  return body.queueTicket;
+}
+
+export async function fetchQueueTicket(id: string): Promise<QueueTicket> {
+  const body = await call<{ queueTicket: QueueTicket }>(`/api/queue/${id}`);
+  return body.queueTicket;
 }
 
 export function dashboardQuery(filters: DashboardFilters): string {

@@ -9,6 +9,7 @@
 //! `guard.lua`): no booking or settlement runs against a server nobody checked.
 
 pub mod guard;
+pub mod queue;
 pub mod reserve;
 pub mod settle;
 pub mod trim;

@@ -33,6 +33,17 @@ pub enum Outcome {
     StockMissing,
     /// The shard's data is being rebuilt after Redis lost it: nothing was written.
     Recovering,
+    /// The waiting-room admission was spent on another booking.
+    AdmissionSpent,
+}
+
+/// One booking to reserve, with the waiting-room admission it spends, if its concert has one.
+#[derive(Debug, Clone, Copy)]
+pub struct Reservation<'a> {
+    pub packed: &'a Packed,
+    /// The queue ticket whose admission the booking spends; `None` without a waiting room, and
+    /// for a booking accepted again after a loss of Redis data (it was admitted once already).
+    pub admission: Option<Uuid>,
 }
 
 /// The loaded script; cheap to share.
@@ -63,6 +74,8 @@ impl ReserveScript {
     /// 5. `held:<concertId>:<email>`: tickets the customer holds for the concert
     /// 6. `bookings`: the shard's stream
     /// 7. `pending:<tierId>`: tickets of the tier in unsettled bookings
+    /// 8. `queue:<concertId>:spent`: admissions spent, by queue ticket
+    /// 9. `queue:<concertId>:outstanding`: admissions not yet spent, by expiry
     ///
     /// ARGV:
     /// 1. booking id
@@ -74,11 +87,13 @@ impl ReserveScript {
     /// 7. unix time the held count expires
     /// 8. stock channel
     /// 9. the stock message without its count (`<concertId> <tierId> `)
+    /// 10. the queue ticket whose admission this booking spends, or empty
     pub fn keys_and_args(
         keys: &Keyspace,
         shard: Shard,
-        packed: &Packed,
+        reservation: Reservation<'_>,
     ) -> (Vec<String>, Vec<String>) {
+        let Reservation { packed, admission } = reservation;
         let booking = &packed.booking;
         let script_keys = vec![
             keys.epoch(shard),
@@ -88,6 +103,8 @@ impl ReserveScript {
             keys.held(shard, booking.concert_id, booking.user_email.as_str()),
             keys.stream(shard),
             keys.pending(shard, booking.ticket_tier_id),
+            keys.queue(shard, booking.concert_id, "spent"),
+            keys.queue(shard, booking.concert_id, "outstanding"),
         ];
         let args = vec![
             booking.id.to_string(),
@@ -99,21 +116,24 @@ impl ReserveScript {
             packed.held_until.to_string(),
             keys.stock_channel(),
             stock::message_prefix(booking.concert_id, booking.ticket_tier_id),
+            admission
+                .map(|ticket| ticket.to_string())
+                .unwrap_or_default(),
         ];
         (script_keys, args)
     }
 
-    /// Reserves `packed` on `shard`. Safe to repeat with the same booking: the second run finds
+    /// Reserves `reservation` on `shard`. Safe to repeat with the same booking: the second run finds
     /// the first one's idempotency record and answers [`Outcome::Replayed`] with this booking.
     pub async fn run(
         &self,
         client: &Client,
         keys: &Keyspace,
         shard: Shard,
-        packed: &Packed,
+        reservation: Reservation<'_>,
         verify: &impl Verify,
     ) -> Result<Outcome, ScriptError> {
-        let (script_keys, args) = Self::keys_and_args(keys, shard, packed);
+        let (script_keys, args) = Self::keys_and_args(keys, shard, reservation);
         let reply: Value = evalsha(&self.0, client, script_keys, args, verify).await?;
         parse_reply(reply)
     }
@@ -127,11 +147,11 @@ impl ReserveScript {
         client: &Client,
         keys: &Keyspace,
         shard: Shard,
-        packed: &Packed,
+        reservation: Reservation<'_>,
         wait: Duration,
         verify: &impl Verify,
     ) -> Result<Outcome, ScriptError> {
-        let (script_keys, args) = Self::keys_and_args(keys, shard, packed);
+        let (script_keys, args) = Self::keys_and_args(keys, shard, reservation);
         let patient = client.with_options(&Options {
             timeout: Some(wait),
             ..Options::default()
@@ -173,6 +193,7 @@ fn parse_reply(reply: Value) -> Result<Outcome, ScriptError> {
         Some(4) => Ok(Outcome::CustomerLimit { held: count(1)? }),
         Some(5) => Ok(Outcome::StockMissing),
         Some(6) => Ok(Outcome::Recovering),
+        Some(7) => Ok(Outcome::AdmissionSpent),
         _ => Err(ScriptError::reply(NAME, &parts)),
     }
 }

@@ -1,4 +1,5 @@
-//! `POST /api/admin/concerts`: creating a concert. Its stock is live in Redis before the answer.
+//! `POST /api/admin/concerts`: creating a concert (its stock is live in Redis before the answer),
+//! and `PATCH /api/admin/concerts/{id}`: changing when its sales open and its waiting room.
 
 use std::collections::{HashMap, HashSet};
 
@@ -18,14 +19,15 @@ use booking::money::Money;
 use booking::stock;
 
 use crate::api::concerts::ConcertView;
-use crate::catalog::{Concert, Tier};
+use crate::catalog::{self, Concert, Tier};
 use crate::http::body::{Body, json};
-use crate::http::error::{ApiError, Problem};
-use crate::http::validate::{Checker, parse_form, path};
+use crate::http::error::{ApiError, FieldError, Problem};
+use crate::http::validate::{Checker, parse_form, path, path_id};
 use crate::state::AppState;
 
 const MAX_TIERS: usize = 20;
 const MAX_TIER_QUANTITY: i64 = 1_000_000;
+const MAX_ADMIT_PER_SECOND: i64 = 100_000;
 /// Ten tickets at the highest price still fit a booking total.
 const MAX_TIER_PRICE: &str = "1000000";
 
@@ -56,6 +58,8 @@ pub struct NewConcert {
     pub sales_open_at: Option<DateTime<Utc>>,
     /// When they close; `None` closes them at the concert's date.
     pub sales_close_at: Option<DateTime<Utc>>,
+    /// Admissions per second of its waiting room; `None` for no waiting room.
+    pub admit_per_second: Option<u32>,
     pub tiers: Vec<NewTier>,
 }
 
@@ -90,6 +94,17 @@ pub struct NewConcertBody {
     pub sales_close_at: Option<DateTime<Utc>>,
     #[schema(min_items = 1, max_items = 20)]
     pub ticket_tiers: Vec<NewTierBody>,
+    /// A waiting room: a booking then needs an admission from it (default: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_room: Option<WaitingRoomBody>,
+}
+
+/// A concert's waiting room: people are let in at this rate, in a fair order.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitingRoomBody {
+    #[schema(minimum = 1, maximum = 100_000)]
+    pub admit_per_second: u32,
 }
 
 impl NewConcertBody {
@@ -107,6 +122,7 @@ impl NewConcertBody {
             date,
             sales_open_at: None,
             sales_close_at: None,
+            waiting_room: None,
             ticket_tiers: tiers
                 .iter()
                 .map(|(name, price, total_quantity)| NewTierBody {
@@ -143,6 +159,7 @@ struct ConcertForm {
     sales_open_at: Option<Value>,
     sales_close_at: Option<Value>,
     ticket_tiers: Option<Value>,
+    waiting_room: Option<Value>,
 }
 
 impl NewConcert {
@@ -189,6 +206,10 @@ impl NewConcert {
                 check.error("salesCloseAt", "range", "must be after salesOpenAt");
             }
         }
+        let admit_per_second = match &form.waiting_room {
+            None | Some(Value::Null) => Some(None),
+            Some(room) => admit_rate(&mut check, room).map(Some),
+        };
         let max_price: Money = MAX_TIER_PRICE
             .parse()
             .map_err(|_| ApiError::Internal("MAX_TIER_PRICE is not money".to_owned()))?;
@@ -261,6 +282,7 @@ impl NewConcert {
                 date: date?,
                 sales_open_at: sales_open_at?,
                 sales_close_at: sales_close_at?,
+                admit_per_second: admit_per_second?,
                 tiers: tiers?,
             })
         })();
@@ -291,6 +313,7 @@ pub async fn create_concert(state: &AppState, new: NewConcert) -> Result<Concert
         date: new.date,
         sales_open_at: new.sales_open_at.unwrap_or_else(Utc::now),
         sales_close_at: new.sales_close_at.unwrap_or(new.date),
+        admit_per_second: new.admit_per_second,
     };
     let mut tx = state.db.begin().await?;
     insert(&mut tx, &concert).await?;
@@ -329,8 +352,9 @@ pub async fn create_concert(state: &AppState, new: NewConcert) -> Result<Concert
 pub async fn insert(db: &mut sqlx::PgConnection, concert: &Concert) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO concerts \
-             (id, name, description, location, date, sales_open_at, sales_close_at, shard) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             (id, name, description, location, date, sales_open_at, sales_close_at, shard, \
+              admit_per_second) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(concert.id)
     .bind(&concert.name)
@@ -340,6 +364,11 @@ pub async fn insert(db: &mut sqlx::PgConnection, concert: &Concert) -> Result<()
     .bind(concert.sales_open_at)
     .bind(concert.sales_close_at)
     .bind(i16::from(concert.shard.index()))
+    .bind(
+        concert
+            .admit_per_second
+            .map(|rate| i32::try_from(rate).unwrap_or(i32::MAX)),
+    )
     .execute(&mut *db)
     .await?;
     let ids: Vec<Uuid> = concert.tiers.iter().map(|t| t.id).collect();
@@ -407,6 +436,139 @@ pub async fn create(state: &AppState, body: Vec<u8>) -> Result<Response<Body>, A
         response.headers_mut().insert(LOCATION, location);
     }
     Ok(response)
+}
+
+/// Changes to a concert's sales, as clients send them: each field present is set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConcertUpdateBody {
+    /// When bookings (and the waiting room's admissions) open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub sales_open_at: Option<DateTime<Utc>>,
+    /// A waiting room, or `null` to sell without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_room: Option<Option<WaitingRoomBody>>,
+}
+
+/// A validated update: `None` leaves a field as it is.
+#[derive(Debug, PartialEq)]
+pub struct ConcertUpdate {
+    pub sales_open_at: Option<DateTime<Utc>>,
+    /// `Some(None)` removes the waiting room.
+    pub admit_per_second: Option<Option<u32>>,
+}
+
+impl ConcertUpdate {
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let form: UpdateForm = parse_form(body)?;
+        let mut check = Checker::default();
+        let sales_open_at = match &form.sales_open_at {
+            None => Some(None),
+            Some(v) => check.timestamp(v, "salesOpenAt").map(Some),
+        };
+        let admit_per_second = match &form.waiting_room {
+            None => Some(None),
+            Some(Value::Null) => Some(Some(None)),
+            Some(room) => admit_rate(&mut check, room).map(|rate| Some(Some(rate))),
+        };
+        let update = (|| {
+            Some(ConcertUpdate {
+                sales_open_at: sales_open_at?,
+                admit_per_second: admit_per_second?,
+            })
+        })();
+        check.finish(update)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdateForm {
+    sales_open_at: Option<Value>,
+    /// `Some(Value::Null)` when sent as `null` (remove the room), `None` when not sent.
+    #[serde(default, deserialize_with = "sent")]
+    waiting_room: Option<Value>,
+}
+
+/// A field as sent, `null` included (serde reads a `null` option as absent).
+fn sent<'de, D: serde::Deserializer<'de>>(field: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(field).map(Some)
+}
+
+/// `waitingRoom: {admitPerSecond}` of a request, checked.
+fn admit_rate(check: &mut Checker, room: &Value) -> Option<u32> {
+    check
+        .object(room, "waitingRoom")
+        .and_then(|room| check.member(room, "waitingRoom", "admitPerSecond"))
+        .and_then(|v| check.integer(v, "waitingRoom.admitPerSecond", 1, MAX_ADMIT_PER_SECOND))
+        .and_then(|rate| u32::try_from(rate).ok())
+}
+
+/// Changes a concert's sales opening or its waiting room; every gateway's catalog follows within
+/// milliseconds.
+#[utoipa::path(patch, path = "/api/admin/concerts/{id}", operation_id = "updateConcert", tag = "admin",
+    security(("admin" = [])),
+    params(("id" = Uuid, Path, description = "The concert")),
+    request_body = ConcertUpdateBody,
+    responses(
+        (status = 200, description = "The concert as it is now", body = ConcertView),
+        (status = 400, description = "Invalid: every bad field is listed in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The admin API is off (no `ADMIN_TOKEN`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such concert", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body did not arrive in time", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "A dependency is down or the gateway is at capacity", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    )
+)]
+pub async fn update(state: &AppState, id: &str, body: Vec<u8>) -> Result<Response<Body>, ApiError> {
+    let id = path_id(id)?;
+    let update = ConcertUpdate::parse(&body)?;
+    let (set_rate, rate) = match update.admit_per_second {
+        None => (false, None),
+        Some(rate) => (
+            true,
+            rate.map(|rate| i32::try_from(rate).unwrap_or(i32::MAX)),
+        ),
+    };
+    let updated = sqlx::query(
+        "UPDATE concerts SET sales_open_at = COALESCE($2, sales_open_at), \
+             admit_per_second = CASE WHEN $3 THEN $4 ELSE admit_per_second END \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(update.sales_open_at)
+    .bind(set_rate)
+    .bind(rate)
+    .execute(&state.db)
+    .await
+    .map_err(|error| match &error {
+        sqlx::Error::Database(db) if db.constraint() == Some("concerts_sales_window_check") => {
+            ApiError::Validation(vec![FieldError::new(
+                "salesOpenAt",
+                "range",
+                "must be before salesCloseAt",
+            )])
+        }
+        _ => ApiError::Postgres(error),
+    })?;
+    if updated.rows_affected() == 0 {
+        return Err(ApiError::ConcertNotFound(id));
+    }
+    state.catalog.merge(catalog::load(&state.db).await?);
+    state
+        .redis
+        .next()
+        .publish::<(), _, _>(state.keys.catalog_channel(), id.to_string())
+        .await?;
+    tracing::info!(concert_id = %id, ?update, "concert updated");
+    let catalog = state.catalog.current();
+    let concert = catalog.concert(id).ok_or(ApiError::ConcertNotFound(id))?;
+    let stock = crate::api::concerts::available(state, concert.tier_keys()).await?;
+    json(StatusCode::OK, &ConcertView::new(concert, &stock))
 }
 
 #[cfg(test)]

@@ -23,16 +23,18 @@ use booking::keys::held_until;
 use booking::money::{Currency, Money};
 use booking::record::{Booking, BookingRecord, BookingStatus, Packed, field};
 use booking::scripts::ScriptError;
-use booking::scripts::reserve::Outcome;
+use booking::scripts::reserve::{Outcome, Reservation};
 
 use crate::http::body::{Body, json};
-use crate::http::error::{ApiError, FieldError, Problem};
-use crate::http::validate::{Checker, parse_form};
+use crate::http::error::{ApiError, Problem};
+use crate::http::validate::{Checker, parse_form, path_id};
 use crate::metrics;
 use crate::state::AppState;
 
 /// Header that carries the idempotency key, as an alternative to the body field.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+/// Carries a waiting room's admission, for a concert that has one.
+pub const ADMISSION_TOKEN_HEADER: &str = "admission-token";
 /// Set on an answer that repeats an earlier booking instead of making one.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// How long a booking whose reservation timed out waits to learn what the script did.
@@ -47,6 +49,8 @@ pub struct BookingRequest {
     pub total_price: Money,
     pub currency: Currency,
     pub idempotency_key: IdempotencyKey,
+    /// The `Admission-Token` header as sent, for a concert with a waiting room.
+    pub admission_token: Option<String>,
 }
 
 /// A booking body as sent, each field any JSON value, so every bad one is reported at once.
@@ -130,6 +134,10 @@ impl BookingRequest {
                 total_price: total_price?,
                 currency: currency?,
                 idempotency_key: idempotency_key?,
+                admission_token: headers
+                    .get(ADMISSION_TOKEN_HEADER)
+                    .and_then(|token| token.to_str().ok())
+                    .map(str::to_owned),
             })
         })();
         check.finish(request)
@@ -219,6 +227,16 @@ pub async fn book(state: &AppState, request: BookingRequest) -> Result<Booked, A
             closed_at: concert.sales_close_at,
         });
     }
+    let admission = match concert.admit_per_second {
+        None => None,
+        Some(_) => Some(
+            state
+                .waiting_rooms
+                .secret()
+                .verify(concert.id, request.admission_token.as_deref(), now)
+                .map_err(|refusal| ApiError::AdmissionRequired(refusal.reason()))?,
+        ),
+    };
     let packed = Packed {
         booking: Booking {
             id: new_booking_id(concert.shard),
@@ -234,11 +252,18 @@ pub async fn book(state: &AppState, request: BookingRequest) -> Result<Booked, A
         held_until: held_until(concert.date, now),
         customer_limit: state.max_tickets_per_customer,
     };
-    let outcome = reserve(state, concert.shard, &packed).await?;
+    let reservation = Reservation {
+        packed: &packed,
+        admission,
+    };
+    let outcome = reserve(state, concert.shard, reservation).await?;
     let booking = packed.booking;
     match outcome {
         Outcome::Accepted { .. } => {
             state.accepted.record(concert.shard, booking.id);
+            if admission.is_some() {
+                metrics::admission_spent(concert.id);
+            }
             Ok(Booked::Created(BookingRecord::pending(booking)))
         }
         // Our own reservation answered a second time (asked again after a timeout).
@@ -253,6 +278,9 @@ pub async fn book(state: &AppState, request: BookingRequest) -> Result<Booked, A
             ))),
         },
         Outcome::KeyReused => Err(ApiError::IdempotencyKeyReused),
+        Outcome::AdmissionSpent => Err(ApiError::AdmissionRequired(
+            "this admission was already used for another booking",
+        )),
         Outcome::OutOfStock { available } => Err(ApiError::OutOfStock {
             requested: booking.quantity.get(),
             available,
@@ -279,13 +307,13 @@ pub async fn book(state: &AppState, request: BookingRequest) -> Result<Booked, A
 async fn reserve(
     state: &AppState,
     shard: booking::keys::Shard,
-    packed: &Packed,
+    reservation: Reservation<'_>,
 ) -> Result<Outcome, ApiError> {
     let client = state.redis.next();
     let started = Instant::now();
     let first = state
         .reserve
-        .run(client, &state.keys, shard, packed, &*state.guard)
+        .run(client, &state.keys, shard, reservation, &*state.guard)
         .await;
     metrics::script(started.elapsed());
     let timed_out = match first {
@@ -295,23 +323,23 @@ async fn reserve(
         Err(error) => return Err(ApiError::Internal(error.to_string())),
     };
     if !client.is_connected() {
-        tracing::warn!(booking_id = %packed.booking.id, error = %timed_out, "reservation outcome unknown: redis is away");
+        tracing::warn!(booking_id = %reservation.packed.booking.id, error = %timed_out, "reservation outcome unknown: redis is away");
         return Err(ApiError::OutcomeUnknown);
     }
-    tracing::warn!(booking_id = %packed.booking.id, error = %timed_out, "reservation timed out; asking again");
+    tracing::warn!(booking_id = %reservation.packed.booking.id, error = %timed_out, "reservation timed out; asking again");
     state
         .reserve
         .run_within(
             client,
             &state.keys,
             shard,
-            packed,
+            reservation,
             UNKNOWN_OUTCOME_WAIT,
             &*state.guard,
         )
         .await
         .map_err(|error| {
-            tracing::warn!(booking_id = %packed.booking.id, %error, "reservation outcome unknown");
+            tracing::warn!(booking_id = %reservation.packed.booking.id, %error, "reservation outcome unknown");
             ApiError::OutcomeUnknown
         })
 }
@@ -329,6 +357,7 @@ fn outcome(booked: &Result<Booked, ApiError>) -> &'static str {
         Err(ApiError::CustomerLimitExceeded { .. }) => "customer_limit",
         Err(ApiError::OutcomeUnknown) => "unknown",
         Err(ApiError::SalesNotOpen { .. } | ApiError::SalesClosed { .. }) => "not_on_sale",
+        Err(ApiError::AdmissionRequired(_)) => "not_admitted",
         Err(_) => "unavailable",
     }
 }
@@ -337,7 +366,10 @@ fn outcome(booked: &Result<Booked, ApiError>) -> &'static str {
 /// payment follows, and the booking ends `confirmed` or `failed` (follow it at its `Location`,
 /// or its events). The same idempotency key with the same body answers the same booking.
 #[utoipa::path(post, path = "/api/bookings", operation_id = "createBooking", tag = "bookings",
-    params(("Idempotency-Key" = Option<String>, Header, description = "The purchase attempt's key, instead of `idempotencyKey` in the body")),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "The purchase attempt's key, instead of `idempotencyKey` in the body"),
+        ("Admission-Token" = Option<String>, Header, description = "For a concert with a waiting room: the `admissionToken` of an admitted queue ticket; it books once"),
+    ),
     request_body = BookingBody,
     responses(
         (status = 202, description = "Accepted: the booking, pending", body = BookingEnvelope,
@@ -351,6 +383,7 @@ fn outcome(booked: &Result<Booked, ApiError>) -> &'static str {
             )
         ),
         (status = 400, description = "Invalid: every bad field is listed in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`AdmissionRequired`: the concert has a waiting room and no valid, unspent admission token for it was sent", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such ticket tier", body = Problem, content_type = "application/problem+json"),
         (status = 408, description = "The body did not arrive in time", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not enough tickets left (`TicketTierOutOfStock`), or outside the concert's sales window (`SalesNotOpen` with `Retry-After`, `SalesClosed`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds until sales open"))),
@@ -400,9 +433,7 @@ pub async fn create(
     )
 )]
 pub async fn get(state: &AppState, id: &str) -> Result<Response<Body>, ApiError> {
-    let id = Uuid::parse_str(id).map_err(|_| {
-        ApiError::Validation(vec![FieldError::new("id", "format", "must be a UUID")])
-    })?;
+    let id = path_id(id)?;
     let record = find(state, id)
         .await?
         .ok_or(ApiError::BookingNotFound(id))?;

@@ -12,9 +12,11 @@ use booking::money::Money;
 use booking::record::format_timestamp;
 use booking::stock::{self, Counter};
 
+use crate::api::admin::WaitingRoomBody;
 use crate::catalog::Concert;
 use crate::http::body::{Body, json};
-use crate::http::error::{ApiError, FieldError, Problem};
+use crate::http::error::{ApiError, Problem};
+use crate::http::validate::path_id;
 use crate::state::AppState;
 
 /// A concert with its tiers and their live stock.
@@ -34,6 +36,9 @@ pub struct ConcertView<'a> {
     /// ...until this one.
     #[schema(format = DateTime)]
     sales_close_at: String,
+    /// Present when a booking needs an admission from the concert's waiting room.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waiting_room: Option<WaitingRoomBody>,
     ticket_tiers: Vec<TierView<'a>>,
 }
 
@@ -62,6 +67,9 @@ impl<'a> ConcertView<'a> {
             date: format_timestamp(&concert.date),
             sales_open_at: format_timestamp(&concert.sales_open_at),
             sales_close_at: format_timestamp(&concert.sales_close_at),
+            waiting_room: concert
+                .admit_per_second
+                .map(|admit_per_second| WaitingRoomBody { admit_per_second }),
             ticket_tiers: concert
                 .tiers
                 .iter()
@@ -127,9 +135,7 @@ pub async fn list(state: &AppState) -> Result<Response<Body>, ApiError> {
     )
 )]
 pub async fn get(state: &AppState, id: &str) -> Result<Response<Body>, ApiError> {
-    let id = Uuid::parse_str(id).map_err(|_| {
-        ApiError::Validation(vec![FieldError::new("id", "format", "must be a UUID")])
-    })?;
+    let id = path_id(id)?;
     let catalog = state.catalog.current();
     let concert = catalog.concert(id).ok_or(ApiError::ConcertNotFound(id))?;
     let stock = available(state, concert.tier_keys()).await?;

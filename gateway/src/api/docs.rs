@@ -10,7 +10,7 @@ use http::{HeaderValue, Response};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{admin, analytics, bookings, concerts, health};
+use crate::api::{admin, analytics, bookings, concerts, health, queue};
 use crate::http::body::{Body, full};
 use crate::http::error::{FieldError, Problem};
 use crate::live::{hub, sse};
@@ -30,9 +30,13 @@ use crate::live::{hub, sse};
         concerts::get,
         sse::stock_stream,
         admin::create,
+        admin::update,
         bookings::create,
         bookings::get,
         sse::booking_stream,
+        queue::join,
+        queue::get,
+        sse::queue_stream,
         analytics::get,
         health::live,
         health::ready,
@@ -53,8 +57,9 @@ use crate::live::{hub, sse};
     tags(
         (name = "concerts", description = "The catalog and its live stock"),
         (name = "bookings", description = "Booking tickets and following them to their outcome"),
+        (name = "waiting room", description = "A concert's queue: join it, wait your turn, book with the admission"),
         (name = "analytics", description = "The sales dashboard"),
-        (name = "admin", description = "Creating concerts (bearer token)"),
+        (name = "admin", description = "Creating concerts and changing their sales (bearer token)"),
         (name = "operations", description = "Health, metrics and this document"),
     )
 )]

@@ -6,3 +6,4 @@ pub mod bookings;
 pub mod concerts;
 pub mod docs;
 pub mod health;
+pub mod queue;

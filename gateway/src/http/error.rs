@@ -82,6 +82,12 @@ pub enum ApiError {
     TicketTierNotFound(Uuid),
     #[error("booking {0} does not exist")]
     BookingNotFound(Uuid),
+    #[error("queue ticket {0} does not exist")]
+    QueueTicketNotFound(Uuid),
+    #[error("concert {0} sells without a waiting room: book directly")]
+    NoWaitingRoom(Uuid),
+    #[error("{0}")]
+    AdmissionRequired(&'static str),
     #[error("{requested} tickets requested, {available} left")]
     OutOfStock { requested: u8, available: i64 },
     #[error("sales open at {}", booking::record::format_timestamp(opens_at))]
@@ -204,6 +210,17 @@ impl ApiError {
                 StatusCode::CONFLICT,
                 "TicketTierOutOfStock",
                 "Not enough tickets left",
+            ),
+            QueueTicketNotFound(_) => (
+                StatusCode::NOT_FOUND,
+                "QueueTicketNotFound",
+                "Queue ticket not found",
+            ),
+            NoWaitingRoom(_) => (StatusCode::CONFLICT, "NoWaitingRoom", "No waiting room"),
+            AdmissionRequired(_) => (
+                StatusCode::FORBIDDEN,
+                "AdmissionRequired",
+                "Admission required",
             ),
             SalesNotOpen { .. } => (StatusCode::CONFLICT, "SalesNotOpen", "Sales not open yet"),
             SalesClosed { .. } => (StatusCode::CONFLICT, "SalesClosed", "Sales closed"),

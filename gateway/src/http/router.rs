@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::api::{admin, analytics, bookings, concerts, docs, health};
+use crate::api::{admin, analytics, bookings, concerts, docs, health, queue};
 use crate::http::body::{Body, read_json};
 use crate::http::error::ApiError;
 use crate::http::error::Limit;
@@ -29,9 +29,13 @@ pub enum Route<'p> {
     ConcertStream,
     GetConcert(&'p str),
     CreateConcert,
+    UpdateConcert(&'p str),
     CreateBooking,
     GetBooking(&'p str),
     BookingEvents(&'p str),
+    JoinQueue(&'p str),
+    QueueTicket(&'p str),
+    QueueEvents(&'p str),
     Dashboard,
     Health,
     Ready,
@@ -50,9 +54,13 @@ impl Route<'_> {
             Route::ConcertStream => "/api/concerts/stream",
             Route::GetConcert(_) => "/api/concerts/{id}",
             Route::CreateConcert => "/api/admin/concerts",
+            Route::UpdateConcert(_) => "/api/admin/concerts/{id}",
             Route::CreateBooking => "/api/bookings",
             Route::GetBooking(_) => "/api/bookings/{id}",
             Route::BookingEvents(_) => "/api/bookings/{id}/events",
+            Route::JoinQueue(_) => "/api/concerts/{id}/queue",
+            Route::QueueTicket(_) => "/api/queue/{id}",
+            Route::QueueEvents(_) => "/api/queue/{id}/events",
             Route::Dashboard => "/api/analytics/dashboard",
             Route::Health => "/api/health",
             Route::Ready => "/api/health/ready",
@@ -79,7 +87,11 @@ pub fn match_route<'p>(method: &Method, path: &'p str) -> Result<Route<'p>, ApiE
         ["api", "concerts"] => (Route::ListConcerts, "GET"),
         ["api", "concerts", "stream"] => (Route::ConcertStream, "GET"),
         ["api", "concerts", id] => (Route::GetConcert(id), "GET"),
+        ["api", "concerts", id, "queue"] => (Route::JoinQueue(id), "POST"),
+        ["api", "queue", id] => (Route::QueueTicket(id), "GET"),
+        ["api", "queue", id, "events"] => (Route::QueueEvents(id), "GET"),
         ["api", "admin", "concerts"] => (Route::CreateConcert, "POST"),
+        ["api", "admin", "concerts", id] => (Route::UpdateConcert(id), "PATCH"),
         ["api", "bookings"] => (Route::CreateBooking, "POST"),
         ["api", "bookings", id] => (Route::GetBooking(id), "GET"),
         ["api", "bookings", id, "events"] => (Route::BookingEvents(id), "GET"),
@@ -171,12 +183,15 @@ async fn admit(
     if route == Route::CreateBooking {
         state.limits.check(Limit::Bookings, client)?;
     }
-    if matches!(route, Route::ConcertStream | Route::BookingEvents(_)) {
+    if matches!(
+        route,
+        Route::ConcertStream | Route::BookingEvents(_) | Route::QueueEvents(_)
+    ) {
         // Streams are bounded by their own capacity, held for as long as they are open.
         return dispatch(state, route, parts, Vec::new()).await;
     }
     let body = match route {
-        Route::CreateConcert => {
+        Route::CreateConcert | Route::UpdateConcert(_) => {
             admin::authorize(state, &parts.headers)?;
             read_json(&parts.headers, body, state.body_timeout).await?
         }
@@ -199,9 +214,13 @@ async fn dispatch(
         Route::ConcertStream => sse::stock_stream(Arc::clone(state)).await,
         Route::GetConcert(id) => concerts::get(state, id).await,
         Route::CreateConcert => admin::create(state, body).await,
+        Route::UpdateConcert(id) => admin::update(state, id, body).await,
         Route::CreateBooking => bookings::create(state, &parts.headers, body).await,
         Route::GetBooking(id) => bookings::get(state, id).await,
         Route::BookingEvents(id) => sse::booking_stream(Arc::clone(state), id).await,
+        Route::JoinQueue(id) => queue::join(state, id, &parts.headers).await,
+        Route::QueueTicket(id) => queue::get(state, id).await,
+        Route::QueueEvents(id) => sse::queue_stream(Arc::clone(state), id).await,
         Route::Dashboard => analytics::get(&state.dashboards, parts.uri.query()).await,
         Route::WebApp(path) => state.web.response(path).ok_or(ApiError::RouteNotFound),
         Route::Health => health::live(),

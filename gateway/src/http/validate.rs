@@ -64,6 +64,12 @@ fn type_name(value: &Value) -> &'static str {
 }
 
 /// `parent.name`, or `name` at the top level.
+/// The id in a path (`/api/bookings/{id}`), or the problem naming it.
+pub fn path_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id)
+        .map_err(|_| ApiError::Validation(vec![FieldError::new("id", "format", "must be a UUID")]))
+}
+
 pub fn path(parent: &str, name: &str) -> String {
     if parent.is_empty() {
         name.to_owned()

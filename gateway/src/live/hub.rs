@@ -6,7 +6,8 @@
 //! status changes (`<bookingId> <status>`) go to a second channel, so a flood of settlements never crowds the stock feed. Both channels are bounded: a
 //! client that falls behind loses its place and is sent a fresh snapshot instead (see `sse.rs`);
 //! so is everyone after the subscription reconnects, since messages published meanwhile are lost.
-//! A third channel says a concert was created, which wakes this gateway's catalog refresh.
+//! A third channel says a concert was created, which wakes this gateway's catalog refresh; a
+//! fourth carries each waiting room's admission ticks to the streams of the people waiting in it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +30,7 @@ use booking::stock::{StockChange, parse_status_message};
 /// Events a stream client may fall behind by before it is resynchronised with a snapshot.
 const STOCK_BUFFER: usize = 1024;
 const STATUS_BUFFER: usize = 4096;
+const QUEUE_BUFFER: usize = 1024;
 /// Messages fred buffers between the socket and the fan-out task.
 const SUBSCRIBER_BUFFER: usize = 8192;
 
@@ -44,6 +46,31 @@ pub enum StockUpdate {
     Event(Bytes),
     /// Events may have been lost: every client should send a fresh snapshot.
     Resync,
+}
+
+/// A waiting room's admission tick: places up to `admitted` may book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueTick {
+    pub concert_id: Uuid,
+    pub admitted: u64,
+    pub sold_out: bool,
+}
+
+impl QueueTick {
+    /// A tick as published: `<concertId> <admittedUpTo> <open|soldout>`.
+    fn parse(message: &str) -> Option<Self> {
+        let mut parts = message.split(' ');
+        let tick = Self {
+            concert_id: parts.next()?.parse().ok()?,
+            admitted: parts.next()?.parse().ok()?,
+            sold_out: match parts.next()? {
+                "soldout" => true,
+                "open" => false,
+                _ => return None,
+            },
+        };
+        parts.next().is_none().then_some(tick)
+    }
 }
 
 /// A booking whose status changed.
@@ -65,6 +92,7 @@ pub struct StockEvent {
 pub struct Hub {
     stock: broadcast::Sender<StockUpdate>,
     status: broadcast::Sender<StatusChange>,
+    queue: broadcast::Sender<QueueTick>,
     /// The `id:` of the next event, shared by every stream of this process.
     next_id: AtomicU64,
     /// Another gateway created a concert, or messages may have been lost.
@@ -76,6 +104,7 @@ impl Default for Hub {
         Self {
             stock: broadcast::channel(STOCK_BUFFER).0,
             status: broadcast::channel(STATUS_BUFFER).0,
+            queue: broadcast::channel(QUEUE_BUFFER).0,
             next_id: AtomicU64::new(1),
             catalog_changed: Notify::new(),
         }
@@ -89,6 +118,10 @@ impl Hub {
 
     pub fn status(&self) -> broadcast::Receiver<StatusChange> {
         self.status.subscribe()
+    }
+
+    pub fn queue(&self) -> broadcast::Receiver<QueueTick> {
+        self.queue.subscribe()
     }
 
     pub fn next_event_id(&self) -> u64 {
@@ -125,6 +158,15 @@ impl Hub {
         self.catalog_changed.notified().await
     }
 
+    fn publish_queue(&self, payload: &str) {
+        match QueueTick::parse(payload) {
+            Some(tick) => {
+                let _ = self.queue.send(tick);
+            }
+            None => tracing::warn!(payload, "unreadable waiting room message"),
+        }
+    }
+
     fn publish_status(&self, payload: &str) {
         match parse_status_message(payload) {
             Some(booking_id) => {
@@ -135,8 +177,8 @@ impl Hub {
     }
 }
 
-/// The process's one pub/sub connection, subscribed to the stock, booking status and catalog
-/// channels.
+/// The process's one pub/sub connection, subscribed to the stock, booking status, catalog and
+/// waiting room channels.
 #[derive(Debug)]
 pub struct Subscription {
     client: SubscriberClient,
@@ -145,6 +187,7 @@ pub struct Subscription {
     stock_channel: String,
     status_channel: String,
     catalog_channel: String,
+    queue_channel: String,
 }
 
 impl Subscription {
@@ -171,6 +214,7 @@ impl Subscription {
             keys.stock_channel(),
             keys.booking_status_channel(),
             keys.catalog_channel(),
+            keys.queue_channel(),
         ];
         let subscribed = tokio::time::timeout(wait, async {
             client.wait_for_connect().await?;
@@ -187,7 +231,12 @@ impl Subscription {
                 tracing::warn!("redis is not answering yet; the live feed starts when it does")
             }
         }
-        let [stock_channel, status_channel, catalog_channel] = channels;
+        let [
+            stock_channel,
+            status_channel,
+            catalog_channel,
+            queue_channel,
+        ] = channels;
         Ok(Self {
             client,
             messages,
@@ -195,6 +244,7 @@ impl Subscription {
             stock_channel,
             status_channel,
             catalog_channel,
+            queue_channel,
         })
     }
 
@@ -212,6 +262,7 @@ impl Subscription {
                             self.stock_channel.clone(),
                             self.status_channel.clone(),
                             self.catalog_channel.clone(),
+                            self.queue_channel.clone(),
                         ];
                         if let Err(error) = self.client.subscribe(channels).await {
                             tracing::warn!(%error, "subscribing failed; retrying on the next reconnect");
@@ -228,6 +279,8 @@ impl Subscription {
                             hub.publish_status(&payload);
                         } else if *message.channel == *self.catalog_channel {
                             hub.catalog_changed.notify_one();
+                        } else if *message.channel == *self.queue_channel {
+                            hub.publish_queue(&payload);
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {

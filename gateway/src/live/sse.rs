@@ -1,5 +1,6 @@
-//! Server-sent event streams: `GET /api/concerts/stream` (live stock) and
-//! `GET /api/bookings/{id}/events` (one booking's status until it is final).
+//! Server-sent event streams: `GET /api/concerts/stream` (live stock),
+//! `GET /api/bookings/{id}/events` (one booking's status until it is final) and
+//! `GET /api/queue/{id}/events` (a waiting-room ticket's position until it is admitted).
 //!
 //! A stock stream opens with a `snapshot` of every tier, then relays `stock` events from the hub.
 //! A client that falls behind the hub, or any client after the hub lost messages, is sent a new
@@ -30,16 +31,25 @@ use booking::record::BookingRecord;
 
 use crate::api::{bookings, concerts};
 use crate::http::body::Body;
-use crate::http::error::{ApiError, FieldError, Problem};
-use crate::live::hub::{StatusChange, StockUpdate, frame};
+use crate::http::error::{ApiError, Problem};
+use crate::http::validate::path_id;
+use crate::live::hub::{QueueTick, StatusChange, StockUpdate, frame};
 use crate::metrics::{self, SseClient};
 use crate::state::AppState;
+use crate::waiting_room::{Ticket, TicketEnvelope};
 
 /// How often an idle stream sends a comment.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
 const HEARTBEAT_FRAME: &[u8] = b": heartbeat\n\n";
 /// How often a booking stream re-reads its booking, should a status message have been missed.
 const RECHECK: Duration = Duration::from_secs(5);
+
+/// Every [`RECHECK`], from one period after now.
+fn recheck() -> Interval {
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    interval
+}
 
 fn heartbeat() -> Interval {
     let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
@@ -296,9 +306,7 @@ impl Feed for BookingStream {
     )
 )]
 pub async fn booking_stream(state: Arc<AppState>, id: &str) -> Result<Response<Body>, ApiError> {
-    let id = Uuid::parse_str(id).map_err(|_| {
-        ApiError::Validation(vec![FieldError::new("id", "format", "must be a UUID")])
-    })?;
+    let id = path_id(id)?;
     let permit = state.sse_capacity.admit()?;
     let changes = state.hub.status();
     let record = bookings::find(&state, id)
@@ -306,19 +314,150 @@ pub async fn booking_stream(state: Arc<AppState>, id: &str) -> Result<Response<B
         .ok_or(ApiError::BookingNotFound(id))?;
     let first = status_frame(&state, &record)
         .ok_or_else(|| ApiError::Internal("booking event".to_owned()))?;
-    let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
-    recheck.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let feed = BookingStream {
         shutdown: state.shutdown.clone(),
         state,
         id,
         changes,
         heartbeat: heartbeat(),
-        recheck,
+        recheck: recheck(),
         sent: record.status,
         _client: SseClient::open("booking"),
         _permit: permit,
     };
+    Ok(open(first, feed))
+}
+
+/// What a waiting-room ticket's stream holds while it is open.
+struct QueueStream {
+    state: Arc<AppState>,
+    ticket: Ticket,
+    /// How far the room's admission has reached, as last heard.
+    admitted: u64,
+    sold_out: bool,
+    ticks: broadcast::Receiver<QueueTick>,
+    heartbeat: Interval,
+    recheck: Interval,
+    shutdown: CancellationToken,
+    /// The position last sent; the stream ends after `admitted` or `soldout`.
+    sent: Option<Option<u64>>,
+    done: bool,
+    _client: SseClient,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl QueueStream {
+    /// The event the ticket's state calls for now, if it differs from the last one sent.
+    fn event(&mut self) -> Option<Bytes> {
+        let rooms = &self.state.waiting_rooms;
+        let view = rooms.view(&self.ticket, self.admitted, self.sold_out);
+        let event = if view.admitted {
+            "admitted"
+        } else if view.sold_out {
+            "soldout"
+        } else if self.sent == Some(view.position) {
+            return None;
+        } else {
+            "position"
+        };
+        self.done = event != "position";
+        self.sent = Some(view.position);
+        let data = simd_json::to_string(&TicketEnvelope { queue_ticket: view }).ok()?;
+        metrics::sse_event(event);
+        Some(frame(event, self.state.hub.next_event_id(), &data))
+    }
+
+    /// Reads the ticket again: for its place after the draw, its token once admission reached it,
+    /// or after messages may have been missed.
+    async fn reread(&mut self) {
+        match self
+            .state
+            .waiting_rooms
+            .read(&self.state, self.ticket.id)
+            .await
+        {
+            Ok((ticket, admitted, sold_out)) => {
+                self.ticket = ticket;
+                self.admitted = admitted.max(self.admitted);
+                self.sold_out = sold_out;
+            }
+            Err(error) => {
+                tracing::warn!(ticket_id = %self.ticket.id, %error, "re-reading a queue ticket failed")
+            }
+        }
+    }
+}
+
+impl Feed for QueueStream {
+    async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let reread = tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return None,
+                tick = self.ticks.recv() => match tick {
+                    Ok(tick) if tick.concert_id == self.ticket.concert_id => {
+                        self.admitted = tick.admitted.max(self.admitted);
+                        self.sold_out = tick.sold_out;
+                        // Only a ticket without a place yet, or one admission just reached,
+                        // asks Redis: a tick costs nothing else per client.
+                        self.ticket.place.is_none_or(|place| place <= self.admitted)
+                    }
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(_)) => true,
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = self.recheck.tick() => true,
+                _ = self.heartbeat.tick() => return Some(Bytes::from_static(HEARTBEAT_FRAME)),
+            };
+            if reread {
+                self.reread().await;
+            }
+            if let Some(event) = self.event() {
+                return Some(event);
+            }
+        }
+    }
+}
+
+/// A waiting-room ticket as server-sent events: `position` now and whenever it changes, then
+/// `admitted` (with the admission token) or `soldout`, then the end.
+#[utoipa::path(get, path = "/api/queue/{id}/events", operation_id = "queueEvents", tag = "waiting room",
+    params(("id" = Uuid, Path, description = "The queue ticket")),
+    responses(
+        (status = 200, description = "Events `position`, `admitted` and `soldout`, each a `TicketEnvelope`", content_type = "text/event-stream", body = ServerSentEvent),
+        (status = 400, description = "Not a ticket id", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such ticket", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "Redis is down, or too many streams are open", body = Problem,
+            content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    )
+)]
+pub async fn queue_stream(state: Arc<AppState>, id: &str) -> Result<Response<Body>, ApiError> {
+    let id = path_id(id)?;
+    let permit = state.sse_capacity.admit()?;
+    let ticks = state.hub.queue();
+    let (ticket, admitted, sold_out) = state.waiting_rooms.read(&state, id).await?;
+    let mut feed = QueueStream {
+        shutdown: state.shutdown.clone(),
+        state,
+        ticket,
+        admitted,
+        sold_out,
+        ticks,
+        heartbeat: heartbeat(),
+        recheck: recheck(),
+        sent: None,
+        done: false,
+        _client: SseClient::open("queue"),
+        _permit: permit,
+    };
+    let first = feed
+        .event()
+        .ok_or_else(|| ApiError::Internal("queue event".to_owned()))?;
     Ok(open(first, feed))
 }
 

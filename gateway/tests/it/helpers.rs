@@ -115,6 +115,7 @@ impl TestApp {
             date: "2099-01-01T20:00:00Z".parse().expect("date"),
             sales_open_at: None,
             sales_close_at: None,
+            waiting_room: None,
             ticket_tiers: tiers
                 .iter()
                 .enumerate()
@@ -125,16 +126,7 @@ impl TestApp {
                 })
                 .collect(),
         };
-        let response = self
-            .client
-            .post(self.url("/api/admin/concerts"))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .expect("request sent");
-        assert_eq!(response.status(), 201, "concert created");
-        let concert: Value = response.json().await.expect("json");
+        let concert = self.post_concert(&body).await;
         let id = concert["id"]
             .as_str()
             .and_then(|id| id.parse().ok())
@@ -153,6 +145,30 @@ impl TestApp {
             })
             .collect();
         (id, tiers)
+    }
+
+    /// Creates the concert `body` describes through the admin API: the answer's body.
+    pub async fn post_concert(&self, body: &NewConcertBody) -> Value {
+        let response = self
+            .client
+            .post(self.url("/api/admin/concerts"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(response.status(), 201, "concert created");
+        response.json().await.expect("json")
+    }
+
+    /// The shard a concert of this gateway's catalog is on.
+    pub fn shard_of(&self, concert_id: Uuid) -> booking::keys::Shard {
+        self.state
+            .catalog
+            .current()
+            .concert(concert_id)
+            .expect("known concert")
+            .shard
     }
 
     /// `GET path`, answered with a JSON body.

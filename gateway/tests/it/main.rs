@@ -11,3 +11,4 @@ mod idempotency;
 mod live;
 mod resilience;
 mod validation;
+mod waiting_room;

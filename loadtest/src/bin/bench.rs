@@ -28,10 +28,10 @@ use booking::domain::{Email, IdempotencyKey, Quantity};
 use booking::keys::{Keyspace, Shard};
 use booking::money::{Currency, Money};
 use booking::record::{Booking, Packed};
-use booking::scripts::reserve::ReserveScript;
+use booking::scripts::reserve::{Reservation, ReserveScript};
 use bytes::Bytes;
 use fred::prelude::{Builder, ClientLike, Config, KeysInterface, ServerConfig};
-use gateway::api::admin::NewConcertBody;
+use gateway::api::admin::{NewConcertBody, WaitingRoomBody};
 use gateway::api::bookings::BookingBody;
 use hdrhistogram::Histogram;
 use http_body_util::Full;
@@ -207,7 +207,14 @@ async fn redis_limit(settings: &Settings, run: &Run) -> anyhow::Result<RedisLimi
         customer_limit: 0,
     };
     let nil = Uuid::nil().to_string();
-    let (script_keys, script_args) = ReserveScript::keys_and_args(keys, shard, &packed);
+    let (script_keys, script_args) = ReserveScript::keys_and_args(
+        keys,
+        shard,
+        Reservation {
+            packed: &packed,
+            admission: None,
+        },
+    );
     let mut args = vec![
         "EVALSHA".to_owned(),
         script.sha1().to_owned(),
@@ -333,11 +340,71 @@ fn book(host: SocketAddr, tier: &Tier, run: &'static str) -> pressure::MakeReque
     })
 }
 
+/// The waiting room the bench joins admits this many a second.
+const ADMIT_PER_SECOND: u32 = 1_000;
+/// How long the admission rate is watched for.
+const ADMISSION_WINDOW: Duration = Duration::from_secs(5);
+
+/// A concert of one tier sold through a waiting room admitting [`ADMIT_PER_SECOND`], on sale now.
+async fn create_room(gateway: SocketAddr) -> anyhow::Result<Uuid> {
+    let body = NewConcertBody {
+        waiting_room: Some(WaitingRoomBody {
+            admit_per_second: ADMIT_PER_SECOND,
+        }),
+        ..NewConcertBody::new(
+            "Bench Queue",
+            "Bench Hall",
+            "2099-01-01T20:00:00Z".parse()?,
+            &[("Floor", Money::new(rust_decimal::Decimal::TEN)?, 1_000_000)],
+        )
+    };
+    let response = reqwest::Client::new()
+        .post(format!("http://{gateway}/api/admin/concerts"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await?;
+    let status = response.status();
+    let concert: Value = response.json().await?;
+    if status != 201 {
+        bail!("creating the waiting-room concert answered {status}: {concert}");
+    }
+    Ok(concert["id"]
+        .as_str()
+        .context("concert without id")?
+        .parse()?)
+}
+
+/// A new place in `concert`'s waiting room for every request.
+fn join(host: SocketAddr, concert: Uuid) -> pressure::MakeRequest {
+    Arc::new(move |_| {
+        Request::post(format!("/api/concerts/{concert}/queue"))
+            .header("host", host.to_string())
+            .body(Full::default())
+            .unwrap_or_default()
+    })
+}
+
+/// Admissions per second of `concert`'s waiting room over [`ADMISSION_WINDOW`], as Redis counts
+/// them.
+async fn admission_rate(run: &Run, concert: Uuid) -> anyhow::Result<f64> {
+    let shard = run.keys.shard_for_new_concert(concert);
+    let key = run.keys.queue(shard, concert, "admitted");
+    let before: u64 = run.redis.get(&key).await?;
+    let started = std::time::Instant::now();
+    tokio::time::sleep(ADMISSION_WINDOW).await;
+    let after: u64 = run.redis.get(&key).await?;
+    Ok((after - before) as f64 / started.elapsed().as_secs_f64())
+}
+
 #[derive(Debug)]
 struct HttpFigures {
     hello: Outcome,
     catalog: Outcome,
     booking_max: Outcome,
+    join_max: Outcome,
+    /// Admissions per second measured of a room admitting [`ADMIT_PER_SECOND`].
+    admission: f64,
     booking_half: Outcome,
     /// The same run, with the siege of [`SIEGE`] under way.
     booking_besieged: Outcome,
@@ -396,6 +463,17 @@ async fn http_figures(
         settings.seconds
     );
     let booking_max = pressure::run(closed(addr, book(addr, &floor, "max"))).await;
+    let room = create_room(addr).await?;
+    println!(
+        "bench: POST /api/concerts/{{id}}/queue as fast as answered, {} s",
+        settings.seconds
+    );
+    let join_max = pressure::run(closed(addr, join(addr, room))).await;
+    println!(
+        "bench: the waiting room's admissions at {ADMIT_PER_SECOND}/s, {} s",
+        ADMISSION_WINDOW.as_secs()
+    );
+    let admission = admission_rate(run, room).await?;
     let half_rate = redis.per_second / 2.0;
     println!(
         "bench: POST /api/bookings at {half_rate:.0}/s, {} s",
@@ -431,6 +509,8 @@ async fn http_figures(
             hello: hello_outcome,
             catalog,
             booking_max,
+            join_max,
+            admission,
             booking_half,
             booking_besieged,
             half_rate,
@@ -697,6 +777,30 @@ fn table(
         ),
         ">= 0.5x Redis",
         verdict(booking_ratio >= 0.5),
+    );
+    let join_ratio = http.join_max.throughput() / http.booking_max.throughput();
+    row(
+        "Waiting room: `POST /api/concerts/{id}/queue`, as fast as answered",
+        format!(
+            "{}/s = {join_ratio:.2}x bookings, p50 {:.2} ms, p99 {:.2} ms{}",
+            thousands(http.join_max.throughput()),
+            http.join_max.percentile_ms(50.0),
+            http.join_max.percentile_ms(99.0),
+            unexpected(&http.join_max, 201)
+        ),
+        ">= 1x bookings",
+        verdict(join_ratio >= 1.0),
+    );
+    let admission_ratio = http.admission / f64::from(ADMIT_PER_SECOND);
+    row(
+        "Waiting room: admissions of a room admitting 1,000/s",
+        format!(
+            "{:.1}/s over {} s = {admission_ratio:.3}x",
+            http.admission,
+            ADMISSION_WINDOW.as_secs()
+        ),
+        "within 5 %",
+        verdict((admission_ratio - 1.0).abs() <= 0.05),
     );
     row(
         "Gateway: `POST /api/bookings` at half the Redis rate",

@@ -66,6 +66,7 @@ async fn the_dashboard_equals_a_plain_aggregate_for_any_window() {
                 date: Utc::now() + Duration::days(90),
                 sales_open_at: None,
                 sales_close_at: None,
+                admit_per_second: None,
                 tiers: prices
                     .iter()
                     .enumerate()

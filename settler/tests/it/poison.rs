@@ -7,7 +7,7 @@ use std::sync::Arc;
 use booking::domain::{Email, IdempotencyKey, Quantity};
 use booking::money::Currency;
 use booking::record::{Booking, Packed};
-use booking::scripts::reserve::ReserveScript;
+use booking::scripts::reserve::{Reservation, ReserveScript};
 use booking::scripts::trim::Mode;
 use chrono::Utc;
 use fred::prelude::{HashesInterface, LuaInterface};
@@ -46,7 +46,14 @@ async fn reserve_doctored(
         held_until: Utc::now().timestamp() + 86_400,
         customer_limit: 0,
     };
-    let (mut keys, mut args) = ReserveScript::keys_and_args(&state.keys, harness.shard, &packed);
+    let (mut keys, mut args) = ReserveScript::keys_and_args(
+        &state.keys,
+        harness.shard,
+        Reservation {
+            packed: &packed,
+            admission: None,
+        },
+    );
     let mut json: serde_json::Value = serde_json::from_str(&args[2]).expect("json");
     doctor(&mut json);
     args[2] = json.to_string();

@@ -1,0 +1,107 @@
+//! A concert's waiting room: `POST /api/concerts/{id}/queue` joins it, `GET /api/queue/{id}` tells
+//! a ticket's position and, once admitted, its admission token (`/events` streams the same).
+
+use http::header::LOCATION;
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+
+use booking::domain::IdempotencyKey;
+
+use crate::api::bookings::IDEMPOTENCY_KEY_HEADER;
+use crate::http::body::{Body, json};
+use crate::http::error::{ApiError, FieldError, Problem};
+use crate::http::validate::path_id;
+use crate::state::AppState;
+use crate::waiting_room::TicketEnvelope;
+
+/// Joins the concert's waiting room. Before sales open, everyone who joins is drawn into a random
+/// order at opening; after, places go in order of arrival. The same `Idempotency-Key` joins once.
+#[utoipa::path(post, path = "/api/concerts/{id}/queue", operation_id = "joinQueue", tag = "waiting room",
+    params(
+        ("id" = Uuid, Path, description = "The concert"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Joins once under this key: the same key answers the same ticket"),
+    ),
+    responses(
+        (status = 201, description = "Joined", body = TicketEnvelope,
+            headers(("Location" = String, description = "The ticket: `/api/queue/{id}`")),
+            links(
+                ("GetQueueTicket" = (operation_id = "getQueueTicket", parameters(("id" = "$response.body#/queueTicket/id")))),
+                ("QueueEvents" = (operation_id = "queueEvents", parameters(("id" = "$response.body#/queueTicket/id")))),
+            )),
+        (status = 200, description = "Joined before under this key: the same ticket", body = TicketEnvelope),
+        (status = 400, description = "Invalid: every bad field is listed in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such concert", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`NoWaitingRoom`: the concert sells without one; `SalesClosed`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "A dependency is down, a shard is recovering or the gateway is at capacity", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    )
+)]
+pub async fn join(
+    state: &AppState,
+    concert_id: &str,
+    headers: &HeaderMap,
+) -> Result<Response<Body>, ApiError> {
+    let concert_id = path_id(concert_id)?;
+    let key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|key| IdempotencyKey::parse(key).ok())
+                .ok_or_else(|| {
+                    ApiError::Validation(vec![FieldError::new(
+                        "Idempotency-Key",
+                        "format",
+                        "must be 1 to 64 visible ASCII characters",
+                    )])
+                })?,
+        ),
+    };
+    let catalog = state.catalog.current();
+    let concert = catalog
+        .concert(concert_id)
+        .ok_or(ApiError::ConcertNotFound(concert_id))?;
+    let (ticket, new) = state
+        .waiting_rooms
+        .join(state, concert, key.as_ref())
+        .await?;
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let location = HeaderValue::from_str(&format!("/api/queue/{}", ticket.id));
+    let mut response = json(
+        status,
+        &TicketEnvelope {
+            queue_ticket: ticket,
+        },
+    )?;
+    if let Ok(location) = location {
+        response.headers_mut().insert(LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// A waiting-room ticket: its position (0 once admitted), and when admitted the token to book
+/// with (`Admission-Token`) and when it expires.
+#[utoipa::path(get, path = "/api/queue/{id}", operation_id = "getQueueTicket", tag = "waiting room",
+    params(("id" = Uuid, Path, description = "The queue ticket")),
+    responses(
+        (status = 200, description = "The ticket", body = TicketEnvelope),
+        (status = 400, description = "Not a ticket id", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such ticket", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "Redis is down or the gateway is at capacity", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    )
+)]
+pub async fn get(state: &AppState, id: &str) -> Result<Response<Body>, ApiError> {
+    let id = path_id(id)?;
+    let ticket = state.waiting_rooms.ticket_view(state, id).await?;
+    json(
+        StatusCode::OK,
+        &TicketEnvelope {
+            queue_ticket: ticket,
+        },
+    )
+}

@@ -1,0 +1,335 @@
+//! Waiting rooms (DESIGN "Sales windows and the waiting room"): people join a concert's queue,
+//! early joiners are drawn into a random order at opening, later ones queue in arrival order, and
+//! one admitter at a time across all gateways lets places in at the concert's rate. A place's
+//! position is its number minus how far admission has reached, so a tick costs the same for any
+//! number of people waiting.
+
+pub mod token;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use fred::prelude::{HashesInterface, KeysInterface, ListInterface};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use booking::domain::IdempotencyKey;
+use booking::ids::{new_queue_ticket_id, shard_of_queue_ticket};
+use booking::keys::{Shard, held_until};
+use booking::record::format_timestamp;
+use booking::scripts::ScriptError;
+use booking::scripts::queue::{Admitter, Draw, Joined, QueueScripts, Room, Tick};
+
+use crate::catalog::Concert;
+use crate::http::error::ApiError;
+use crate::metrics;
+use crate::state::AppState;
+use token::AdmissionSecret;
+
+/// How often each gateway runs (or tries to run) every open room's admission tick: admissions
+/// come a tenth of a second's worth at a time, not in one burst a second.
+const TICK: Duration = Duration::from_millis(100);
+/// How long a room's admitter holds its lease without renewing it: another gateway takes over
+/// within this long of the holder dying.
+const LEASE: Duration = Duration::from_secs(1);
+
+/// The waiting rooms' scripts and secrets, shared by the handlers and the admitter.
+#[derive(Debug)]
+pub struct WaitingRooms {
+    scripts: QueueScripts,
+    secret: AdmissionSecret,
+    token_ttl: Duration,
+    /// This gateway's name as a room's admitter.
+    owner: String,
+}
+
+/// A queue ticket as clients see it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TicketView {
+    pub id: Uuid,
+    pub concert_id: Uuid,
+    /// People ahead plus one while waiting, 0 once admitted; `null` for an early joiner until
+    /// the draw at opening.
+    pub position: Option<u64>,
+    pub admitted: bool,
+    /// True once the concert sold out before this ticket was admitted.
+    pub sold_out: bool,
+    /// Sent as `Admission-Token` with the booking, once admitted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admission_token: Option<String>,
+    /// When the token stops admitting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
+}
+
+/// `{"queueTicket": ...}`
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TicketEnvelope {
+    pub queue_ticket: TicketView,
+}
+
+/// What is known of a ticket, read from Redis.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket {
+    pub id: Uuid,
+    pub concert_id: Uuid,
+    pub shard: Shard,
+    /// `None` for an early joiner until the draw.
+    pub place: Option<u64>,
+    /// Its token's expiry (unix ms), once admitted.
+    pub expires_at_ms: Option<i64>,
+}
+
+impl Ticket {
+    pub fn position(&self, admitted: u64) -> Option<u64> {
+        match self.expires_at_ms {
+            Some(_) => Some(0),
+            None => self
+                .place
+                .map(|place| place.saturating_sub(admitted).max(1)),
+        }
+    }
+}
+
+fn room<'t>(concert: &Concert, tiers: &'t [Uuid], now: DateTime<Utc>) -> Room<'t> {
+    Room {
+        concert_id: concert.id,
+        shard: concert.shard,
+        opens_at_ms: concert.sales_open_at.timestamp_millis(),
+        keep_until: held_until(concert.date, now),
+        tiers,
+    }
+}
+
+fn script_error(error: ScriptError) -> ApiError {
+    match error {
+        ScriptError::Redis(error) => ApiError::Redis(error),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+impl WaitingRooms {
+    pub fn new(secret: AdmissionSecret, token_ttl: Duration) -> Self {
+        Self {
+            scripts: QueueScripts::default(),
+            secret,
+            token_ttl,
+            owner: Uuid::now_v7().to_string(),
+        }
+    }
+
+    pub fn secret(&self) -> &AdmissionSecret {
+        &self.secret
+    }
+
+    /// Joins `concert`'s waiting room; the same `key` joins once.
+    pub async fn join(
+        &self,
+        state: &AppState,
+        concert: &Concert,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<(TicketView, bool), ApiError> {
+        if concert.admit_per_second.is_none() {
+            return Err(ApiError::NoWaitingRoom(concert.id));
+        }
+        let now = Utc::now();
+        if now >= concert.sales_close_at {
+            return Err(ApiError::SalesClosed {
+                closed_at: concert.sales_close_at,
+            });
+        }
+        let ticket_id = new_queue_ticket_id(concert.shard);
+        // Without a key every call joins anew: the ticket id is then the key.
+        let key = key.map_or_else(|| ticket_id.to_string(), |key| key.as_str().to_owned());
+        let tiers: Vec<Uuid> = concert.tiers.iter().map(|tier| tier.id).collect();
+        let joined = self
+            .scripts
+            .join(
+                state.redis.next(),
+                &state.keys,
+                &room(concert, &tiers, now),
+                ticket_id,
+                &key,
+                &*state.guard,
+            )
+            .await
+            .map_err(script_error)?;
+        match joined {
+            Joined::New {
+                place, admitted, ..
+            } => {
+                let ticket = Ticket {
+                    id: ticket_id,
+                    concert_id: concert.id,
+                    shard: concert.shard,
+                    place,
+                    expires_at_ms: None,
+                };
+                Ok((self.view(&ticket, admitted, false), true))
+            }
+            Joined::Known(id) => Ok((self.ticket_view(state, id).await?, false)),
+            Joined::Recovering => {
+                state.guard.wake();
+                Err(ApiError::ShardRecovering(concert.shard))
+            }
+        }
+    }
+
+    /// What the client is told of `ticket` when admission has reached `admitted`.
+    pub fn view(&self, ticket: &Ticket, admitted: u64, sold_out: bool) -> TicketView {
+        let token = ticket
+            .expires_at_ms
+            .map(|expires| self.secret.issue(ticket.concert_id, ticket.id, expires));
+        TicketView {
+            id: ticket.id,
+            concert_id: ticket.concert_id,
+            position: ticket.position(admitted),
+            admitted: ticket.expires_at_ms.is_some(),
+            sold_out: sold_out && ticket.expires_at_ms.is_none(),
+            admission_token: token,
+            expires_at: ticket
+                .expires_at_ms
+                .and_then(DateTime::<Utc>::from_timestamp_millis)
+                .map(|at| format_timestamp(&at)),
+        }
+    }
+
+    /// Reads `id` from Redis, with how far its room's admission has reached and whether it sold
+    /// out.
+    pub async fn read(&self, state: &AppState, id: Uuid) -> Result<(Ticket, u64, bool), ApiError> {
+        let shard = shard_of_queue_ticket(id, state.keys.shard_count())
+            .ok_or(ApiError::QueueTicketNotFound(id))?;
+        let client = state.redis.next();
+        let fields: HashMap<String, String> =
+            client.hgetall(state.keys.queue_ticket(shard, id)).await?;
+        let concert_id = fields
+            .get("c")
+            .and_then(|concert| concert.parse().ok())
+            .ok_or(ApiError::QueueTicketNotFound(id))?;
+        let key = |what| state.keys.queue(shard, concert_id, what);
+        let place = match fields.get("e").map(String::as_str) {
+            Some("1") => client.hget(key("place-of"), id.to_string()).await?,
+            _ => fields.get("n").and_then(|arrival| arrival.parse().ok()),
+        };
+        let expires_at_ms: Option<i64> = client.hget(key("expiry"), id.to_string()).await?;
+        let admitted: Option<u64> = client.get(key("admitted")).await?;
+        let room_state: Option<String> = client.hget(key("clock"), "state").await?;
+        let ticket = Ticket {
+            id,
+            concert_id,
+            shard,
+            place,
+            expires_at_ms,
+        };
+        Ok((
+            ticket,
+            admitted.unwrap_or(0),
+            room_state.as_deref() == Some("soldout"),
+        ))
+    }
+
+    pub async fn ticket_view(&self, state: &AppState, id: Uuid) -> Result<TicketView, ApiError> {
+        let (ticket, admitted, sold_out) = self.read(state, id).await?;
+        Ok(self.view(&ticket, admitted, sold_out))
+    }
+
+    /// One tick of every room on sale: draws the early joiners where that is due, then admits.
+    async fn tick(&self, state: &AppState) {
+        let now = Utc::now();
+        let catalog = state.catalog.current();
+        for concert in catalog.concerts() {
+            let Some(per_second) = concert.admit_per_second else {
+                continue;
+            };
+            if now < concert.sales_open_at || now >= concert.sales_close_at {
+                continue;
+            }
+            let tiers: Vec<Uuid> = concert.tiers.iter().map(|tier| tier.id).collect();
+            let room = room(concert, &tiers, now);
+            if let Err(error) = self.admit(state, &room, per_second).await {
+                tracing::warn!(concert_id = %concert.id, %error, "admission tick failed; next tick retries");
+            }
+        }
+    }
+
+    async fn admit(
+        &self,
+        state: &AppState,
+        room: &Room<'_>,
+        per_second: u32,
+    ) -> Result<(), ScriptError> {
+        let admitter = Admitter {
+            owner: &self.owner,
+            per_second,
+            token_ms: u64::try_from(self.token_ttl.as_millis()).unwrap_or(u64::MAX),
+            lease_ms: u64::try_from(LEASE.as_millis()).unwrap_or(1_000),
+        };
+        let tick = self
+            .scripts
+            .admit(
+                state.redis.next(),
+                &state.keys,
+                room,
+                admitter,
+                &*state.guard,
+            )
+            .await?;
+        match tick {
+            Tick::Admitted {
+                up_to,
+                now,
+                expired,
+                joined,
+                ..
+            } => metrics::waiting_room(room.concert_id, joined.saturating_sub(up_to), now, expired),
+            Tick::NotDrawn => self.draw(state, room).await?,
+            Tick::NotHolder => {}
+            Tick::Recovering => state.guard.wake(),
+        }
+        Ok(())
+    }
+
+    /// Draws the early joiners' order (any gateway may; the first draw stands).
+    async fn draw(&self, state: &AppState, room: &Room<'_>) -> Result<(), ScriptError> {
+        let client = state.redis.next();
+        let mut order: Vec<String> = client
+            .lrange(
+                state.keys.queue(room.shard, room.concert_id, "early"),
+                0,
+                -1,
+            )
+            .await?;
+        self.secret.draw(room.concert_id, &mut order);
+        let drawn = order.len();
+        match self
+            .scripts
+            .draw(client, &state.keys, room, order, &*state.guard)
+            .await?
+        {
+            Draw::Done => {
+                tracing::info!(concert_id = %room.concert_id, drawn, "early joiners drawn")
+            }
+            Draw::TooEarly | Draw::Changed => {}
+        }
+        Ok(())
+    }
+
+    /// Ticks every open room until `shutdown`.
+    pub async fn run(state: Arc<AppState>, shutdown: CancellationToken) {
+        let mut ticks = tokio::time::interval(TICK);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ticks.tick() => state.waiting_rooms.tick(&state).await,
+            }
+        }
+    }
+}

@@ -1,0 +1,441 @@
+//! Waiting rooms (DESIGN "Sales windows and the waiting room"): early joiners drawn into a random
+//! order, later ones in arrival order, admission at the room's rate across gateways (one of them
+//! stopped halfway), every admission booking once, and nothing booked without one.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use fred::prelude::{HashesInterface, KeysInterface};
+use futures::future::join_all;
+use gateway::api::admin::{NewConcertBody, NewTierBody, WaitingRoomBody};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::helpers::{
+    ADMIN_TOKEN, SseReader, TestApp, TestTier, booking_body, spawn_app, spawn_app_with,
+};
+
+/// Creates a concert of one tier of `total` tickets at 25.00 with a waiting room admitting
+/// `per_second`, its sales opening `opens_in` from now.
+async fn create_room(
+    app: &TestApp,
+    total: u32,
+    per_second: u32,
+    opens_in: Duration,
+) -> (Uuid, TestTier) {
+    let body = NewConcertBody {
+        sales_open_at: Some(Utc::now() + opens_in),
+        waiting_room: Some(WaitingRoomBody {
+            admit_per_second: per_second,
+        }),
+        ticket_tiers: vec![NewTierBody {
+            name: "Floor".to_owned(),
+            price: "25".parse().expect("money"),
+            total_quantity: total,
+        }],
+        ..NewConcertBody::new(
+            "Queue Night",
+            "Hall",
+            "2099-01-01T20:00:00Z".parse().expect("date"),
+            &[],
+        )
+    };
+    let concert = app.post_concert(&body).await;
+    assert_eq!(concert["waitingRoom"]["admitPerSecond"], per_second);
+    let id = concert["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("id");
+    let tier = &concert["ticketTiers"][0];
+    (
+        id,
+        TestTier {
+            id: tier["id"]
+                .as_str()
+                .and_then(|id| id.parse().ok())
+                .expect("tier"),
+            price: 25.0,
+            total,
+        },
+    )
+}
+
+async fn join(app: &TestApp, concert: Uuid, key: String) -> (u16, Value) {
+    let response = app
+        .client
+        .post(app.url(&format!("/api/concerts/{concert}/queue")))
+        .header("idempotency-key", key)
+        .send()
+        .await
+        .expect("sent");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
+}
+
+fn ticket_id(answer: &Value) -> Uuid {
+    answer["queueTicket"]["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("ticket id")
+}
+
+/// Books one ticket of `tier` under `key`, retrying a 503 with the same key and token as a client
+/// should (the machine is shared with the other tests: a reservation may time out).
+async fn book_with(app: &TestApp, tier: &TestTier, key: &str, token: Option<&str>) -> (u16, Value) {
+    for _ in 0..5 {
+        let (status, answer) = book_once(app, tier, key, token).await;
+        if status != 503 {
+            return (status, answer);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    book_once(app, tier, key, token).await
+}
+
+async fn book_once(app: &TestApp, tier: &TestTier, key: &str, token: Option<&str>) -> (u16, Value) {
+    let mut request = app
+        .client
+        .post(app.url("/api/bookings"))
+        .json(&booking_body(tier, 1, &format!("{key}@queue.example"), key));
+    if let Some(token) = token {
+        request = request.header("admission-token", token);
+    }
+    let response = request.send().await.expect("sent");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
+}
+
+/// A Redis value of the room's: `what` as in `booking::keys`.
+fn room_key(app: &TestApp, concert: Uuid, what: &str) -> String {
+    app.state.keys.queue(app.shard_of(concert), concert, what)
+}
+
+/// Spearman's rank correlation of two equally long lists of distinct ranks.
+fn rank_correlation(pairs: &[(u64, u64)]) -> f64 {
+    let n = pairs.len() as f64;
+    let rank = |values: Vec<u64>| -> HashMap<u64, f64> {
+        let mut sorted = values;
+        sorted.sort_unstable();
+        sorted
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (v, i as f64))
+            .collect()
+    };
+    let xs = rank(pairs.iter().map(|p| p.0).collect());
+    let ys = rank(pairs.iter().map(|p| p.1).collect());
+    let squared: f64 = pairs.iter().map(|(x, y)| (xs[x] - ys[y]).powi(2)).sum();
+    1.0 - 6.0 * squared / (n * (n * n - 1.0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_gateways_admit_at_the_rate_fairly_and_sell_exactly_the_stock() {
+    let first = spawn_app().await;
+    let second = spawn_app_with(first.config.clone()).await;
+    let gateways = [&first, &second];
+    let opens_in = Duration::from_secs(6);
+    let (concert, tier) = create_room(&first, 500, 200, opens_in).await;
+    let opening = Instant::now() + opens_in;
+
+    // 2,000 join before sales open, through both gateways, 25 at a time.
+    let mut early = Vec::new();
+    for batch in (0..2_000).collect::<Vec<u32>>().chunks(25) {
+        let joins = batch
+            .iter()
+            .map(|n| join(gateways[*n as usize % 2], concert, format!("early-{n}")));
+        for (status, answer) in join_all(joins).await {
+            assert_eq!(status, 201, "{answer}");
+            assert!(
+                answer["queueTicket"]["position"].is_null(),
+                "no place before the draw"
+            );
+            early.push(ticket_id(&answer));
+        }
+    }
+    // The same key joins once.
+    let (status, again) = join(&second, concert, "early-0".to_owned()).await;
+    assert_eq!((status, ticket_id(&again)), (200, early[0]));
+    assert!(
+        Instant::now() < opening,
+        "the early joins took too long to be early"
+    );
+    tokio::time::sleep(opening - Instant::now() + Duration::from_millis(300)).await;
+
+    // 1,000 join after opening, one after another, so their order of arrival is known.
+    let mut late = Vec::new();
+    for n in 0..1_000u32 {
+        let (status, answer) = join(gateways[n as usize % 2], concert, format!("late-{n}")).await;
+        assert_eq!(status, 201, "{answer}");
+        late.push(ticket_id(&answer));
+    }
+
+    // Every fifth admitted person books; the others hold their admission unspent. The admitted
+    // count is sampled to measure the rate; the first gateway stops halfway.
+    let redis = second.state.redis.next().clone();
+    let admitted_key = room_key(&first, concert, "admitted");
+    let mut samples: Vec<(Instant, u64)> = Vec::new();
+    let mut booked = HashSet::new();
+    let mut next_to_book = 0usize;
+    let mut first = Some(first);
+    let started = Instant::now();
+    while booked.len() < 500 && started.elapsed() < Duration::from_secs(30) {
+        let admitted: u64 = redis.get(&admitted_key).await.expect("redis");
+        samples.push((Instant::now(), admitted));
+        if started.elapsed() > Duration::from_secs(6)
+            && let Some(app) = first.take()
+        {
+            app.stop().await;
+        }
+        let expiry: HashMap<String, i64> = redis
+            .hgetall(room_key(&second, concert, "expiry"))
+            .await
+            .expect("redis");
+        let places: HashMap<String, u64> = redis
+            .hgetall(room_key(&second, concert, "places"))
+            .await
+            .map(|places: HashMap<u64, String>| places.into_iter().map(|(p, t)| (t, p)).collect())
+            .expect("redis");
+        let mut ready: Vec<(u64, String)> = expiry
+            .keys()
+            .filter_map(|ticket| places.get(ticket).map(|place| (*place, ticket.clone())))
+            .filter(|(place, _)| place % 5 == 0 && !booked.contains(place))
+            .collect();
+        ready.sort();
+        // Only the stock's worth of buyers: the 501st would rightly find it gone.
+        for (place, ticket) in ready.into_iter().take(500 - booked.len()) {
+            let view: Value = second.get_json(&format!("/api/queue/{ticket}")).await;
+            assert_eq!(view["queueTicket"]["admitted"], true);
+            assert_eq!(view["queueTicket"]["position"], 0);
+            let token = view["queueTicket"]["admissionToken"]
+                .as_str()
+                .expect("token")
+                .to_owned();
+            let (status, answer) =
+                book_with(&second, &tier, &format!("buyer-{place}"), Some(&token)).await;
+            assert_eq!(status, 202, "booking {place} answered {status}: {answer}");
+            booked.insert(place);
+            next_to_book += 1;
+            if next_to_book == 1 {
+                // The token books once: another booking with it is refused; the same one replays.
+                let (status, answer) =
+                    book_with(&second, &tier, &format!("again-{place}"), Some(&token)).await;
+                assert_eq!(
+                    (status, answer["code"].as_str()),
+                    (403, Some("AdmissionRequired"))
+                );
+                let (status, _) =
+                    book_with(&second, &tier, &format!("buyer-{place}"), Some(&token)).await;
+                assert_eq!(status, 202, "a replay is a replay");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(booked.len(), 500, "every ticket sold to an admitted buyer");
+    assert_eq!(second.redis_stock(concert, tier.id).await, Some(0));
+    let (status, answer) = book_with(&second, &tier, "one-more", None).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (403, Some("AdmissionRequired"))
+    );
+
+    // The rate, from the first admission to the last sample before the stock ran out.
+    let admitting: Vec<&(Instant, u64)> = samples.iter().filter(|(_, n)| *n > 0).collect();
+    let (&(from, at_start), &(to, at_end)) = (admitting[0], admitting[admitting.len() - 1]);
+    let rate = (at_end - at_start) as f64 / (to - from).as_secs_f64();
+    assert!(
+        (190.0..=210.0).contains(&rate),
+        "admitted {rate:.1}/s, not 200/s within 5 %"
+    );
+
+    // Nobody admitted twice: one expiry per admitted place, each a ticket that joined.
+    let admitted: u64 = redis.get(&admitted_key).await.expect("redis");
+    let expiry: HashMap<String, i64> = redis
+        .hgetall(room_key(&second, concert, "expiry"))
+        .await
+        .expect("redis");
+    assert_eq!(expiry.len() as u64, admitted);
+    let joined: HashSet<String> = early.iter().chain(&late).map(Uuid::to_string).collect();
+    assert!(expiry.keys().all(|ticket| joined.contains(ticket)));
+
+    // The early joiners' places are a shuffle of their arrival; the late ones' their arrival.
+    let place_of: HashMap<String, u64> = redis
+        .hgetall(room_key(&second, concert, "place-of"))
+        .await
+        .expect("redis");
+    let mut pairs = Vec::new();
+    for ticket in &early {
+        let arrival: u64 = redis
+            .hget(
+                second
+                    .state
+                    .keys
+                    .queue_ticket(second.shard_of(concert), *ticket),
+                "n",
+            )
+            .await
+            .expect("redis");
+        pairs.push((arrival, place_of[&ticket.to_string()]));
+    }
+    let places: HashSet<u64> = pairs.iter().map(|p| p.1).collect();
+    assert_eq!(
+        places,
+        (1..=2_000).collect(),
+        "the early joiners hold places 1 to 2,000"
+    );
+    let rho = rank_correlation(&pairs);
+    assert!(
+        rho.abs() < 0.1,
+        "early places follow arrival (rho {rho:.3})"
+    );
+    let reversed: Vec<(u64, u64)> = pairs.iter().map(|(a, _)| (*a, 2_001 - *a)).collect();
+    assert!(
+        rank_correlation(&reversed) < -0.99,
+        "the test tells reverse order"
+    );
+    for (n, ticket) in late.iter().enumerate() {
+        let view: Value = second.get_json(&format!("/api/queue/{ticket}")).await;
+        let position = view["queueTicket"]["position"].as_u64().expect("position");
+        let expected_place = 2_001 + n as u64;
+        match view["queueTicket"]["admitted"].as_bool() {
+            Some(true) => assert!(expected_place <= admitted),
+            _ => assert_eq!(
+                position,
+                expected_place - admitted,
+                "late joiners queue in arrival order"
+            ),
+        }
+    }
+    second.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_that_are_missing_forged_or_for_another_concert_book_nothing() {
+    let app = spawn_app().await;
+    let (concert, tier) = create_room(&app, 10, 1_000, Duration::ZERO).await;
+    let (other, _) = create_room(&app, 10, 1_000, Duration::ZERO).await;
+    let (_, answer) = join(&app, other, "elsewhere".to_owned()).await;
+    let ticket = ticket_id(&answer);
+    let mut stream = SseReader::open(&app, &format!("/api/queue/{ticket}/events")).await;
+    let admitted = loop {
+        let event = stream
+            .next()
+            .await
+            .expect("the stream goes on until admission");
+        if event.event == "admitted" {
+            break event.json();
+        }
+        assert_eq!(event.event, "position");
+    };
+    assert!(
+        stream.next().await.is_none(),
+        "the stream ends once admitted"
+    );
+    let token = admitted["queueTicket"]["admissionToken"]
+        .as_str()
+        .expect("token");
+    for (key, token) in [
+        ("none", None),
+        ("garbage", Some("not-a-token")),
+        ("other-concert", Some(token)),
+        ("tampered", Some(&token.replace(".1", ".2") as &str)),
+    ] {
+        let (status, answer) = book_with(&app, &tier, key, token).await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (403, Some("AdmissionRequired")),
+            "{key}"
+        );
+    }
+    assert_eq!(
+        app.redis_stock(concert, tier.id).await,
+        Some(10),
+        "nothing taken"
+    );
+    let (status, answer) = join(&app, Uuid::now_v7(), "nowhere".to_owned()).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (404, Some("ConcertNotFound"))
+    );
+    let (plain, _) = app.create_concert(&[(10.0, 5)]).await;
+    let (status, answer) = join(&app, plain, "plain".to_owned()).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (409, Some("NoWaitingRoom"))
+    );
+    let missing: Value = app
+        .get_json(&format!("/api/queue/{}", Uuid::now_v7()))
+        .await;
+    assert_eq!(missing["code"], "QueueTicketNotFound");
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_room_is_added_and_removed_by_an_update() {
+    let app = spawn_app().await;
+    let (concert, tiers) = app.create_concert(&[(10.0, 5)]).await;
+    let patch = |body: Value| {
+        app.client
+            .patch(app.url(&format!("/api/admin/concerts/{concert}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let answer: Value = patch(serde_json::json!({"waitingRoom": {"admitPerSecond": 50}}))
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["waitingRoom"]["admitPerSecond"], 50);
+    let (status, _) = book_with(&app, &tiers[0], "direct", None).await;
+    assert_eq!(status, 403, "a booking now needs an admission");
+    let bad =
+        patch(serde_json::json!({"waitingRoom": {"admitPerSecond": 0}, "salesOpenAt": "soon"}))
+            .await
+            .expect("sent");
+    assert_eq!(bad.status(), 400);
+    let problem: Value = bad.json().await.expect("json");
+    assert_eq!(problem["errors"].as_array().map(Vec::len), Some(2));
+    let answer: Value = patch(serde_json::json!({"waitingRoom": null}))
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert!(answer.get("waitingRoom").is_none());
+    let (status, _) = book_with(&app, &tiers[0], "direct", None).await;
+    assert_eq!(status, 202, "no waiting room: booked directly");
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admissions_left_to_expire_are_given_to_the_next_in_line() {
+    let config = crate::helpers::test_config();
+    let app = spawn_app_with(gateway::GatewayConfig {
+        admission_ttl: Duration::from_secs(1),
+        ..config
+    })
+    .await;
+    let (concert, _) = create_room(&app, 100, 5, Duration::ZERO).await;
+    for n in 0..20 {
+        let (status, _) = join(&app, concert, format!("idle-{n}")).await;
+        assert_eq!(status, 201);
+    }
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_millis(2_600)).await;
+    let admitted: u64 = app
+        .state
+        .redis
+        .get(room_key(&app, concert, "admitted"))
+        .await
+        .expect("redis");
+    let by_rate = (5.0 * started.elapsed().as_secs_f64()).ceil() as u64;
+    // Nobody booked: every token admitted more than a second ago expired and its place went on.
+    assert!(
+        admitted >= by_rate + 4,
+        "{admitted} admitted in {:?}; the rate alone admits {by_rate}",
+        started.elapsed()
+    );
+    app.cleanup().await;
+}

@@ -1,0 +1,42 @@
+-- Joins a concert's waiting room, once per idempotency key.
+-- KEYS and ARGV are documented on the Rust wrapper, booking/src/scripts/queue.rs.
+-- Returns {code, ...}:
+--   {0, arrival, place, admitted}  joined: place is 0 for an early joiner until the draw
+--   {1, ticketId}                  the key already joined: its ticket
+--   {6}                            the shard is recovering from a loss of Redis data
+
+local epoch_key, join_key, seq_key, early_key, places_key, ticket_key, admitted_key =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local ticket_id, concert_id, opens_at = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local join_ttl, keep_until = ARGV[4], ARGV[5]
+
+if not redis.call('GET', epoch_key) then
+  return {6}
+end
+local known = redis.call('GET', join_key)
+if known then
+  return {1, known}
+end
+
+-- Redis' clock, not a gateway's: every gateway sorts joiners into early and late alike.
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local arrival = redis.call('INCR', seq_key)
+local place = 0
+local early = '0'
+if now < opens_at then
+  -- Drawn into a random order at opening; arriving early is no advantage.
+  redis.call('RPUSH', early_key, ticket_id)
+  redis.call('EXPIREAT', early_key, keep_until)
+  early = '1'
+else
+  -- Every early joiner arrived before every late one, so arrivals after opening are places.
+  place = arrival
+  redis.call('HSET', places_key, arrival, ticket_id)
+  redis.call('EXPIREAT', places_key, keep_until)
+end
+redis.call('EXPIREAT', seq_key, keep_until)
+redis.call('HSET', ticket_key, 'c', concert_id, 'n', arrival, 'e', early)
+redis.call('EXPIREAT', ticket_key, keep_until)
+redis.call('SET', join_key, ticket_id, 'EX', join_ttl)
+return {0, arrival, place, tonumber(redis.call('GET', admitted_key) or '0')}

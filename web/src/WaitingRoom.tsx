@@ -1,0 +1,71 @@
+import type { Concert } from "./api";
+import { describeWait, waitSeconds, type Line } from "./queue";
+
+const timeFormat = new Intl.DateTimeFormat("en-US", { timeStyle: "short" });
+
+/** Where the visitor stands in a concert's line, and the button to join it. */
+export function WaitingRoomPanel(props: { concert: Concert; line: Line; join: () => void }) {
+  const { concert, line, join } = props;
+  const rate = concert.waitingRoom?.admitPerSecond ?? 1;
+  const opensLater = new Date(concert.salesOpenAt).getTime() > Date.now();
+  switch (line.state) {
+    case "outside":
+    case "failed":
+      return (
+        <div className="waiting-room" role="region" aria-label="Waiting room">
+          <p>
+            Tickets for this concert are sold through a waiting room
+            {opensLater ? `: everyone who joins before ${timeFormat.format(new Date(concert.salesOpenAt))} gets a random place at opening.` : "."}
+          </p>
+          <button type="button" className="primary" onClick={join}>
+            Join the line
+          </button>
+          {line.state === "failed" && (
+            <p className="error" role="alert">
+              {line.message}
+            </p>
+          )}
+        </div>
+      );
+    case "joining":
+      return (
+        <div className="waiting-room" role="region" aria-label="Waiting room">
+          <p>Joining the line…</p>
+        </div>
+      );
+    case "waiting": {
+      const position = line.ticket.position;
+      return (
+        <div className="waiting-room" role="region" aria-label="Waiting room" aria-live="polite">
+          <p className="in-line">You are in line</p>
+          {position == null ? (
+            <p>Your place is drawn when sales open at {timeFormat.format(new Date(concert.salesOpenAt))}.</p>
+          ) : (
+            <p>
+              Position <strong className="position">{position.toLocaleString("en-US")}</strong> · estimated wait{" "}
+              {describeWait(waitSeconds(position, rate))}
+            </p>
+          )}
+          <p className="meta">Keep this page open; it moves on to booking by itself.</p>
+        </div>
+      );
+    }
+    case "admitted":
+      return (
+        <div className="waiting-room admitted" role="region" aria-label="Waiting room" aria-live="polite">
+          <p>
+            <strong>It's your turn.</strong> Choose your tickets before{" "}
+            {timeFormat.format(new Date(line.ticket.expiresAt ?? Date.now()))}.
+          </p>
+        </div>
+      );
+    case "soldout":
+      return (
+        <div className="waiting-room" role="region" aria-label="Waiting room" aria-live="polite">
+          <p>
+            <strong className="badge">Sold out</strong> Every ticket was sold before your turn came.
+          </p>
+        </div>
+      );
+  }
+}
