@@ -133,11 +133,16 @@ impl Catalog {
 /// The current catalog, shared by every request; readers clone an `Arc` and never block writers
 /// for longer than that.
 #[derive(Debug, Default)]
-pub struct CatalogHandle(RwLock<Arc<Catalog>>);
+pub struct CatalogHandle {
+    current: RwLock<Arc<Catalog>>,
+    /// One reload at a time: a read from Postgres that began before a change was committed
+    /// must not be taken in after a read that began after it.
+    reloading: tokio::sync::Mutex<()>,
+}
 
 impl CatalogHandle {
     pub fn current(&self) -> Arc<Catalog> {
-        match self.0.read() {
+        match self.current.read() {
             Ok(guard) => Arc::clone(&guard),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
@@ -164,8 +169,15 @@ impl CatalogHandle {
         *guard = Arc::new(guard.with(concert));
     }
 
+    /// Reads the catalog from Postgres and takes it in.
+    pub async fn reload(&self, db: &PgPool) -> Result<(), sqlx::Error> {
+        let _one_at_a_time = self.reloading.lock().await;
+        self.merge(load(db).await?);
+        Ok(())
+    }
+
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Arc<Catalog>> {
-        match self.0.write() {
+        match self.current.write() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         }

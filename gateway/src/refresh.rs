@@ -11,16 +11,13 @@ use tokio_util::sync::CancellationToken;
 use crate::state::AppState;
 use booking::recovery;
 
-use crate::catalog;
-
 /// How often the catalog is re-read when nothing asks sooner.
 const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// One refresh: the catalog from Postgres, then any missing stock.
 pub async fn refresh(state: &AppState) {
-    match catalog::load(&state.db).await {
-        Ok(fresh) => state.catalog.merge(fresh),
-        Err(error) => tracing::warn!(%error, "catalog refresh failed; keeping the last one"),
+    if let Err(error) = state.catalog.reload(&state.db).await {
+        tracing::warn!(%error, "catalog refresh failed; keeping the last one");
     }
     let tiers = state.catalog.current().tier_refs();
     if let Err(error) = recovery::load_missing(&state.redis, &state.db, &state.keys, &tiers).await {

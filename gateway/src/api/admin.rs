@@ -19,7 +19,7 @@ use booking::money::Money;
 use booking::stock;
 
 use crate::api::concerts::ConcertView;
-use crate::catalog::{self, Concert, Tier};
+use crate::catalog::{Concert, Tier};
 use crate::http::body::{Body, json};
 use crate::http::error::{ApiError, FieldError, Problem};
 use crate::http::validate::{Checker, parse_form, path, path_id};
@@ -558,7 +558,7 @@ pub async fn update(state: &AppState, id: &str, body: Vec<u8>) -> Result<Respons
     if updated.rows_affected() == 0 {
         return Err(ApiError::ConcertNotFound(id));
     }
-    state.catalog.merge(catalog::load(&state.db).await?);
+    state.catalog.reload(&state.db).await?;
     state
         .redis
         .next()

@@ -337,7 +337,6 @@ struct QueueStream {
     sold_out: bool,
     ticks: broadcast::Receiver<QueueTick>,
     heartbeat: Interval,
-    recheck: Interval,
     shutdown: CancellationToken,
     /// The position last sent; the stream ends after `admitted` or `soldout`.
     sent: Option<Option<u64>>,
@@ -368,7 +367,8 @@ impl QueueStream {
     }
 
     /// Reads the ticket again: for its place after the draw, its token once admission reached it,
-    /// or after messages may have been missed.
+    /// or after the hub fell behind. Every tick carries the room's whole state (how far
+    /// admission reached), so a missed tick is made good by the next: no periodic re-read.
     async fn reread(&mut self) {
         match self
             .state
@@ -409,7 +409,6 @@ impl Feed for QueueStream {
                     Err(RecvError::Lagged(_)) => true,
                     Err(RecvError::Closed) => return None,
                 },
-                _ = self.recheck.tick() => true,
                 _ = self.heartbeat.tick() => return Some(Bytes::from_static(HEARTBEAT_FRAME)),
             };
             if reread {
@@ -449,7 +448,6 @@ pub async fn queue_stream(state: Arc<AppState>, id: &str) -> Result<Response<Bod
         sold_out,
         ticks,
         heartbeat: heartbeat(),
-        recheck: recheck(),
         sent: None,
         done: false,
         _client: SseClient::open("queue"),

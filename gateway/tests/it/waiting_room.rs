@@ -417,25 +417,52 @@ async fn admissions_left_to_expire_are_given_to_the_next_in_line() {
         ..config
     })
     .await;
-    let (concert, _) = create_room(&app, 100, 5, Duration::ZERO).await;
-    for n in 0..20 {
+    let (concert, _) = create_room(&app, 100, 2, Duration::ZERO).await;
+    for n in 0..40 {
         let (status, _) = join(&app, concert, format!("idle-{n}")).await;
         assert_eq!(status, 201);
     }
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_millis(2_600)).await;
-    let admitted: u64 = app
-        .state
-        .redis
-        .get(room_key(&app, concert, "admitted"))
-        .await
-        .expect("redis");
-    let by_rate = (5.0 * started.elapsed().as_secs_f64()).ceil() as u64;
+    let admitted = || async {
+        let admitted: Option<u64> = app
+            .state
+            .redis
+            .get(room_key(&app, concert, "admitted"))
+            .await
+            .expect("redis");
+        admitted.unwrap_or(0)
+    };
+    while admitted().await == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let count = admitted().await;
+    // The rate alone admits one more every half second (and a tick's worth of slack).
+    let by_rate = 2 + (2.0 * first.elapsed().as_secs_f64()).ceil() as u64;
     // Nobody booked: every token admitted more than a second ago expired and its place went on.
     assert!(
-        admitted >= by_rate + 4,
-        "{admitted} admitted in {:?}; the rate alone admits {by_rate}",
-        started.elapsed()
+        count >= by_rate + 3,
+        "{count} admitted in {:?} from the first; the rate alone admits {by_rate}",
+        first.elapsed()
     );
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    let expired: f64 = metrics
+        .lines()
+        .find(|line| {
+            line.starts_with("gateway_queue_admissions_expired_total")
+                && line.contains(&concert.to_string())
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .expect("the expired admissions are counted");
+    assert!(expired >= 3.0, "{expired} counted expired");
     app.cleanup().await;
 }
