@@ -236,6 +236,9 @@ monitoring-test: deps
 # its socket; Debian's docker.io is installed when missing. Its own client (/usr/bin/docker)
 # builds with the engine's BuildKit, which needs no buildx plugin.
 DOCKER_SOCKET := unix://$(CURDIR)/target/docker/docker.sock
+# The engine's run state, short enough for its sockets and apart from any other checkout's
+# engine; no default bridge (compose makes networks of its own, builds use the host's).
+DOCKER_EXEC_ROOT := /tmp/tickets-docker-$(shell printf %s "$(CURDIR)" | sha256sum | cut -c1-8)
 DOCKER := DOCKER_HOST=$(DOCKER_SOCKET) DOCKER_BUILDKIT=1 /usr/bin/docker
 COMPOSE_STACK := target/venv/bin/docker-compose -p tickets-ci -f docker-compose.yml -f .ci/docker-compose.ci.yml
 COMPOSE := DOCKER_HOST=$(DOCKER_SOCKET) $(COMPOSE_STACK)
@@ -245,7 +248,8 @@ docker-engine: deps
 	@mkdir -p target/docker
 	@if ! $(DOCKER) info >/dev/null 2>&1; then \
 		echo "docker: starting an engine of its own"; \
-		$(SUDO) /usr/sbin/dockerd --data-root "$(CURDIR)/target/docker/data" --exec-root /tmp/tickets-docker \
+		$(SUDO) /usr/sbin/dockerd --data-root "$(CURDIR)/target/docker/data" --exec-root "$(DOCKER_EXEC_ROOT)" \
+			--bridge none \
 			-H "unix://$(CURDIR)/target/docker/docker.sock" --pidfile "$(CURDIR)/target/docker/dockerd.pid" \
 			> target/docker/dockerd.log 2>&1 & \
 		for _ in $$(seq 150); do $(DOCKER) info >/dev/null 2>&1 && break; sleep 0.2; done; \
