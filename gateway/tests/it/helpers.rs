@@ -171,6 +171,18 @@ impl TestApp {
             .shard
     }
 
+    /// `GET /metrics`: the Prometheus text.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("sent")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// `GET path`, answered with a JSON body.
     pub async fn get_json(&self, path: &str) -> Value {
         self.client
@@ -239,6 +251,16 @@ impl TestApp {
         let _ = self.state.redis.quit().await;
         drop_database(&self.config.backends.database_url).await;
     }
+}
+
+/// The value of the first series in `metrics` whose line starts with `line_start`; 0 if none.
+pub fn counter(metrics: &str, line_start: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|line| line.starts_with(line_start))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0.0)
 }
 
 pub async fn drop_database(url: &str) {

@@ -8,7 +8,7 @@ use futures::future::join_all;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{SseReader, booking_body, spawn_app, spawn_app_with, test_config};
+use crate::helpers::{SseReader, booking_body, counter, spawn_app, spawn_app_with, test_config};
 
 fn tier_stock(snapshot: &Value, tier: uuid::Uuid) -> Option<i64> {
     snapshot["tiers"]
@@ -315,31 +315,12 @@ async fn get_from(app: &crate::helpers::TestApp, n: u32) {
         .await;
 }
 
-fn counter(metrics: &str, line_start: &str) -> f64 {
-    metrics
-        .lines()
-        .find(|line| line.starts_with(line_start))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_move_after_a_booking_and_requests_carry_an_id() {
     let app = spawn_app().await;
     let (_, tiers) = app.create_concert(&[(10.0, 10)]).await;
-    let scrape = || async {
-        app.client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .expect("sent")
-            .text()
-            .await
-            .expect("text")
-    };
     let accepted = r#"gateway_bookings_total{outcome="accepted"}"#;
-    let before = counter(&scrape().await, accepted);
+    let before = counter(&app.metrics().await, accepted);
 
     let response = app
         .client
@@ -363,7 +344,7 @@ async fn metrics_move_after_a_booking_and_requests_carry_an_id() {
         "an id is made when none is sent"
     );
 
-    let metrics = scrape().await;
+    let metrics = app.metrics().await;
     assert!(counter(&metrics, accepted) >= before + 1.0, "{metrics}");
     assert!(
         metrics.contains(r#"route="/api/bookings""#),

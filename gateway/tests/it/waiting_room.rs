@@ -13,7 +13,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::helpers::{
-    ADMIN_TOKEN, SseReader, TestApp, TestTier, booking_body, spawn_app, spawn_app_with,
+    ADMIN_TOKEN, SseReader, TestApp, TestTier, booking_body, counter, spawn_app, spawn_app_with,
 };
 
 /// Creates a concert of one tier of `total` tickets at 25.00 with a waiting room admitting
@@ -445,24 +445,10 @@ async fn admissions_left_to_expire_are_given_to_the_next_in_line() {
         "{count} admitted in {:?} from the first; the rate alone admits {by_rate}",
         first.elapsed()
     );
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
-    let expired: f64 = metrics
-        .lines()
-        .find(|line| {
-            line.starts_with("gateway_queue_admissions_expired_total")
-                && line.contains(&concert.to_string())
-        })
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
-        .expect("the expired admissions are counted");
+    let expired = counter(
+        &app.metrics().await,
+        &format!("gateway_queue_admissions_expired_total{{concert=\"{concert}\"}}"),
+    );
     assert!(expired >= 3.0, "{expired} counted expired");
     app.cleanup().await;
 }
