@@ -12,17 +12,23 @@
 //!
 //! One process may hold at most 20,000 sockets here, so `bench` runs several with
 //! `--follow <tierId>`: each then books nothing and prints `ready <streaming clients>`; on an `arm`
-//! line of its standard input it answers `armed`, and on `collect`, `arrivals <unix µs>,...`: when
-//! each of its clients saw the first change after arming. It ends when its input closes.
+//! line of its standard input it answers `armed <streams still open>`, and on `collect`,
+//! `arrivals <unix µs>,...`: when each of its clients saw the first change after arming. It ends
+//! when its input closes.
+//!
+//! With `--queue <concertId>` instead, each client first joins the concert's waiting room and then
+//! follows its own place (`GET /api/queue/{ticketId}/events`); a change is then an admission tick
+//! moving the place (`position`, or `admitted`, after which the stream ends).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpSocket;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use uuid::Uuid;
 
 use loadtest::services::rss_kib;
@@ -36,8 +42,45 @@ struct Options {
     source_offset: u8,
     rounds: usize,
     pids: Vec<u32>,
-    /// Watch this tier and take rounds from standard input instead of booking.
-    follow: Option<Arc<str>>,
+    /// Take rounds from standard input instead of booking, watching this.
+    follow: Option<Watch>,
+}
+
+/// What the clients follow, and which of its events is a change.
+#[derive(Debug, Clone)]
+enum Watch {
+    /// `GET /api/concerts/stream`: `stock` events of this tier.
+    Stock(Arc<str>),
+    /// Each client's own place in this concert's waiting room.
+    Queue(Uuid),
+}
+
+impl Watch {
+    /// Whether a complete event frame is the first one of a stream that is now open.
+    fn opens(&self, frame: &str) -> bool {
+        match self {
+            Self::Stock(_) => frame.contains("event: snapshot"),
+            Self::Queue(_) => frame.contains("event: position"),
+        }
+    }
+
+    /// Whether a complete event frame is the last of its stream.
+    fn ends(&self, frame: &str) -> bool {
+        match self {
+            Self::Stock(_) => false,
+            Self::Queue(_) => frame.contains("event: admitted") || frame.contains("event: soldout"),
+        }
+    }
+
+    /// Whether a complete event frame, after the first, is a change this watch reports.
+    fn changes(&self, frame: &str) -> bool {
+        match self {
+            Self::Stock(tier) => frame.contains("event: stock") && frame.contains(&**tier),
+            Self::Queue(_) => {
+                frame.contains("event: position") || frame.contains("event: admitted")
+            }
+        }
+    }
 }
 
 fn options() -> Result<Options, String> {
@@ -69,7 +112,10 @@ fn options() -> Result<Options, String> {
             "--source-offset" => {
                 options.source_offset = value.parse().map_err(|_| bad("a number below 254"))?
             }
-            "--follow" => options.follow = Some(value.into()),
+            "--follow" => options.follow = Some(Watch::Stock(value.into())),
+            "--queue" => {
+                options.follow = Some(Watch::Queue(value.parse().map_err(|_| bad("a uuid"))?))
+            }
             "--rounds" => options.rounds = value.parse().map_err(|_| bad("a number"))?,
             "--pids" => {
                 options.pids = value
@@ -84,27 +130,49 @@ fn options() -> Result<Options, String> {
     Ok(options)
 }
 
-/// One client: connects from `source`, waits for its snapshot, then reports when it first sees a
-/// stock event for `tier` in each armed round.
+/// Counts a stream as open until it is dropped.
+struct Open(Arc<AtomicUsize>);
+
+impl Open {
+    fn count(open: &Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(open))
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Where a client reports, and how it knows the round.
+#[derive(Clone)]
+struct Reporting {
+    armed: watch::Receiver<u64>,
+    ready: mpsc::Sender<()>,
+    seen: mpsc::UnboundedSender<SystemTime>,
+    open: Arc<AtomicUsize>,
+}
+
+/// One client: connects from `source`, opens `path`, waits for its first event, then reports
+/// when it first sees a change in each armed round.
 async fn client(
     source: IpAddr,
     gateway: SocketAddr,
-    tier: Arc<str>,
-    mut armed: watch::Receiver<u64>,
-    ready: mpsc::Sender<()>,
-    seen: mpsc::UnboundedSender<SystemTime>,
+    path: String,
+    watch: Watch,
+    mut to: Reporting,
 ) -> std::io::Result<()> {
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(source, 0))?;
     let mut stream = socket.connect(gateway).await?;
     stream
-        .write_all(
-            format!("GET /api/concerts/stream HTTP/1.1\r\nHost: {gateway}\r\n\r\n").as_bytes(),
-        )
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {gateway}\r\n\r\n").as_bytes())
         .await?;
     let mut buffer = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
-    let mut snapshot = false;
+    let mut opened: Option<Open> = None;
     let mut reported = 0;
     loop {
         let n = stream.read(&mut chunk).await?;
@@ -117,15 +185,19 @@ async fn client(
         while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
             let frame: Vec<u8> = buffer.drain(..end + 2).collect();
             let text = String::from_utf8_lossy(&frame);
-            if !snapshot && text.contains("event: snapshot") {
-                snapshot = true;
-                let _ = ready.send(()).await;
-            } else if text.contains("event: stock") && text.contains(&*tier) {
-                let round = *armed.borrow_and_update();
+            if opened.is_none() && watch.opens(&text) {
+                opened = Some(Open::count(&to.open));
+                let _ = to.ready.send(()).await;
+            } else if opened.is_some() && watch.changes(&text) {
+                let round = *to.armed.borrow_and_update();
                 if round > reported {
                     reported = round;
-                    let _ = seen.send(arrived);
+                    let _ = to.seen.send(arrived);
                 }
+            }
+            if watch.ends(&text) {
+                // The response is over; the connection may stay open for another request.
+                return Ok(());
             }
         }
     }
@@ -141,18 +213,30 @@ fn percentile(sorted: &[Duration], share: f64) -> Duration {
 /// Streams open to the gateways, and what they report.
 struct Clients {
     connected: usize,
+    /// Streams open now: a waiting-room stream ends once its place is admitted.
+    open: Arc<AtomicUsize>,
+    /// Streams open when the current round was armed.
+    expected: usize,
     round: watch::Sender<u64>,
     seen: mpsc::UnboundedReceiver<SystemTime>,
 }
 
 impl Clients {
-    /// Opens `options.clients` streams watching `tier` and waits (at most 30 s between two) until
-    /// they have their snapshots.
-    async fn open(options: &Options, tier: &Arc<str>) -> Self {
+    /// Opens `options.clients` streams following `watch` and waits (at most 30 s between two)
+    /// until each has its first event.
+    async fn open(options: &Options, watch: &Watch) -> Result<Self, String> {
+        let paths = paths(options, watch).await?;
         let (round, armed) = watch::channel(0);
         let (ready_tx, mut ready_rx) = mpsc::channel(1024);
         let (seen_tx, seen) = mpsc::unbounded_channel();
-        for n in 0..options.clients {
+        let open = Arc::new(AtomicUsize::new(0));
+        let reporting = Reporting {
+            armed,
+            ready: ready_tx,
+            seen: seen_tx,
+            open: Arc::clone(&open),
+        };
+        for (n, path) in paths.into_iter().enumerate() {
             let source = IpAddr::V4(Ipv4Addr::new(
                 127,
                 0,
@@ -163,13 +247,12 @@ impl Clients {
             tokio::spawn(client(
                 source,
                 gateway,
-                Arc::clone(tier),
-                armed.clone(),
-                ready_tx.clone(),
-                seen_tx.clone(),
+                path,
+                watch.clone(),
+                reporting.clone(),
             ));
         }
-        drop(ready_tx);
+        drop(reporting);
         let mut connected = 0;
         while connected < options.clients {
             match tokio::time::timeout(Duration::from_secs(30), ready_rx.recv()).await {
@@ -177,23 +260,27 @@ impl Clients {
                 _ => break,
             }
         }
-        Self {
+        Ok(Self {
             connected,
+            open,
+            expected: connected,
             round,
             seen,
-        }
+        })
     }
 
-    /// Starts a round: the next stock change each client sees is reported.
-    fn arm(&mut self) {
+    /// Starts a round: the next change each client sees is reported. Returns the streams open.
+    fn arm(&mut self) -> usize {
         while self.seen.try_recv().is_ok() {}
         self.round.send_modify(|round| *round += 1);
+        self.expected = self.open.load(Ordering::Relaxed);
+        self.expected
     }
 
     /// When each client saw the change, giving up on those that have not within 5 s.
     async fn arrivals(&mut self) -> Vec<SystemTime> {
-        let mut arrivals = Vec::with_capacity(self.connected);
-        while arrivals.len() < self.connected {
+        let mut arrivals = Vec::with_capacity(self.expected);
+        while arrivals.len() < self.expected {
             match tokio::time::timeout(Duration::from_secs(5), self.seen.recv()).await {
                 Ok(Some(arrived)) => arrivals.push(arrived),
                 _ => break,
@@ -203,6 +290,46 @@ impl Clients {
     }
 }
 
+/// The path each client streams: the stock stream, or, for a waiting room, the place it joins
+/// (joined over a pool of 64 connections before any stream opens).
+async fn paths(options: &Options, watch: &Watch) -> Result<Vec<String>, String> {
+    let concert = match watch {
+        Watch::Stock(_) => return Ok(vec!["/api/concerts/stream".to_owned(); options.clients]),
+        Watch::Queue(concert) => *concert,
+    };
+    let http = reqwest::Client::new();
+    let pool = Arc::new(Semaphore::new(64));
+    let mut joins = tokio::task::JoinSet::new();
+    for n in 0..options.clients {
+        let url = format!(
+            "http://{}/api/concerts/{concert}/queue",
+            options.gateways[n % options.gateways.len()]
+        );
+        let (http, pool) = (http.clone(), Arc::clone(&pool));
+        joins.spawn(async move {
+            let _slot = pool.acquire().await.map_err(|e| e.to_string())?;
+            let joined: Value = http
+                .post(url)
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            let ticket = joined["queueTicket"]["id"]
+                .as_str()
+                .ok_or_else(|| format!("a join answered {joined}"))?;
+            Ok::<_, String>(format!("/api/queue/{ticket}/events"))
+        });
+    }
+    let mut paths = Vec::with_capacity(options.clients);
+    while let Some(joined) = joins.join_next().await {
+        paths.push(joined.map_err(|e| e.to_string())??);
+    }
+    Ok(paths)
+}
+
 fn unix_micros(at: SystemTime) -> u128 {
     at.duration_since(UNIX_EPOCH)
         .unwrap_or_default()
@@ -210,15 +337,15 @@ fn unix_micros(at: SystemTime) -> u128 {
 }
 
 /// Rounds come from standard input (`arm`, then `collect`); answers go to standard output.
-async fn follow(options: &Options, tier: &Arc<str>) -> Result<(), String> {
-    let mut clients = Clients::open(options, tier).await;
+async fn follow(options: &Options, watch: &Watch) -> Result<(), String> {
+    let mut clients = Clients::open(options, watch).await?;
     println!("ready {}", clients.connected);
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
         match line.trim() {
             "arm" => {
-                clients.arm();
-                println!("armed");
+                let open = clients.arm();
+                println!("armed {open}");
             }
             "collect" => {
                 let arrivals: Vec<String> = clients
@@ -275,8 +402,8 @@ async fn tier_to_book(
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let options = options()?;
-    if let Some(tier) = &options.follow {
-        return follow(&options, tier).await;
+    if let Some(watch) = &options.follow {
+        return follow(&options, watch).await;
     }
     let http = reqwest::Client::new();
     let first = options.gateways[0];
@@ -288,7 +415,7 @@ async fn main() -> Result<(), String> {
         .filter_map(|pid| rss_kib(*pid))
         .collect();
     let opened = Instant::now();
-    let mut clients = Clients::open(&options, &tier_id).await;
+    let mut clients = Clients::open(&options, &Watch::Stock(Arc::clone(&tier_id))).await?;
     let connected = clients.connected;
     println!(
         "sse_fanout: {connected} of {} clients streaming after {:.1} s",

@@ -1,0 +1,270 @@
+//! The HTTP figures of one release gateway: bookings, the catalog against a hello-world hyper
+//! server, the waiting room's joins and admissions, and bookings under siege.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use booking::money::Money;
+use bytes::Bytes;
+use fred::prelude::KeysInterface;
+use gateway::api::admin::{NewConcertBody, WaitingRoomBody};
+use gateway::api::bookings::BookingBody;
+use http_body_util::Full;
+use hyper::Request;
+use loadtest::abuse;
+use loadtest::pressure::{self, Load, Outcome};
+use loadtest::services::{Service, free_port, sibling};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::redis_limit::RedisLimit;
+use crate::settings::{ADMIN_TOKEN, Run, Settings};
+
+/// A tier the benchmark books, as large as a tier may be (a million), so that it does not sell out.
+#[derive(Debug, Clone)]
+pub struct Tier {
+    pub id: Uuid,
+    pub price: Money,
+}
+
+/// Two tiers: one per booking run, so that each run has a million tickets of its own.
+pub async fn create_tiers(gateway: SocketAddr) -> anyhow::Result<[Tier; 2]> {
+    let response = reqwest::Client::new()
+        .post(format!("http://{gateway}/api/admin/concerts"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&NewConcertBody::new(
+            "Bench Arena",
+            "Bench Hall",
+            "2099-01-01T20:00:00Z".parse()?,
+            &[
+                ("Floor", Money::new(rust_decimal::Decimal::TEN)?, 1_000_000),
+                ("Stands", Money::new(rust_decimal::Decimal::TEN)?, 1_000_000),
+            ],
+        ))
+        .send()
+        .await?;
+    let status = response.status();
+    let concert: Value = response.json().await?;
+    if status != 201 {
+        bail!("creating the bench concert answered {status}: {concert}");
+    }
+    let tier = |index: usize| -> anyhow::Result<Tier> {
+        let tier = &concert["ticketTiers"][index];
+        Ok(Tier {
+            id: tier["id"].as_str().context("tier without id")?.parse()?,
+            price: tier["price"].to_string().parse()?,
+        })
+    };
+    Ok([tier(0)?, tier(1)?])
+}
+
+pub fn get(host: SocketAddr, path: &'static str) -> pressure::MakeRequest {
+    Arc::new(move |_| {
+        Request::get(path)
+            .header("host", host.to_string())
+            .body(Full::default())
+            .unwrap_or_default()
+    })
+}
+
+/// A new booking for every `n`: distinct buyer and idempotency key; `run` keeps runs apart.
+pub fn book(host: SocketAddr, tier: &Tier, run: &'static str) -> pressure::MakeRequest {
+    let tier = tier.clone();
+    Arc::new(move |n| {
+        let booking = BookingBody::new(
+            tier.id,
+            &format!("{run}{n}@bench.example"),
+            1,
+            tier.price,
+            &format!("{run}-{n}"),
+        );
+        let body = booking
+            .ok()
+            .and_then(|booking| serde_json::to_vec(&booking).ok())
+            .unwrap_or_default();
+        Request::post("/api/bookings")
+            .header("host", host.to_string())
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap_or_default()
+    })
+}
+
+/// The waiting room the bench joins admits this many a second.
+pub const ADMIT_PER_SECOND: u32 = 1_000;
+/// How long the admission rate is watched for.
+pub const ADMISSION_WINDOW: Duration = Duration::from_secs(5);
+
+/// A concert of one tier sold through a waiting room admitting `admit_per_second`, on sale now.
+pub async fn create_room(gateway: SocketAddr, admit_per_second: u32) -> anyhow::Result<Uuid> {
+    let body = NewConcertBody {
+        waiting_room: Some(WaitingRoomBody { admit_per_second }),
+        ..NewConcertBody::new(
+            "Bench Queue",
+            "Bench Hall",
+            "2099-01-01T20:00:00Z".parse()?,
+            &[("Floor", Money::new(rust_decimal::Decimal::TEN)?, 1_000_000)],
+        )
+    };
+    let response = reqwest::Client::new()
+        .post(format!("http://{gateway}/api/admin/concerts"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await?;
+    let status = response.status();
+    let concert: Value = response.json().await?;
+    if status != 201 {
+        bail!("creating the waiting-room concert answered {status}: {concert}");
+    }
+    Ok(concert["id"]
+        .as_str()
+        .context("concert without id")?
+        .parse()?)
+}
+
+/// A new place in `concert`'s waiting room for every request.
+pub fn join(host: SocketAddr, concert: Uuid) -> pressure::MakeRequest {
+    Arc::new(move |_| {
+        Request::post(format!("/api/concerts/{concert}/queue"))
+            .header("host", host.to_string())
+            .body(Full::default())
+            .unwrap_or_default()
+    })
+}
+
+/// Admissions per second of `concert`'s waiting room over [`ADMISSION_WINDOW`], as Redis counts
+/// them.
+pub async fn admission_rate(run: &Run, concert: Uuid) -> anyhow::Result<f64> {
+    let shard = run.keys.shard_for_new_concert(concert);
+    let key = run.keys.queue(shard, concert, "admitted");
+    let before: u64 = run.redis.get(&key).await?;
+    let started = std::time::Instant::now();
+    tokio::time::sleep(ADMISSION_WINDOW).await;
+    let after: u64 = run.redis.get(&key).await?;
+    Ok((after - before) as f64 / started.elapsed().as_secs_f64())
+}
+
+#[derive(Debug)]
+pub struct HttpFigures {
+    pub hello: Outcome,
+    pub catalog: Outcome,
+    pub booking_max: Outcome,
+    pub join_max: Outcome,
+    /// Admissions per second measured of a room admitting [`ADMIT_PER_SECOND`].
+    pub admission: f64,
+    pub booking_half: Outcome,
+    /// The same run, with the siege of [`SIEGE`] under way.
+    pub booking_besieged: Outcome,
+    pub half_rate: f64,
+}
+
+/// Hostile clients beside the booking load: silent sockets, bodies that never finish, and
+/// 90 dashboards a second each over its own window.
+pub const SIEGE: abuse::Siege = abuse::Siege {
+    silent_sockets: 2_000,
+    slow_bodies: 500,
+    dashboards_per_second: 90,
+};
+
+pub async fn http_figures(
+    settings: &Settings,
+    run: &Run,
+    redis: &RedisLimit,
+) -> anyhow::Result<(HttpFigures, Tier)> {
+    let duration = Duration::from_secs(settings.seconds);
+    let closed = |target, request| Load {
+        target,
+        connections: settings.connections,
+        duration,
+        rate: None,
+        request,
+    };
+
+    let hello_addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let hello = Service::start(
+        &sibling("hello")?,
+        &[hello_addr.to_string()],
+        &[],
+        hello_addr,
+        None,
+    )
+    .await?;
+    println!("bench: hello-world hyper server, {} s", settings.seconds);
+    let hello_outcome = pressure::run(closed(hello_addr, get(hello_addr, "/"))).await;
+    hello.stop().await?;
+
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let gateway = Service::start(
+        &sibling("gateway")?,
+        &[],
+        &run.gateway_env(settings, addr, true),
+        addr,
+        Some("/api/health/ready"),
+    )
+    .await?;
+    let [floor, stands] = create_tiers(addr).await?;
+    println!("bench: GET /api/concerts, {} s", settings.seconds);
+    let catalog = pressure::run(closed(addr, get(addr, "/api/concerts"))).await;
+    println!(
+        "bench: POST /api/bookings as fast as answered, {} s",
+        settings.seconds
+    );
+    let booking_max = pressure::run(closed(addr, book(addr, &floor, "max"))).await;
+    let room = create_room(addr, ADMIT_PER_SECOND).await?;
+    println!(
+        "bench: POST /api/concerts/{{id}}/queue as fast as answered, {} s",
+        settings.seconds
+    );
+    let join_max = pressure::run(closed(addr, join(addr, room))).await;
+    println!(
+        "bench: the waiting room's admissions at {ADMIT_PER_SECOND}/s, {} s",
+        ADMISSION_WINDOW.as_secs()
+    );
+    let admission = admission_rate(run, room).await?;
+    let half_rate = redis.per_second / 2.0;
+    println!(
+        "bench: POST /api/bookings at {half_rate:.0}/s, {} s",
+        settings.seconds
+    );
+    let at_half = |run: &'static str| Load {
+        target: addr,
+        connections: settings.connections * 4,
+        duration,
+        rate: Some(half_rate),
+        request: book(addr, &stands, run),
+    };
+    let booking_half = pressure::run(at_half("half")).await;
+    println!(
+        "bench: POST /api/bookings at {half_rate:.0}/s besieged ({SIEGE:?}), {} s",
+        settings.seconds
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let siege = tokio::spawn(abuse::run(addr, SIEGE, stop.clone()));
+    // The siege takes hold (sockets open, pool busy) before the bookings start.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let booking_besieged = pressure::run(at_half("besieged")).await;
+    stop.cancel();
+    let tally = siege.await?;
+    println!(
+        "bench: the siege had {} sockets closed by the gateway and {} dashboards answered",
+        tally.closed.load(std::sync::atomic::Ordering::Relaxed),
+        tally.dashboards.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    gateway.stop().await?;
+    Ok((
+        HttpFigures {
+            hello: hello_outcome,
+            catalog,
+            booking_max,
+            join_max,
+            admission,
+            booking_half,
+            booking_besieged,
+            half_rate,
+        },
+        floor,
+    ))
+}
