@@ -9,9 +9,9 @@ use anyhow::Context;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use sqlx::postgres::PgPoolOptions;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +19,7 @@ use crate::api::analytics::Dashboards;
 use crate::catalog::{self, CatalogHandle};
 use crate::config::GatewayConfig;
 use crate::http::connection::{Activity, Watched};
+use crate::http::event_stream;
 use crate::http::limits::{Capacity, FORGET_EVERY, RateLimits};
 use crate::http::router;
 use crate::live::hub::Subscription;
@@ -170,6 +171,7 @@ impl Application {
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_timeout);
+        let server = Arc::new(server);
         let graceful = GracefulShutdown::new();
         tracing::info!(addr = %listener.local_addr()?, "gateway listening");
 
@@ -198,22 +200,13 @@ impl Application {
                 },
             };
             let activity = Activity::new();
-            let service = service_fn({
-                let (state, activity) = (Arc::clone(&state), Arc::clone(&activity));
-                move |request| {
-                    let (state, in_flight) = (Arc::clone(&state), activity.request());
-                    async move {
-                        let response = router::handle(state, peer, request).await;
-                        drop(in_flight);
-                        Ok::<_, Infallible>(response)
-                    }
-                }
-            });
-            let io = TokioIo::new(Watched::new(stream, Arc::clone(&activity)));
-            let connection = graceful.watch(
-                server
-                    .serve_connection_with_upgrades(io, service)
-                    .into_owned(),
+            let connection = serve_connection(
+                Arc::clone(&state),
+                Arc::clone(&server),
+                graceful.watcher(),
+                stream,
+                peer,
+                Arc::clone(&activity),
             );
             tokio::spawn(async move {
                 let _permit = permit;
@@ -237,6 +230,45 @@ impl Application {
         background.shutdown().await;
         Ok(())
     }
+}
+
+/// Serves one accepted connection: by the lean event-stream path when its first request opens a
+/// stream, by hyper otherwise. Either way it holds `watcher` until it ends, so shutdown waits.
+async fn serve_connection(
+    state: Arc<AppState>,
+    server: Arc<auto::Builder<TokioExecutor>>,
+    watcher: Watcher,
+    stream: TcpStream,
+    peer: SocketAddr,
+    activity: Arc<Activity>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    if event_stream::first_request_is_a_stream(&stream).await? {
+        let io = Watched::new(stream, Arc::clone(&activity));
+        let served = event_stream::serve(state, peer, io, activity).await;
+        drop(watcher);
+        return Ok(served?);
+    }
+    let service = service_fn({
+        let activity = Arc::clone(&activity);
+        move |request| {
+            let (state, in_flight) = (Arc::clone(&state), activity.request());
+            async move {
+                let response = router::handle(state, peer, request).await;
+                drop(in_flight);
+                Ok::<_, Infallible>(response)
+            }
+        }
+    });
+    let io = TokioIo::new(Watched::new(stream, activity));
+    // Boxed: only connections served by hyper carry its connection's state.
+    Box::pin(
+        watcher.watch(
+            server
+                .serve_connection_with_upgrades(io, service)
+                .into_owned(),
+        ),
+    )
+    .await
 }
 
 /// Watches every shard, recovering those Redis lost, and counts the bookings lost with them.

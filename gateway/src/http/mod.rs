@@ -4,6 +4,7 @@
 pub mod body;
 pub mod connection;
 pub mod error;
+pub mod event_stream;
 pub mod limits;
 pub mod response;
 pub mod router;

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
-use hyper::body::Incoming;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -127,11 +126,15 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
 }
 
 /// Answers one request; every error becomes a problem response here.
-pub async fn handle(
+pub async fn handle<B>(
     state: Arc<AppState>,
     peer: SocketAddr,
-    request: Request<Incoming>,
-) -> Response<Body> {
+    request: Request<B>,
+) -> Response<Body>
+where
+    B: hyper::body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
     let started = Instant::now();
     let id = request_id(request.headers());
     let method = request.method().clone();
@@ -168,12 +171,16 @@ pub async fn handle(
 
 /// Rate limits, the body (read before a slot is taken: a body trickling in holds no slot), the
 /// in-flight bound, then the handler.
-async fn admit(
+async fn admit<B>(
     state: &Arc<AppState>,
     peer: SocketAddr,
     route: Route<'_>,
-    request: Request<Incoming>,
-) -> Result<Response<Body>, ApiError> {
+    request: Request<B>,
+) -> Result<Response<Body>, ApiError>
+where
+    B: hyper::body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
     let (parts, body) = request.into_parts();
     if route.is_operational() {
         return dispatch(state, route, parts, Vec::new()).await;

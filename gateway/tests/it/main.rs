@@ -6,6 +6,7 @@ mod helpers;
 mod bookings;
 mod catalog;
 mod config;
+mod event_streams;
 mod hostile;
 mod idempotency;
 mod live;
