@@ -114,42 +114,66 @@ impl Keyspace {
         (0..self.shard_count).map(Shard)
     }
 
-    fn tag(&self, shard: Shard) -> String {
-        format!("{{{}:{}}}", self.prefix, shard.0)
+    /// `{prefix:shard}` followed by `parts`, written into one allocation: keys are built for
+    /// every booking, and the formatting machinery costs several times the copying.
+    fn key(&self, shard: Shard, parts: &[&str]) -> String {
+        let mut shard_digits = [0u8; 3];
+        let shard_text = u8_text(shard.0, &mut shard_digits);
+        let length = self.prefix.len()
+            + shard_text.len()
+            + 3
+            + parts.iter().map(|part| part.len()).sum::<usize>();
+        let mut key = String::with_capacity(length);
+        key.push('{');
+        key.push_str(&self.prefix);
+        key.push(':');
+        key.push_str(shard_text);
+        key.push('}');
+        for part in parts {
+            key.push_str(part);
+        }
+        key
     }
 
     pub fn epoch(&self, shard: Shard) -> String {
-        format!("{}:epoch", self.tag(shard))
+        self.key(shard, &[":epoch"])
     }
 
     pub fn run_id(&self, shard: Shard) -> String {
-        format!("{}:run-id", self.tag(shard))
+        self.key(shard, &[":run-id"])
     }
 
     pub fn stock(&self, shard: Shard, tier_id: Uuid) -> String {
-        format!("{}:stock:{tier_id}", self.tag(shard))
+        let mut buffer = Uuid::encode_buffer();
+        self.key(shard, &[":stock:", id_text(tier_id, &mut buffer)])
     }
 
     pub fn pending(&self, shard: Shard, tier_id: Uuid) -> String {
-        format!("{}:pending:{tier_id}", self.tag(shard))
+        let mut buffer = Uuid::encode_buffer();
+        self.key(shard, &[":pending:", id_text(tier_id, &mut buffer)])
     }
 
     /// Idempotency keys are scoped to a concert: one purchase attempt is for one concert, and
     /// keeping the record on the concert's shard keeps booking to one Redis round trip.
     pub fn idempotency(&self, shard: Shard, concert_id: Uuid, idempotency_key: &str) -> String {
-        format!("{}:idem:{concert_id}:{idempotency_key}", self.tag(shard))
+        let mut buffer = Uuid::encode_buffer();
+        let concert = id_text(concert_id, &mut buffer);
+        self.key(shard, &[":idem:", concert, ":", idempotency_key])
     }
 
     pub fn booking(&self, shard: Shard, booking_id: Uuid) -> String {
-        format!("{}:booking:{booking_id}", self.tag(shard))
+        let mut buffer = Uuid::encode_buffer();
+        self.key(shard, &[":booking:", id_text(booking_id, &mut buffer)])
     }
 
     pub fn held(&self, shard: Shard, concert_id: Uuid, email: &str) -> String {
-        format!("{}:held:{concert_id}:{email}", self.tag(shard))
+        let mut buffer = Uuid::encode_buffer();
+        let concert = id_text(concert_id, &mut buffer);
+        self.key(shard, &[":held:", concert, ":", email])
     }
 
     pub fn stream(&self, shard: Shard) -> String {
-        format!("{}:bookings", self.tag(shard))
+        self.key(shard, &[":bookings"])
     }
 
     pub fn stock_channel(&self) -> String {
@@ -166,12 +190,15 @@ impl Keyspace {
 
     /// A key of a concert's waiting room: `what` is one of the names in the table above.
     pub fn queue(&self, shard: Shard, concert_id: Uuid, what: &str) -> String {
-        format!("{}:queue:{concert_id}:{what}", self.tag(shard))
+        let mut buffer = Uuid::encode_buffer();
+        let concert = id_text(concert_id, &mut buffer);
+        self.key(shard, &[":queue:", concert, ":", what])
     }
 
     /// A ticket's id names its shard (see `ids`), so it is found without its concert.
     pub fn queue_ticket(&self, shard: Shard, ticket_id: Uuid) -> String {
-        format!("{}:queue-ticket:{ticket_id}", self.tag(shard))
+        let mut buffer = Uuid::encode_buffer();
+        self.key(shard, &[":queue-ticket:", id_text(ticket_id, &mut buffer)])
     }
 
     pub fn queue_key(&self, shard: Shard, concert_id: Uuid, idempotency_key: &str) -> String {
@@ -183,9 +210,57 @@ impl Keyspace {
     }
 }
 
+/// `id` in its hyphenated lower-case form, written into `buffer`.
+fn id_text(id: Uuid, buffer: &mut [u8; 45]) -> &str {
+    id.hyphenated().encode_lower(buffer)
+}
+
+/// `value` in decimal, written into `digits`.
+fn u8_text(value: u8, digits: &mut [u8; 3]) -> &str {
+    let mut start = digits.len();
+    let mut rest = value;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + rest % 10;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&digits[start..]).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_spelled_as_documented() {
+        let keys = Keyspace::new("tix", 200);
+        let id: Uuid = "0193a5f2-7c1e-7a11-8000-00000000abcd"
+            .parse()
+            .expect("a uuid");
+        for (shard, digits) in [(0, "0"), (7, "7"), (42, "42"), (199, "199")] {
+            let shard = Shard::new(shard);
+            assert_eq!(keys.epoch(shard), format!("{{tix:{digits}}}:epoch"));
+            assert_eq!(
+                keys.stock(shard, id),
+                format!("{{tix:{digits}}}:stock:{id}")
+            );
+            assert_eq!(
+                keys.idempotency(shard, id, "k-1"),
+                format!("{{tix:{digits}}}:idem:{id}:k-1")
+            );
+            assert_eq!(
+                keys.held(shard, id, "a@b.co"),
+                format!("{{tix:{digits}}}:held:{id}:a@b.co")
+            );
+            assert_eq!(
+                keys.queue(shard, id, "spent"),
+                format!("{{tix:{digits}}}:queue:{id}:spent")
+            );
+        }
+    }
 
     #[test]
     fn every_key_of_a_shard_shares_one_hash_tag() {

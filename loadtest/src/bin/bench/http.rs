@@ -224,7 +224,7 @@ pub async fn http_figures(
         ADMISSION_WINDOW.as_secs()
     );
     let admission = admission_rate(run, room).await?;
-    let half_rate = redis.per_second / 2.0;
+    let half_rate = redis.per_second() / 2.0;
     println!(
         "bench: POST /api/bookings at {half_rate:.0}/s, {} s",
         settings.seconds

@@ -2,14 +2,17 @@
 //! go on this machine, printed as one table and written with two charts to `BENCH_OUT`
 //! (default `target/bench`).
 //!
-//! 1. The physical limit: `redis-benchmark` running `lua/reserve.lua` by SHA on the same Redis.
+//! 1. The physical limit: `redis-benchmark` running `lua/reserve.lua` by SHA on the same Redis,
+//!    in turn with a reference script doing only a booking's essential work; Redis memory per
+//!    pending and per settled booking.
 //! 2. A release gateway: `POST /api/bookings` as fast as it answers, then at half the Redis rate
 //!    (latency counted from when each request was due), then so under siege; `GET /api/concerts`
 //!    next to a hello-world hyper server; joining a waiting room as fast as it answers, and the
 //!    room's admission rate.
-//! 3. Settlement at 500 ms payment latency: read from `BENCH_OUT/settle.json`, which
+//! 3. Instructions per booking against a hello-world request's, both servers under callgrind.
+//! 4. Settlement at 500 ms payment latency: read from `BENCH_OUT/settle.json`, which
 //!    `cargo bench -p settler --bench settle` writes when `BENCH_RESULT` names it.
-//! 4. SSE fan-out: `BENCH_SSE_CLIENTS` (default 50,000) streams on four gateways, held by
+//! 5. SSE fan-out: `BENCH_SSE_CLIENTS` (default 50,000) streams on four gateways, held by
 //!    several `sse_fanout --follow` processes over 127.0.0.x source addresses; how long each
 //!    stock change takes to reach every client, and the gateways' memory per stream. Then as many
 //!    places in a waiting room, each following its own position: how long each admission tick
@@ -20,6 +23,7 @@
 
 mod fanout;
 mod http;
+mod instructions;
 mod redis_limit;
 mod report;
 mod settings;
@@ -39,10 +43,18 @@ async fn measure(settings: &Settings, run: &Run) -> anyhow::Result<String> {
     );
     let redis = redis_limit::redis_limit(settings, run).await?;
     let (http, tier) = http::http_figures(settings, run, &redis).await?;
+    let instructions = instructions::instructions(settings, run).await?;
     let fanout = fanout::sse_fanout(settings, run, &tier).await?;
     report::booking_chart(&settings.out.join("booking-latency.svg"), &http)?;
     report::fanout_chart(&settings.out.join("sse-delivery.svg"), &fanout)?;
-    Ok(report::table(settings, &redis, &http, &settle, &fanout))
+    Ok(report::table(
+        settings,
+        &redis,
+        &http,
+        &instructions,
+        &settle,
+        &fanout,
+    ))
 }
 
 #[tokio::main]
