@@ -1,8 +1,8 @@
 // A concert's waiting room, as one visitor lives it: join once (the ticket id kept in local
 // storage, so a reload keeps the place), follow the position over `/api/queue/{id}/events`, and
 // end admitted (with the token to book with) or told it sold out.
-import { useCallback, useEffect, useState } from "react";
-import { fetchQueueTicket, joinQueue, type QueueTicket } from "./api";
+import { useCallback, useEffect, useRef, useState } from "react";
+import { ApiProblem, fetchQueueTicket, joinQueue, type QueueTicket } from "./api";
 
 const storageKey = (concertId: string) => `queue:${concertId}`;
 
@@ -17,6 +17,19 @@ export function describeWait(seconds: number): string {
   return minutes === 1 ? "about a minute" : `about ${minutes} minutes`;
 }
 
+/** Whether a failure to read the ticket leaves the place worth keeping: only a ticket the
+ * service does not know (404) is given up; an overloaded or unreachable service is asked again. */
+export function keepsPlace(error: unknown): boolean {
+  return !(error instanceof ApiProblem && error.status === 404);
+}
+
+/** How long to wait before asking again after `failures` failures in a row: doubling from a
+ * second up to 16 s, with up to half again at random so a crowd does not come back at once. */
+export function retryDelayMs(failures: number, random: number = Math.random()): number {
+  const base = 1000 * 2 ** Math.min(Math.max(failures - 1, 0), 4);
+  return Math.round(base * (1 + random / 2));
+}
+
 export type Line =
   | { state: "outside" }
   | { state: "joining" }
@@ -29,6 +42,9 @@ export type Line =
 export function useWaitingRoom(concertId: string): { line: Line; join: () => void } {
   const [line, setLine] = useState<Line>({ state: "outside" });
   const [ticketId, setTicketId] = useState<string | null>(() => localStorage.getItem(storageKey(concertId)));
+  // Bumped to read the ticket and open its stream again after either failed.
+  const [attempt, setAttempt] = useState(0);
+  const failures = useRef(0);
 
   const follow = useCallback((ticket: QueueTicket) => {
     if (ticket.admitted && ticket.admissionToken) {
@@ -43,7 +59,13 @@ export function useWaitingRoom(concertId: string): { line: Line; join: () => voi
   useEffect(() => {
     if (!ticketId) return;
     let source: EventSource | undefined;
+    let retry: ReturnType<typeof setTimeout> | undefined;
     let closed = false;
+    const again = () => {
+      if (closed) return;
+      failures.current += 1;
+      retry = setTimeout(() => setAttempt((n) => n + 1), retryDelayMs(failures.current));
+    };
     fetchQueueTicket(ticketId)
       .then((ticket) => {
         if (closed) return;
@@ -52,12 +74,22 @@ export function useWaitingRoom(concertId: string): { line: Line; join: () => voi
         source = new EventSource(`/api/queue/${ticketId}/events`);
         for (const name of ["position", "admitted", "soldout"]) {
           source.addEventListener(name, (event) => {
+            failures.current = 0;
             follow(JSON.parse((event as MessageEvent).data).queueTicket);
             if (name !== "position") source?.close();
           });
         }
+        // The browser reconnects a dropped stream by itself, but gives up on one refused (a 503
+        // while the service is busy): the place is kept and asked for again.
+        source.onerror = () => {
+          if (source?.readyState === EventSource.CLOSED) again();
+        };
       })
-      .catch(() => {
+      .catch((error: unknown) => {
+        if (keepsPlace(error)) {
+          again();
+          return;
+        }
         // A ticket the service no longer knows: join again.
         localStorage.removeItem(storageKey(concertId));
         if (!closed) {
@@ -67,9 +99,10 @@ export function useWaitingRoom(concertId: string): { line: Line; join: () => voi
       });
     return () => {
       closed = true;
+      clearTimeout(retry);
       source?.close();
     };
-  }, [concertId, ticketId, follow]);
+  }, [concertId, ticketId, follow, attempt]);
 
   const join = useCallback(() => {
     setLine({ state: "joining" });

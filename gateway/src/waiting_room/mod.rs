@@ -214,13 +214,28 @@ impl WaitingRooms {
             .and_then(|concert| concert.parse().ok())
             .ok_or(ApiError::QueueTicketNotFound(id))?;
         let key = |what| state.keys.queue(shard, concert_id, what);
-        let place = match fields.get("e").map(String::as_str) {
-            Some("1") => client.hget(key("place-of"), id.to_string()).await?,
-            _ => fields.get("n").and_then(|arrival| arrival.parse().ok()),
+        // The rest in one round trip: a crowd opening its streams at once waits on Redis once
+        // per stream, not four times.
+        let rest = client.pipeline();
+        let early = fields.get("e").map(String::as_str) == Some("1");
+        if early {
+            rest.hget::<(), _, _>(key("place-of"), id.to_string())
+                .await?;
+        }
+        rest.hget::<(), _, _>(key("expiry"), id.to_string()).await?;
+        rest.get::<(), _>(key("admitted")).await?;
+        rest.hget::<(), _, _>(key("clock"), "state").await?;
+        let mut replies: std::collections::VecDeque<fred::types::Value> =
+            rest.all::<Vec<fred::types::Value>>().await?.into();
+        let mut next = || replies.pop_front().unwrap_or(fred::types::Value::Null);
+        let place = if early {
+            next().convert::<Option<u64>>()?
+        } else {
+            fields.get("n").and_then(|arrival| arrival.parse().ok())
         };
-        let expires_at_ms: Option<i64> = client.hget(key("expiry"), id.to_string()).await?;
-        let admitted: Option<u64> = client.get(key("admitted")).await?;
-        let room_state: Option<String> = client.hget(key("clock"), "state").await?;
+        let expires_at_ms: Option<i64> = next().convert()?;
+        let admitted: Option<u64> = next().convert()?;
+        let room_state: Option<String> = next().convert()?;
         let ticket = Ticket {
             id,
             concert_id,

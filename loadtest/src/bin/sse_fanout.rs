@@ -11,7 +11,8 @@
 //! and the gateways' resident memory per open stream when `--pids` names their processes.
 //!
 //! One process may hold at most 20,000 sockets here, so `bench` runs several with
-//! `--follow <tierId>`: each then books nothing and prints `ready <streaming clients>`; on an `arm`
+//! `--follow <tierId>`: each then books nothing and prints `ready <streaming clients> <503s asked
+//! again>`; on an `arm`
 //! line of its standard input it answers `armed <streams still open>`, and on `collect`,
 //! `arrivals <unix µs>,...`: when each of its clients saw the first change after arming. It ends
 //! when its input closes.
@@ -153,6 +154,8 @@ struct Reporting {
     ready: mpsc::Sender<()>,
     seen: mpsc::UnboundedSender<SystemTime>,
     open: Arc<AtomicUsize>,
+    /// Stream requests answered 503 and asked for again.
+    retried: Arc<AtomicUsize>,
 }
 
 /// One client: connects from `source`, opens `path`, waits for its first event, then reports
@@ -164,23 +167,29 @@ async fn client(
     watch: Watch,
     mut to: Reporting,
 ) -> std::io::Result<()> {
-    let socket = TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::new(source, 0))?;
-    let mut stream = socket.connect(gateway).await?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {gateway}\r\n\r\n").as_bytes())
-        .await?;
-    let mut buffer = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
+    // A stream refused with 503 (the gateway shedding, or Redis slow to answer a crowd) is asked
+    // for again after a second, as a client that keeps its place in line would.
+    let (mut stream, mut buffer) = loop {
+        let socket = TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::new(source, 0))?;
+        let mut stream = socket.connect(gateway).await?;
+        stream
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: {gateway}\r\n\r\n").as_bytes())
+            .await?;
+        let n = stream.read(&mut chunk).await?;
+        if chunk[..n].starts_with(b"HTTP/1.1 503") {
+            to.retried.fetch_add(1, Ordering::Relaxed);
+            drop(stream);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        break (stream, chunk[..n].to_vec());
+    };
     let mut opened: Option<Open> = None;
     let mut reported = 0;
+    let mut arrived = SystemTime::now();
     loop {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        let arrived = SystemTime::now();
-        buffer.extend_from_slice(&chunk[..n]);
         // Frames end in a blank line; act on complete ones only.
         while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
             let frame: Vec<u8> = buffer.drain(..end + 2).collect();
@@ -200,6 +209,12 @@ async fn client(
                 return Ok(());
             }
         }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        arrived = SystemTime::now();
+        buffer.extend_from_slice(&chunk[..n]);
     }
 }
 
@@ -213,6 +228,8 @@ fn percentile(sorted: &[Duration], share: f64) -> Duration {
 /// Streams open to the gateways, and what they report.
 struct Clients {
     connected: usize,
+    /// Stream requests answered 503 and asked for again before every stream was open.
+    retried: usize,
     /// Streams open now: a waiting-room stream ends once its place is admitted.
     open: Arc<AtomicUsize>,
     /// Streams open when the current round was armed.
@@ -230,11 +247,13 @@ impl Clients {
         let (ready_tx, mut ready_rx) = mpsc::channel(1024);
         let (seen_tx, seen) = mpsc::unbounded_channel();
         let open = Arc::new(AtomicUsize::new(0));
+        let retried = Arc::new(AtomicUsize::new(0));
         let reporting = Reporting {
             armed,
             ready: ready_tx,
             seen: seen_tx,
             open: Arc::clone(&open),
+            retried: Arc::clone(&retried),
         };
         for (n, path) in paths.into_iter().enumerate() {
             let source = IpAddr::V4(Ipv4Addr::new(
@@ -262,6 +281,7 @@ impl Clients {
         }
         Ok(Self {
             connected,
+            retried: retried.load(Ordering::Relaxed),
             open,
             expected: connected,
             round,
@@ -339,7 +359,7 @@ fn unix_micros(at: SystemTime) -> u128 {
 /// Rounds come from standard input (`arm`, then `collect`); answers go to standard output.
 async fn follow(options: &Options, watch: &Watch) -> Result<(), String> {
     let mut clients = Clients::open(options, watch).await?;
-    println!("ready {}", clients.connected);
+    println!("ready {} {}", clients.connected, clients.retried);
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
         match line.trim() {

@@ -59,6 +59,8 @@ impl Follower {
 struct Followers {
     processes: Vec<Follower>,
     connected: usize,
+    /// Stream requests answered 503 and asked for again (after a second) while opening.
+    retried: usize,
 }
 
 impl Followers {
@@ -94,13 +96,17 @@ impl Followers {
                 output,
             });
         }
-        let mut connected = 0;
+        let (mut connected, mut retried) = (0, 0);
         for follower in &mut processes {
-            connected += follower.hear("ready").await?.parse::<usize>()?;
+            let ready = follower.hear("ready").await?;
+            let mut counts = ready.split(' ').map(str::parse::<usize>);
+            connected += counts.next().context("no count of streams")??;
+            retried += counts.next().context("no count of retries")??;
         }
         Ok(Self {
             processes,
             connected,
+            retried,
         })
     }
 
@@ -174,16 +180,19 @@ pub struct Round {
 pub struct Delivery {
     pub clients: usize,
     pub connected: usize,
+    /// Stream requests answered 503 and asked for again while the streams opened.
+    pub retried: usize,
     pub rounds: Vec<Round>,
     /// Delivery latencies of every round, µs.
     pub latency: Histogram<u64>,
 }
 
 impl Delivery {
-    fn new(clients: usize, connected: usize) -> anyhow::Result<Self> {
+    fn new(clients: usize, followers: &Followers) -> anyhow::Result<Self> {
         Ok(Self {
             clients,
-            connected,
+            connected: followers.connected,
+            retried: followers.retried,
             rounds: Vec::new(),
             latency: Histogram::new_with_bounds(1, 60_000_000, 3)?,
         })
@@ -349,7 +358,7 @@ async fn queue_rounds(
     delivery: &mut Delivery,
 ) -> anyhow::Result<()> {
     let mut advances = advances(settings, run, concert)?;
-    let mut warm_up = Delivery::new(delivery.clients, delivery.connected)?;
+    let mut warm_up = Delivery::new(delivery.clients, followers)?;
     for round in 0..=FANOUT_ROUNDS {
         // Advances heard while the last round was collected came before this one was armed.
         while advances.heard.try_recv().is_ok() {}
@@ -423,7 +432,7 @@ pub async fn sse_fanout(settings: &Settings, run: &Run, tier: &Tier) -> anyhow::
         Followers::start(settings.sse_clients, &targets, ["--follow", &tier_id], 0).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = rss();
-    let mut stock = Delivery::new(settings.sse_clients, followers.connected)?;
+    let mut stock = Delivery::new(settings.sse_clients, &followers)?;
     println!(
         "bench: {} streaming; {FANOUT_ROUNDS} stock changes",
         stock.connected
@@ -446,7 +455,7 @@ pub async fn sse_fanout(settings: &Settings, run: &Run, tier: &Tier) -> anyhow::
         next_source,
     )
     .await?;
-    let mut queue = Delivery::new(settings.sse_clients, followers.connected)?;
+    let mut queue = Delivery::new(settings.sse_clients, &followers)?;
     println!(
         "bench: {} streaming; {FANOUT_ROUNDS} admission ticks",
         queue.connected

@@ -323,7 +323,22 @@ pub async fn redis_limit(settings: &Settings, run: &Run) -> anyhow::Result<Redis
         .del(format!("{}-reference", keys.stream(shard)))
         .await?;
     println!("bench: Redis memory of {MEMORY_BOOKINGS} bookings, pending then settled");
-    let memory = booking_memory(run, shard, tier).await?;
+    // On a shard of its own: the benchmark's bookings fill shard 0's stream.
+    let memory_shard = Shard::new(1);
+    run.redis
+        .set::<(), _, _>(
+            keys.stock(memory_shard, tier),
+            1_000_000_000,
+            None,
+            None,
+            false,
+        )
+        .await?;
+    let _: () = run
+        .redis
+        .set(keys.epoch(memory_shard), 1, None, None, false)
+        .await?;
+    let memory = booking_memory(run, memory_shard, tier).await?;
     Ok(RedisLimit {
         reserve: median(reserve_runs)?,
         reference: median(reference_runs)?,

@@ -214,10 +214,11 @@ pub fn table(
     );
     let delivered = |delivery: &Delivery, change: &str| {
         format!(
-            "{} of {} clients streaming on {} gateways; every one of {} {change} reached all its open streams: {}, at least {}; p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            "{} of {} clients streaming on {} gateways ({} stream requests answered 503 and asked again); every one of {} {change} reached all its open streams: {}, at least {}; p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
             thousands(delivery.connected as f64),
             thousands(delivery.clients as f64),
             settings.sse_gateways,
+            thousands(delivery.retried as f64),
             delivery.rounds.len(),
             if delivery.reached_all() { "yes" } else { "no" },
             thousands(delivery.fewest_reached() as f64),
