@@ -57,11 +57,14 @@ enum Watch {
 }
 
 impl Watch {
-    /// Whether a complete event frame is the first one of a stream that is now open.
+    /// Whether a complete event frame is the first one of a stream that is now open (a place
+    /// admitted before its stream opened is reached all the same, and its stream ends at once).
     fn opens(&self, frame: &str) -> bool {
         match self {
             Self::Stock(_) => frame.contains("event: snapshot"),
-            Self::Queue(_) => frame.contains("event: position"),
+            Self::Queue(_) => ["position", "admitted", "soldout"]
+                .iter()
+                .any(|event| frame.contains(&format!("event: {event}"))),
         }
     }
 
