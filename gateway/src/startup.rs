@@ -242,7 +242,12 @@ async fn serve_connection(
     peer: SocketAddr,
     activity: Arc<Activity>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    if event_stream::first_request_is_a_stream(&stream).await? {
+    // A connection that has sent nothing yet is dropped at shutdown, as hyper drops an idle one.
+    let first_is_a_stream = tokio::select! {
+        peeked = event_stream::first_request_is_a_stream(&stream) => peeked?,
+        () = state.shutdown.cancelled() => return Ok(()),
+    };
+    if first_is_a_stream {
         let io = Watched::new(stream, Arc::clone(&activity));
         let served = event_stream::serve(state, peer, io, activity).await;
         drop(watcher);

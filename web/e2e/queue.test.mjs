@@ -75,6 +75,10 @@ test("the first in line books the last ticket; the next one sees the line move, 
   })();
 
   await room(first, concert).getByText("It's your turn.").waitFor({ timeout: TIMEOUT });
+  // Booking the last ticket pauses admission: the second page must have seen the line move once
+  // before it goes (a filler admitted at 1/s), or there is no move left for it to see.
+  const deadline = Date.now() + TIMEOUT;
+  while (positions.size < 2 && Date.now() < deadline) await first.waitForTimeout(50);
   const row = first.locator("article", { hasText: concert }).locator('li[data-tier="Front"]');
   await row.getByRole("button", { name: "Book" }).click();
   const form = first.getByRole("form", { name: "Book Front" });

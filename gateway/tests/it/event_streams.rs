@@ -243,3 +243,23 @@ async fn a_stream_asked_for_after_other_requests_on_the_connection_is_served_by_
     );
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_does_not_wait_for_a_connection_that_has_said_nothing() {
+    let mut config = test_config();
+    config.connection_limits.header_timeout = Duration::from_secs(30);
+    let app = spawn_app_with(config).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let _silent = TcpStream::connect(&address).await.expect("connected");
+    // Accepted and waiting for its first byte before the gateway is told to stop.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let state = app.state.clone();
+    let started = tokio::time::Instant::now();
+    app.stop().await;
+    assert!(state.shutdown.is_cancelled());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stopping took {:?}",
+        started.elapsed()
+    );
+}
