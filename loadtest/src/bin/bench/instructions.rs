@@ -56,29 +56,22 @@ impl UnderCallgrind {
         program: &Path,
         args: &[String],
         env: &[(&str, String)],
+        addr: SocketAddr,
         ready: Option<&str>,
-    ) -> anyhow::Result<(Self, SocketAddr)> {
+    ) -> anyhow::Result<Self> {
         let dumps = out.join("callgrind").join(name);
         if dumps.exists() {
             std::fs::remove_dir_all(&dumps)?;
         }
         std::fs::create_dir_all(&dumps)?;
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let mut callgrind = vec![
             "--tool=callgrind".to_owned(),
             format!("--callgrind-out-file={}/callgrind.out", dumps.display()),
             program.display().to_string(),
         ];
-        callgrind.extend(
-            args.iter()
-                .map(|arg| arg.replace("{addr}", &addr.to_string())),
-        );
-        let env: Vec<(&str, String)> = env
-            .iter()
-            .map(|(name, value)| (*name, value.replace("{addr}", &addr.to_string())))
-            .collect();
-        let service = Service::start(Path::new("valgrind"), &callgrind, &env, addr, ready).await?;
-        Ok((Self { service, dumps }, addr))
+        callgrind.extend_from_slice(args);
+        let service = Service::start(Path::new("valgrind"), &callgrind, env, addr, ready).await?;
+        Ok(Self { service, dumps })
     }
 
     async fn control(&self, flag: &str) -> anyhow::Result<()> {
@@ -160,12 +153,14 @@ impl UnderCallgrind {
 
 pub async fn instructions(settings: &Settings, run: &Run) -> anyhow::Result<Instructions> {
     println!("bench: instructions per request under callgrind, hello-world then bookings");
-    let (hello, addr) = UnderCallgrind::start(
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let hello = UnderCallgrind::start(
         &settings.out,
         "hello",
         &sibling("hello")?,
-        &["{addr}".to_owned()],
+        &[addr.to_string()],
         &[],
+        addr,
         None,
     )
     .await?;
@@ -174,20 +169,14 @@ pub async fn instructions(settings: &Settings, run: &Run) -> anyhow::Result<Inst
         .await?;
     hello.stop().await?;
 
-    let env = run.gateway_env(settings, SocketAddr::from(([127, 0, 0, 1], 0)), false);
-    let env: Vec<(&str, String)> = env
-        .into_iter()
-        .map(|(name, value)| match name {
-            "GATEWAY_ADDR" => (name, "{addr}".to_owned()),
-            _ => (name, value),
-        })
-        .collect();
-    let (gateway, addr) = UnderCallgrind::start(
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let gateway = UnderCallgrind::start(
         &settings.out,
         "gateway",
         &sibling("gateway")?,
         &[],
-        &env,
+        &run.gateway_env(settings, addr, false),
+        addr,
         Some("/api/health/ready"),
     )
     .await?;
