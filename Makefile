@@ -9,6 +9,9 @@ export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/tickets
 export GATEWAY_ADDR ?= 127.0.0.1:8000
 export SETTLER_METRICS_ADDR ?= 127.0.0.1:9100
 export RUST_LOG ?= info
+# The SQL is checked at compile time against `.sqlx/`, so no build needs a database; `make
+# sqlx-prepare` renews it and `make test` checks it is current.
+export SQLX_OFFLINE := true
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PG_HOST := 127.0.0.1
@@ -16,7 +19,7 @@ PG_PORT := 5432
 REDIS_PORT := 6379
 
 .PHONY: run test bench bench-loss api-types api-types-check contract python-tools deps \
-	docker-engine docker-base compose-test promtool monitoring-test cluster-test k8s-tools k8s-test services redis postgres build lint clean-test-databases loadtest-smoke \
+	docker-engine docker-base compose-test promtool monitoring-test cluster-test k8s-tools k8s-test services redis postgres build lint sqlx-cli sqlx-prepare sqlx-check loadtest-smoke \
 	web web-deps web-test web-e2e chromium
 
 ## run: install what is missing, start Redis and Postgres, build, then run the settler and the
@@ -31,7 +34,7 @@ run: services build web
 	kill -TERM $$settler $$gateway 2>/dev/null; wait; exit $$status
 
 ## test: everything the project checks (formatting, lints, unit and integration tests)
-test: services lint clean-test-databases web-deps
+test: services lint sqlx-check web-deps
 	@# The live-feed tests hold a thousand streams open: lift the soft limit on open files.
 	mkdir -p target
 	ulimit -n "$$(ulimit -Hn)"; cargo test --workspace --locked 2>&1 | tee target/test-output.txt
@@ -351,13 +354,22 @@ cluster-test: services
 		for _ in $$(seq 100); do redis-cli -p $$port cluster info | grep -q cluster_state:ok && break; sleep 0.1; done; \
 	done; 	set -- $$ports; url="redis-cluster://127.0.0.1:$$1?node=127.0.0.1:$$2&node=127.0.0.1:$$3"; 	echo "cluster: three masters on $$ports"; 	REDIS_URL="$$url" cargo test --locked -p gateway --test it; 	REDIS_URL="$$url" cargo test --locked -p settler --test it -- --skip faults::
 
-# Databases of earlier test runs that stopped before cleaning up after themselves.
-clean-test-databases: postgres
-	@psql -h $(PG_HOST) -p $(PG_PORT) -U postgres -d postgres -tAc \
-		"SELECT datname FROM pg_database WHERE datname LIKE 'gw\_test\_%'" | \
-	while read -r name; do \
-		psql -h $(PG_HOST) -p $(PG_PORT) -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$$name\" WITH (FORCE)"; \
-	done
+## sqlx-prepare: renew `.sqlx/` (the query data builds check the SQL against) from a scratch
+## database migrated to the current schema; run it after changing a query or a migration
+## sqlx-check: fail when `.sqlx/` does not match the queries and the migrations
+SQLX_VERSION := 0.8.6
+SQLX := $(CURDIR)/target/tools/bin/cargo-sqlx
+sqlx-cli: $(SQLX)
+$(SQLX):
+	cargo install --locked --quiet sqlx-cli --version $(SQLX_VERSION) --no-default-features \
+		--features postgres,rustls --root $(CURDIR)/target/tools
+
+sqlx-prepare sqlx-check: services sqlx-cli
+	@export PATH="$(CURDIR)/target/tools/bin:$$PATH" DATABASE_URL="$${DATABASE_URL%/*}/sqlx_$$$$" \
+		SQLX_OFFLINE=false; \
+	trap 'cargo sqlx database drop -y -f >/dev/null' EXIT; \
+	cargo sqlx database setup --source migrations >/dev/null; \
+	cargo sqlx prepare --workspace $(if $(filter sqlx-check,$@),--check) -- --all-targets --locked
 
 # A few seconds of the load test against a gateway of its own (own database and key prefix), so
 # the load test cannot rot; `cargo run -p loadtest -- --help` for real runs.

@@ -86,6 +86,48 @@ pub fn key_prefix(name: &'static str, default: &str) -> Result<String, ConfigErr
     })
 }
 
+/// A value that must never reach a log: its `Debug` shows only that it is there.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self::new(value)
+    }
+}
+
+/// `url` with the password of its user info (`user:password@`) hidden, for logs.
+fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) if user_info.contains(':') => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:..@{host}{path}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// URL schemes fred understands: plain, TLS, cluster and sentinel deployments.
 const REDIS_SCHEMES: [&str; 5] = [
     "redis",
@@ -96,7 +138,8 @@ const REDIS_SCHEMES: [&str; 5] = [
 ];
 
 /// Where Redis and Postgres are and how their data is named: the variables every binary reads.
-#[derive(Clone, Debug)]
+/// Its `Debug` hides the URLs' passwords.
+#[derive(Clone)]
 pub struct Backends {
     /// `REDIS_URL`: Redis, or one node of a cluster.
     pub redis_url: String,
@@ -109,6 +152,18 @@ pub struct Backends {
     pub redis_shards: u8,
     /// `REDIS_TIMEOUT_MS`: how long a Redis command may take before it counts as failed.
     pub redis_timeout: Duration,
+}
+
+impl fmt::Debug for Backends {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Backends")
+            .field("redis_url", &redacted(&self.redis_url))
+            .field("database_url", &redacted(&self.database_url))
+            .field("key_prefix", &self.key_prefix)
+            .field("redis_shards", &self.redis_shards)
+            .field("redis_timeout", &self.redis_timeout)
+            .finish()
+    }
 }
 
 impl Backends {
@@ -165,5 +220,24 @@ mod tests {
             error.to_string(),
             "GATEWAY_ADDR=\"nope\" is invalid: invalid socket address syntax"
         );
+    }
+
+    #[test]
+    fn secrets_and_passwords_stay_out_of_debug_output() {
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(..)");
+        let backends = Backends {
+            redis_url: "redis://default:hunter2@cache:6379/0".to_owned(),
+            database_url: "postgres://app:hunter2@db:5432/tickets".to_owned(),
+            key_prefix: "tix".to_owned(),
+            redis_shards: 1,
+            redis_timeout: Duration::from_millis(500),
+        };
+        let printed = format!("{backends:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(
+            printed.contains("postgres://app:..@db:5432/tickets"),
+            "{printed}"
+        );
+        assert_eq!(redacted("redis://cache:6379"), "redis://cache:6379");
     }
 }

@@ -56,7 +56,7 @@ impl Readiness {
 /// not whole.
 pub async fn check(redis: &Pool, db: &PgPool, guard: &ShardGuard, postgres: Postgres) -> Readiness {
     let redis_ping = tokio::time::timeout(CHECK_TIMEOUT, redis.next().ping::<String>(None));
-    let postgres_ping = tokio::time::timeout(CHECK_TIMEOUT, sqlx::query("SELECT 1").execute(db));
+    let postgres_ping = tokio::time::timeout(CHECK_TIMEOUT, crate::store::ping(db));
     let (redis_ping, postgres_ping) = tokio::join!(redis_ping, postgres_ping);
     let redis_ok = matches!(redis_ping, Ok(Ok(_)));
     let postgres_ok = matches!(postgres_ping, Ok(Ok(_)));

@@ -13,4 +13,5 @@ pub mod redis;
 pub mod scripts;
 pub mod signal;
 pub mod stock;
+pub mod store;
 pub mod telemetry;

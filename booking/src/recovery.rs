@@ -30,10 +30,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use fred::prelude::{Client, ClientLike, KeysInterface, Pool, StreamsInterface};
 use fred::types::{Expiration, SetOptions};
-use rust_decimal::Decimal;
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -48,6 +47,7 @@ use crate::record::{BookingStatus, Packed, field, fingerprint};
 use crate::scripts::guard::{GuardScript, ShardState};
 use crate::scripts::{ScriptError, Verify};
 use crate::stock::{self, Counter, TierRef};
+use crate::store::{self, TierSales};
 
 /// First key of the advisory lock that serialises recovery of a shard (the shard is the second).
 const LOCK_CLASS: i32 = 0x7469_7872;
@@ -114,11 +114,7 @@ pub async fn recover(
     // A connection of its own, closed at the end: the lock is held until the shard is open
     // again, and is released with the connection if this process dies first.
     let mut lock = db.acquire().await?.detach();
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
-        .bind(LOCK_CLASS)
-        .bind(i32::from(shard.index()))
-        .fetch_one(&mut lock)
-        .await?;
+    let locked = store::try_lock(&mut lock, LOCK_CLASS, shard).await?;
     if !locked {
         return Ok(Recovery::Busy);
     }
@@ -145,14 +141,7 @@ async fn recover_locked(
     tracing::warn!(%shard, ?cause, "shard recovering: its bookings wait until it is rebuilt");
     let _: i64 = client.del(keys.epoch(shard)).await?;
     let mut tx = sqlx::Connection::begin(lock).await?;
-    let epoch: i64 = sqlx::query_scalar(
-        "INSERT INTO shard_epochs (shard, epoch) VALUES ($1, 1) \
-         ON CONFLICT (shard) DO UPDATE SET epoch = shard_epochs.epoch + 1, recovered_at = now() \
-         RETURNING epoch",
-    )
-    .bind(i16::from(shard.index()))
-    .fetch_one(&mut *tx)
-    .await?;
+    let epoch = store::next_epoch(&mut tx, shard).await?;
     let epoch = u64::try_from(epoch).unwrap_or_default();
     ensure_group(client, keys, shard).await?;
 
@@ -244,18 +233,7 @@ async fn settled_outcomes(
     let mut outcomes = HashMap::new();
     for chunk in bookings.chunks(PAGE) {
         let ids: Vec<Uuid> = chunk.iter().map(|packed| packed.booking.id).collect();
-        let rows: Vec<(Uuid, BookingStatus, Option<String>)> = sqlx::query_as(
-            "SELECT id, status, failure_reason FROM bookings WHERE id = ANY($1) \
-             UNION ALL \
-             SELECT booking_id, 'failed', reason FROM dead_letters WHERE booking_id = ANY($1)",
-        )
-        .bind(&ids)
-        .fetch_all(&mut **tx)
-        .await?;
-        outcomes.extend(
-            rows.into_iter()
-                .map(|(id, status, reason)| (id, (status, reason))),
-        );
+        outcomes.extend(store::outcomes(tx, &ids).await?);
     }
     Ok(outcomes)
 }
@@ -337,27 +315,18 @@ async fn rebuild_stock(
     shard: Shard,
     carried: &[&Packed],
 ) -> Result<usize, RecoveryError> {
-    let tiers: Vec<(Uuid, i32, i64)> = sqlx::query_as(
-        "SELECT t.id, t.total_quantity, \
-                COALESCE(SUM(b.quantity) FILTER (WHERE b.status = 'confirmed'), 0)::int8 \
-         FROM ticket_tiers t JOIN concerts c ON c.id = t.concert_id \
-         LEFT JOIN bookings b ON b.ticket_tier_id = t.id \
-         WHERE c.shard = $1 GROUP BY t.id, t.total_quantity",
-    )
-    .bind(i16::from(shard.index()))
-    .fetch_all(&mut **tx)
-    .await?;
+    let tiers = store::shard_sales(tx, shard).await?;
     let mut pending: HashMap<Uuid, i64> = HashMap::new();
     for packed in carried {
         *pending.entry(packed.booking.ticket_tier_id).or_default() +=
             i64::from(packed.booking.quantity.get());
     }
     let mut counters = Vec::with_capacity(tiers.len() * 2);
-    for (tier_id, total, confirmed) in &tiers {
-        let held = pending.get(tier_id).copied().unwrap_or(0);
-        let available = (i64::from(*total) - confirmed - held).max(0);
-        counters.push((keys.stock(shard, *tier_id), available));
-        counters.push((keys.pending(shard, *tier_id), held));
+    for tier in &tiers {
+        let held = pending.get(&tier.tier_id).copied().unwrap_or(0);
+        let available = (tier.total - tier.confirmed - held).max(0);
+        counters.push((keys.stock(shard, tier.tier_id), available));
+        counters.push((keys.pending(shard, tier.tier_id), held));
     }
     for chunk in counters.chunks(PAGE) {
         let _: () = client.mset(chunk.to_vec()).await?;
@@ -374,21 +343,14 @@ async fn rebuild_held(
     shard: Shard,
     carried: &[&Packed],
 ) -> Result<usize, RecoveryError> {
-    let rows: Vec<(Uuid, String, i64, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT b.concert_id, b.user_email, SUM(b.quantity)::int8, c.date \
-         FROM bookings b JOIN concerts c ON c.id = b.concert_id \
-         WHERE c.shard = $1 AND b.status = 'confirmed' \
-           AND c.date > now() - make_interval(secs => $2) \
-         GROUP BY b.concert_id, b.user_email, c.date",
-    )
-    .bind(i16::from(shard.index()))
-    .bind(HELD_GRACE_SECONDS as f64)
-    .fetch_all(&mut **tx)
-    .await?;
+    let rows = store::held(tx, shard, HELD_GRACE_SECONDS as f64).await?;
     let now = Utc::now();
     let mut held: HashMap<(Uuid, String), (i64, i64)> = rows
         .into_iter()
-        .map(|(concert, email, count, date)| ((concert, email), (count, held_until(date, now))))
+        .map(|row| {
+            let until = held_until(row.concert_date, now);
+            ((row.concert_id, row.user_email), (row.tickets, until))
+        })
         .collect();
     for packed in carried {
         let booking = &packed.booking;
@@ -416,19 +378,6 @@ async fn rebuild_held(
     Ok(held.len())
 }
 
-/// A booking's idempotency record from its row.
-type IdempotencyRow = (
-    Uuid,
-    Uuid,
-    String,
-    Uuid,
-    String,
-    i16,
-    Decimal,
-    String,
-    DateTime<Utc>,
-);
-
 /// The idempotency records of the bookings of the last 24 hours, where Redis lacks them.
 async fn rebuild_idempotency(
     tx: &mut Transaction<'_, Postgres>,
@@ -437,50 +386,32 @@ async fn rebuild_idempotency(
     shard: Shard,
     carried: &[&Packed],
 ) -> Result<usize, RecoveryError> {
-    let rows: Vec<IdempotencyRow> = sqlx::query_as(
-        "SELECT b.id, b.concert_id, b.idempotency_key, b.ticket_tier_id, b.user_email, \
-                b.quantity, b.total_price, b.currency, b.created_at \
-         FROM bookings b JOIN concerts c ON c.id = b.concert_id \
-         WHERE c.shard = $1 AND b.created_at > now() - make_interval(secs => $2)",
-    )
-    .bind(i16::from(shard.index()))
-    .bind(IDEMPOTENCY_TTL_SECONDS as f64)
-    .fetch_all(&mut **tx)
-    .await?;
-    let dead: Vec<(String,)> = sqlx::query_as(
-        "SELECT entry FROM dead_letters \
-         WHERE shard = $1 AND at > now() - make_interval(secs => $2)",
-    )
-    .bind(i16::from(shard.index()))
-    .bind(IDEMPOTENCY_TTL_SECONDS as f64)
-    .fetch_all(&mut **tx)
-    .await?;
+    let rows = store::recent_bookings(tx, shard, IDEMPOTENCY_TTL_SECONDS as f64).await?;
+    let dead = store::recent_dead_letters(tx, shard, IDEMPOTENCY_TTL_SECONDS as f64).await?;
     let now = Utc::now();
-    let from_rows = rows.into_iter().filter_map(
-        |(id, concert, key, tier, email, quantity, total, currency, created)| {
-            let print = fingerprint(
-                tier,
-                &Email::parse(&email).ok()?,
-                Quantity::new(i64::from(quantity)).ok()?,
-                Money::new(total).ok()?,
-                currency.parse().ok()?,
-            );
-            Some((
-                concert,
-                IdempotencyKey::parse(&key).ok()?,
-                id,
-                print,
-                created,
-            ))
-        },
-    );
+    let from_rows = rows.into_iter().filter_map(|row| {
+        let print = fingerprint(
+            row.ticket_tier_id,
+            &Email::parse(&row.user_email).ok()?,
+            Quantity::new(i64::from(row.quantity)).ok()?,
+            Money::new(row.total_price).ok()?,
+            row.currency.parse().ok()?,
+        );
+        Some((
+            row.concert_id,
+            IdempotencyKey::parse(&row.idempotency_key).ok()?,
+            row.id,
+            print,
+            row.created_at,
+        ))
+    });
     let from_packed = carried
         .iter()
         .copied()
         .cloned()
         .chain(
             dead.iter()
-                .filter_map(|(entry,)| Packed::from_json(entry).ok()),
+                .filter_map(|entry| Packed::from_json(entry).ok()),
         )
         .map(|packed| {
             let booking = packed.booking;
@@ -539,11 +470,7 @@ pub async fn load_missing(
     let mut loaded = 0;
     for (shard, missing) in by_shard {
         let mut tx = db.begin().await?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1, $2)")
-            .bind(LOCK_CLASS)
-            .bind(i32::from(shard.index()))
-            .fetch_one(&mut *tx)
-            .await?;
+        let locked = store::try_lock_for_transaction(&mut tx, LOCK_CLASS, shard).await?;
         let found = GuardScript::default()
             .check(redis.next(), keys, shard)
             .await?;
@@ -558,18 +485,15 @@ pub async fn load_missing(
             missing.iter().map(|id| (shard, *id)),
         )
         .await?;
-        let unsold: Vec<(Uuid, i64)> = sqlx::query_as(
-            "SELECT t.id, t.total_quantity - COALESCE(SUM(b.quantity) \
-                    FILTER (WHERE b.status = 'confirmed'), 0) \
-             FROM ticket_tiers t LEFT JOIN bookings b ON b.ticket_tier_id = t.id \
-             WHERE t.id = ANY($1) GROUP BY t.id",
-        )
-        .bind(&missing)
-        .fetch_all(&mut *tx)
-        .await?;
-        for (tier_id, unsold) in unsold {
+        let sales = store::tier_sales(&mut tx, &missing).await?;
+        for TierSales {
+            tier_id,
+            total,
+            confirmed,
+        } in sales
+        {
             let held = pending.get(&tier_id).copied().flatten().unwrap_or(0);
-            let available = (unsold - held).max(0);
+            let available = (total - confirmed - held).max(0);
             let set: Option<String> = redis
                 .set(
                     keys.stock(shard, tier_id),

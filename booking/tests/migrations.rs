@@ -3,31 +3,15 @@
 use std::borrow::Cow;
 
 use rust_decimal::Decimal;
+use sqlx::PgPool;
 use sqlx::migrate::Migrator;
-use sqlx::{Connection, PgConnection, PgPool};
+use testkit::ScratchDatabase;
 use uuid::Uuid;
-
-fn server() -> String {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/tickets".to_owned());
-    url.rsplit_once('/')
-        .map(|(server, _)| server.to_owned())
-        .unwrap_or(url)
-}
 
 #[tokio::test]
 async fn the_rollups_migration_backfills_confirmed_bookings() {
-    let name = format!("gw_test_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&format!("{}/postgres", server()))
-        .await
-        .expect("admin connection");
-    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-        .execute(&mut admin)
-        .await
-        .expect("created");
-    let db = PgPool::connect(&format!("{}/{name}", server()))
-        .await
-        .expect("connected");
+    let scratch = ScratchDatabase::create("migrations").await;
+    let db = PgPool::connect(&scratch.url).await.expect("connected");
 
     let rollups = booking::db::MIGRATOR
         .iter()
@@ -38,15 +22,34 @@ async fn the_rollups_migration_backfills_confirmed_bookings() {
         ..Migrator::DEFAULT
     };
     before.run(&db).await.expect("earlier migrations");
-    sqlx::raw_sql(
-        "INSERT INTO concerts (id, name, location, date, shard) VALUES ('00000000-0000-7000-8000-000000000001', 'C', 'L', now(), 0); \
-         INSERT INTO ticket_tiers (id, concert_id, name, price, total_quantity) \
-             VALUES ('00000000-0000-7000-8000-000000000002', '00000000-0000-7000-8000-000000000001', 'T', 12.50, 100); \
-         INSERT INTO bookings (id, idempotency_key, ticket_tier_id, concert_id, user_email, quantity, total_price, currency, status, failure_reason, created_at) \
-         SELECT gen_random_uuid(), 'k' || i, '00000000-0000-7000-8000-000000000002', '00000000-0000-7000-8000-000000000001', \
-                'a@b.co', 2, 25.00, 'USD', CASE WHEN i % 3 = 0 THEN 'failed' ELSE 'confirmed' END::booking_status, \
-                CASE WHEN i % 3 = 0 THEN 'declined' END, timestamptz '2026-01-01' + i * interval '17 minutes' \
+    let (concert, tier) = (Uuid::now_v7(), Uuid::now_v7());
+    sqlx::query!(
+        "INSERT INTO concerts (id, name, location, date, shard) VALUES ($1, 'C', 'L', now(), 0)",
+        concert
+    )
+    .execute(&db)
+    .await
+    .expect("concert inserted");
+    sqlx::query!(
+        "INSERT INTO ticket_tiers (id, concert_id, name, price, total_quantity)
+         VALUES ($1, $2, 'T', 12.50, 100)",
+        tier,
+        concert
+    )
+    .execute(&db)
+    .await
+    .expect("tier inserted");
+    // Every third booking failed; the rest are confirmed, 17 minutes apart.
+    sqlx::query!(
+        "INSERT INTO bookings (id, idempotency_key, ticket_tier_id, concert_id, user_email,
+                               quantity, total_price, currency, status, failure_reason, created_at)
+         SELECT gen_random_uuid(), 'k' || i, $1, $2, 'a@b.co', 2, 25.00, 'USD',
+                CASE WHEN i % 3 = 0 THEN 'failed' ELSE 'confirmed' END::booking_status,
+                CASE WHEN i % 3 = 0 THEN 'declined' END,
+                timestamptz '2026-01-01' + i * interval '17 minutes'
          FROM generate_series(1, 30) i",
+        tier,
+        concert
     )
     .execute(&db)
     .await
@@ -57,27 +60,27 @@ async fn the_rollups_migration_backfills_confirmed_bookings() {
         .await
         .expect("all migrations");
 
-    let (revenue, tickets, hours): (Decimal, i64, i64) =
-        sqlx::query_as("SELECT SUM(revenue), SUM(tickets)::int8, COUNT(*) FROM sales_hourly")
-            .fetch_one(&db)
-            .await
-            .expect("rollups");
+    let rollups = sqlx::query!(
+        r#"SELECT SUM(revenue) AS "revenue!", SUM(tickets)::int8 AS "tickets!",
+                  COUNT(*) AS "hours!"
+           FROM sales_hourly"#
+    )
+    .fetch_one(&db)
+    .await
+    .expect("rollups");
     assert_eq!(
-        (revenue, tickets),
+        (rollups.revenue, rollups.tickets),
         (Decimal::new(50000, 2), 40),
         "20 confirmed bookings of 2 tickets"
     );
-    let distinct_hours: i64 = sqlx::query_scalar(
-        "SELECT COUNT(DISTINCT date_trunc('hour', created_at, 'UTC')) FROM bookings WHERE status = 'confirmed'",
+    let distinct_hours = sqlx::query_scalar!(
+        r#"SELECT COUNT(DISTINCT date_trunc('hour', created_at, 'UTC')) AS "hours!"
+           FROM bookings WHERE status = 'confirmed'"#
     )
     .fetch_one(&db)
     .await
     .expect("hours");
-    assert_eq!(hours, distinct_hours);
+    assert_eq!(rollups.hours, distinct_hours);
 
     db.close().await;
-    sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
-        .execute(&mut admin)
-        .await
-        .expect("dropped");
 }

@@ -7,10 +7,10 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 use gateway::api::analytics::{self, DashboardQuery};
-use sqlx::{Connection, PgConnection, PgPool};
-use uuid::Uuid;
+use sqlx::PgPool;
+use testkit::ScratchDatabase;
 
 const RUNS: usize = 21;
 
@@ -35,90 +35,65 @@ where
 
 /// The same three parts of the answer, aggregated straight from the bookings.
 async fn plain(db: &PgPool, query: &DashboardQuery) -> anyhow::Result<()> {
-    let period = query.period.as_str();
-    let filter = "b.status = 'confirmed' AND ($1::uuid IS NULL OR b.concert_id = $1) \
-                  AND ($2::timestamptz IS NULL OR b.created_at >= $2) AND ($3::timestamptz IS NULL OR b.created_at < $3)";
-    let _: (Option<rust_decimal::Decimal>, Option<i64>) = sqlx::query_as(&format!(
-        "SELECT SUM(total_price), SUM(quantity)::int8 FROM bookings b WHERE {filter}"
-    ))
-    .bind(query.concert_id)
-    .bind(query.start)
-    .bind(query.end)
-    .fetch_one(db)
-    .await?;
-    let _: Vec<(DateTime<Utc>, rust_decimal::Decimal, i64)> = sqlx::query_as(&format!(
-        "SELECT date_trunc('{period}', b.created_at, 'UTC') AS t, SUM(total_price), SUM(quantity)::int8 \
-         FROM bookings b WHERE {filter} GROUP BY t ORDER BY t"
-    ))
-    .bind(query.concert_id)
-    .bind(query.start)
-    .bind(query.end)
-    .fetch_all(db)
-    .await?;
-    let _: Vec<(String, String, rust_decimal::Decimal)> = sqlx::query_as(&format!(
-        "SELECT t.name, c.name, SUM(b.total_price) AS r FROM bookings b \
-         JOIN ticket_tiers t ON t.id = b.ticket_tier_id JOIN concerts c ON c.id = b.concert_id \
-         WHERE {filter} GROUP BY t.id, t.name, c.name ORDER BY r DESC"
-    ))
-    .bind(query.concert_id)
-    .bind(query.start)
-    .bind(query.end)
-    .fetch_all(db)
+    testkit::sql::plain_dashboard(
+        db,
+        query.concert_id,
+        query.start,
+        query.end,
+        query.period.as_str(),
+    )
     .await?;
     Ok(())
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let bookings: i64 = booking::config::from_str_or("BENCH_BOOKINGS", 1_000_000)?;
-    let backends = booking::config::Backends::from_env()?;
-    let server = backends
-        .database_url
-        .rsplit_once('/')
-        .map(|(s, _)| s.to_owned())
-        .unwrap_or_default();
-    let name = format!("bench_{}", Uuid::new_v4().simple());
-    let db = booking::db::connect(&format!("{server}/{name}"), 4).await?;
+    let bookings: i32 = booking::config::from_str_or("BENCH_BOOKINGS", 1_000_000)?;
+    let scratch = ScratchDatabase::new("bench");
+    let db = booking::db::connect(&scratch.url, 4).await?;
 
     let filled = Instant::now();
-    sqlx::query(
-        "INSERT INTO concerts (id, name, location, date, shard) \
-         SELECT gen_random_uuid(), 'Concert ' || c, 'Hall', now() + interval '90 days', 0 FROM generate_series(1, 10) c",
+    sqlx::query!(
+        "INSERT INTO concerts (id, name, location, date, shard)
+         SELECT gen_random_uuid(), 'Concert ' || c, 'Hall', now() + interval '90 days', 0
+         FROM generate_series(1, 10) c"
     )
     .execute(&db)
     .await?;
-    sqlx::query(
-        "INSERT INTO ticket_tiers (id, concert_id, name, price, total_quantity) \
-         SELECT gen_random_uuid(), c.id, tier.name, tier.price, 1000000 FROM concerts c \
-         CROSS JOIN (VALUES ('VIP', 100.00), ('Front Row', 50.00), ('General Admission', 10.00)) AS tier(name, price)",
+    sqlx::query!(
+        "INSERT INTO ticket_tiers (id, concert_id, name, price, total_quantity)
+         SELECT gen_random_uuid(), c.id, tier.name, tier.price, 1000000 FROM concerts c
+         CROSS JOIN (VALUES ('VIP', 100.00), ('Front Row', 50.00), ('General Admission', 10.00))
+             AS tier(name, price)"
     )
     .execute(&db)
     .await?;
-    sqlx::query(
-        "WITH tiers AS (SELECT array_agg(id ORDER BY id) AS ids FROM ticket_tiers), \
-              picks AS (SELECT i, ids[1 + (i * 7919) % 30] AS tier_id, 1 + (i % 4) AS q \
-                        FROM tiers, generate_series(1, $1) i) \
-         INSERT INTO bookings (id, idempotency_key, ticket_tier_id, concert_id, user_email, quantity, \
-                               total_price, currency, status, created_at) \
-         SELECT gen_random_uuid(), 'k' || p.i, t.id, t.concert_id, 'fan' || p.i || '@example.com', p.q, \
-                t.price * p.q, 'USD', 'confirmed', \
-                timestamptz '2026-03-01 00:00:00+00' + (p.i % 2592000) * interval '1 second' \
+    sqlx::query!(
+        "WITH tiers AS (SELECT array_agg(id ORDER BY id) AS ids FROM ticket_tiers),
+              picks AS (SELECT i, ids[1 + (i * 7919) % 30] AS tier_id, 1 + (i % 4) AS q
+                        FROM tiers, generate_series(1, $1) i)
+         INSERT INTO bookings (id, idempotency_key, ticket_tier_id, concert_id, user_email,
+                               quantity, total_price, currency, status, created_at)
+         SELECT gen_random_uuid(), 'k' || p.i, t.id, t.concert_id, 'fan' || p.i || '@example.com',
+                p.q, t.price * p.q, 'USD', 'confirmed',
+                timestamptz '2026-03-01 00:00:00+00' + (p.i % 2592000) * interval '1 second'
          FROM picks p JOIN ticket_tiers t ON t.id = p.tier_id",
-    )
-    .bind(bookings)
-    .execute(&db)
-    .await?;
-    sqlx::query(
-        "INSERT INTO sales_hourly (concert_id, ticket_tier_id, hour, revenue, tickets) \
-         SELECT concert_id, ticket_tier_id, date_trunc('hour', created_at, 'UTC'), SUM(total_price), SUM(quantity) \
-         FROM bookings WHERE status = 'confirmed' GROUP BY 1, 2, 3",
+        bookings
     )
     .execute(&db)
     .await?;
-    sqlx::query("ANALYZE").execute(&db).await?;
+    sqlx::query!(
+        "INSERT INTO sales_hourly (concert_id, ticket_tier_id, hour, revenue, tickets)
+         SELECT concert_id, ticket_tier_id, date_trunc('hour', created_at, 'UTC'), SUM(total_price),
+                SUM(quantity)
+         FROM bookings WHERE status = 'confirmed' GROUP BY 1, 2, 3"
+    )
+    .execute(&db)
+    .await?;
+    sqlx::query!("ANALYZE").execute(&db).await?;
     let filled = filled.elapsed();
 
-    let concert: Uuid = sqlx::query_scalar("SELECT id FROM concerts ORDER BY id LIMIT 1")
+    let concert = sqlx::query_scalar!("SELECT id FROM concerts ORDER BY id LIMIT 1")
         .fetch_one(&db)
         .await?;
     let at = |day, hour, minute| Utc.with_ymd_and_hms(2026, 3, day, hour, minute, 0).single();
@@ -177,9 +152,5 @@ async fn main() -> anyhow::Result<()> {
     }
 
     db.close().await;
-    let mut admin = PgConnection::connect(&format!("{server}/postgres")).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .execute(&mut admin)
-        .await?;
     Ok(())
 }

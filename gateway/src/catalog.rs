@@ -172,7 +172,7 @@ impl CatalogHandle {
     /// Reads the catalog from Postgres and takes it in.
     pub async fn reload(&self, db: &PgPool) -> Result<(), sqlx::Error> {
         let _one_at_a_time = self.reloading.lock().await;
-        self.merge(load(db).await?);
+        self.merge(crate::store::catalog(db).await?);
         Ok(())
     }
 
@@ -181,94 +181,5 @@ impl CatalogHandle {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct ConcertRow {
-    id: Uuid,
-    name: String,
-    description: String,
-    location: String,
-    date: DateTime<Utc>,
-    sales_open_at: DateTime<Utc>,
-    sales_close_at: DateTime<Utc>,
-    admit_per_second: Option<i32>,
-    shard: i16,
-}
-
-#[derive(sqlx::FromRow)]
-struct TierRow {
-    id: Uuid,
-    concert_id: Uuid,
-    name: String,
-    price: rust_decimal::Decimal,
-    total_quantity: i32,
-}
-
-/// Reads the whole catalog from Postgres.
-pub async fn load(db: &PgPool) -> Result<Catalog, sqlx::Error> {
-    let concerts: Vec<ConcertRow> = sqlx::query_as(
-        "SELECT id, name, description, location, date, sales_open_at, sales_close_at, \
-                admit_per_second, shard \
-         FROM concerts ORDER BY date, id",
-    )
-    .fetch_all(db)
-    .await?;
-    let tiers: Vec<TierRow> = sqlx::query_as(
-        "SELECT id, concert_id, name, price, total_quantity FROM ticket_tiers \
-         ORDER BY concert_id, price DESC, name",
-    )
-    .fetch_all(db)
-    .await?;
-    let mut tiers_by_concert: HashMap<Uuid, Vec<Tier>> = HashMap::new();
-    for row in tiers {
-        let tier = Tier {
-            id: row.id,
-            concert_id: row.concert_id,
-            name: row.name,
-            price: Money::new(row.price).map_err(|error| decode_error("price", error))?,
-            total_quantity: u32::try_from(row.total_quantity)
-                .map_err(|error| decode_error("total_quantity", error))?,
-        };
-        tiers_by_concert
-            .entry(row.concert_id)
-            .or_default()
-            .push(tier);
-    }
-    let concerts = concerts
-        .into_iter()
-        .map(|row| {
-            Ok(Concert {
-                id: row.id,
-                tiers: tiers_by_concert.remove(&row.id).unwrap_or_default(),
-                name: row.name,
-                description: row.description,
-                location: row.location,
-                date: row.date,
-                sales_open_at: row.sales_open_at,
-                sales_close_at: row.sales_close_at,
-                admit_per_second: row
-                    .admit_per_second
-                    .map(|rate| {
-                        u32::try_from(rate).map_err(|error| decode_error("admit_per_second", error))
-                    })
-                    .transpose()?,
-                shard: Shard::new(
-                    u8::try_from(row.shard).map_err(|error| decode_error("shard", error))?,
-                ),
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    Ok(Catalog::new(concerts))
-}
-
-fn decode_error(
-    column: &str,
-    error: impl std::error::Error + Send + Sync + 'static,
-) -> sqlx::Error {
-    sqlx::Error::ColumnDecode {
-        index: column.to_owned(),
-        source: Box::new(error),
     }
 }

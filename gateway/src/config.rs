@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use booking::config::{self, Backends, ConfigError};
+use booking::config::{self, Backends, ConfigError, Secret};
 
 use crate::http::connection::ConnectionLimits;
 use crate::waiting_room::token::AdmissionSecret;
@@ -23,7 +23,7 @@ pub struct GatewayConfig {
     /// `SEED_DEMO`: insert the demo concerts into an empty catalog.
     pub seed_demo: bool,
     /// `ADMIN_TOKEN`: bearer token of the admin API; unset turns the admin API off.
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
     /// `MAX_TICKETS_PER_CUSTOMER`: tickets one email may hold per concert; 0 turns the limit off.
     pub max_tickets_per_customer: u32,
     /// `RATE_LIMIT_PER_IP`: requests per second per client address (burst twice that); 0 is off.
@@ -117,7 +117,7 @@ impl GatewayConfig {
             seed_demo: config::bool_or("SEED_DEMO", true)?,
             admin_token: config::parse_or("ADMIN_TOKEN", None, |token| {
                 if token.len() >= 16 {
-                    Ok(Some(token.to_owned()))
+                    Ok(Some(Secret::new(token)))
                 } else {
                     Err("use at least 16 characters")
                 }

@@ -11,6 +11,7 @@ pub mod refresh;
 pub mod seed;
 pub mod startup;
 pub mod state;
+pub mod store;
 pub mod waiting_room;
 pub mod web;
 

@@ -104,13 +104,7 @@ pub async fn count_lost(
 
 /// Those of `ids` in neither Redis nor Postgres.
 async fn nowhere(places: &Places, shard: Shard, ids: &[Uuid]) -> anyhow::Result<Vec<Uuid>> {
-    let settled: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM bookings WHERE id = ANY($1) \
-         UNION ALL SELECT booking_id FROM dead_letters WHERE booking_id = ANY($1)",
-    )
-    .bind(ids)
-    .fetch_all(&places.db)
-    .await?;
+    let settled = booking::store::known(&places.db, ids).await?;
     let client = places.redis.next();
     let pipeline = client.pipeline();
     for id in ids {

@@ -8,8 +8,8 @@ use booking::keys::Keyspace;
 use booking::money::Money;
 use rust_decimal::Decimal;
 
-use crate::api::admin;
 use crate::catalog::{Concert, Tier};
+use crate::store;
 
 /// Serializes seeding between gateways starting together (any constant unique to this use).
 const SEED_LOCK: i64 = 0x7469_785f_7365_6564;
@@ -55,14 +55,8 @@ fn demo_concert(
 /// Inserts the demo concerts if there are no concerts at all; returns whether it did.
 pub async fn seed_if_empty(db: &PgPool, keys: &Keyspace) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(SEED_LOCK)
-        .execute(&mut *tx)
-        .await?;
-    let (has_concerts,): (bool,) = sqlx::query_as("SELECT EXISTS (SELECT 1 FROM concerts)")
-        .fetch_one(&mut *tx)
-        .await?;
-    if has_concerts {
+    store::lock_for_transaction(&mut tx, SEED_LOCK).await?;
+    if store::has_concerts(&mut tx).await? {
         return Ok(false);
     }
     let hour = Utc::now()
@@ -85,7 +79,7 @@ pub async fn seed_if_empty(db: &PgPool, keys: &Keyspace) -> Result<bool, sqlx::E
         ),
     ];
     for concert in &concerts {
-        admin::insert(&mut tx, concert).await?;
+        store::insert_concert(&mut tx, concert).await?;
     }
     tx.commit().await?;
     tracing::info!("demo catalog seeded");

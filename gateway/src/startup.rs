@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::analytics::Dashboards;
-use crate::catalog::{self, CatalogHandle};
+use crate::catalog::CatalogHandle;
 use crate::config::GatewayConfig;
 use crate::http::connection::{Activity, Watched};
 use crate::http::event_stream;
@@ -26,7 +26,7 @@ use crate::live::hub::Subscription;
 use crate::live::snapshots::Snapshots;
 use crate::state::AppState;
 use crate::web::WebApp;
-use crate::{losses, metrics, refresh, seed};
+use crate::{losses, metrics, refresh, seed, store};
 use booking::recovery::{EpochChange, ShardGuard};
 use booking::scripts::reserve::ReserveScript;
 
@@ -70,7 +70,7 @@ impl Application {
                 .context("seeding the demo catalog")?;
         }
         let catalog = CatalogHandle::default();
-        catalog.merge(catalog::load(&db).await.context("loading the catalog")?);
+        catalog.merge(store::catalog(&db).await.context("loading the catalog")?);
 
         let web = match &config.web_dir {
             Some(dir) => WebApp::load(dir)

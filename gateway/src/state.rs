@@ -10,6 +10,7 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use booking::config::Secret;
 use booking::keys::Keyspace;
 use booking::recovery::ShardGuard;
 use booking::scripts::reserve::ReserveScript;
@@ -43,7 +44,7 @@ pub struct AppState {
     pub waiting_rooms: WaitingRooms,
     /// Woken when a request finds a tier without stock in Redis, so it is loaded at once.
     pub stock_missing: Notify,
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
     pub max_tickets_per_customer: u32,
     /// The live feed's fan-out.
     pub hub: Arc<Hub>,

@@ -19,9 +19,8 @@ use gateway::GatewayConfig;
 use gateway::api::admin::{NewConcert, NewTier};
 use gateway::api::bookings::{BookingRequest, book};
 use settler::{Application, SettlerConfig};
-use sqlx::{Connection, PgConnection};
+use testkit::Isolated;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 /// Concerts the bookings are spread over, so that several shards' streams are read.
 const CONCERTS: usize = 8;
@@ -33,15 +32,13 @@ fn env_or(name: &'static str, default: usize) -> Result<usize, ConfigError> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let bookings = env_or("BENCH_BOOKINGS", 20_000)?;
-    let unique = Uuid::new_v4().simple().to_string();
     let mut backends = Backends::from_env()?;
-    let server = backends
-        .database_url
-        .rsplit_once('/')
-        .map(|(s, _)| s.to_owned())
-        .unwrap_or_default();
-    backends.database_url = format!("{server}/bench_{unique}");
-    backends.key_prefix = format!("bench-{unique}");
+    let isolated = {
+        let names = Isolated::names(backends.redis_shards);
+        backends.database_url = names.database_url.clone();
+        backends.key_prefix = names.key_prefix.clone();
+        Isolated::adopt(backends.clone())
+    };
     let mut settler_config = SettlerConfig::from_env()?;
     settler_config.backends = backends.clone();
     settler_config.metrics_addr = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -112,9 +109,10 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let running = tokio::spawn(settler.run_until_stopped(stop.clone()));
     let settled = loop {
-        let settled: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bookings")
-            .fetch_one(&state.db)
-            .await?;
+        let settled: i64 = testkit::sql::bookings_by_status(&state.db)
+            .await
+            .values()
+            .sum();
         if settled as usize >= accepted || started.elapsed() > Duration::from_secs(600) {
             break settled;
         }
@@ -145,17 +143,6 @@ async fn main() -> anyhow::Result<()> {
     }
 
     state.db.close().await;
-    let mut admin = PgConnection::connect(&format!("{server}/postgres")).await?;
-    sqlx::query(&format!(
-        "DROP DATABASE IF EXISTS \"bench_{unique}\" WITH (FORCE)"
-    ))
-    .execute(&mut admin)
-    .await?;
-    testkit::delete_keys(
-        state.redis.next(),
-        &backends.key_prefix,
-        backends.redis_shards,
-    )
-    .await;
+    drop(isolated);
     Ok(())
 }

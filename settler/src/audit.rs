@@ -24,6 +24,8 @@ use booking::scripts::guard::{GuardScript, ShardState};
 use booking::scripts::trim::{Mode, TrimScript};
 use booking::stock::{self, Counter};
 
+use crate::store;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     #[error("redis: {0}")]
@@ -118,29 +120,21 @@ pub async fn run(
     keys: &Keyspace,
     stuck_after: Duration,
 ) -> Result<Audit, AuditError> {
-    let rows: Vec<(Uuid, i16, i32)> = sqlx::query_as(
-        "SELECT t.id, c.shard, t.total_quantity \
-         FROM ticket_tiers t JOIN concerts c ON c.id = t.concert_id ORDER BY c.date, t.id",
-    )
-    .fetch_all(db)
-    .await?;
-    let tiers: Vec<(Uuid, Shard, i64)> = rows
+    let tiers: Vec<(Uuid, Shard, i64)> = store::tiers(db)
+        .await?
         .into_iter()
-        .filter_map(|(id, shard, total)| {
-            Some((id, Shard::new(u8::try_from(shard).ok()?), i64::from(total)))
+        .filter_map(|tier| {
+            Some((
+                tier.id,
+                Shard::new(u8::try_from(tier.shard).ok()?),
+                i64::from(tier.total_quantity),
+            ))
         })
         .collect();
     let located = || tiers.iter().map(|(id, shard, _)| (*shard, *id));
     let available = stock::read(redis, keys, Counter::Available, located()).await?;
     let pending = stock::read(redis, keys, Counter::Pending, located()).await?;
-    let confirmed: HashMap<Uuid, i64> = sqlx::query_as(
-        "SELECT ticket_tier_id, SUM(quantity)::int8 FROM bookings \
-         WHERE status = 'confirmed' GROUP BY ticket_tier_id",
-    )
-    .fetch_all(db)
-    .await?
-    .into_iter()
-    .collect();
+    let confirmed = store::confirmed_per_tier(db).await?;
     let tiers = tiers
         .into_iter()
         .map(|(tier_id, shard, total)| TierBalance {

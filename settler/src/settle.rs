@@ -290,6 +290,9 @@ impl<P: PaymentProvider> Settler<P> {
         let known = self.retry_db(|| store::settled(&self.db, &ids)).await?;
         let decisions = bookings.into_iter().map(|(entry_id, epoch, packed)| {
             let known = known.get(&packed.booking.id).cloned();
+            // One span per entry, named by its booking, as the gateway's request span is.
+            let span =
+                tracing::info_span!("entry", booking_id = %packed.booking.id, entry = %entry_id);
             async move {
                 let id = packed.booking.id;
                 if let Some((status, failure_reason)) = known {
@@ -342,6 +345,7 @@ impl<P: PaymentProvider> Settler<P> {
                     redelivered: false,
                 })
             }
+            .instrument(span)
         });
         Ok(join_all(decisions).await.into_iter().flatten().collect())
     }
@@ -470,8 +474,10 @@ impl<P: PaymentProvider> Settler<P> {
         shard: Shard,
         decided: &[Decided],
     ) -> Result<Vec<String>, SettleError> {
-        let applied = decided.iter().map(|d| async move {
+        let applied = decided.iter().map(|d| {
             let booking = &d.settlement.packed.booking;
+            let span = tracing::info_span!("entry", booking_id = %booking.id, entry = %d.entry_id);
+            async move {
             let applied = self
                 .apply_one(
                     shard,
@@ -486,9 +492,11 @@ impl<P: PaymentProvider> Settler<P> {
                     let waited = Utc::now().signed_duration_since(booking.created_at);
                     metrics::accept_to_final(waited.to_std().unwrap_or_default());
                 }
-                tracing::debug!(booking_id = %booking.id, status = %d.settlement.status, epoch = d.epoch, entry = %d.entry_id, redelivered = d.redelivered, "settled");
+                tracing::debug!(status = %d.settlement.status, epoch = d.epoch, redelivered = d.redelivered, "settled");
             }
             Ok::<_, SettleError>(applied.then(|| d.entry_id.clone()))
+            }
+            .instrument(span)
         });
         let mut done = Vec::with_capacity(decided.len());
         for applied in join_all(applied).await {

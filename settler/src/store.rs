@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use booking::keys::Shard;
 use booking::record::{BookingStatus, Packed};
+use booking::store::{self, Outcome};
 
 /// A booking with its final status, ready to be written.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,29 +27,8 @@ pub struct Stamped<'a> {
 }
 
 /// The final status of those `ids` that Postgres already holds: a row, or a dead letter (failed).
-pub async fn settled(
-    db: &PgPool,
-    ids: &[Uuid],
-) -> Result<HashMap<Uuid, (BookingStatus, Option<String>)>, sqlx::Error> {
-    settled_in(&mut *db.acquire().await?, ids).await
-}
-
-async fn settled_in(
-    db: &mut sqlx::PgConnection,
-    ids: &[Uuid],
-) -> Result<HashMap<Uuid, (BookingStatus, Option<String>)>, sqlx::Error> {
-    let rows: Vec<(Uuid, BookingStatus, Option<String>)> = sqlx::query_as(
-        "SELECT id, status, failure_reason FROM bookings WHERE id = ANY($1) \
-         UNION ALL \
-         SELECT booking_id, 'failed', reason FROM dead_letters WHERE booking_id = ANY($1)",
-    )
-    .bind(ids)
-    .fetch_all(db)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, status, reason)| (id, (status, reason)))
-        .collect())
+pub async fn settled(db: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, Outcome>, sqlx::Error> {
+    store::outcomes(&mut *db.acquire().await?, ids).await
 }
 
 /// What became of one settlement in [`commit`].
@@ -76,11 +56,7 @@ pub async fn commit(
         return Ok(Vec::new());
     }
     let mut tx = db.begin().await?;
-    let current: Option<i64> =
-        sqlx::query_scalar("SELECT epoch FROM shard_epochs WHERE shard = $1 FOR SHARE")
-            .bind(i16::from(shard.index()))
-            .fetch_optional(&mut *tx)
-            .await?;
+    let current = store::epoch_for_share(&mut tx, shard).await?;
     let written: Vec<bool> = batch
         .iter()
         .map(|stamped| {
@@ -103,7 +79,7 @@ pub async fn commit(
     let held = if existing.is_empty() {
         HashMap::new()
     } else {
-        settled_in(&mut tx, &existing).await?
+        store::outcomes(&mut tx, &existing).await?
     };
     tx.commit().await?;
     Ok(batch
@@ -133,78 +109,81 @@ async fn insert(
     }
     let bookings = settlements.iter().map(|s| &s.packed.booking);
     let ids: Vec<Uuid> = bookings.clone().map(|b| b.id).collect();
-    let keys: Vec<&str> = bookings
+    let keys: Vec<String> = bookings
         .clone()
-        .map(|b| b.idempotency_key.as_str())
+        .map(|b| b.idempotency_key.as_str().to_owned())
         .collect();
     let tiers: Vec<Uuid> = bookings.clone().map(|b| b.ticket_tier_id).collect();
     let concerts: Vec<Uuid> = bookings.clone().map(|b| b.concert_id).collect();
-    let emails: Vec<&str> = bookings.clone().map(|b| b.user_email.as_str()).collect();
+    let emails: Vec<String> = bookings.clone().map(|b| b.user_email.to_string()).collect();
     let quantities: Vec<i16> = bookings
         .clone()
         .map(|b| i16::from(b.quantity.get()))
         .collect();
     let totals: Vec<rust_decimal::Decimal> =
         bookings.clone().map(|b| b.total_price.amount()).collect();
-    let currencies: Vec<&str> = bookings.clone().map(|b| b.currency.code()).collect();
+    let currencies: Vec<String> = bookings
+        .clone()
+        .map(|b| b.currency.code().to_owned())
+        .collect();
     let created: Vec<chrono::DateTime<chrono::Utc>> = bookings.map(|b| b.created_at).collect();
-    let statuses: Vec<&str> = settlements.iter().map(|s| s.status.as_str()).collect();
-    let reasons: Vec<Option<&str>> = settlements
+    let statuses: Vec<BookingStatus> = settlements.iter().map(|s| s.status).collect();
+    let reasons: Vec<Option<String>> = settlements
         .iter()
-        .map(|s| s.failure_reason.as_deref())
+        .map(|s| s.failure_reason.clone())
         .collect();
-    let references: Vec<Option<&str>> = settlements
+    let references: Vec<Option<String>> = settlements
         .iter()
-        .map(|s| s.payment_reference.as_deref())
+        .map(|s| s.payment_reference.clone())
         .collect();
-    let inserted: Vec<Uuid> = sqlx::query_scalar(
-        "WITH input AS ( \
-             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::text[], \
-                                  $6::int2[], $7::numeric[], $8::text[], $9::text[], $10::text[], \
-                                  $11::timestamptz[], $12::text[]) \
-             AS t(id, idempotency_key, ticket_tier_id, concert_id, user_email, quantity, \
-                  total_price, currency, status, failure_reason, created_at, payment_reference) \
-         ), inserted AS ( \
-             INSERT INTO bookings (id, idempotency_key, ticket_tier_id, concert_id, user_email, \
-                                   quantity, total_price, currency, status, failure_reason, \
-                                   created_at, payment_reference) \
-             SELECT id, idempotency_key, ticket_tier_id, concert_id, user_email, quantity, \
-                    total_price, currency, status::booking_status, failure_reason, created_at, \
-                    payment_reference \
-             FROM input \
-             WHERE NOT EXISTS (SELECT 1 FROM dead_letters d WHERE d.booking_id = input.id) \
-             ON CONFLICT (id) DO NOTHING \
-             RETURNING id, ticket_tier_id, concert_id, quantity, total_price, status, \
-                       failure_reason, created_at, updated_at \
-         ), rolled_up AS ( \
-             INSERT INTO sales_hourly (concert_id, ticket_tier_id, hour, revenue, tickets) \
-             SELECT concert_id, ticket_tier_id, date_trunc('hour', created_at, 'UTC'), \
-                    SUM(total_price), SUM(quantity) \
-             FROM inserted WHERE status = 'confirmed' \
-             GROUP BY 1, 2, 3 \
-             ORDER BY 1, 2, 3 \
-             ON CONFLICT (concert_id, ticket_tier_id, hour) DO UPDATE \
-             SET revenue = sales_hourly.revenue + EXCLUDED.revenue, \
-                 tickets = sales_hourly.tickets + EXCLUDED.tickets \
-         ) \
-         INSERT INTO booking_status_history (booking_id, status, reason, at) \
-         SELECT id, 'pending', NULL, created_at FROM inserted \
-         UNION ALL \
-         SELECT id, status, failure_reason, updated_at FROM inserted \
-         RETURNING booking_id",
+    let inserted = sqlx::query_scalar!(
+        r#"WITH input AS (
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::text[],
+                                  $6::int2[], $7::numeric[], $8::text[], $9::booking_status[], $10::text[],
+                                  $11::timestamptz[], $12::text[])
+             AS t(id, idempotency_key, ticket_tier_id, concert_id, user_email, quantity,
+                  total_price, currency, status, failure_reason, created_at, payment_reference)
+         ), inserted AS (
+             INSERT INTO bookings (id, idempotency_key, ticket_tier_id, concert_id, user_email,
+                                   quantity, total_price, currency, status, failure_reason,
+                                   created_at, payment_reference)
+             SELECT id, idempotency_key, ticket_tier_id, concert_id, user_email, quantity,
+                    total_price, currency, status, failure_reason, created_at,
+                    payment_reference
+             FROM input
+             WHERE NOT EXISTS (SELECT 1 FROM dead_letters d WHERE d.booking_id = input.id)
+             ON CONFLICT (id) DO NOTHING
+             RETURNING id, ticket_tier_id, concert_id, quantity, total_price, status,
+                       failure_reason, created_at, updated_at
+         ), rolled_up AS (
+             INSERT INTO sales_hourly (concert_id, ticket_tier_id, hour, revenue, tickets)
+             SELECT concert_id, ticket_tier_id, date_trunc('hour', created_at, 'UTC'),
+                    SUM(total_price), SUM(quantity)
+             FROM inserted WHERE status = 'confirmed'
+             GROUP BY 1, 2, 3
+             ORDER BY 1, 2, 3
+             ON CONFLICT (concert_id, ticket_tier_id, hour) DO UPDATE
+             SET revenue = sales_hourly.revenue + EXCLUDED.revenue,
+                 tickets = sales_hourly.tickets + EXCLUDED.tickets
+         )
+         INSERT INTO booking_status_history (booking_id, status, reason, at)
+         SELECT id, 'pending'::booking_status, NULL, created_at FROM inserted
+         UNION ALL
+         SELECT id, status, failure_reason, updated_at FROM inserted
+         RETURNING booking_id"#,
+        &ids,
+        &keys,
+        &tiers,
+        &concerts,
+        &emails,
+        &quantities,
+        &totals,
+        &currencies,
+        &statuses as &[BookingStatus],
+        &reasons as &[Option<String>],
+        &created,
+        &references as &[Option<String>],
     )
-    .bind(&ids)
-    .bind(&keys)
-    .bind(&tiers)
-    .bind(&concerts)
-    .bind(&emails)
-    .bind(&quantities)
-    .bind(&totals)
-    .bind(&currencies)
-    .bind(&statuses)
-    .bind(&reasons)
-    .bind(&created)
-    .bind(&references)
     .fetch_all(db)
     .await?;
     Ok(inserted.into_iter().collect())
@@ -224,19 +203,52 @@ pub struct DeadLetter<'a> {
 /// Records a dead letter once: a booking, or an entry of a shard and epoch, is recorded only the
 /// first time, however often it is delivered.
 pub async fn dead_letter(db: &PgPool, letter: DeadLetter<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO dead_letters (booking_id, shard, epoch, stream_entry_id, entry, reason) \
+    sqlx::query!(
+        "INSERT INTO dead_letters (booking_id, shard, epoch, stream_entry_id, entry, reason)
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        letter.booking_id,
+        i16::from(letter.shard.index()),
+        i64::try_from(letter.epoch).unwrap_or(i64::MAX),
+        letter.stream_entry_id,
+        letter.entry,
+        letter.reason
     )
-    .bind(letter.booking_id)
-    .bind(i16::from(letter.shard.index()))
-    .bind(i64::try_from(letter.epoch).unwrap_or(i64::MAX))
-    .bind(letter.stream_entry_id)
-    .bind(letter.entry)
-    .bind(letter.reason)
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// A tier as the audit reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TierRow {
+    pub id: Uuid,
+    pub shard: i16,
+    pub total_quantity: i32,
+}
+
+/// Every tier, with its concert's shard, in the catalog's order.
+pub async fn tiers(db: &PgPool) -> Result<Vec<TierRow>, sqlx::Error> {
+    sqlx::query_as!(
+        TierRow,
+        "SELECT t.id, c.shard, t.total_quantity
+         FROM ticket_tiers t JOIN concerts c ON c.id = t.concert_id ORDER BY c.date, t.id"
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Confirmed tickets per tier, of the tiers that sold any.
+pub async fn confirmed_per_tier(db: &PgPool) -> Result<HashMap<Uuid, i64>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT ticket_tier_id, SUM(quantity)::int8 AS "confirmed!" FROM bookings
+           WHERE status = 'confirmed' GROUP BY ticket_tier_id"#
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.ticket_tier_id, row.confirmed))
+        .collect())
 }
 
 /// Whether retrying later can succeed: Postgres unreachable, restarting or overloaded. Anything

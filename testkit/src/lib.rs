@@ -1,16 +1,20 @@
 #![doc = include_str!("../README.md")]
 
+pub mod gateway;
+mod isolation;
 mod postgres;
 mod process;
 mod redis;
+pub mod settler;
+pub mod sql;
 
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
+pub use isolation::{Isolated, ScratchDatabase, postgres_server, redis_url};
 pub use postgres::PrivatePostgres;
 pub use process::Process;
 pub use redis::{Persistence, PrivateRedis, delete_keys};
-
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -24,6 +24,7 @@ use crate::http::body::{Body, json};
 use crate::http::error::{ApiError, FieldError, Problem};
 use crate::http::validate::{Checker, parse_form, path, path_id};
 use crate::state::AppState;
+use crate::store;
 
 const MAX_TIERS: usize = 20;
 const MAX_TIER_QUANTITY: i64 = 1_000_000;
@@ -41,7 +42,7 @@ pub fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> 
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .unwrap_or_default();
-    match bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+    match bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes())) {
         true => Ok(()),
         false => Err(ApiError::Unauthorized),
     }
@@ -316,7 +317,7 @@ pub async fn create_concert(state: &AppState, new: NewConcert) -> Result<Concert
         admit_per_second: new.admit_per_second,
     };
     let mut tx = state.db.begin().await?;
-    insert(&mut tx, &concert).await?;
+    store::insert_concert(&mut tx, &concert).await?;
     tx.commit().await?;
     // Stock goes live only once the rows exist, so no booking can name a tier Postgres lacks.
     let stock_writes = concert.tiers.iter().map(|tier| {
@@ -346,53 +347,6 @@ pub async fn create_concert(state: &AppState, new: NewConcert) -> Result<Concert
         .await?;
     tracing::info!(concert_id = %concert.id, tiers = concert.tiers.len(), "concert created");
     Ok(concert)
-}
-
-/// Inserts a concert and its tiers (in one statement) on `db`, inside the caller's transaction.
-pub async fn insert(db: &mut sqlx::PgConnection, concert: &Concert) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO concerts \
-             (id, name, description, location, date, sales_open_at, sales_close_at, shard, \
-              admit_per_second) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(concert.id)
-    .bind(&concert.name)
-    .bind(&concert.description)
-    .bind(&concert.location)
-    .bind(concert.date)
-    .bind(concert.sales_open_at)
-    .bind(concert.sales_close_at)
-    .bind(i16::from(concert.shard.index()))
-    .bind(
-        concert
-            .admit_per_second
-            .map(|rate| i32::try_from(rate).unwrap_or(i32::MAX)),
-    )
-    .execute(&mut *db)
-    .await?;
-    let ids: Vec<Uuid> = concert.tiers.iter().map(|t| t.id).collect();
-    let names: Vec<&str> = concert.tiers.iter().map(|t| t.name.as_str()).collect();
-    let prices: Vec<rust_decimal::Decimal> =
-        concert.tiers.iter().map(|t| t.price.amount()).collect();
-    let totals: Vec<i32> = concert
-        .tiers
-        .iter()
-        .map(|t| i32::try_from(t.total_quantity).unwrap_or(i32::MAX))
-        .collect();
-    sqlx::query(
-        "INSERT INTO ticket_tiers (id, concert_id, name, price, total_quantity) \
-         SELECT id, $2, name, price, total FROM UNNEST($1::uuid[], $3::text[], $4::numeric[], $5::int[]) \
-         AS t(id, name, price, total)",
-    )
-    .bind(&ids)
-    .bind(concert.id)
-    .bind(&names)
-    .bind(&prices)
-    .bind(&totals)
-    .execute(&mut *db)
-    .await?;
-    Ok(())
 }
 
 /// Creates a concert; its stock is live in Redis before the answer.
@@ -527,35 +481,19 @@ fn admit_rate(check: &mut Checker, room: &Value) -> Option<u32> {
 pub async fn update(state: &AppState, id: &str, body: Vec<u8>) -> Result<Response<Body>, ApiError> {
     let id = path_id(id)?;
     let update = ConcertUpdate::parse(&body)?;
-    let (set_rate, rate) = match update.admit_per_second {
-        None => (false, None),
-        Some(rate) => (
-            true,
-            rate.map(|rate| i32::try_from(rate).unwrap_or(i32::MAX)),
-        ),
-    };
-    let updated = sqlx::query(
-        "UPDATE concerts SET sales_open_at = COALESCE($2, sales_open_at), \
-             admit_per_second = CASE WHEN $3 THEN $4 ELSE admit_per_second END \
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(update.sales_open_at)
-    .bind(set_rate)
-    .bind(rate)
-    .execute(&state.db)
-    .await
-    .map_err(|error| match &error {
-        sqlx::Error::Database(db) if db.constraint() == Some("concerts_sales_window_check") => {
-            ApiError::Validation(vec![FieldError::new(
-                "salesOpenAt",
-                "range",
-                "must be before salesCloseAt",
-            )])
-        }
-        _ => ApiError::Postgres(error),
-    })?;
-    if updated.rows_affected() == 0 {
+    let found = store::change_sales(&state.db, id, update.sales_open_at, update.admit_per_second)
+        .await
+        .map_err(|error| match &error {
+            sqlx::Error::Database(db) if db.constraint() == Some("concerts_sales_window_check") => {
+                ApiError::Validation(vec![FieldError::new(
+                    "salesOpenAt",
+                    "range",
+                    "must be before salesCloseAt",
+                )])
+            }
+            _ => ApiError::Postgres(error),
+        })?;
+    if !found {
         return Err(ApiError::ConcertNotFound(id));
     }
     state.catalog.reload(&state.db).await?;

@@ -31,6 +31,7 @@ use booking::record::format_timestamp;
 
 use crate::http::body::Body;
 use crate::http::error::{ApiError, FieldError, Problem};
+use crate::store::{self, SalesRow, SalesWindow};
 
 /// Bucket width of `salesOverTime`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ToSchema)]
@@ -237,43 +238,31 @@ pub struct Dashboard {
     time_zone: &'static str,
 }
 
-/// The sales rows of a window: whole hours from the rollups, edges from the bookings.
-const SALES: &str = "
-    SELECT ticket_tier_id, hour AS at, revenue, tickets FROM sales_hourly
-    WHERE hour >= $1 AND hour < $2 AND ($7::uuid IS NULL OR concert_id = $7)
-    UNION ALL
-    SELECT ticket_tier_id, created_at, total_price, quantity::int8 FROM bookings
-    WHERE status = 'confirmed' AND ($7::uuid IS NULL OR concert_id = $7)
-      AND ((created_at >= $3 AND created_at < $4) OR (created_at >= $5 AND created_at < $6))";
-
 pub async fn dashboard(db: &PgPool, query: &DashboardQuery) -> Result<Dashboard, sqlx::Error> {
     let (whole, [first, last]) = split(
         query.start.unwrap_or_else(open_start),
         query.end.unwrap_or_else(open_end),
     );
     let period = query.period.as_str();
+    let window = SalesWindow {
+        whole_hours: whole,
+        first_hour: first,
+        last_hour: last,
+    };
     // One row per bucket and tier; both views of the answer are sums of these.
-    let rows: Vec<(DateTime<Utc>, Uuid, String, String, Decimal, i64)> = sqlx::query_as(&format!(
-        "SELECT date_trunc($8, sales.at, 'UTC') AS bucket, t.id, t.name, c.name, \
-                SUM(sales.revenue), SUM(sales.tickets)::int8 \
-         FROM ({SALES}) sales \
-         JOIN ticket_tiers t ON t.id = sales.ticket_tier_id JOIN concerts c ON c.id = t.concert_id \
-         GROUP BY bucket, t.id, t.name, c.name"
-    ))
-    .bind(whole.0)
-    .bind(whole.1)
-    .bind(first.0)
-    .bind(first.1)
-    .bind(last.0)
-    .bind(last.1)
-    .bind(query.concert_id)
-    .bind(period)
-    .fetch_all(db)
-    .await?;
+    let rows = store::sales(db, window, query.concert_id, period).await?;
 
     let mut over_time: BTreeMap<DateTime<Utc>, (Decimal, i64)> = BTreeMap::new();
     let mut by_tier: HashMap<Uuid, TierRevenue> = HashMap::new();
-    for (bucket, tier_id, tier_name, concert_name, revenue, tickets) in rows {
+    for SalesRow {
+        bucket,
+        tier_id,
+        tier_name,
+        concert_name,
+        revenue,
+        tickets,
+    } in rows
+    {
         let sums = over_time.entry(bucket).or_default();
         sums.0 += revenue;
         sums.1 += tickets;

@@ -13,7 +13,6 @@ use http::header::LOCATION;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -21,7 +20,7 @@ use booking::domain::{Email, IdempotencyKey, Quantity};
 use booking::ids::{new_booking_id, shard_of_booking};
 use booking::keys::held_until;
 use booking::money::{Currency, Money};
-use booking::record::{Booking, BookingRecord, BookingStatus, Packed, field};
+use booking::record::{Booking, BookingRecord, Packed, field};
 use booking::scripts::ScriptError;
 use booking::scripts::reserve::{Outcome, Reservation};
 
@@ -467,73 +466,12 @@ pub async fn find(state: &AppState, id: Uuid) -> Result<Option<BookingRecord>, A
     };
     match from_redis {
         Ok(Some(record)) => Ok(Some(record)),
-        Ok(None) => settled(&state.db, id).await,
-        Err(redis_error) => match settled(&state.db, id).await? {
+        Ok(None) => Ok(booking::store::booking(&state.db, id).await?),
+        Err(redis_error) => match booking::store::booking(&state.db, id).await? {
             Some(record) => Ok(Some(record)),
             None => Err(redis_error),
         },
     }
-}
-
-#[derive(sqlx::FromRow)]
-struct BookingRow {
-    id: Uuid,
-    ticket_tier_id: Uuid,
-    concert_id: Uuid,
-    user_email: String,
-    quantity: i16,
-    total_price: rust_decimal::Decimal,
-    currency: String,
-    status: BookingStatus,
-    failure_reason: Option<String>,
-    created_at: chrono::DateTime<Utc>,
-    idempotency_key: String,
-}
-
-/// A booking the settler has written to Postgres: its row, or the dead letter it was resolved
-/// into when no row could hold it.
-async fn settled(db: &PgPool, id: Uuid) -> Result<Option<BookingRecord>, ApiError> {
-    let row: Option<BookingRow> = sqlx::query_as(
-        "SELECT id, ticket_tier_id, concert_id, user_email, quantity, total_price, currency, \
-                status, failure_reason, created_at, idempotency_key \
-         FROM bookings WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(db)
-    .await?;
-    let Some(row) = row else {
-        let dead: Option<(String, String)> =
-            sqlx::query_as("SELECT entry, reason FROM dead_letters WHERE booking_id = $1")
-                .bind(id)
-                .fetch_optional(db)
-                .await?;
-        return Ok(dead.and_then(|(entry, reason)| {
-            let packed = Packed::from_json(&entry).ok()?;
-            Some(BookingRecord {
-                booking: packed.booking,
-                status: BookingStatus::Failed,
-                failure_reason: Some(reason),
-            })
-        }));
-    };
-    let corrupt =
-        |column: &str| ApiError::Internal(format!("booking {id} has an invalid {column}"));
-    Ok(Some(BookingRecord {
-        booking: Booking {
-            id: row.id,
-            ticket_tier_id: row.ticket_tier_id,
-            concert_id: row.concert_id,
-            user_email: Email::parse(&row.user_email).map_err(|_| corrupt("user_email"))?,
-            quantity: Quantity::new(i64::from(row.quantity)).map_err(|_| corrupt("quantity"))?,
-            total_price: Money::new(row.total_price).map_err(|_| corrupt("total_price"))?,
-            currency: row.currency.parse().map_err(|_| corrupt("currency"))?,
-            created_at: row.created_at,
-            idempotency_key: IdempotencyKey::parse(&row.idempotency_key)
-                .map_err(|_| corrupt("idempotency_key"))?,
-        },
-        status: row.status,
-        failure_reason: row.failure_reason,
-    }))
 }
 
 #[cfg(test)]

@@ -2,14 +2,15 @@
 
 use std::collections::{HashMap, HashSet};
 
-use booking::record::{Packed, field};
+use booking::record::{BookingStatus, Packed, field};
 use fred::prelude::{KeysInterface, StreamsInterface};
 use futures::future::join_all;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, TestTier, booking_body, spawn_app};
+use testkit::gateway::{TestApp, TestTier, booking_body, spawn_app};
+use testkit::sql::{PlantedBooking, plant_booking};
 
 /// Fires `bodies` at once and returns each answer's status and JSON body.
 async fn book_all(app: &TestApp, bodies: Vec<Value>) -> Vec<(u16, Value)> {
@@ -55,7 +56,6 @@ async fn the_last_ticket_goes_to_exactly_one_of_fifty_buyers() {
     }
     assert_eq!(app.redis_stock(concert, tiers[0].id).await, Some(0));
     assert_eq!(app.catalog_stock(concert, tiers[0].id).await, 0);
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -74,7 +74,6 @@ async fn two_buyers_of_two_with_three_left_one_wins() {
         .expect("one refusal");
     assert_eq!(refused["availableQuantity"], 1);
     assert_eq!(app.redis_stock(concert, tiers[0].id).await, Some(1));
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -99,7 +98,6 @@ async fn four_hundred_buyers_share_a_hundred_tickets_exactly() {
     assert_eq!(ids.len(), 100, "booking ids are distinct");
     assert_eq!(app.catalog_stock(concert, tiers[0].id).await, 0);
     assert_eq!(app.redis_stock(concert, tiers[0].id).await, Some(0));
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -132,7 +130,6 @@ async fn an_accepted_booking_is_answered_and_readable_while_pending() {
     let fetched: Value = app.get_json(&location).await;
     assert_eq!(&fetched["booking"], booking);
     assert_eq!(app.redis_stock(concert, tiers[0].id).await, Some(8));
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -140,17 +137,22 @@ async fn a_settled_booking_is_read_from_postgres_once_redis_forgot_it() {
     let app = spawn_app().await;
     let (concert, tiers) = app.create_concert(&[(10.0, 10)]).await;
     let id = booking::ids::new_booking_id(booking::keys::Shard::new(0));
-    sqlx::query(
-        "INSERT INTO bookings (id, idempotency_key, ticket_tier_id, concert_id, user_email, quantity, \
-         total_price, currency, status, created_at) \
-         VALUES ($1, 'k', $2, $3, 'a@b.co', 2, 20, 'USD', 'confirmed', now())",
+    plant_booking(
+        &app.state.db,
+        PlantedBooking {
+            id,
+            idempotency_key: "k",
+            tier_id: tiers[0].id,
+            concert_id: concert,
+            user_email: "a@b.co",
+            quantity: 2,
+            total_price: 20.into(),
+            status: BookingStatus::Confirmed,
+            failure_reason: None,
+            created_at: chrono::Utc::now(),
+        },
     )
-    .bind(id)
-    .bind(tiers[0].id)
-    .bind(concert)
-    .execute(&app.state.db)
-    .await
-    .expect("row inserted");
+    .await;
 
     let response = app
         .client
@@ -179,7 +181,6 @@ async fn a_settled_booking_is_read_from_postgres_once_redis_forgot_it() {
         .await
         .expect("sent");
     assert_eq!(malformed.status(), 400);
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -207,7 +208,6 @@ async fn a_customer_may_hold_at_most_the_limit_per_concert() {
         .await;
     assert_eq!(other.status(), 202, "another customer is not affected");
     assert_eq!(app.redis_stock(concert, tiers[1].id).await, Some(86));
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -244,7 +244,6 @@ async fn unknown_tiers_and_wrong_prices_are_refused_without_touching_stock() {
         "a decimal string is exact too"
     );
     assert_eq!(app.redis_stock(concert, tiers[0].id).await, Some(3));
-    app.cleanup().await;
 }
 
 /// After a random storm of bookings, for every tier: available + pending = total, where pending
@@ -324,5 +323,4 @@ async fn stock_is_conserved_through_a_random_storm() {
             "the pending counter agrees with the stream"
         );
     }
-    app.cleanup().await;
 }

@@ -4,7 +4,9 @@ use fred::prelude::KeysInterface;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{ADMIN_TOKEN, booking_body, spawn_app, spawn_app_with, test_config};
+use booking::record::BookingStatus;
+use testkit::gateway::{ADMIN_TOKEN, booking_body, spawn_app, spawn_app_with, test_config};
+use testkit::sql::{PlantedBooking, plant_booking};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_catalog_is_seeded_with_the_demo_concerts() {
@@ -41,7 +43,6 @@ async fn an_empty_catalog_is_seeded_with_the_demo_concerts() {
             ]
         );
     }
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,7 +105,6 @@ async fn the_admin_api_needs_its_token_and_makes_stock_live_at_once() {
         202,
         "bookable right after creation"
     );
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,7 +124,6 @@ async fn tiers_are_listed_dearest_first_from_the_moment_a_concert_is_created() {
     gateway::refresh::refresh(&app.state).await;
     let refreshed = app.get_json(&format!("/api/concerts/{concert}")).await;
     assert_eq!(prices(&refreshed), [50.0, 20.0, 10.0]);
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,7 +164,6 @@ async fn a_bad_concert_lists_every_problem() {
             "ticketTiers[1].price"
         ]
     );
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,26 +180,36 @@ async fn the_admin_api_is_off_without_a_token() {
         .await
         .expect("sent");
     assert_eq!(response.status(), 403);
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_starting_gateway_loads_missing_stock_from_postgres() {
     let first = spawn_app().await;
     let (concert, tiers) = first.create_concert(&[(10.0, 20)]).await;
-    sqlx::query(
-        "INSERT INTO bookings (id, idempotency_key, ticket_tier_id, concert_id, user_email, quantity, \
-         total_price, currency, status, failure_reason, created_at) VALUES \
-         ($1, 'a', $3, $4, 'a@b.co', 3, 30, 'USD', 'confirmed', NULL, now()), \
-         ($2, 'b', $3, $4, 'b@b.co', 5, 50, 'USD', 'failed', 'declined', now())",
-    )
-    .bind(Uuid::now_v7())
-    .bind(Uuid::now_v7())
-    .bind(tiers[0].id)
-    .bind(concert)
-    .execute(&first.state.db)
-    .await
-    .expect("rows inserted");
+    let confirmed = PlantedBooking {
+        id: Uuid::now_v7(),
+        idempotency_key: "a",
+        tier_id: tiers[0].id,
+        concert_id: concert,
+        user_email: "a@b.co",
+        quantity: 3,
+        total_price: 30.into(),
+        status: BookingStatus::Confirmed,
+        failure_reason: None,
+        created_at: chrono::Utc::now(),
+    };
+    let failed = PlantedBooking {
+        id: Uuid::now_v7(),
+        idempotency_key: "b",
+        user_email: "b@b.co",
+        quantity: 5,
+        total_price: 50.into(),
+        status: BookingStatus::Failed,
+        failure_reason: Some("declined"),
+        ..confirmed.clone()
+    };
+    plant_booking(&first.state.db, confirmed).await;
+    plant_booking(&first.state.db, failed).await;
     let shard = first
         .state
         .catalog
@@ -224,7 +232,6 @@ async fn a_starting_gateway_loads_missing_stock_from_postgres() {
     );
     assert_eq!(second.catalog_stock(concert, tiers[0].id).await, 17);
     second.stop().await;
-    first.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,7 +287,6 @@ async fn concerts_are_found_by_id_and_unknown_paths_are_problems() {
         .await
         .expect("sent");
     assert_eq!(ready.status(), 200);
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -363,7 +369,6 @@ async fn tickets_sell_only_within_the_sales_window() {
         let problem: Value = response.json().await.expect("json");
         assert_eq!(problem["errors"][0]["field"], field, "{problem}");
     }
-    app.cleanup().await;
 }
 
 /// A concert created through one gateway is bookable through another at once, not only after
@@ -390,5 +395,4 @@ async fn a_concert_created_through_one_gateway_is_bookable_through_every_other_a
     );
     assert_eq!(second.catalog_stock(concert, tiers[0].id).await, 4);
     second.stop().await;
-    first.cleanup().await;
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_with, test_config};
+use testkit::gateway::{TestApp, spawn_app, spawn_app_with, test_config};
 
 /// A raw connection to the app, and what it has read so far.
 struct Raw {
@@ -156,7 +156,6 @@ async fn a_stream_refused_for_capacity_gets_a_whole_problem_and_a_closed_stream_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(reopened, "the closed stream's place was never freed");
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,7 +196,6 @@ async fn a_broken_or_endless_stream_request_is_refused_like_any_other() {
         "{}",
         unknown.head()
     );
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,7 +213,6 @@ async fn an_http_1_0_stream_is_delimited_by_the_close() {
             .is_some_and(|body| body.starts_with("event: snapshot")),
         "the frame itself, no chunk size: {body:?}"
     );
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,7 +238,6 @@ async fn a_stream_asked_for_after_other_requests_on_the_connection_is_served_by_
         second.contains("content-type: text/event-stream"),
         "{second}"
     );
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

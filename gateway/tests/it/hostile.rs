@@ -4,31 +4,31 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sqlx::Executor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use uuid::Uuid;
 
-use crate::helpers::{
-    ADMIN_TOKEN, booking_body, drop_database, redis_url, spawn_app_with, test_config,
-};
+use testkit::Isolated;
+use testkit::gateway::{ADMIN_TOKEN, booking_body, create_concert_at, spawn_app_with, test_config};
 
 /// A gateway process at 1,024 open files, with short limits, and its own database and prefix.
 struct Limited {
     process: testkit::Process,
     url: String,
-    database_url: String,
+    _isolated: Isolated,
 }
 
 impl Limited {
     fn start() -> Self {
-        let config = test_config();
+        let isolated = Isolated::new(4);
+        let backends = &isolated.backends;
         let port = testkit::free_port();
         let env = [
             ("GATEWAY_ADDR", format!("127.0.0.1:{port}")),
-            ("REDIS_URL", redis_url()),
-            ("DATABASE_URL", config.backends.database_url.clone()),
-            ("KEY_PREFIX", config.backends.key_prefix.clone()),
+            ("REDIS_URL", backends.redis_url.clone()),
+            ("DATABASE_URL", backends.database_url.clone()),
+            ("KEY_PREFIX", backends.key_prefix.clone()),
+            ("REDIS_SHARDS", backends.redis_shards.to_string()),
             ("ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
             ("SEED_DEMO", "false".to_owned()),
             ("RATE_LIMIT_PER_IP", "0".to_owned()),
@@ -45,13 +45,12 @@ impl Limited {
         Self {
             process: testkit::Process::start_limited("gateway", env, port, Some(1024)),
             url: format!("http://127.0.0.1:{port}"),
-            database_url: config.backends.database_url,
+            _isolated: isolated,
         }
     }
 
-    async fn stop(mut self) {
+    fn stop(mut self) {
         self.process.terminate();
-        drop_database(&self.database_url).await;
     }
 }
 
@@ -69,23 +68,8 @@ async fn answered(request: reqwest::RequestBuilder, patience: Duration) -> (u16,
 async fn silent_and_slow_clients_cannot_stop_the_gateway_answering_others() {
     let gateway = Limited::start();
     let client = reqwest::Client::new();
-    let concert: Value = client
-        .post(format!("{}/api/admin/concerts", gateway.url))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({
-            "name": "Siege", "location": "Hall", "date": "2099-01-01T20:00:00Z",
-            "ticketTiers": [{"name": "GA", "price": 10, "totalQuantity": 100}]
-        }))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
-    let tier = concert["ticketTiers"][0]["id"]
-        .as_str()
-        .expect("tier")
-        .to_owned();
+    let (_, tiers) = create_concert_at(&client, &gateway.url, &[(10.0, 100)]).await;
+    let tier = tiers[0].id;
     let address = gateway.url.trim_start_matches("http://").to_owned();
 
     // More silent sockets than the gateway has files, some with half an HTTP/2 preface, and
@@ -154,7 +138,7 @@ async fn silent_and_slow_clients_cannot_stop_the_gateway_answering_others() {
         }
     }
     drop(attackers);
-    gateway.stop().await;
+    gateway.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -164,21 +148,7 @@ async fn a_dashboard_flood_leaves_readiness_and_bookings_alone() {
     let app = spawn_app_with(config).await;
     let (concert, tiers) = app.create_concert(&[(10.0, 100_000)]).await;
     // Enough bookings in the edge hours that every dashboard has real work to do.
-    app.state
-        .db
-        .execute(
-            format!(
-                "INSERT INTO bookings (id, idempotency_key, ticket_tier_id, concert_id, user_email, \
-                     quantity, total_price, currency, status, created_at) \
-                 SELECT gen_random_uuid(), 'k' || i, '{}', '{concert}', 'a@b.co', 1, 10, 'USD', \
-                     'confirmed', now() - (i % 7200) * interval '1 second' \
-                 FROM generate_series(1, 60000) i",
-                tiers[0].id
-            )
-            .as_str(),
-        )
-        .await
-        .expect("bookings inserted");
+    testkit::sql::plant_confirmed(&app.state.db, concert, tiers[0].id, 60_000, 7_200).await;
 
     let flood_until = Instant::now() + Duration::from_secs(4);
     let flood = (0..64).map(|worker| {
@@ -262,7 +232,6 @@ async fn a_dashboard_flood_leaves_readiness_and_bookings_alone() {
         slowest < Duration::from_secs(1),
         "the slowest probe round took {slowest:?}"
     );
-    app.cleanup().await;
 }
 
 fn urlencoded(text: &str) -> String {

@@ -6,7 +6,7 @@ use fred::prelude::StreamsInterface;
 use futures::future::join_all;
 use serde_json::{Value, json};
 
-use crate::helpers::{booking_body, spawn_app};
+use testkit::gateway::{booking_body, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_copies_of_one_request_at_once_book_once() {
@@ -62,7 +62,6 @@ async fn twenty_copies_of_one_request_at_once_book_once() {
         .await
         .expect("xlen");
     assert_eq!(length, 1, "one stream entry");
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -88,7 +87,6 @@ async fn a_key_reused_with_another_request_is_refused() {
         );
     }
     assert_eq!(app.redis_stock(concert, tiers[0].id).await, Some(49));
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -111,7 +109,6 @@ async fn a_refused_request_is_not_remembered() {
         "a first booking, not a replay"
     );
     assert_eq!(app.redis_stock(concert, tiers[0].id).await, Some(1));
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -148,7 +145,6 @@ async fn the_key_may_come_in_a_header_and_must_agree_with_the_body() {
 
     let missing = app.book(&body).await;
     assert_eq!(missing.status(), 400, "a key is required somewhere");
-    app.cleanup().await;
 }
 
 /// A key is one purchase attempt for one concert: the same key for another concert is another
@@ -177,5 +173,4 @@ async fn a_key_is_scoped_to_its_concert() {
         422,
         "another request under the key, same concert"
     );
-    app.cleanup().await;
 }

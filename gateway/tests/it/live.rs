@@ -8,7 +8,7 @@ use futures::future::join_all;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{SseReader, booking_body, counter, spawn_app, spawn_app_with, test_config};
+use testkit::gateway::{SseReader, booking_body, counter, spawn_app, spawn_app_with, test_config};
 
 fn tier_stock(snapshot: &Value, tier: uuid::Uuid) -> Option<i64> {
     snapshot["tiers"]
@@ -23,8 +23,8 @@ fn tier_stock(snapshot: &Value, tier: uuid::Uuid) -> Option<i64> {
 /// another tier's later change.
 async fn next_change(
     feed: &mut SseReader,
-    tiers: &[crate::helpers::TestTier],
-) -> crate::helpers::SseEvent {
+    tiers: &[testkit::gateway::TestTier],
+) -> testkit::gateway::SseEvent {
     loop {
         let event = feed.expect("stock").await;
         let json = event.json();
@@ -75,7 +75,6 @@ async fn a_client_gets_a_snapshot_then_the_stock_of_each_booking() {
     let event = next_change(&mut feed, &tiers).await;
     assert_eq!(event.json()["ticketTierId"], tiers[1].id.to_string());
     assert_eq!(event.json()["availableQuantity"], 0);
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -102,7 +101,6 @@ async fn clients_opening_together_share_a_snapshot_but_later_ones_see_later_stoc
     let mut later = SseReader::open(&app, "/api/concerts/stream").await;
     let snapshot = later.expect("snapshot").await;
     assert_eq!(tier_stock(&snapshot.json(), tiers[0].id), Some(6));
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -112,7 +110,7 @@ async fn a_thousand_clients_on_two_gateways_all_get_the_same_event() {
     let (_, tiers) = first.create_concert(&[(10.0, 100)]).await;
     // The second gateway learns of the concert from Postgres.
     second.state.catalog.merge(
-        gateway::catalog::load(&second.state.db)
+        gateway::store::catalog(&second.state.db)
             .await
             .expect("catalog"),
     );
@@ -145,7 +143,6 @@ async fn a_thousand_clients_on_two_gateways_all_get_the_same_event() {
         "every client saw 96"
     );
     second.stop().await;
-    first.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -202,7 +199,6 @@ async fn a_client_that_never_reads_holds_back_no_one_and_is_resynchronised() {
     })
     .await;
     assert!(found.is_ok(), "no resynchronising snapshot");
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -245,7 +241,6 @@ async fn streams_past_the_limit_are_shed_with_503() {
         .await
         .expect("sent");
     assert_eq!(third.status(), 200, "a closed stream frees its place");
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,10 +316,9 @@ async fn rate_limits_refuse_per_address_and_spare_the_others() {
         "{} still tracked",
         app.state.limits.tracked()
     );
-    app.cleanup().await;
 }
 
-async fn get_from(app: &crate::helpers::TestApp, n: u32) {
+async fn get_from(app: &testkit::gateway::TestApp, n: u32) {
     let address = format!("10.{}.{}.{}", n >> 16 & 255, n >> 8 & 255, n & 255);
     let _ = app
         .client
@@ -375,5 +369,4 @@ async fn metrics_move_after_a_booking_and_requests_carry_an_id() {
         !metrics.contains(&tiers[0].id.to_string()),
         "no raw ids in labels"
     );
-    app.cleanup().await;
 }

@@ -1,8 +1,6 @@
 //! Gateway integration tests against real Redis and Postgres; each test has its own database,
 //! key prefix and port.
 
-mod helpers;
-
 mod bookings;
 mod catalog;
 mod config;

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::{SseReader, booking_body, spawn_app_with, test_config};
 use fred::prelude::StreamsInterface;
+use testkit::gateway::{SseReader, booking_body, spawn_app_with, test_config};
 
 /// A private redis-server, so stopping it disturbs no other test.
 struct PrivateRedis {
@@ -193,7 +193,6 @@ async fn redis_down_answers_503_fast_and_the_gateway_heals_when_it_returns() {
         }
         assert_eq!(event.event, "snapshot");
     }
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -271,5 +270,4 @@ async fn a_stalled_redis_never_gets_a_booking_a_wrong_answer() {
         .expect("length");
     assert_eq!(entries, 200, "none booked twice");
     assert_eq!(app.redis_stock(concert, tiers[0].id).await, Some(300));
-    app.cleanup().await;
 }

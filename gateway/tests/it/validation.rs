@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, booking_body, spawn_app};
+use testkit::gateway::{TestApp, booking_body, spawn_app};
 
 /// Asserts an RFC 9457 problem body with `status` and returns it.
 async fn problem(response: reqwest::Response, status: u16, context: &str) -> Value {
@@ -200,7 +200,6 @@ async fn a_corpus_of_malformed_bookings_gets_only_4xx_problems() {
         202,
         "the valid body still books"
     );
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,7 +234,6 @@ async fn every_bad_field_is_listed_in_one_answer() {
             "{error}"
         );
     }
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,7 +285,6 @@ async fn wrong_media_types_and_huge_bodies_are_refused() {
 
     let with_charset = post_raw(&app, "application/json; charset=utf-8", valid).await;
     assert_eq!(with_charset.status(), 202);
-    app.cleanup().await;
 }
 
 /// Sends one request on a fresh connection and returns the raw answer, read to its end.

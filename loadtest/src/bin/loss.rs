@@ -11,13 +11,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::Full;
 use loadtest::pressure::{self, Load};
 use loadtest::services::{Service, free_port, sibling};
 use serde_json::{Value, json};
-use sqlx::Connection;
+use testkit::ScratchDatabase;
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -56,7 +56,7 @@ fn redis_args(port: u16, dir: &std::path::Path, policy: &str) -> Vec<String> {
     .to_vec()
 }
 
-async fn measure(policy: &'static str, server: &str) -> anyhow::Result<Row> {
+async fn measure(policy: &'static str) -> anyhow::Result<Row> {
     let dir = std::env::temp_dir().join(format!("loss-{policy}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -65,11 +65,11 @@ async fn measure(policy: &'static str, server: &str) -> anyhow::Result<Row> {
     let redis_program = std::path::PathBuf::from("redis-server");
     let args = redis_args(redis_port, &dir, policy);
     let mut redis = Service::start(&redis_program, &args, &[], redis_addr, None).await?;
-    let database = format!("loss_{policy}_{}", std::process::id());
+    let database = ScratchDatabase::new("loss");
     let prefix = format!("loss-{policy}-{}", Uuid::new_v4().simple());
     let common = [
         ("REDIS_URL", format!("redis://{redis_addr}")),
-        ("DATABASE_URL", format!("{server}/{database}")),
+        ("DATABASE_URL", database.url.clone()),
         ("KEY_PREFIX", prefix),
         ("RUST_LOG", "error".to_owned()),
     ];
@@ -190,39 +190,23 @@ async fn measure(policy: &'static str, server: &str) -> anyhow::Result<Row> {
     let accepted: HashSet<Uuid> = accepted.lock().map(|ids| ids.clone()).unwrap_or_default();
 
     // Settled: Postgres' count stops moving.
-    let mut db = sqlx::PgConnection::connect(&format!("{server}/{database}")).await?;
-    let mut last = -1i64;
+    let db = sqlx::PgPool::connect(&database.url).await?;
+    let mut last = None;
     loop {
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let (count,): (i64,) = sqlx::query_as(
-            "SELECT (SELECT COUNT(*) FROM bookings) + (SELECT COUNT(*) FROM dead_letters)",
-        )
-        .fetch_one(&mut db)
-        .await?;
-        if count == last {
+        let count = testkit::sql::settled_ids(&db).await.len();
+        if last == Some(count) {
             break;
         }
-        last = count;
+        last = Some(count);
     }
     let ids: Vec<Uuid> = accepted.iter().copied().collect();
-    let found: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM bookings WHERE id = ANY($1) \
-         UNION ALL SELECT booking_id FROM dead_letters WHERE booking_id = ANY($1)",
-    )
-    .bind(&ids)
-    .fetch_all(&mut db)
-    .await?;
-    db.close().await?;
+    let found = booking::store::known(&db, &ids).await?;
+    db.close().await;
     gateway.stop().await?;
     settler.stop().await?;
     redis.stop().await?;
     let _ = std::fs::remove_dir_all(&dir);
-    let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres")).await?;
-    sqlx::query(&format!(
-        "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
-    ))
-    .execute(&mut admin)
-    .await?;
     Ok(Row {
         policy,
         throughput,
@@ -233,14 +217,9 @@ async fn measure(policy: &'static str, server: &str) -> anyhow::Result<Row> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let url = booking::config::raw("DATABASE_URL")
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/tickets".to_owned());
-    let Some((server, _)) = url.rsplit_once('/') else {
-        bail!("DATABASE_URL names no database: {url}");
-    };
     let mut rows = Vec::new();
     for policy in ["everysec", "always"] {
-        rows.push(measure(policy, server).await?);
+        rows.push(measure(policy).await?);
     }
     println!("appendfsync  bookings/s (closed loop)  accepted at {RATE}/s  lost to kill -9");
     for row in &rows {

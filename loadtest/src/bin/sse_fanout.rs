@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use clap::Parser;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpSocket;
@@ -34,17 +35,45 @@ use uuid::Uuid;
 
 use loadtest::services::rss_kib;
 
-#[derive(Debug)]
+/// Opens many event streams on one or more gateways and measures how fast a change reaches all.
+#[derive(Debug, Parser)]
 struct Options {
+    /// The gateways, comma-separated; clients are spread over them.
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:8000")]
     gateways: Vec<SocketAddr>,
+    /// Streams to open.
+    #[arg(long, default_value_t = 1000)]
     clients: usize,
+    /// Source addresses to connect from (each allows ~28,000 connections).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=254))]
     sources: u8,
     /// The first source address is 127.0.0.(1 + this).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..254))]
     source_offset: u8,
+    /// Bookings timed.
+    #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// The gateways' processes, comma-separated, for their memory per stream.
+    #[arg(long, value_delimiter = ',')]
     pids: Vec<u32>,
-    /// Take rounds from standard input instead of booking, watching this.
-    follow: Option<Watch>,
+    /// Take rounds from standard input instead of booking, following this tier's stock.
+    #[arg(long, value_name = "TIER_ID", conflicts_with = "queue")]
+    follow: Option<String>,
+    /// Take rounds from standard input, each client following its own place in this concert's
+    /// waiting room.
+    #[arg(long, value_name = "CONCERT_ID")]
+    queue: Option<Uuid>,
+}
+
+impl Options {
+    /// What the clients follow when rounds come from standard input.
+    fn watch(&self) -> Option<Watch> {
+        match (&self.follow, self.queue) {
+            (Some(tier), _) => Some(Watch::Stock(tier.as_str().into())),
+            (None, Some(concert)) => Some(Watch::Queue(concert)),
+            (None, None) => None,
+        }
+    }
 }
 
 /// What the clients follow, and which of its events is a change.
@@ -85,53 +114,6 @@ impl Watch {
             }
         }
     }
-}
-
-fn options() -> Result<Options, String> {
-    let mut options = Options {
-        gateways: vec![SocketAddr::from(([127, 0, 0, 1], 8000))],
-        clients: 1000,
-        sources: 4,
-        source_offset: 0,
-        rounds: 5,
-        pids: Vec::new(),
-        follow: None,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let bad = |what: &str| format!("{flag} {value:?}: expected {what}");
-        match flag.as_str() {
-            "--gateways" => {
-                options.gateways = value
-                    .split(',')
-                    .map(str::parse)
-                    .collect::<Result<_, _>>()
-                    .map_err(|_| bad("host:port,..."))?
-            }
-            "--clients" => options.clients = value.parse().map_err(|_| bad("a number"))?,
-            "--sources" => {
-                options.sources = value.parse().map_err(|_| bad("a number from 1 to 254"))?
-            }
-            "--source-offset" => {
-                options.source_offset = value.parse().map_err(|_| bad("a number below 254"))?
-            }
-            "--follow" => options.follow = Some(Watch::Stock(value.into())),
-            "--queue" => {
-                options.follow = Some(Watch::Queue(value.parse().map_err(|_| bad("a uuid"))?))
-            }
-            "--rounds" => options.rounds = value.parse().map_err(|_| bad("a number"))?,
-            "--pids" => {
-                options.pids = value
-                    .split(',')
-                    .map(str::parse)
-                    .collect::<Result<_, _>>()
-                    .map_err(|_| bad("pid,..."))?
-            }
-            _ => return Err(format!("unknown flag {flag}")),
-        }
-    }
-    Ok(options)
 }
 
 /// Counts a stream as open until it is dropped.
@@ -424,9 +406,9 @@ async fn tier_to_book(
 
 #[tokio::main]
 async fn main() -> Result<(), String> {
-    let options = options()?;
-    if let Some(watch) = &options.follow {
-        return follow(&options, watch).await;
+    let options = Options::parse();
+    if let Some(watch) = options.watch() {
+        return follow(&options, &watch).await;
     }
     let http = reqwest::Client::new();
     let first = options.gateways[0];

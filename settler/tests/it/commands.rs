@@ -3,7 +3,7 @@
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::Harness;
+use testkit::settler::Harness;
 
 /// Runs the settler binary with `env`, killing it should it still run after 20 s.
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -89,5 +89,4 @@ async fn audit_prints_the_books_and_says_whether_they_balance() {
     assert!(stdout.contains("problem: tier"), "{stdout}");
     assert!(stdout.contains("drift -3"), "{stdout}");
     assert!(stdout.contains("1 tiers, 2 shards, 1 problems"), "{stdout}");
-    harness.cleanup().await;
 }

@@ -1,6 +1,6 @@
 //! A consumer that dies mid-batch: whoever reclaims its entries settles each exactly once.
 
-use crate::helpers::{Harness, settler_config};
+use testkit::settler::{Harness, settler_config};
 
 /// Consumer "a" reads every entry and charges it, then (optionally) commits, and dies.
 async fn die_after(
@@ -43,7 +43,6 @@ async fn a_consumer_dying_after_commit_is_finished_by_another_without_a_second_r
     assert_eq!(harness.available().await, Some(10));
     assert_eq!(harness.status(ids[0]).await, "confirmed");
     assert_eq!(b.reclaim().await, 0);
-    harness.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,11 +64,7 @@ async fn a_consumer_dying_before_commit_still_settles_each_booking_once() {
 
     assert_eq!(harness.rows().await.get("confirmed"), Some(&25));
     assert_eq!(provider.charges(), 25, "charged once per booking");
-    let references: Vec<Option<String>> =
-        sqlx::query_scalar("SELECT payment_reference FROM bookings ORDER BY id")
-            .fetch_all(&harness.gateway_state.db)
-            .await
-            .expect("rows");
+    let references = testkit::sql::payment_references(&harness.gateway_state.db).await;
     let mut expected: Vec<Option<String>> = first
         .iter()
         .map(|d| d.settlement.payment_reference.clone())
@@ -82,5 +77,4 @@ async fn a_consumer_dying_before_commit_still_settles_each_booking_once() {
         "the outcome b recorded is the one a was given"
     );
     assert_eq!(harness.pending().await, 0);
-    harness.cleanup().await;
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use serde_json::{Value, json};
+use testkit::gateway::{ADMIN_TOKEN, create_concert_at};
 use testkit::{Persistence, PrivatePostgres, PrivateRedis, Process, free_port};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -20,7 +21,6 @@ use uuid::Uuid;
 /// One scenario at a time: each runs five processes, and the machine has two cores.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-const ADMIN_TOKEN: &str = "fault-suite-admin-token";
 /// Bookings per second the load sends.
 const RATE: u64 = 300;
 /// Tickets of the tier that sells out during a scenario, and of the one that never does.
@@ -107,35 +107,13 @@ impl System {
         system
             .wait_ready(&system.gateway_url.clone(), "/api/health/ready")
             .await;
-        let concert: Value = system
-            .client
-            .post(format!("{}/api/admin/concerts", system.gateway_url))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&json!({
-                "name": "Fault Night", "location": "Hall", "date": "2099-01-01T20:00:00Z",
-                "ticketTiers": [
-                    {"name": "Small", "price": 20, "totalQuantity": SMALL_TIER},
-                    {"name": "Large", "price": 10, "totalQuantity": LARGE_TIER},
-                ]
-            }))
-            .send()
-            .await
-            .expect("sent")
-            .json()
-            .await
-            .expect("json");
-        system.tiers = concert["ticketTiers"]
-            .as_array()
-            .expect("tiers")
-            .iter()
-            .map(|tier| {
-                let id = tier["id"]
-                    .as_str()
-                    .and_then(|id| id.parse().ok())
-                    .expect("id");
-                (id, tier["price"].as_f64().expect("price"))
-            })
-            .collect();
+        let (_, tiers) = create_concert_at(
+            &system.client,
+            &system.gateway_url,
+            &[(20.0, SMALL_TIER), (10.0, LARGE_TIER)],
+        )
+        .await;
+        system.tiers = tiers.iter().map(|tier| (tier.id, tier.price)).collect();
         system
     }
 
@@ -434,11 +412,7 @@ async fn scenario(persistence: Persistence, fault: Fault, lost_allowed: usize) -
 
     // Every accepted booking settled exactly once, or lost with Redis' data.
     let (_, db) = system.connections().await;
-    let settled: Vec<Uuid> =
-        sqlx::query_scalar("SELECT id FROM bookings UNION ALL SELECT booking_id FROM dead_letters")
-            .fetch_all(&db)
-            .await
-            .expect("rows");
+    let settled = testkit::sql::settled_ids(&db).await;
     let settled_set: HashSet<Uuid> = settled.iter().copied().collect();
     assert_eq!(
         settled.len(),

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::Harness;
+use testkit::settler::Harness;
 
 /// The `data:` lines of events named `event` in an SSE text.
 fn events<'t>(text: &'t str, event: &str) -> Vec<&'t str> {
@@ -54,7 +54,6 @@ async fn the_status_stream_ends_with_the_final_status() {
         .await
         .expect("ended");
     assert_eq!(events(&again, "status").len(), 1);
-    harness.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,5 +98,4 @@ async fn a_declines_returned_stock_reaches_the_live_feed() {
         [4, 3, 4, 5],
         "two bookings, then two declines giving the tickets back"
     );
-    harness.cleanup().await;
 }

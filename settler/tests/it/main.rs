@@ -2,8 +2,6 @@
 //! gateway on port 0, each test with its own database and key prefix; the payment provider is
 //! the simulated one, made deterministic (no latency, approve all or decline all).
 
-mod helpers;
-
 mod analytics;
 mod commands;
 mod crashes;

@@ -10,7 +10,7 @@ use settler::settle::{Processed, SettleError};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::helpers::{Harness, settler_config};
+use testkit::settler::{Harness, settler_config};
 
 /// A TCP proxy to Postgres that can be cut (every connection closed, new ones refused) and
 /// restored, so a test can take Postgres away from one client without stopping the server
@@ -148,5 +148,4 @@ async fn postgres_going_away_loses_and_doubles_nothing() {
     );
     assert_eq!(harness.rows().await.get("confirmed"), Some(&28));
     assert_eq!(harness.pending().await, 0);
-    harness.cleanup().await;
 }

@@ -15,7 +15,7 @@ use fred::types::Value;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{Harness, settler_config};
+use testkit::settler::{Harness, settler_config};
 
 /// Reserves `quantity` tickets through the reservation script itself, but with the packed
 /// booking `doctor` rewrote: what a gateway with a weaker check, or a foreign writer, could put
@@ -78,10 +78,7 @@ async fn reserve_doctored(
 }
 
 async fn dead_letters(harness: &Harness) -> Vec<(Option<Uuid>, String)> {
-    sqlx::query_as("SELECT booking_id, reason FROM dead_letters ORDER BY id")
-        .fetch_all(&harness.gateway_state.db)
-        .await
-        .expect("dead letters")
+    testkit::sql::dead_letters(&harness.gateway_state.db).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,7 +162,6 @@ async fn bookings_postgres_can_never_hold_are_failed_once_and_hold_nothing_back(
     .await
     .expect("audited");
     assert_eq!(books.problems(), Vec::<String>::new());
-    harness.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,7 +192,6 @@ async fn a_restarted_settler_recovers_past_a_bad_entry() {
     assert_eq!(dead_letters(&harness).await.len(), 1);
     assert_eq!(harness.available().await, Some(16));
     assert_eq!(harness.pending().await, 0);
-    harness.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,5 +242,4 @@ async fn the_gateway_accepts_exactly_what_postgres_stores() {
     assert_eq!(harness.drain(&settler).await, 1);
     assert_eq!(harness.status(id).await, "confirmed", "Postgres took it");
     assert!(dead_letters(&harness).await.is_empty());
-    harness.cleanup().await;
 }

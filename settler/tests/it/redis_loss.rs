@@ -14,7 +14,7 @@ use settler::Application;
 use settler::payment::SimulatedProvider;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{Harness, settler_config};
+use testkit::settler::{Harness, settler_config};
 
 /// Everything Redis held under the test's prefix is gone.
 async fn wipe(harness: &Harness) {
@@ -115,7 +115,6 @@ async fn settlement_goes_on_after_redis_restarts_empty() {
     audit_is_clean(&harness).await;
     stop.cancel();
     running.await.expect("joined").expect("stopped");
-    harness.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -171,7 +170,6 @@ async fn what_a_settler_held_through_the_loss_is_never_oversold() {
     assert_eq!(statuses.iter().filter(|s| *s == "failed").count(), 3);
     assert_eq!(harness.available().await, Some(0));
     audit_is_clean(&harness).await;
-    harness.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,7 +221,6 @@ async fn a_settled_key_replays_and_the_customer_limit_holds_after_the_loss() {
     assert_eq!(harness.drain(&settler).await, 1);
     assert_eq!(harness.rows().await.get("confirmed"), Some(&2));
     audit_is_clean(&harness).await;
-    harness.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -312,5 +309,4 @@ async fn a_restart_from_an_older_file_loses_the_last_writes_and_nothing_else() {
         assert_eq!(harness.status(packed.booking.id).await, "confirmed");
     }
     audit_is_clean(&harness).await;
-    harness.cleanup().await;
 }

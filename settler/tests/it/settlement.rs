@@ -11,7 +11,7 @@ use settler::audit;
 use settler::payment::SimulatedProvider;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{Harness, settler_config};
+use testkit::settler::{Harness, settler_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_accepted_bookings_are_confirmed_once_each() {
@@ -45,10 +45,7 @@ async fn two_hundred_accepted_bookings_are_confirmed_once_each() {
 
     assert_eq!(harness.rows().await.get("confirmed"), Some(&200));
     assert_eq!(harness.rows().await.len(), 1, "no other status");
-    let history: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM booking_status_history")
-        .fetch_one(&harness.gateway_state.db)
-        .await
-        .expect("counted");
+    let history = testkit::sql::status_history_rows(&harness.gateway_state.db).await;
     assert_eq!(history, 400, "pending and confirmed for each booking");
     assert_eq!(provider.charges(), 200);
     assert_eq!(harness.available().await, Some(100));
@@ -89,7 +86,6 @@ async fn two_hundred_accepted_bookings_are_confirmed_once_each() {
 
     stop.cancel();
     running.await.expect("joined").expect("stopped cleanly");
-    harness.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -105,11 +101,8 @@ async fn declined_payments_fail_and_give_every_ticket_back_once() {
     assert_eq!(provider.charges(), 50);
     assert_eq!(harness.available().await, Some(50), "stock fully back");
     assert_eq!(harness.pending().await, 0);
-    let reason: Option<String> = sqlx::query_scalar("SELECT failure_reason FROM bookings LIMIT 1")
-        .fetch_one(&harness.gateway_state.db)
-        .await
-        .expect("row");
-    assert_eq!(reason.as_deref(), Some("card declined"));
+    let reasons = testkit::sql::failure_reasons(&harness.gateway_state.db).await;
+    assert_eq!(reasons[0].as_deref(), Some("card declined"));
     assert_eq!(harness.status(ids[0]).await, "failed");
     // The customer holds nothing any more: the per-customer count went back too.
     let held = harness
@@ -123,7 +116,6 @@ async fn declined_payments_fail_and_give_every_ticket_back_once() {
             .await
             .expect("scanned");
     assert!(left.is_empty(), "held counts left: {left:?}");
-    harness.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,7 +154,6 @@ async fn compensation_applied_twice_credits_stock_once() {
         1,
         "only the first booking was settled"
     );
-    harness.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,7 +224,6 @@ async fn the_audit_finds_drift_and_missing_stock_is_loaded_again() {
         check().await.expect("checked").problems(),
         Vec::<String>::new()
     );
-    harness.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -284,5 +274,4 @@ async fn shutdown_finishes_and_acknowledges_the_batches_in_flight() {
         "what was not read is settled later, nothing twice"
     );
     assert_eq!(harness.rows().await.get("confirmed"), Some(&60));
-    harness.cleanup().await;
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use booking::scripts::trim::Mode;
 use fred::prelude::StreamsInterface;
 
-use crate::helpers::Harness;
+use testkit::settler::Harness;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trimming_keeps_every_unacknowledged_entry() {
@@ -75,7 +75,6 @@ async fn trimming_keeps_every_unacknowledged_entry() {
         "all settled: only the last delivered entry stays"
     );
     assert_eq!(harness.rows().await.get("confirmed"), Some(&10));
-    harness.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,14 +107,9 @@ async fn an_entry_delivered_too_often_is_dead_lettered_and_resolved() {
         Some(10),
         "its ticket is back on sale"
     );
-    let dead: Vec<(Option<uuid::Uuid>, String)> =
-        sqlx::query_as("SELECT booking_id, reason FROM dead_letters")
-            .fetch_all(&harness.gateway_state.db)
-            .await
-            .expect("dead letters");
+    let dead = testkit::sql::dead_letters(&harness.gateway_state.db).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].0, Some(ids[0]));
     assert!(dead[0].1.contains("deliveries"), "{}", dead[0].1);
     assert_eq!(rescuer.reclaim().await, 0, "resolved and acknowledged once");
-    harness.cleanup().await;
 }

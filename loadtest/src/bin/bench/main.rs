@@ -30,9 +30,7 @@ mod settings;
 mod settlement;
 
 use fred::prelude::{Builder, ClientLike, Config};
-use uuid::Uuid;
 
-use booking::keys::Keyspace;
 use settings::{Run, Settings};
 
 async fn measure(settings: &Settings, run: &Run) -> anyhow::Result<String> {
@@ -61,16 +59,11 @@ async fn measure(settings: &Settings, run: &Run) -> anyhow::Result<String> {
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     std::fs::create_dir_all(&settings.out)?;
-    let tag = Uuid::new_v4().simple().to_string();
     let redis = Builder::from_config(Config::from_url(&settings.backends.redis_url)?).build()?;
     redis.init().await?;
-    let run = Run {
-        keys: Keyspace::new(format!("bench-{tag}"), settings.backends.redis_shards),
-        database: format!("bench_{tag}"),
-        redis,
-    };
+    let run = Run::new(&settings, redis);
     let measured = measure(&settings, &run).await;
-    run.clean_up(&settings).await?;
+    drop(run);
     let table = measured?;
     let path = settings.out.join("results.md");
     std::fs::write(&path, &table)?;

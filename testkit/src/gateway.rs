@@ -1,10 +1,11 @@
 //! `spawn_app()`: the gateway on port 0 with its own database and `KEY_PREFIX`, on the real Redis
-//! and Postgres named by `REDIS_URL` and `DATABASE_URL` (defaults: the local ones).
+//! and Postgres named by `REDIS_URL` and `DATABASE_URL` (defaults: the local ones). Gateways
+//! started on the same config share one [`Isolated`], removed when the last of them is dropped.
 
-use std::sync::{Arc, Once};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Once, Weak};
 use std::time::Duration;
 
-use booking::config::Backends;
 use booking::domain::{Email, IdempotencyKey, Quantity};
 use booking::money::{Currency, Money};
 use fred::prelude::{ClientLike, KeysInterface};
@@ -13,27 +14,16 @@ use gateway::api::bookings::BookingBody;
 use gateway::state::AppState;
 use gateway::{Application, GatewayConfig};
 use serde_json::Value;
-use sqlx::{Connection, PgConnection};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
-pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
+use crate::isolation::Isolated;
 
-fn server_url() -> String {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/tickets".to_owned());
-    match url.rsplit_once('/') {
-        Some((server, _database)) => server.to_owned(),
-        None => url,
-    }
-}
-
-fn init_logs() {
+/// Logs to stderr when `TEST_LOG` is set.
+pub fn init_logs() {
     static LOGS: Once = Once::new();
     LOGS.call_once(|| {
         if std::env::var_os("TEST_LOG").is_some() {
@@ -42,19 +32,29 @@ fn init_logs() {
     });
 }
 
-/// A config for a fresh, isolated gateway: port 0, a new database, a new key prefix.
+/// A config for a fresh, isolated gateway: port 0, a new database, a new key prefix, 4 shards.
 pub fn test_config() -> GatewayConfig {
-    let unique = Uuid::new_v4().simple().to_string();
     GatewayConfig {
-        admin_token: Some(ADMIN_TOKEN.to_owned()),
-        ..GatewayConfig::embedded(Backends {
-            redis_url: redis_url(),
-            database_url: format!("{}/gw_test_{unique}", server_url()),
-            key_prefix: format!("test-{unique}"),
-            redis_shards: 4,
-            redis_timeout: Duration::from_millis(500),
-        })
+        admin_token: Some(ADMIN_TOKEN.into()),
+        ..GatewayConfig::embedded(Isolated::names(4))
     }
+}
+
+/// The isolation of `config`'s backends: the one a running gateway already holds, else a new one.
+fn isolation(config: &GatewayConfig) -> Arc<Isolated> {
+    static LIVE: Mutex<Option<HashMap<String, Weak<Isolated>>>> = Mutex::new(None);
+    let mut live = LIVE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let live = live.get_or_insert_with(HashMap::new);
+    live.retain(|_, isolated| isolated.strong_count() > 0);
+    let url = &config.backends.database_url;
+    if let Some(isolated) = live.get(url).and_then(Weak::upgrade) {
+        return isolated;
+    }
+    let isolated = Arc::new(Isolated::adopt(config.backends.clone()));
+    live.insert(url.clone(), Arc::downgrade(&isolated));
+    isolated
 }
 
 #[derive(Debug)]
@@ -64,7 +64,15 @@ pub struct TestApp {
     pub state: Arc<AppState>,
     pub config: GatewayConfig,
     shutdown: CancellationToken,
-    server: JoinHandle<anyhow::Result<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+    isolated: Arc<Isolated>,
+}
+
+impl Drop for TestApp {
+    /// Stops the server; its database and keys go with the last gateway sharing them.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -73,6 +81,7 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(config: GatewayConfig) -> TestApp {
     init_logs();
+    let isolated = isolation(&config);
     let app = Application::build(config.clone())
         .await
         .expect("gateway builds");
@@ -89,7 +98,8 @@ pub async fn spawn_app_with(config: GatewayConfig) -> TestApp {
         state,
         config,
         shutdown,
-        server,
+        server: Some(server),
+        isolated,
     }
 }
 
@@ -108,57 +118,12 @@ impl TestApp {
 
     /// Creates a concert through the admin API with tiers of `(price, total)`.
     pub async fn create_concert(&self, tiers: &[(f64, u32)]) -> (Uuid, Vec<TestTier>) {
-        let body = NewConcertBody {
-            name: "Test Night".to_owned(),
-            description: Some("A concert made by a test".to_owned()),
-            location: "Test Hall".to_owned(),
-            date: "2099-01-01T20:00:00Z".parse().expect("date"),
-            sales_open_at: None,
-            sales_close_at: None,
-            waiting_room: None,
-            ticket_tiers: tiers
-                .iter()
-                .enumerate()
-                .map(|(i, (price, total))| NewTierBody {
-                    name: format!("Tier {i}"),
-                    price: price.to_string().parse().expect("money"),
-                    total_quantity: *total,
-                })
-                .collect(),
-        };
-        let concert = self.post_concert(&body).await;
-        let id = concert["id"]
-            .as_str()
-            .and_then(|id| id.parse().ok())
-            .expect("concert id");
-        let tiers = concert["ticketTiers"]
-            .as_array()
-            .expect("tiers")
-            .iter()
-            .map(|tier| TestTier {
-                id: tier["id"]
-                    .as_str()
-                    .and_then(|id| id.parse().ok())
-                    .expect("tier id"),
-                price: tier["price"].as_f64().expect("price"),
-                total: tier["totalQuantity"].as_u64().expect("total") as u32,
-            })
-            .collect();
-        (id, tiers)
+        create_concert_at(&self.client, &self.address, tiers).await
     }
 
     /// Creates the concert `body` describes through the admin API: the answer's body.
     pub async fn post_concert(&self, body: &NewConcertBody) -> Value {
-        let response = self
-            .client
-            .post(self.url("/api/admin/concerts"))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(body)
-            .send()
-            .await
-            .expect("request sent");
-        assert_eq!(response.status(), 201, "concert created");
-        response.json().await.expect("json")
+        post_concert_at(&self.client, &self.address, body).await
     }
 
     /// The shard a concert of this gateway's catalog is on.
@@ -228,29 +193,81 @@ impl TestApp {
             .expect("tier listed")
     }
 
-    /// Stops the gateway, leaving its database and keys to another app sharing them.
-    pub async fn stop(self) {
+    /// Stops the gateway and waits for it to finish; its database and keys stay while another
+    /// gateway shares them.
+    pub async fn stop(mut self) {
         self.shutdown.cancel();
-        let _ = self.server.await;
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
         self.state.db.close().await;
         let _ = self.state.redis.quit().await;
     }
 
-    /// Stops the gateway, drops its database and deletes its Redis keys.
-    pub async fn cleanup(self) {
-        self.shutdown.cancel();
-        let _ = self.server.await;
-        self.state.db.close().await;
-        let backends = &self.config.backends;
-        testkit::delete_keys(
-            self.state.redis.next(),
-            &backends.key_prefix,
-            backends.redis_shards,
-        )
-        .await;
-        let _ = self.state.redis.quit().await;
-        drop_database(&self.config.backends.database_url).await;
+    /// The database and key prefix this gateway runs in, kept while the returned value lives.
+    pub fn isolation(&self) -> Arc<Isolated> {
+        Arc::clone(&self.isolated)
     }
+}
+
+/// Creates a concert with tiers of `(price, total)` through the admin API of the gateway at
+/// `base` (`http://host:port`, its admin token [`ADMIN_TOKEN`]): the concert's id and its tiers.
+pub async fn create_concert_at(
+    client: &reqwest::Client,
+    base: &str,
+    tiers: &[(f64, u32)],
+) -> (Uuid, Vec<TestTier>) {
+    let body = NewConcertBody {
+        name: "Test Night".to_owned(),
+        description: Some("A concert made by a test".to_owned()),
+        location: "Test Hall".to_owned(),
+        date: "2099-01-01T20:00:00Z".parse().expect("date"),
+        sales_open_at: None,
+        sales_close_at: None,
+        waiting_room: None,
+        ticket_tiers: tiers
+            .iter()
+            .enumerate()
+            .map(|(i, (price, total))| NewTierBody {
+                name: format!("Tier {i}"),
+                price: price.to_string().parse().expect("money"),
+                total_quantity: *total,
+            })
+            .collect(),
+    };
+    let concert = post_concert_at(client, base, &body).await;
+    let id = concert["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("concert id");
+    let tiers = concert["ticketTiers"]
+        .as_array()
+        .expect("tiers")
+        .iter()
+        .map(|tier| TestTier {
+            id: tier["id"]
+                .as_str()
+                .and_then(|id| id.parse().ok())
+                .expect("tier id"),
+            price: tier["price"].as_f64().expect("price"),
+            total: tier["totalQuantity"].as_u64().expect("total") as u32,
+        })
+        .collect();
+    (id, tiers)
+}
+
+/// Creates the concert `body` describes through the admin API of the gateway at `base`: the
+/// answer's body.
+pub async fn post_concert_at(client: &reqwest::Client, base: &str, body: &NewConcertBody) -> Value {
+    let response = client
+        .post(format!("{base}/api/admin/concerts"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(body)
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(response.status(), 201, "concert created");
+    response.json().await.expect("json")
 }
 
 /// The value of the first series in `metrics` whose line starts with `line_start`; 0 if none.
@@ -261,19 +278,6 @@ pub fn counter(metrics: &str, line_start: &str) -> f64 {
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse().ok())
         .unwrap_or(0.0)
-}
-
-pub async fn drop_database(url: &str) {
-    let Some((server, name)) = url.rsplit_once('/') else {
-        return;
-    };
-    let mut admin = PgConnection::connect(&format!("{server}/postgres"))
-        .await
-        .expect("postgres admin connection");
-    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .execute(&mut admin)
-        .await
-        .expect("database dropped");
 }
 
 /// A valid booking body for `tier`, as JSON a test may then break.

@@ -1,8 +1,9 @@
-//! A gateway and a settler sharing one fresh database and key prefix.
+//! A gateway and settlers sharing one fresh database and key prefix, removed when the harness
+//! is dropped.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
 use booking::config::Backends;
@@ -10,44 +11,15 @@ use booking::keys::Shard;
 use booking::record::{Packed, field};
 use fred::prelude::KeysInterface;
 use gateway::GatewayConfig;
-use gateway::api::admin::NewConcertBody;
 use gateway::api::bookings::BookingBody;
 use serde_json::Value;
 use settler::payment::SimulatedProvider;
 use settler::settle::{Decided, Processed, Settler};
 use settler::{Application, SettlerConfig};
-use sqlx::{Connection, PgConnection};
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-const ADMIN_TOKEN: &str = "settler-test-admin-token";
-
-fn init_logs() {
-    static LOGS: Once = Once::new();
-    LOGS.call_once(|| {
-        if std::env::var_os("TEST_LOG").is_some() {
-            let _ = booking::telemetry::init();
-        }
-    });
-}
-
-pub fn backends() -> Backends {
-    let unique = Uuid::new_v4().simple().to_string();
-    let database = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/tickets".to_owned());
-    let server = database
-        .rsplit_once('/')
-        .map(|(server, _)| server.to_owned())
-        .unwrap_or(database);
-    Backends {
-        redis_url: std::env::var("REDIS_URL")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned()),
-        database_url: format!("{server}/gw_test_{unique}"),
-        key_prefix: format!("settle-{unique}"),
-        redis_shards: 2,
-        redis_timeout: Duration::from_millis(500),
-    }
-}
+use crate::gateway::{ADMIN_TOKEN, TestApp, spawn_app_with};
+use crate::isolation::Isolated;
 
 /// A settler configuration for tests that drive its stages by hand: entries are stale at once,
 /// so `reclaim` takes over whatever another consumer holds. A test running the whole app sets a
@@ -68,13 +40,14 @@ pub fn settler_config(backends: &Backends, consumer: &str) -> SettlerConfig {
     }
 }
 
+/// A gateway on 2 shards with one concert of one tier, and the settlers a test makes beside it.
 #[derive(Debug)]
 pub struct Harness {
     pub backends: Backends,
     pub client: reqwest::Client,
     pub gateway: String,
     pub gateway_state: Arc<gateway::state::AppState>,
-    gateway_stop: CancellationToken,
+    pub app: TestApp,
     pub concert: Uuid,
     pub shard: Shard,
     pub tier: Uuid,
@@ -84,52 +57,23 @@ pub struct Harness {
 impl Harness {
     /// A gateway with one concert of one tier of `total` tickets.
     pub async fn start(total: u32) -> Self {
-        init_logs();
-        let backends = backends();
-        let config = GatewayConfig {
-            admin_token: Some(ADMIN_TOKEN.to_owned()),
+        let backends = Isolated::names(2);
+        let app = spawn_app_with(GatewayConfig {
+            admin_token: Some(ADMIN_TOKEN.into()),
             ..GatewayConfig::embedded(backends.clone())
-        };
-        let app = gateway::Application::build(config)
-            .await
-            .expect("gateway builds");
-        let gateway = format!("http://{}", app.local_addr().expect("bound"));
-        let gateway_state = app.state();
-        let gateway_stop = CancellationToken::new();
-        tokio::spawn(app.run_until_stopped(gateway_stop.clone()));
-        let client = reqwest::Client::new();
-        let concert: Value = client
-            .post(format!("{gateway}/api/admin/concerts"))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&NewConcertBody::new(
-                "Settlement Night",
-                "Hall",
-                "2099-01-01T20:00:00Z".parse().expect("date"),
-                &[("GA", "12.50".parse().expect("money"), total)],
-            ))
-            .send()
-            .await
-            .expect("sent")
-            .json()
-            .await
-            .expect("json");
-        let id = |value: &Value| value.as_str().and_then(|id| id.parse().ok()).expect("uuid");
-        let concert_id = id(&concert["id"]);
-        let shard = gateway_state
-            .catalog
-            .current()
-            .concert(concert_id)
-            .expect("concert")
-            .shard;
+        })
+        .await;
+        let (concert, tiers) = app.create_concert(&[(12.5, total)]).await;
+        let shard = app.shard_of(concert);
         Self {
             backends,
-            client,
-            gateway,
-            gateway_state,
-            gateway_stop,
-            concert: concert_id,
+            client: app.client.clone(),
+            gateway: app.address.clone(),
+            gateway_state: Arc::clone(&app.state),
+            app,
+            concert,
             shard,
-            tier: id(&concert["ticketTiers"][0]["id"]),
+            tier: tiers[0].id,
             price: 12.5,
         }
     }
@@ -246,53 +190,15 @@ impl Harness {
 
     /// Rows in Postgres by status.
     pub async fn rows(&self) -> HashMap<String, i64> {
-        sqlx::query_as::<_, (String, i64)>(
-            "SELECT status::text, COUNT(*) FROM bookings GROUP BY status",
-        )
-        .fetch_all(&self.gateway_state.db)
-        .await
-        .expect("counted")
-        .into_iter()
-        .collect()
+        crate::sql::bookings_by_status(&self.gateway_state.db).await
     }
 
     /// Status of a booking as the gateway answers it.
     pub async fn status(&self, id: Uuid) -> String {
-        let body: Value = self
-            .client
-            .get(format!("{}/api/bookings/{id}", self.gateway))
-            .send()
-            .await
-            .expect("sent")
-            .json()
-            .await
-            .expect("json");
+        let body = self.app.get_json(&format!("/api/bookings/{id}")).await;
         body["booking"]["status"]
             .as_str()
             .unwrap_or_default()
             .to_owned()
-    }
-
-    pub async fn cleanup(self) {
-        self.gateway_stop.cancel();
-        testkit::delete_keys(
-            self.gateway_state.redis.next(),
-            &self.backends.key_prefix,
-            self.backends.redis_shards,
-        )
-        .await;
-        self.gateway_state.db.close().await;
-        let (server, name) = self
-            .backends
-            .database_url
-            .rsplit_once('/')
-            .expect("database url");
-        let mut admin = PgConnection::connect(&format!("{server}/postgres"))
-            .await
-            .expect("admin connection");
-        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .execute(&mut admin)
-            .await
-            .expect("database dropped");
     }
 }

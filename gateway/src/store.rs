@@ -1,0 +1,219 @@
+//! The gateway's Postgres statements: the catalog read and written, the seed's lock, and the
+//! dashboard's sales rows. Booking rows are the settler's; reading one back is
+//! `booking::store::booking`. Every statement is checked against the migrations at compile time.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use booking::keys::Shard;
+use booking::money::Money;
+use booking::store::corrupt;
+
+use crate::catalog::{Catalog, Concert, Tier};
+
+/// Reads the whole catalog.
+pub async fn catalog(db: &PgPool) -> Result<Catalog, sqlx::Error> {
+    let concerts = sqlx::query!(
+        "SELECT id, name, description, location, date, sales_open_at, sales_close_at,
+                admit_per_second, shard
+         FROM concerts ORDER BY date, id"
+    )
+    .fetch_all(db)
+    .await?;
+    let tiers = sqlx::query!(
+        "SELECT id, concert_id, name, price, total_quantity FROM ticket_tiers
+         ORDER BY concert_id, price DESC, name"
+    )
+    .fetch_all(db)
+    .await?;
+    let mut tiers_by_concert: HashMap<Uuid, Vec<Tier>> = HashMap::new();
+    for row in tiers {
+        let tier = Tier {
+            id: row.id,
+            concert_id: row.concert_id,
+            name: row.name,
+            price: Money::new(row.price).map_err(|error| corrupt("price", error))?,
+            total_quantity: u32::try_from(row.total_quantity)
+                .map_err(|error| corrupt("total_quantity", error))?,
+        };
+        tiers_by_concert
+            .entry(row.concert_id)
+            .or_default()
+            .push(tier);
+    }
+    let concerts = concerts
+        .into_iter()
+        .map(|row| {
+            Ok(Concert {
+                id: row.id,
+                tiers: tiers_by_concert.remove(&row.id).unwrap_or_default(),
+                name: row.name,
+                description: row.description,
+                location: row.location,
+                date: row.date,
+                sales_open_at: row.sales_open_at,
+                sales_close_at: row.sales_close_at,
+                admit_per_second: row
+                    .admit_per_second
+                    .map(|rate| {
+                        u32::try_from(rate).map_err(|error| corrupt("admit_per_second", error))
+                    })
+                    .transpose()?,
+                shard: Shard::new(
+                    u8::try_from(row.shard).map_err(|error| corrupt("shard", error))?,
+                ),
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(Catalog::new(concerts))
+}
+
+/// Inserts a concert and its tiers (in one statement) on `db`, inside the caller's transaction.
+pub async fn insert_concert(db: &mut PgConnection, concert: &Concert) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "INSERT INTO concerts
+             (id, name, description, location, date, sales_open_at, sales_close_at, shard,
+              admit_per_second)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        concert.id,
+        concert.name,
+        concert.description,
+        concert.location,
+        concert.date,
+        concert.sales_open_at,
+        concert.sales_close_at,
+        i16::from(concert.shard.index()),
+        concert
+            .admit_per_second
+            .map(|rate| i32::try_from(rate).unwrap_or(i32::MAX)),
+    )
+    .execute(&mut *db)
+    .await?;
+    let ids: Vec<Uuid> = concert.tiers.iter().map(|t| t.id).collect();
+    let names: Vec<String> = concert.tiers.iter().map(|t| t.name.clone()).collect();
+    let prices: Vec<Decimal> = concert.tiers.iter().map(|t| t.price.amount()).collect();
+    let totals: Vec<i32> = concert
+        .tiers
+        .iter()
+        .map(|t| i32::try_from(t.total_quantity).unwrap_or(i32::MAX))
+        .collect();
+    sqlx::query!(
+        "INSERT INTO ticket_tiers (id, concert_id, name, price, total_quantity)
+         SELECT id, $2, name, price, total
+         FROM UNNEST($1::uuid[], $3::text[], $4::numeric[], $5::int[]) AS t(id, name, price, total)",
+        &ids,
+        concert.id,
+        &names,
+        &prices,
+        &totals,
+    )
+    .execute(&mut *db)
+    .await?;
+    Ok(())
+}
+
+/// Moves concert `id`'s sales opening and sets or removes its waiting room (`Some(None)`);
+/// `None` leaves a field as it is. Returns whether the concert exists.
+pub async fn change_sales(
+    db: &PgPool,
+    id: Uuid,
+    sales_open_at: Option<DateTime<Utc>>,
+    admit_per_second: Option<Option<u32>>,
+) -> Result<bool, sqlx::Error> {
+    let (set_rate, rate) = match admit_per_second {
+        None => (false, None),
+        Some(rate) => (
+            true,
+            rate.map(|rate| i32::try_from(rate).unwrap_or(i32::MAX)),
+        ),
+    };
+    let updated = sqlx::query!(
+        "UPDATE concerts SET sales_open_at = COALESCE($2, sales_open_at),
+             admit_per_second = CASE WHEN $3 THEN $4 ELSE admit_per_second END
+         WHERE id = $1",
+        id,
+        sales_open_at,
+        set_rate,
+        rate,
+    )
+    .execute(db)
+    .await?;
+    Ok(updated.rows_affected() > 0)
+}
+
+/// Takes the transaction lock `key`, waiting for whoever holds it.
+pub async fn lock_for_transaction(db: &mut PgConnection, key: i64) -> Result<(), sqlx::Error> {
+    sqlx::query!("SELECT pg_advisory_xact_lock($1) AS locked", key)
+        .fetch_one(db)
+        .await?;
+    Ok(())
+}
+
+/// Whether any concert exists.
+pub async fn has_concerts(db: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM concerts) AS "exists!""#)
+        .fetch_one(db)
+        .await
+}
+
+/// A window of sales: whole hours read from the hourly rollups, and up to two partial hours at
+/// its edges read from the bookings. Each range is half-open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SalesWindow {
+    pub whole_hours: (DateTime<Utc>, DateTime<Utc>),
+    pub first_hour: (DateTime<Utc>, DateTime<Utc>),
+    pub last_hour: (DateTime<Utc>, DateTime<Utc>),
+}
+
+/// Confirmed sales of one tier in one bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SalesRow {
+    pub bucket: DateTime<Utc>,
+    pub tier_id: Uuid,
+    pub tier_name: String,
+    pub concert_name: String,
+    pub revenue: Decimal,
+    pub tickets: i64,
+}
+
+/// Confirmed sales in `window`, of one concert or all, per tier and bucket of `period` (a
+/// `date_trunc` unit, in UTC).
+pub async fn sales(
+    db: &PgPool,
+    window: SalesWindow,
+    concert_id: Option<Uuid>,
+    period: &str,
+) -> Result<Vec<SalesRow>, sqlx::Error> {
+    sqlx::query_as!(
+        SalesRow,
+        r#"SELECT date_trunc($8, sales.at, 'UTC') AS "bucket!", t.id AS tier_id,
+                  t.name AS tier_name, c.name AS concert_name,
+                  SUM(sales.revenue) AS "revenue!", SUM(sales.tickets)::int8 AS "tickets!"
+           FROM (
+               SELECT ticket_tier_id, hour AS at, revenue, tickets FROM sales_hourly
+               WHERE hour >= $1 AND hour < $2 AND ($7::uuid IS NULL OR concert_id = $7)
+               UNION ALL
+               SELECT ticket_tier_id, created_at, total_price, quantity::int8 FROM bookings
+               WHERE status = 'confirmed' AND ($7::uuid IS NULL OR concert_id = $7)
+                 AND ((created_at >= $3 AND created_at < $4)
+                      OR (created_at >= $5 AND created_at < $6))
+           ) sales
+           JOIN ticket_tiers t ON t.id = sales.ticket_tier_id
+           JOIN concerts c ON c.id = t.concert_id
+           GROUP BY 1, t.id, t.name, c.name"#,
+        window.whole_hours.0,
+        window.whole_hours.1,
+        window.first_hour.0,
+        window.first_hour.1,
+        window.last_hour.0,
+        window.last_hour.1,
+        concert_id,
+        period,
+    )
+    .fetch_all(db)
+    .await
+}

@@ -1,0 +1,139 @@
+//! What makes a test its own: a fresh database and a fresh key prefix on the shared Redis and
+//! Postgres (`REDIS_URL`, `DATABASE_URL`; default: the local ones), removed when dropped, even
+//! when the test fails.
+
+use std::time::Duration;
+
+use booking::config::Backends;
+use fred::prelude::ClientLike;
+use sqlx::Postgres;
+use sqlx::migrate::MigrateDatabase;
+use uuid::Uuid;
+
+use crate::delete_keys;
+
+/// The Redis every test shares.
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// The Postgres server every test shares (`DATABASE_URL` without its database).
+pub fn postgres_server() -> String {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/tickets".to_owned());
+    match url.rsplit_once('/') {
+        Some((server, _database)) => server.to_owned(),
+        None => url,
+    }
+}
+
+/// A database of its own on the shared server, created by whoever connects first (the binaries
+/// create a missing database) and force-dropped when this is dropped.
+#[derive(Debug)]
+pub struct ScratchDatabase {
+    pub url: String,
+}
+
+impl ScratchDatabase {
+    /// A new database name, `{kind}_{random}`; nothing is created yet.
+    pub fn new(kind: &str) -> Self {
+        Self {
+            url: format!("{}/{kind}_{}", postgres_server(), Uuid::new_v4().simple()),
+        }
+    }
+
+    /// Creates it now, empty.
+    pub async fn create(kind: &str) -> Self {
+        let scratch = Self::new(kind);
+        Postgres::create_database(&scratch.url)
+            .await
+            .expect("scratch database created");
+        scratch
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        off_runtime(async move {
+            if let Err(error) = Postgres::force_drop_database(&url).await {
+                eprintln!("scratch database {url} left behind: {error}");
+            }
+        });
+    }
+}
+
+/// A test's own database and key prefix on the shared servers. Its keys are deleted and its
+/// database dropped when it is dropped.
+#[derive(Debug)]
+pub struct Isolated {
+    pub backends: Backends,
+}
+
+impl Isolated {
+    /// New names (database, key prefix) with `shards` Redis shards; nothing is created yet, and
+    /// nothing is removed unless [`Isolated::adopt`] takes them.
+    pub fn names(shards: u8) -> Backends {
+        let unique = Uuid::new_v4().simple();
+        Backends {
+            redis_url: redis_url(),
+            database_url: format!("{}/test_{unique}", postgres_server()),
+            key_prefix: format!("test-{unique}"),
+            redis_shards: shards,
+            redis_timeout: Duration::from_millis(500),
+        }
+    }
+
+    /// Fresh names with `shards` Redis shards, removed when dropped.
+    pub fn new(shards: u8) -> Self {
+        Self::adopt(Self::names(shards))
+    }
+
+    /// Takes `backends`' database and key prefix, to remove them when dropped.
+    pub fn adopt(backends: Backends) -> Self {
+        Self { backends }
+    }
+}
+
+impl Drop for Isolated {
+    fn drop(&mut self) {
+        let backends = self.backends.clone();
+        off_runtime(async move {
+            if let Err(error) = Postgres::force_drop_database(&backends.database_url).await {
+                eprintln!(
+                    "test database {} left behind: {error}",
+                    backends.database_url
+                );
+            }
+            let redis = booking::redis::connect(&backends.redis_url, 1, backends.redis_timeout);
+            if let Ok(redis) = redis.await {
+                delete_keys(redis.next(), &backends.key_prefix, backends.redis_shards).await;
+                let _ = redis.quit().await;
+            }
+        });
+    }
+}
+
+/// How long removing a test's database or keys may take.
+const CLEANUP_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Runs `cleanup` to its end on a runtime of its own on another thread: `Drop` cannot await, and
+/// the test's runtime may be the one being torn down.
+fn off_runtime(cleanup: impl Future<Output = ()> + Send + 'static) {
+    let done = std::thread::spawn(move || {
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => {
+                // A server the test stopped or stalled must not hold the suite.
+                let bounded = async { tokio::time::timeout(CLEANUP_PATIENCE, cleanup).await };
+                if runtime.block_on(bounded).is_err() {
+                    eprintln!("a test's cleanup gave up after {CLEANUP_PATIENCE:?}");
+                }
+            }
+            Err(error) => eprintln!("no runtime for a test's cleanup: {error}"),
+        }
+    });
+    let _ = done.join();
+}
