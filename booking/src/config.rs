@@ -38,52 +38,101 @@ pub fn raw(name: &'static str) -> Option<String> {
         .filter(|value| !value.trim().is_empty())
 }
 
-/// Parses `name` with `parse`, or returns `default` when it is unset.
-pub fn parse_or<T, E: fmt::Display>(
-    name: &'static str,
-    default: T,
-    parse: impl FnOnce(&str) -> Result<T, E>,
-) -> Result<T, ConfigError> {
-    match raw(name) {
-        None => Ok(default),
-        Some(value) => parse(value.trim()).map_err(|reason| ConfigError::new(name, value, reason)),
-    }
-}
-
 /// Parses `name` with its `FromStr`, or returns `default` when it is unset.
 pub fn from_str_or<T>(name: &'static str, default: T) -> Result<T, ConfigError>
 where
     T: FromStr,
     T::Err: fmt::Display,
 {
-    parse_or(name, default, str::parse)
+    match raw(name) {
+        None => Ok(default),
+        Some(value) => value
+            .trim()
+            .parse()
+            .map_err(|reason| ConfigError::new(name, value, reason)),
+    }
+}
+
+/// Reads `T`'s variables from the environment alone, with no command line: for processes that
+/// run a component without its binary (benchmarks). A bad value names its variable.
+pub fn from_env<T: clap::Args + clap::FromArgMatches>() -> Result<T, clap::Error> {
+    let command = T::augment_args(clap::Command::new("env").no_binary_name(true));
+    T::from_arg_matches(&command.try_get_matches_from(std::iter::empty::<String>())?)
+}
+
+/// A whole number from `min` to `max` of `unit`, for a value parser.
+pub fn within(
+    min: u64,
+    max: u64,
+    unit: &'static str,
+) -> impl Fn(&str) -> Result<u64, String> + Clone {
+    move |value| match value.trim().parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!("expected {unit} from {min} to {max}")),
+    }
+}
+
+/// Milliseconds from `min` to `max`, for a value parser.
+pub fn millis(min: u64, max: u64) -> impl Fn(&str) -> Result<Duration, String> + Clone {
+    let parse = within(min, max, "milliseconds");
+    move |value| parse(value).map(Duration::from_millis)
+}
+
+/// Seconds from `min` to `max`, for a value parser.
+pub fn seconds(min: u64, max: u64) -> impl Fn(&str) -> Result<Duration, String> + Clone {
+    let parse = within(min, max, "seconds");
+    move |value| parse(value).map(Duration::from_secs)
 }
 
 /// A boolean written as `true`/`false`, `1`/`0`, `yes`/`no` or `on`/`off`.
-pub fn bool_or(name: &'static str, default: bool) -> Result<bool, ConfigError> {
-    parse_or(name, default, |value| {
-        match value.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => Ok(true),
-            "false" | "0" | "no" | "off" => Ok(false),
-            _ => Err("expected true or false"),
-        }
-    })
+pub fn boolean(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false".to_owned()),
+    }
 }
 
 /// A Redis key prefix: letters, digits, `_`, `-` and `.`, so it can never open a hash tag.
-pub fn key_prefix(name: &'static str, default: &str) -> Result<String, ConfigError> {
-    parse_or(name, default.to_owned(), |value| {
-        let valid = !value.is_empty()
-            && value.len() <= 64
-            && value
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-        if valid {
-            Ok(value.to_owned())
-        } else {
-            Err("use 1-64 letters, digits, '_', '-' or '.'")
-        }
-    })
+pub fn key_prefix(value: &str) -> Result<String, String> {
+    let valid = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if valid {
+        Ok(value.to_owned())
+    } else {
+        Err("use 1-64 letters, digits, '_', '-' or '.'".to_owned())
+    }
+}
+
+/// A Redis URL of a scheme fred understands.
+fn redis_url(url: &str) -> Result<String, String> {
+    let scheme = url.split("://").next().unwrap_or_default();
+    if !REDIS_SCHEMES.contains(&scheme) {
+        return Err(format!("the scheme must be one of {REDIS_SCHEMES:?}"));
+    }
+    fred::prelude::Config::from_url(url)
+        .map(|_| url.to_owned())
+        .map_err(|error| error.to_string())
+}
+
+/// A Postgres URL.
+fn database_url(url: &str) -> Result<String, String> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err("the scheme must be postgres:// or postgresql://".to_owned());
+    }
+    PgConnectOptions::from_str(url)
+        .map(|_| url.to_owned())
+        .map_err(|error| error.to_string())
+}
+
+fn shards(value: &str) -> Result<u8, String> {
+    match value.trim().parse::<u8>() {
+        Ok(shards @ 1..=128) => Ok(shards),
+        _ => Err("expected a whole number from 1 to 128".to_owned()),
+    }
 }
 
 /// A value that must never reach a log: its `Debug` shows only that it is there.
@@ -139,18 +188,28 @@ const REDIS_SCHEMES: [&str; 5] = [
 
 /// Where Redis and Postgres are and how their data is named: the variables every binary reads.
 /// Its `Debug` hides the URLs' passwords.
-#[derive(Clone)]
+#[derive(Clone, clap::Args)]
 pub struct Backends {
-    /// `REDIS_URL`: Redis, or one node of a cluster.
+    /// Redis, or one node of a cluster.
+    #[arg(long, env = "REDIS_URL", value_name = "REDIS_URL", hide_env_values = true,
+        default_value = "redis://127.0.0.1:6379", value_parser = redis_url)]
     pub redis_url: String,
-    /// `DATABASE_URL`: Postgres; the database is created if missing.
+    /// Postgres; the database is created if missing.
+    #[arg(long, env = "DATABASE_URL", value_name = "DATABASE_URL", hide_env_values = true,
+        default_value = "postgres://postgres@127.0.0.1:5432/tickets", value_parser = database_url)]
     pub database_url: String,
-    /// `KEY_PREFIX`: prefix of every Redis key and channel.
+    /// Prefix of every Redis key and channel.
+    #[arg(long, env = "KEY_PREFIX", value_name = "KEY_PREFIX", default_value = "tix",
+        value_parser = key_prefix)]
     pub key_prefix: String,
-    /// `REDIS_SHARDS`: logical shards new concerts are spread over (1-128); the settler reads
-    /// every shard's stream, so both binaries must agree on it.
+    /// Logical shards new concerts are spread over (1-128); the settler reads every shard's
+    /// stream, so both binaries must agree on it.
+    #[arg(long, env = "REDIS_SHARDS", value_name = "REDIS_SHARDS", default_value = "16",
+        value_parser = shards)]
     pub redis_shards: u8,
-    /// `REDIS_TIMEOUT_MS`: how long a Redis command may take before it counts as failed.
+    /// How long a Redis command may take, in milliseconds, before it counts as failed.
+    #[arg(long = "redis-timeout-ms", env = "REDIS_TIMEOUT_MS", value_name = "REDIS_TIMEOUT_MS",
+        default_value = "500", value_parser = millis(1, 60_000))]
     pub redis_timeout: Duration,
 }
 
@@ -167,43 +226,6 @@ impl fmt::Debug for Backends {
 }
 
 impl Backends {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            redis_url: parse_or("REDIS_URL", "redis://127.0.0.1:6379".to_owned(), |url| {
-                let scheme = url.split("://").next().unwrap_or_default();
-                if !REDIS_SCHEMES.contains(&scheme) {
-                    return Err(format!("the scheme must be one of {REDIS_SCHEMES:?}"));
-                }
-                fred::prelude::Config::from_url(url)
-                    .map(|_| url.to_owned())
-                    .map_err(|error| error.to_string())
-            })?,
-            database_url: parse_or(
-                "DATABASE_URL",
-                "postgres://postgres@127.0.0.1:5432/tickets".to_owned(),
-                |url| {
-                    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                        return Err("the scheme must be postgres:// or postgresql://".to_owned());
-                    }
-                    PgConnectOptions::from_str(url)
-                        .map(|_| url.to_owned())
-                        .map_err(|error| error.to_string())
-                },
-            )?,
-            key_prefix: key_prefix("KEY_PREFIX", "tix")?,
-            redis_shards: parse_or("REDIS_SHARDS", 16, |value| match value.parse::<u8>() {
-                Ok(shards @ 1..=128) => Ok(shards),
-                _ => Err("expected a whole number from 1 to 128"),
-            })?,
-            redis_timeout: parse_or("REDIS_TIMEOUT_MS", Duration::from_millis(500), |value| {
-                match value.parse::<u64>() {
-                    Ok(ms @ 1..=60_000) => Ok(Duration::from_millis(ms)),
-                    _ => Err("expected milliseconds from 1 to 60000"),
-                }
-            })?,
-        })
-    }
-
     pub fn keyspace(&self) -> Keyspace {
         Keyspace::new(self.key_prefix.clone(), self.redis_shards)
     }

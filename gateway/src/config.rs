@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use booking::config::{self, Backends, ConfigError, Secret};
+use booking::config::{self, Backends, Secret};
 
 use crate::http::connection::ConnectionLimits;
 use crate::waiting_room::token::AdmissionSecret;
@@ -14,166 +14,137 @@ use crate::waiting_room::token::AdmissionSecret;
 /// Where `make run` builds the web app, relative to the repository.
 const DEFAULT_WEB_DIR: &str = "web/dist";
 
-#[derive(Clone, Debug)]
+/// The gateway's configuration: every field from its environment variable (or the matching
+/// `--flag`); a bad value names the variable and the process exits with status 2.
+#[derive(Clone, Debug, clap::Args)]
 pub struct GatewayConfig {
-    /// `GATEWAY_ADDR`: where the gateway listens (port 0 picks a free one).
+    /// Where the gateway listens (port 0 picks a free one).
+    #[arg(
+        long = "addr",
+        env = "GATEWAY_ADDR",
+        value_name = "GATEWAY_ADDR",
+        default_value = "127.0.0.1:8000"
+    )]
     pub addr: SocketAddr,
     /// Redis, Postgres and the key prefix.
+    #[command(flatten)]
     pub backends: Backends,
-    /// `SEED_DEMO`: insert the demo concerts into an empty catalog.
+    /// Insert the demo concerts into an empty catalog.
+    #[arg(long, env = "SEED_DEMO", value_name = "SEED_DEMO", default_value = "true",
+        value_parser = config::boolean, action = clap::ArgAction::Set)]
     pub seed_demo: bool,
-    /// `ADMIN_TOKEN`: bearer token of the admin API; unset turns the admin API off.
+    /// Bearer token of the admin API (16 characters at least); unset turns the admin API off.
+    #[arg(long, env = "ADMIN_TOKEN", value_name = "ADMIN_TOKEN", hide_env_values = true,
+        value_parser = admin_token)]
     pub admin_token: Option<Secret>,
-    /// `MAX_TICKETS_PER_CUSTOMER`: tickets one email may hold per concert; 0 turns the limit off.
+    /// Tickets one email may hold per concert; 0 turns the limit off.
+    #[arg(long, env = "MAX_TICKETS_PER_CUSTOMER", value_name = "MAX_TICKETS_PER_CUSTOMER",
+        default_value = "10", value_parser = count(0, 10_000))]
     pub max_tickets_per_customer: u32,
-    /// `RATE_LIMIT_PER_IP`: requests per second per client address (burst twice that); 0 is off.
+    /// Requests per second per client address (burst twice that); 0 is off.
+    #[arg(long, env = "RATE_LIMIT_PER_IP", value_name = "RATE_LIMIT_PER_IP",
+        default_value = "100", value_parser = count(0, 1_000_000))]
     pub rate_limit_per_ip: u32,
-    /// `BOOKING_LIMIT_PER_IP`: bookings per second per client address (burst twice that); 0 is off.
+    /// Bookings per second per client address (burst twice that); 0 is off.
+    #[arg(long, env = "BOOKING_LIMIT_PER_IP", value_name = "BOOKING_LIMIT_PER_IP",
+        default_value = "10", value_parser = count(0, 1_000_000))]
     pub booking_limit_per_ip: u32,
-    /// `TRUSTED_PROXIES`: addresses or networks whose `X-Forwarded-For` is believed.
+    /// Addresses or networks, comma-separated, whose `X-Forwarded-For` is believed.
+    #[arg(long, env = "TRUSTED_PROXIES", value_name = "TRUSTED_PROXIES", value_delimiter = ',',
+        value_parser = network)]
     pub trusted_proxies: Vec<IpNet>,
-    /// `MAX_IN_FLIGHT`: requests answered at once; past it the gateway sheds load with 503.
+    /// Requests answered at once; past it the gateway sheds load with 503.
+    #[arg(long, env = "MAX_IN_FLIGHT", value_name = "MAX_IN_FLIGHT", default_value = "4096",
+        value_parser = capacity)]
     pub max_in_flight: usize,
-    /// `MAX_SSE_CLIENTS`: event streams held open at once; past it new ones get 503.
+    /// Event streams held open at once; past it new ones get 503.
+    #[arg(long, env = "MAX_SSE_CLIENTS", value_name = "MAX_SSE_CLIENTS", default_value = "20000",
+        value_parser = capacity)]
     pub max_sse_clients: usize,
-    /// The built web app served at `/`; `None` serves the API alone.
-    pub web_dir: Option<PathBuf>,
-    /// `MAX_CONNECTIONS`: connections open at once; past it new ones wait to be accepted.
+    /// The built web app served at `/` (a directory holding `index.html`); unset, `web/dist` is
+    /// served when it has been built, and the API alone otherwise.
+    #[arg(long, env = "WEB_DIR", value_name = "WEB_DIR", default_value = DEFAULT_WEB_DIR,
+        value_parser = web_dir)]
+    pub web_dir: ::std::option::Option<PathBuf>,
+    /// Connections open at once; past it new ones wait to be accepted.
+    #[arg(long, env = "MAX_CONNECTIONS", value_name = "MAX_CONNECTIONS", default_value = "25000",
+        value_parser = capacity)]
     pub max_connections: usize,
-    /// `HEADER_TIMEOUT_MS` (from accept to a first request's headers) and `IDLE_TIMEOUT_S`
-    /// (a connection with no request in progress and no traffic).
+    /// How long a connection may take to send its first request's headers, and stay idle.
+    #[command(flatten)]
     pub connection_limits: ConnectionLimits,
-    /// `BODY_TIMEOUT_MS`: how long a request body may take to arrive.
+    /// How long a request body may take to arrive, in milliseconds.
+    #[arg(long = "body-timeout-ms", env = "BODY_TIMEOUT_MS", value_name = "BODY_TIMEOUT_MS",
+        default_value = "10000", value_parser = config::millis(100, 120_000))]
     pub body_timeout: Duration,
-    /// `ANALYTICS_DB_CONNECTIONS`: Postgres connections the dashboard may use, apart from those
-    /// of bookings and the catalog.
+    /// Postgres connections the dashboard may use, apart from those of bookings and the catalog.
+    #[arg(long, env = "ANALYTICS_DB_CONNECTIONS", value_name = "ANALYTICS_DB_CONNECTIONS",
+        default_value = "2", value_parser = count(1, 64))]
     pub analytics_connections: u32,
-    /// `LOSS_CHECK_DELAY_S`: after a shard's recovery, how long settlers get to finish (or accept
-    /// again) what they held before the bookings accepted earlier are looked for and any found
-    /// nowhere counted as lost.
+    /// After a shard's recovery, how long (seconds) settlers get to finish (or accept again)
+    /// what they held before the bookings accepted earlier are looked for and any found nowhere
+    /// counted as lost.
+    #[arg(long = "loss-check-delay-s", env = "LOSS_CHECK_DELAY_S",
+        value_name = "LOSS_CHECK_DELAY_S", default_value = "30",
+        value_parser = config::seconds(1, 3_600))]
     pub loss_check_delay: Duration,
-    /// `ADMISSION_TTL_S`: how long a waiting-room admission token stays valid.
+    /// How long (seconds) a waiting-room admission token stays valid.
+    #[arg(long = "admission-ttl-s", env = "ADMISSION_TTL_S", value_name = "ADMISSION_TTL_S",
+        default_value = "600", value_parser = config::seconds(10, 86_400))]
     pub admission_ttl: Duration,
-    /// `ADMISSION_SECRET`: the HMAC key of admission tokens and of the draw; every gateway of a
+    /// The HMAC key (32 bytes at least) of admission tokens and of the draw; every gateway of a
     /// deployment needs the same one. Unset, a random key of this process.
-    pub admission_secret: AdmissionSecret,
+    #[arg(long, env = "ADMISSION_SECRET", value_name = "ADMISSION_SECRET",
+        hide_env_values = true, value_parser = admission_secret)]
+    pub admission_secret: Option<AdmissionSecret>,
 }
 
-fn per_second(value: &str) -> Result<u32, &'static str> {
-    match value.parse::<u32>() {
-        Ok(rate @ 0..=1_000_000) => Ok(rate),
-        _ => Err("expected a whole number of requests per second, 0 to 1000000 (0 turns it off)"),
+/// A whole number from `min` to `max`.
+fn count(min: u32, max: u32) -> impl Fn(&str) -> Result<u32, String> + Clone {
+    let parse = config::within(u64::from(min), u64::from(max), "a whole number");
+    move |value| parse(value).map(|n| u32::try_from(n).unwrap_or(max))
+}
+
+fn capacity(value: &str) -> Result<usize, String> {
+    config::within(1, 1_000_000, "a whole number")(value).map(|n| n as usize)
+}
+
+fn admin_token(token: &str) -> Result<Secret, &'static str> {
+    if token.len() >= 16 {
+        Ok(Secret::new(token))
+    } else {
+        Err("use at least 16 characters")
     }
 }
 
-/// A whole number of `unit` from `min` to `max`.
-fn within(min: u64, max: u64, unit: &'static str) -> impl Fn(&str) -> Result<u64, String> {
-    move |value| match value.parse::<u64>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(format!("expected {unit} from {min} to {max}")),
+fn admission_secret(key: &str) -> Result<AdmissionSecret, &'static str> {
+    AdmissionSecret::new(key.as_bytes()).ok_or("use at least 32 bytes")
+}
+
+/// A directory holding the built web app; the default, `web/dist`, is optional.
+fn web_dir(value: &str) -> Result<Option<PathBuf>, &'static str> {
+    let dir = Path::new(value);
+    if dir.join("index.html").is_file() {
+        Ok(Some(dir.to_path_buf()))
+    } else if value == DEFAULT_WEB_DIR {
+        Ok(None)
+    } else {
+        Err("expected a directory holding the built web app (index.html)")
     }
 }
 
-fn capacity(value: &str) -> Result<usize, &'static str> {
-    match value.parse::<usize>() {
-        Ok(count @ 1..=1_000_000) => Ok(count),
-        _ => Err("expected a whole number from 1 to 1000000"),
-    }
-}
-
-/// `WEB_DIR` must hold a built app; unset, `web/dist` is served when it has been built.
-fn web_dir() -> Result<Option<PathBuf>, ConfigError> {
-    let built = |dir: &Path| dir.join("index.html").is_file();
-    match config::raw("WEB_DIR") {
-        Some(value) if built(Path::new(&value)) => Ok(Some(PathBuf::from(value))),
-        Some(value) => Err(ConfigError::new(
-            "WEB_DIR",
-            value,
-            "expected a directory holding the built web app (index.html)",
-        )),
-        None => Ok(Some(PathBuf::from(DEFAULT_WEB_DIR)).filter(|dir| built(dir))),
-    }
-}
-
-/// A comma-separated list of addresses (`10.0.0.7`) and networks (`10.0.0.0/8`).
-fn networks(value: &str) -> Result<Vec<IpNet>, String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .map(|item| {
-            item.parse::<IpNet>()
-                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("{item:?} is neither an address nor a network"))
-        })
-        .collect()
+/// An address (`10.0.0.7`) or a network (`10.0.0.0/8`).
+fn network(item: &str) -> Result<IpNet, String> {
+    let item = item.trim();
+    item.parse::<IpNet>()
+        .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{item:?} is neither an address nor a network"))
 }
 
 impl GatewayConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            addr: config::from_str_or("GATEWAY_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
-            backends: Backends::from_env()?,
-            seed_demo: config::bool_or("SEED_DEMO", true)?,
-            admin_token: config::parse_or("ADMIN_TOKEN", None, |token| {
-                if token.len() >= 16 {
-                    Ok(Some(Secret::new(token)))
-                } else {
-                    Err("use at least 16 characters")
-                }
-            })?,
-            max_tickets_per_customer: config::parse_or("MAX_TICKETS_PER_CUSTOMER", 10, |value| {
-                match value.parse::<u32>() {
-                    Ok(limit @ 0..=10_000) => Ok(limit),
-                    _ => Err("expected a whole number from 0 (off) to 10000"),
-                }
-            })?,
-            rate_limit_per_ip: config::parse_or("RATE_LIMIT_PER_IP", 100, per_second)?,
-            booking_limit_per_ip: config::parse_or("BOOKING_LIMIT_PER_IP", 10, per_second)?,
-            trusted_proxies: config::parse_or("TRUSTED_PROXIES", Vec::new(), networks)?,
-            max_in_flight: config::parse_or("MAX_IN_FLIGHT", 4096, capacity)?,
-            max_sse_clients: config::parse_or("MAX_SSE_CLIENTS", 20_000, capacity)?,
-            web_dir: web_dir()?,
-            max_connections: config::parse_or("MAX_CONNECTIONS", 25_000, capacity)?,
-            connection_limits: ConnectionLimits {
-                header_timeout: Duration::from_millis(config::parse_or(
-                    "HEADER_TIMEOUT_MS",
-                    5_000,
-                    within(100, 120_000, "milliseconds"),
-                )?),
-                idle_timeout: Duration::from_secs(config::parse_or(
-                    "IDLE_TIMEOUT_S",
-                    60,
-                    within(1, 3_600, "seconds"),
-                )?),
-            },
-            body_timeout: Duration::from_millis(config::parse_or(
-                "BODY_TIMEOUT_MS",
-                10_000,
-                within(100, 120_000, "milliseconds"),
-            )?),
-            analytics_connections: u32::try_from(config::parse_or(
-                "ANALYTICS_DB_CONNECTIONS",
-                2,
-                within(1, 64, "connections"),
-            )?)
-            .unwrap_or(2),
-            loss_check_delay: Duration::from_secs(config::parse_or(
-                "LOSS_CHECK_DELAY_S",
-                30,
-                within(1, 3_600, "seconds"),
-            )?),
-            admission_ttl: Duration::from_secs(config::parse_or(
-                "ADMISSION_TTL_S",
-                600,
-                within(10, 86_400, "seconds"),
-            )?),
-            admission_secret: config::parse_or(
-                "ADMISSION_SECRET",
-                AdmissionSecret::random(),
-                |key| AdmissionSecret::new(key.as_bytes()).ok_or("use at least 32 bytes"),
-            )?,
-        })
+    /// The configuration from the environment alone.
+    pub fn from_env() -> Result<Self, clap::Error> {
+        config::from_env()
     }
 
     /// A gateway run inside another process (tests, benchmarks): a free port of 127.0.0.1, no
@@ -201,7 +172,8 @@ impl GatewayConfig {
             analytics_connections: 2,
             loss_check_delay: Duration::from_secs(30),
             admission_ttl: Duration::from_secs(600),
-            admission_secret: AdmissionSecret::random(),
+            // Gateways started on one config share it, as a deployment's gateways do.
+            admission_secret: Some(AdmissionSecret::random()),
         }
     }
 }
@@ -212,10 +184,21 @@ mod tests {
 
     #[test]
     fn trusted_proxies_are_addresses_or_networks() {
-        let parsed = networks("10.0.0.0/8, 127.0.0.1,::1").expect("valid");
-        assert_eq!(parsed.len(), 3);
-        assert!(parsed[0].contains(&"10.1.2.3".parse::<IpAddr>().expect("ip")));
-        assert!(networks("10.0.0.0/8,nope").is_err());
-        assert_eq!(networks("").map(|n| n.len()), Ok(0));
+        assert!(
+            network("10.0.0.0/8")
+                .expect("network")
+                .contains(&"10.1.2.3".parse::<IpAddr>().expect("ip"))
+        );
+        assert!(network(" 127.0.0.1").is_ok());
+        assert!(network("::1").is_ok());
+        assert!(network("nope").is_err());
+    }
+
+    #[test]
+    fn the_admin_token_is_not_printed() {
+        let mut config = GatewayConfig::embedded(config::from_env().expect("defaults"));
+        config.admin_token = Some(Secret::new("a-token-of-sixteen-or-more"));
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("a-token-of-sixteen"), "{printed}");
     }
 }

@@ -12,12 +12,14 @@ use tokio_util::sync::CancellationToken;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The booking gateway: serves the API, the live feeds and the web app. Configured by
-/// environment variables (see README).
+/// environment variables (see README), or the flags of the same names.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    config: GatewayConfig,
 }
 
 #[derive(Debug, Subcommand)]
@@ -28,17 +30,15 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    if let Some(Command::Openapi) = Cli::parse().command {
+    let Cli { command, config } = Cli::parse();
+    if let Some(Command::Openapi) = command {
         println!("{}", String::from_utf8_lossy(&gateway::api::docs::json()));
         return ExitCode::SUCCESS;
     }
-    let config = match booking::telemetry::init().and_then(|()| GatewayConfig::from_env()) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("gateway: {error}");
-            return ExitCode::from(CONFIG_EXIT_CODE);
-        }
-    };
+    if let Err(error) = booking::telemetry::init() {
+        eprintln!("gateway: {error}");
+        return ExitCode::from(CONFIG_EXIT_CODE);
+    }
     let shutdown = CancellationToken::new();
     tokio::spawn(booking::signal::cancel_on_signal(shutdown.clone()));
     let result = async {

@@ -31,6 +31,7 @@ use booking::recovery::{EpochChange, ShardGuard};
 use booking::scripts::reserve::ReserveScript;
 
 use crate::waiting_room::WaitingRooms;
+use crate::waiting_room::token::AdmissionSecret;
 
 /// Redis connections per gateway; each is multiplexed, so a few keep both cores busy.
 const REDIS_POOL_SIZE: usize = 4;
@@ -97,7 +98,13 @@ impl Application {
             guard,
             accepted: Default::default(),
             loss_check_delay: config.loss_check_delay,
-            waiting_rooms: WaitingRooms::new(config.admission_secret.clone(), config.admission_ttl),
+            waiting_rooms: WaitingRooms::new(
+                config
+                    .admission_secret
+                    .clone()
+                    .unwrap_or_else(AdmissionSecret::random),
+                config.admission_ttl,
+            ),
             stock_missing: Default::default(),
             admin_token: config.admin_token.clone(),
             max_tickets_per_customer: config.max_tickets_per_customer,

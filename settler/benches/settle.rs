@@ -32,7 +32,7 @@ fn env_or(name: &'static str, default: usize) -> Result<usize, ConfigError> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let bookings = env_or("BENCH_BOOKINGS", 20_000)?;
-    let mut backends = Backends::from_env()?;
+    let mut backends: Backends = booking::config::from_env()?;
     let isolated = {
         let names = Isolated::names(backends.redis_shards);
         backends.database_url = names.database_url.clone();

@@ -4,33 +4,62 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use booking::config::{self, Backends, ConfigError};
+use booking::config::{self, Backends};
 
-#[derive(Clone, Debug)]
+/// The settler's configuration: every field from its environment variable (or the matching
+/// `--flag`); a bad value names the variable and the process exits with status 2.
+#[derive(Clone, Debug, clap::Args)]
 pub struct SettlerConfig {
-    /// `SETTLER_METRICS_ADDR`: where `/metrics` and the health endpoints listen.
+    /// Where `/metrics` and the health endpoints listen.
+    #[arg(
+        long,
+        env = "SETTLER_METRICS_ADDR",
+        value_name = "SETTLER_METRICS_ADDR",
+        default_value = "127.0.0.1:9100"
+    )]
     pub metrics_addr: SocketAddr,
     /// Redis, Postgres and the key prefix (shared with the gateway).
+    #[command(flatten)]
     pub backends: Backends,
-    /// `PAYMENT_LATENCY_MS`: simulated provider latency, uniform in `min-max` milliseconds.
+    /// Simulated provider latency, uniform in `MIN-MAX` milliseconds (or one number).
+    #[arg(long = "payment-latency-ms", env = "PAYMENT_LATENCY_MS",
+        value_name = "PAYMENT_LATENCY_MS", default_value = "200-800", value_parser = latency_range)]
     pub payment_latency: RangeInclusive<u64>,
-    /// `PAYMENT_FAILURE_RATE`: share of simulated payments declined, 0 to 1.
+    /// Share of simulated payments declined, 0 to 1.
+    #[arg(long, env = "PAYMENT_FAILURE_RATE", value_name = "PAYMENT_FAILURE_RATE",
+        default_value = "0.2", value_parser = failure_rate)]
     pub payment_failure_rate: f64,
-    /// `SETTLER_CONSUMER`: this process's consumer name in the group; stable across restarts
-    /// (the pod name by default), so a restarted settler picks up what it held.
+    /// This process's consumer name in the group; stable across restarts (the pod name,
+    /// `HOSTNAME`, by default), so a restarted settler picks up what it held.
+    #[arg(long, env = "SETTLER_CONSUMER", value_name = "SETTLER_CONSUMER",
+        default_value_t = default_consumer(), value_parser = consumer)]
     pub consumer: String,
-    /// `SETTLER_CONCURRENCY`: bookings in flight at most (payments are slow, so many at once).
+    /// Bookings in flight at most (payments are slow, so many at once).
+    #[arg(long, env = "SETTLER_CONCURRENCY", value_name = "SETTLER_CONCURRENCY",
+        default_value = "4000", value_parser = positive(100_000))]
     pub concurrency: usize,
-    /// `SETTLER_BATCH_SIZE`: stream entries read, and rows written, per batch.
+    /// Stream entries read, and rows written, per batch.
+    #[arg(long, env = "SETTLER_BATCH_SIZE", value_name = "SETTLER_BATCH_SIZE",
+        default_value = "500", value_parser = positive(10_000))]
     pub batch_size: usize,
-    /// `SETTLER_CLAIM_IDLE_MS`: how long an entry may sit unacknowledged with a consumer before
-    /// another takes it over.
+    /// How long (milliseconds) an entry may sit unacknowledged with a consumer before another
+    /// takes it over.
+    #[arg(long = "claim-idle-ms", env = "SETTLER_CLAIM_IDLE_MS",
+        value_name = "SETTLER_CLAIM_IDLE_MS", default_value = "30000",
+        value_parser = config::millis(1, 3_600_000))]
     pub claim_idle: Duration,
-    /// `SETTLER_MAX_DELIVERIES`: deliveries after which an entry goes to the dead-letter stream.
+    /// Deliveries after which an entry is resolved as a dead letter.
+    #[arg(long, env = "SETTLER_MAX_DELIVERIES", value_name = "SETTLER_MAX_DELIVERIES",
+        default_value = "5", value_parser = config::within(1, 1_000, "a whole number"))]
     pub max_deliveries: u64,
-    /// `RECONCILE_INTERVAL_S`: how often the books are audited (stock against Postgres).
+    /// How often (seconds) the books are audited (stock against Postgres).
+    #[arg(long = "reconcile-interval-s", env = "RECONCILE_INTERVAL_S",
+        value_name = "RECONCILE_INTERVAL_S", default_value = "30",
+        value_parser = config::seconds(1, 86_400))]
     pub reconcile_interval: Duration,
-    /// `AUDIT_STUCK_AFTER_S`: how long a booking may wait unsettled before the audit calls it stuck.
+    /// How long (seconds) a booking may wait unsettled before the audit calls it stuck.
+    #[arg(long = "stuck-after-s", env = "AUDIT_STUCK_AFTER_S", value_name = "AUDIT_STUCK_AFTER_S",
+        default_value = "300", value_parser = config::seconds(1, 86_400))]
     pub stuck_after: Duration,
 }
 
@@ -45,57 +74,34 @@ fn latency_range(value: &str) -> Result<RangeInclusive<u64>, &'static str> {
     Ok(low..=high)
 }
 
-fn positive(max: u64) -> impl Fn(&str) -> Result<u64, String> {
-    move |value| match value.parse::<u64>() {
-        Ok(n) if (1..=max).contains(&n) => Ok(n),
-        _ => Err(format!("expected a whole number from 1 to {max}")),
+fn failure_rate(value: &str) -> Result<f64, &'static str> {
+    match value.trim().parse::<f64>() {
+        Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
+        _ => Err("expected a number from 0 to 1"),
     }
 }
 
+fn default_consumer() -> String {
+    config::raw("HOSTNAME").unwrap_or_else(|| "settler".to_owned())
+}
+
+fn consumer(value: &str) -> Result<String, &'static str> {
+    if !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(value.to_owned())
+    } else {
+        Err("use 1-128 visible ASCII characters")
+    }
+}
+
+fn positive(max: u64) -> impl Fn(&str) -> Result<usize, String> + Clone {
+    let parse = config::within(1, max, "a whole number");
+    move |value| parse(value).map(|n| n as usize)
+}
+
 impl SettlerConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let default_consumer = config::raw("HOSTNAME").unwrap_or_else(|| "settler".to_owned());
-        Ok(Self {
-            metrics_addr: config::from_str_or(
-                "SETTLER_METRICS_ADDR",
-                SocketAddr::from(([127, 0, 0, 1], 9100)),
-            )?,
-            backends: Backends::from_env()?,
-            payment_latency: config::parse_or("PAYMENT_LATENCY_MS", 200..=800, latency_range)?,
-            payment_failure_rate: config::parse_or(
-                "PAYMENT_FAILURE_RATE",
-                0.2,
-                |value| match value.parse::<f64>() {
-                    Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
-                    _ => Err("expected a number from 0 to 1"),
-                },
-            )?,
-            consumer: config::parse_or("SETTLER_CONSUMER", default_consumer, |value| {
-                if value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic()) {
-                    Ok(value.to_owned())
-                } else {
-                    Err("use 1-128 visible ASCII characters")
-                }
-            })?,
-            concurrency: config::parse_or("SETTLER_CONCURRENCY", 4000, positive(100_000))? as usize,
-            batch_size: config::parse_or("SETTLER_BATCH_SIZE", 500, positive(10_000))? as usize,
-            claim_idle: Duration::from_millis(config::parse_or(
-                "SETTLER_CLAIM_IDLE_MS",
-                30_000,
-                positive(3_600_000),
-            )?),
-            max_deliveries: config::parse_or("SETTLER_MAX_DELIVERIES", 5, positive(1_000))?,
-            reconcile_interval: Duration::from_secs(config::parse_or(
-                "RECONCILE_INTERVAL_S",
-                30,
-                positive(86_400),
-            )?),
-            stuck_after: Duration::from_secs(config::parse_or(
-                "AUDIT_STUCK_AFTER_S",
-                300,
-                positive(86_400),
-            )?),
-        })
+    /// The configuration from the environment alone.
+    pub fn from_env() -> Result<Self, clap::Error> {
+        config::from_env()
     }
 }
 

@@ -8,12 +8,14 @@ use settler::{Application, SettlerConfig};
 use tokio_util::sync::CancellationToken;
 
 /// Settles accepted bookings: charges payment, writes them to Postgres, applies the outcome in
-/// Redis. Configured by environment variables (see README).
+/// Redis. Configured by environment variables (see README), or the flags of the same names.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    config: SettlerConfig,
 }
 
 #[derive(Debug, Subcommand)]
@@ -24,15 +26,12 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let config = match booking::telemetry::init().and_then(|()| SettlerConfig::from_env()) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("settler: {error}");
-            return ExitCode::from(CONFIG_EXIT_CODE);
-        }
-    };
-    let result = match cli.command {
+    let Cli { command, config } = Cli::parse();
+    if let Err(error) = booking::telemetry::init() {
+        eprintln!("settler: {error}");
+        return ExitCode::from(CONFIG_EXIT_CODE);
+    }
+    let result = match command {
         Some(Command::Audit) => audit_once(config).await,
         None => {
             let shutdown = CancellationToken::new();

@@ -31,6 +31,7 @@ mod settlement;
 
 use fred::prelude::{Builder, ClientLike, Config};
 
+use clap::Parser;
 use settings::{Run, Settings};
 
 async fn measure(settings: &Settings, run: &Run) -> anyhow::Result<String> {
@@ -57,7 +58,7 @@ async fn measure(settings: &Settings, run: &Run) -> anyhow::Result<String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = Settings::from_env()?;
+    let settings = Settings::parse();
     std::fs::create_dir_all(&settings.out)?;
     let redis = Builder::from_config(Config::from_url(&settings.backends.redis_url)?).build()?;
     redis.init().await?;

@@ -4,40 +4,36 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use booking::config::{self, Backends};
+use booking::config::Backends;
 use booking::keys::Keyspace;
 
 use testkit::Isolated;
 
 pub const ADMIN_TOKEN: &str = "bench-admin-token";
-#[derive(Debug)]
+
+/// `make bench`: every performance figure of the design in one run, written as a table.
+#[derive(Debug, clap::Parser)]
 pub struct Settings {
+    #[command(flatten)]
     pub backends: Backends,
-    /// `DATABASE_URL` without its database name.
+    /// Seconds of each timed run.
+    #[arg(long, env = "BENCH_SECONDS", default_value_t = 10)]
     pub seconds: u64,
     /// Connections of the closed-loop runs; the fixed-rate run gets four times as many.
+    #[arg(long, env = "BENCH_CONNECTIONS", default_value_t = 64)]
     pub connections: usize,
+    /// Script calls of each Redis-only run.
+    #[arg(long, env = "BENCH_REDIS_REQUESTS", default_value_t = 500_000)]
     pub redis_requests: usize,
+    /// Event streams of the fan-out runs.
+    #[arg(long, env = "BENCH_SSE_CLIENTS", default_value_t = 50_000)]
     pub sse_clients: usize,
+    /// Gateways the fan-out runs spread their streams over.
+    #[arg(long, env = "BENCH_SSE_GATEWAYS", default_value_t = 4)]
     pub sse_gateways: usize,
+    /// Where the table and the charts are written.
+    #[arg(long, env = "BENCH_OUT", default_value = "target/bench")]
     pub out: PathBuf,
-}
-
-impl Settings {
-    pub fn from_env() -> anyhow::Result<Self> {
-        let backends = Backends::from_env()?;
-        Ok(Self {
-            backends,
-            seconds: config::from_str_or("BENCH_SECONDS", 10)?,
-            connections: config::from_str_or("BENCH_CONNECTIONS", 64)?,
-            redis_requests: config::from_str_or("BENCH_REDIS_REQUESTS", 500_000)?,
-            sse_clients: config::from_str_or("BENCH_SSE_CLIENTS", 50_000)?,
-            sse_gateways: config::from_str_or("BENCH_SSE_GATEWAYS", 4)?,
-            out: config::raw("BENCH_OUT")
-                .unwrap_or_else(|| "target/bench".to_owned())
-                .into(),
-        })
-    }
 }
 
 /// One run's own key prefix and database, removed when it is dropped.
