@@ -95,7 +95,7 @@ async fn clients_opening_together_share_a_snapshot_but_later_ones_see_later_stoc
     );
     // Once the change has reached a stream, no new client may be given the older snapshot.
     assert_eq!(
-        storm[0].expect("stock").await.json()["availableQuantity"],
+        next_change(&mut storm[0], &tiers).await.json()["availableQuantity"],
         6
     );
     let mut later = SseReader::open(&app, "/api/concerts/stream").await;
