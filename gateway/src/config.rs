@@ -9,6 +9,7 @@ use ipnet::IpNet;
 use booking::config::{self, Backends, Secret};
 
 use crate::http::connection::ConnectionLimits;
+use crate::http::cors::{self, AllowedOrigins};
 use crate::waiting_room::token::AdmissionSecret;
 
 /// Where `make run` builds the web app, relative to the repository.
@@ -92,6 +93,11 @@ pub struct GatewayConfig {
     #[arg(long = "admission-ttl-s", env = "ADMISSION_TTL_S", value_name = "ADMISSION_TTL_S",
         default_value = "600", value_parser = config::seconds(10, 86_400))]
     pub admission_ttl: Duration,
+    /// Origins, comma-separated (`https://tickets.example`), whose pages may call the API from a
+    /// browser, or `*` for any; unset, same-origin only.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_name = "CORS_ALLOWED_ORIGINS",
+        value_parser = cors::allowed_origins)]
+    pub cors_allowed_origins: Option<AllowedOrigins>,
     /// The HMAC key (32 bytes at least) of admission tokens and of the draw; every gateway of a
     /// deployment needs the same one. Unset, a random key of this process.
     #[arg(long, env = "ADMISSION_SECRET", value_name = "ADMISSION_SECRET",
@@ -172,6 +178,7 @@ impl GatewayConfig {
             analytics_connections: 2,
             loss_check_delay: Duration::from_secs(30),
             admission_ttl: Duration::from_secs(600),
+            cors_allowed_origins: None,
             // Gateways started on one config share it, as a deployment's gateways do.
             admission_secret: Some(AdmissionSecret::random()),
         }

@@ -93,6 +93,7 @@ impl Application {
             db,
             keys,
             catalog,
+            cors: config.cors_allowed_origins.clone().unwrap_or_default(),
             dashboards: Dashboards::new(analytics_db),
             reserve: ReserveScript::default(),
             guard,

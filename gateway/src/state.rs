@@ -20,6 +20,7 @@ use crate::waiting_room::WaitingRooms;
 use crate::api::analytics::Dashboards;
 use crate::catalog::CatalogHandle;
 use crate::http::connection::ConnectionLimits;
+use crate::http::cors::AllowedOrigins;
 use crate::http::limits::{Capacity, RateLimits};
 use crate::live::hub::Hub;
 use crate::live::snapshots::Snapshots;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub db: PgPool,
     pub keys: Keyspace,
     pub catalog: CatalogHandle,
+    /// Which origins' pages may call the API (`CORS_ALLOWED_ORIGINS`).
+    pub cors: AllowedOrigins,
     /// The dashboard, on a Postgres pool of its own.
     pub dashboards: Dashboards,
     pub reserve: ReserveScript,

@@ -74,7 +74,8 @@ export interface paths {
         /**
          * Books tickets: one atomic reservation in Redis, answered at once with the booking `pending`;
          *     payment follows, and the booking ends `confirmed` or `failed` (follow it at its `Location`,
-         *     or its events). The same idempotency key with the same body answers the same booking.
+         *     or its events). The same idempotency key with the same body answers the same booking. With
+         *     `Prefer: wait=N` the answer waits up to N seconds (10 at most) for the outcome.
          */
         post: operations["createBooking"];
         delete?: never;
@@ -146,7 +147,8 @@ export interface paths {
         };
         /**
          * Live stock, as server-sent events: a `snapshot` of every tier on connect (and whenever the
-         *     client fell behind), then a `stock` event per change; `id:` on each, a comment every 15 s.
+         *     client fell behind), then an unnamed event (a `message`) per change; `id:` on each, a comment
+         *     every 15 s.
          */
         get: operations["stockStream"];
         put?: never;
@@ -438,6 +440,11 @@ export interface components {
             status: string;
         };
         /**
+         * @description What a problem says, for clients that show one field: the `detail`, or for a validation
+         *     failure each bad field's message.
+         */
+        Message: string | string[];
+        /**
          * @description An amount in dollars with at most two decimal places, compared exactly.
          * @example 20.5
          */
@@ -479,23 +486,36 @@ export interface components {
          * @enum {string}
          */
         Period: "hour" | "day" | "week";
-        /** @description An RFC 9457 problem: what went wrong with a request, with a stable `code`. */
+        /**
+         * @description An RFC 9457 problem: what went wrong with a request, with a stable `code`. `message`,
+         *     `statusCode` and `error` repeat `detail`, `status` and `title` for clients that read those.
+         */
         Problem: {
             /**
              * Format: int64
              * @description Tickets left (`TicketTierOutOfStock`).
              */
             availableQuantity?: number | null;
+            booking?: null | components["schemas"]["BookingRecord"];
             /** @description Stable and machine-readable: `ValidationFailed`, `TicketTierOutOfStock`, ... */
             code: string;
             /** @description What was wrong; a 5xx says nothing of the cause. */
             detail: string;
+            /** @description `title` again. */
+            error: string;
             /** @description Every bad field (`ValidationFailed`). */
             errors?: components["schemas"]["FieldError"][] | null;
             /** @description The path of the request. */
             instance: string;
+            /** @description `detail`, or for `ValidationFailed` each field's `field message`. */
+            message: components["schemas"]["Message"];
             /** Format: int32 */
             status: number;
+            /**
+             * Format: int32
+             * @description `status` again.
+             */
+            statusCode: number;
             title: string;
             /** @description `/problems/<code>`. */
             type: string;
@@ -526,12 +546,17 @@ export interface components {
         Snapshot: {
             tiers: components["schemas"]["TierStock"][];
         };
-        /** @description A `stock` event: a tier's stock after a change. */
+        /**
+         * @description A stock change, sent as an unnamed event: a tier's stock after the change, as
+         *     `availableQuantity` and again as `newAvailableQuantity` for clients that read that name.
+         */
         StockEvent: {
             /** Format: int64 */
             availableQuantity: number;
             /** Format: uuid */
             concertId: string;
+            /** Format: int64 */
+            newAvailableQuantity: number;
             /** Format: uuid */
             ticketTierId: string;
         };
@@ -906,6 +931,8 @@ export interface operations {
                 "Idempotency-Key"?: string | null;
                 /** @description For a concert with a waiting room: the `admissionToken` of an admitted queue ticket; it books once */
                 "Admission-Token"?: string | null;
+                /** @description `wait=N` (RFC 7240, N seconds, at most 10): answer with the booking's outcome if it settles within N seconds, 201 confirmed or 422 `PaymentDeclined`; else the usual 202 */
+                Prefer?: string | null;
             };
             path?: never;
             cookie?: never;
@@ -916,6 +943,21 @@ export interface operations {
             };
         };
         responses: {
+            /** @description With `Prefer: wait`: the booking, confirmed */
+            201: {
+                headers: {
+                    /** @description `true` when this repeats an earlier booking */
+                    "Idempotent-Replayed"?: string;
+                    /** @description The booking: `/api/bookings/{id}` */
+                    Location?: string;
+                    /** @description `wait=N` */
+                    "Preference-Applied"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BookingEnvelope"];
+                };
+            };
             /** @description Accepted: the booking, pending */
             202: {
                 headers: {
@@ -994,7 +1036,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Wrong `totalPrice`, the key used with another request for this concert, or over the customer's ticket limit */
+            /** @description Wrong `totalPrice`, the key used with another request for this concert, or over the customer's ticket limit; with `Prefer: wait`, `PaymentDeclined` with the failed booking in `booking` */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1204,7 +1246,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Events: `snapshot` (a `Snapshot`), then `stock` (a `StockEvent`) */
+            /** @description Events: `snapshot` (a `Snapshot`), then an unnamed event (`message`, a `StockEvent`) per change */
             200: {
                 headers: {
                     [name: string]: unknown;

@@ -15,6 +15,15 @@ describe("live stock", () => {
     expect(snapshot.get("b")).toBe(1);
   });
 
+  it("reads the count after a change under its newer name first", () => {
+    const after = applyStock(new Map([["a", 5]]), {
+      ticketTierId: "a",
+      availableQuantity: 4,
+      newAvailableQuantity: 4,
+    });
+    expect(after.get("a")).toBe(4);
+  });
+
   it("a new snapshot replaces everything, as after a reconnect", () => {
     const before = applyStock(new Map(), { ticketTierId: "gone", availableQuantity: 5 });
     const fresh = applySnapshot({ tiers: [{ ticketTierId: "a", availableQuantity: 3 }] });

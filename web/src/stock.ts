@@ -1,4 +1,5 @@
-// Live stock from `/api/concerts/stream`: a `snapshot` of every tier, then a `stock` event per change.
+// Live stock from `/api/concerts/stream`: a `snapshot` of every tier, then an unnamed event (a
+// `message`) per change.
 import { useEffect, useState } from "react";
 
 /** Available tickets by tier id. */
@@ -13,9 +14,14 @@ export function applySnapshot(data: { tiers: TierStock[] }): Stock {
   return new Map(data.tiers.map((tier) => [tier.ticketTierId, tier.availableQuantity]));
 }
 
-export function applyStock(stock: Stock, change: TierStock): Stock {
+/** A change as the stream sends it: the count after it, under both of its names. */
+interface StockChange extends TierStock {
+  newAvailableQuantity?: number;
+}
+
+export function applyStock(stock: Stock, change: StockChange): Stock {
   const next = new Map(stock);
-  next.set(change.ticketTierId, change.availableQuantity);
+  next.set(change.ticketTierId, change.newAvailableQuantity ?? change.availableQuantity);
   return next;
 }
 
@@ -32,9 +38,9 @@ export function useLiveStock(): { stock: Stock; feed: FeedState } {
       setStock(applySnapshot(JSON.parse((event as MessageEvent).data)));
       setFeed("live");
     });
-    source.addEventListener("stock", (event) => {
-      setStock((current) => applyStock(current, JSON.parse((event as MessageEvent).data)));
-    });
+    source.onmessage = (event) => {
+      setStock((current) => applyStock(current, JSON.parse(event.data)));
+    };
     source.onerror = () => setFeed("reconnecting");
     return () => source.close();
   }, []);

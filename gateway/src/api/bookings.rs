@@ -13,6 +13,7 @@ use http::header::LOCATION;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio::sync::broadcast::error::RecvError;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -20,12 +21,13 @@ use booking::domain::{Email, IdempotencyKey, Quantity};
 use booking::ids::{new_booking_id, shard_of_booking};
 use booking::keys::held_until;
 use booking::money::{Currency, Money};
-use booking::record::{Booking, BookingRecord, Packed, field};
+use booking::record::{Booking, BookingRecord, BookingStatus, Packed, field};
 use booking::scripts::ScriptError;
 use booking::scripts::reserve::{Outcome, Reservation};
 
 use crate::http::body::{Body, json};
 use crate::http::error::{ApiError, Problem};
+use crate::http::limits::Slot;
 use crate::http::validate::{Checker, parse_form, path_id};
 use crate::metrics;
 use crate::state::AppState;
@@ -38,6 +40,61 @@ pub const ADMISSION_TOKEN_HEADER: &str = "admission-token";
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// How long a booking whose reservation timed out waits to learn what the script did.
 const UNKNOWN_OUTCOME_WAIT: Duration = Duration::from_secs(2);
+/// `Prefer: wait=N` (RFC 7240): the client would rather wait for the booking's outcome.
+pub const PREFER_HEADER: &str = "prefer";
+/// Says which preference was honoured: `wait=N`.
+pub const PREFERENCE_APPLIED_HEADER: &str = "preference-applied";
+/// The longest wait a client may ask for; a longer one is cut to this.
+const MAX_PREFERRED_WAIT: Duration = Duration::from_secs(10);
+
+/// The wait a request's `Prefer` header asks for, capped at [`MAX_PREFERRED_WAIT`]; `None` when
+/// it asks for none (a preference that cannot be read is ignored, as RFC 7240 says).
+pub fn preferred_wait(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get_all(PREFER_HEADER)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .find_map(|preference| {
+            let (name, value) = preference.split(';').next()?.split_once('=')?;
+            if !name.trim().eq_ignore_ascii_case("wait") {
+                return None;
+            }
+            let seconds: u64 = value.trim().trim_matches('"').parse().ok()?;
+            (seconds > 0).then(|| Duration::from_secs(seconds).min(MAX_PREFERRED_WAIT))
+        })
+}
+
+/// The booking once it is final, or as it stands when `wait` has passed (or the gateway is
+/// stopping). Woken by the booking's status message, not by polling; the booking is read once
+/// after subscribing, so a settlement before the subscription is not missed.
+async fn outcome_within(state: &AppState, record: BookingRecord, wait: Duration) -> BookingRecord {
+    let deadline = tokio::time::Instant::now() + wait;
+    let id = record.booking.id;
+    let mut changes = state.hub.status();
+    let mut current = record;
+    loop {
+        match find(state, id).await {
+            Ok(Some(found)) => current = found,
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "re-reading a booking awaited failed"),
+        }
+        if current.status.is_final() {
+            return current;
+        }
+        loop {
+            let change = tokio::select! {
+                () = state.shutdown.cancelled() => return current,
+                change = tokio::time::timeout_at(deadline, changes.recv()) => change,
+            };
+            match change {
+                Err(_) | Ok(Err(RecvError::Closed)) => return current,
+                Ok(Ok(change)) if change.booking_id != id => {}
+                Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) => break,
+            }
+        }
+    }
+}
 
 /// A booking request that passed validation.
 #[derive(Debug, Clone, PartialEq)]
@@ -363,14 +420,23 @@ fn outcome(booked: &Result<Booked, ApiError>) -> &'static str {
 
 /// Books tickets: one atomic reservation in Redis, answered at once with the booking `pending`;
 /// payment follows, and the booking ends `confirmed` or `failed` (follow it at its `Location`,
-/// or its events). The same idempotency key with the same body answers the same booking.
+/// or its events). The same idempotency key with the same body answers the same booking. With
+/// `Prefer: wait=N` the answer waits up to N seconds (10 at most) for the outcome.
 #[utoipa::path(post, path = "/api/bookings", operation_id = "createBooking", tag = "bookings",
     params(
         ("Idempotency-Key" = Option<String>, Header, description = "The purchase attempt's key, instead of `idempotencyKey` in the body"),
         ("Admission-Token" = Option<String>, Header, description = "For a concert with a waiting room: the `admissionToken` of an admitted queue ticket; it books once"),
+        ("Prefer" = Option<String>, Header, description = "`wait=N` (RFC 7240, N seconds, at most 10): answer with the booking's outcome if it settles within N seconds, 201 confirmed or 422 `PaymentDeclined`; else the usual 202"),
     ),
     request_body = BookingBody,
     responses(
+        (status = 201, description = "With `Prefer: wait`: the booking, confirmed", body = BookingEnvelope,
+            headers(
+                ("Location" = String, description = "The booking: `/api/bookings/{id}`"),
+                ("Idempotent-Replayed" = String, description = "`true` when this repeats an earlier booking"),
+                ("Preference-Applied" = String, description = "`wait=N`"),
+            )
+        ),
         (status = 202, description = "Accepted: the booking, pending", body = BookingEnvelope,
             headers(
                 ("Location" = String, description = "The booking: `/api/bookings/{id}`"),
@@ -388,7 +454,7 @@ fn outcome(booked: &Result<Booked, ApiError>) -> &'static str {
         (status = 409, description = "Not enough tickets left (`TicketTierOutOfStock`), or outside the concert's sales window (`SalesNotOpen` with `Retry-After`, `SalesClosed`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds until sales open"))),
         (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Wrong `totalPrice`, the key used with another request for this concert, or over the customer's ticket limit", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Wrong `totalPrice`, the key used with another request for this concert, or over the customer's ticket limit; with `Prefer: wait`, `PaymentDeclined` with the failed booking in `booking`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
         (status = 503, description = "A dependency is down, a shard is recovering or the gateway is at capacity; `OutcomeUnknown` when a booking's outcome is not known yet (retrying with the same idempotency key is safe)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
     )
@@ -397,25 +463,46 @@ pub async fn create(
     state: &AppState,
     headers: &HeaderMap,
     body: Vec<u8>,
+    slot: Option<Slot>,
 ) -> Result<Response<Body>, ApiError> {
     let booked = match BookingRequest::parse(&body, headers) {
         Ok(request) => book(state, request).await,
         Err(error) => Err(error),
     };
     metrics::booking(outcome(&booked));
-    let (record, replayed) = match booked? {
+    let (mut record, replayed) = match booked? {
         Booked::Created(record) => (record, false),
         Booked::Replayed(record) => (record, true),
     };
     tracing::Span::current().record("booking_id", tracing::field::display(record.booking.id));
     tracing::debug!(replayed, "booking accepted");
-    let mut response = json(StatusCode::ACCEPTED, &BookingEnvelope { booking: &record })?;
+    // Waiting for the settlement is no work for this gateway: it holds no slot of those in flight.
+    drop(slot);
+    let wait = preferred_wait(headers);
+    if let Some(wait) = wait {
+        record = outcome_within(state, record, wait).await;
+    }
+    let applied = wait.filter(|_| record.status.is_final());
+    let mut response = match (applied, record.status) {
+        (Some(_), BookingStatus::Confirmed) => {
+            json(StatusCode::CREATED, &BookingEnvelope { booking: &record })?
+        }
+        (Some(_), _) => {
+            ApiError::PaymentDeclined(Box::new(record.clone())).into_response("/api/bookings")
+        }
+        (None, _) => json(StatusCode::ACCEPTED, &BookingEnvelope { booking: &record })?,
+    };
     let headers = response.headers_mut();
     if let Ok(location) = HeaderValue::from_str(&format!("/api/bookings/{}", record.booking.id)) {
         headers.insert(LOCATION, location);
     }
     if replayed {
         headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    }
+    if let Some(Ok(applied)) =
+        applied.map(|wait| HeaderValue::from_str(&format!("wait={}", wait.as_secs())))
+    {
+        headers.insert(PREFERENCE_APPLIED_HEADER, applied);
     }
     Ok(response)
 }
@@ -477,6 +564,37 @@ pub async fn find(state: &AppState, id: Uuid) -> Result<Option<BookingRecord>, A
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wait_preference_is_read_capped_and_otherwise_ignored() {
+        let wait = |values: &[&'static str]| {
+            let mut headers = HeaderMap::new();
+            for value in values {
+                headers.append(PREFER_HEADER, HeaderValue::from_static(value));
+            }
+            preferred_wait(&headers)
+        };
+        assert_eq!(wait(&["wait=5"]), Some(Duration::from_secs(5)));
+        assert_eq!(
+            wait(&["respond-async, Wait = 3"]),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            wait(&["handling=lenient", "wait=\"2\""]),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(wait(&["wait=3600"]), Some(MAX_PREFERRED_WAIT), "capped");
+        for ignored in [
+            "wait=0",
+            "wait=soon",
+            "wait=-1",
+            "respond-async",
+            "waiting=4",
+        ] {
+            assert_eq!(wait(&[ignored]), None, "{ignored}");
+        }
+        assert_eq!(wait(&[]), None);
+    }
 
     fn parse(body: &str, header: Option<&'static str>) -> Result<BookingRequest, ApiError> {
         let mut headers = HeaderMap::new();

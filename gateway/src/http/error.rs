@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use booking::keys::Shard;
 use booking::money::Money;
+use booking::record::BookingRecord;
 
 use crate::http::response::{Body, full};
 
@@ -120,6 +121,8 @@ pub enum ApiError {
     ShardRecovering(Shard),
     #[error("the reservation's outcome is unknown: Redis did not answer in time")]
     OutcomeUnknown,
+    #[error("{}", .0.failure_reason.as_deref().unwrap_or("payment declined"))]
+    PaymentDeclined(Box<BookingRecord>),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -133,7 +136,17 @@ impl From<sqlx::Error> for ApiError {
 /// Seconds a client should wait before retrying after a 503.
 const RETRY_AFTER_SECONDS: &str = "1";
 
-/// An RFC 9457 problem: what went wrong with a request, with a stable `code`.
+/// What a problem says, for clients that show one field: the `detail`, or for a validation
+/// failure each bad field's message.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Message {
+    One(String),
+    Each(Vec<String>),
+}
+
+/// An RFC 9457 problem: what went wrong with a request, with a stable `code`. `message`,
+/// `statusCode` and `error` repeat `detail`, `status` and `title` for clients that read those.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Problem<'a> {
@@ -154,6 +167,15 @@ pub struct Problem<'a> {
     /// Tickets left (`TicketTierOutOfStock`).
     #[serde(skip_serializing_if = "Option::is_none")]
     available_quantity: Option<i64>,
+    /// The booking whose payment was declined (`PaymentDeclined`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    booking: Option<&'a BookingRecord>,
+    /// `detail`, or for `ValidationFailed` each field's `field message`.
+    message: Message,
+    /// `status` again.
+    status_code: u16,
+    /// `title` again.
+    error: &'static str,
 }
 
 impl ApiError {
@@ -249,6 +271,11 @@ impl ApiError {
                 "OutcomeUnknown",
                 "Outcome unknown",
             ),
+            PaymentDeclined(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "PaymentDeclined",
+                "Payment declined",
+            ),
             Redis(_) | Postgres(_) | Analytics(_) | StockNotLoaded(_) | ShardRecovering(_)
             | Overloaded => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -282,6 +309,15 @@ impl ApiError {
             tracing::debug!(error = %self, instance, code, "request refused");
             self.to_string()
         };
+        let message = match &self {
+            ApiError::Validation(errors) => Message::Each(
+                errors
+                    .iter()
+                    .map(|error| format!("{} {}", error.field, error.message))
+                    .collect(),
+            ),
+            _ => Message::One(detail.clone()),
+        };
         let problem = Problem {
             kind: format!("/problems/{code}"),
             title,
@@ -297,6 +333,13 @@ impl ApiError {
                 ApiError::OutOfStock { available, .. } => Some(*available),
                 _ => None,
             },
+            booking: match &self {
+                ApiError::PaymentDeclined(record) => Some(record.as_ref()),
+                _ => None,
+            },
+            message,
+            status_code: status.as_u16(),
+            error: title,
         };
         // A problem body is made of strings and numbers, so it always serializes.
         let body = simd_json::to_vec(&problem).unwrap_or_default();

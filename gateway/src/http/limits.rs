@@ -129,6 +129,22 @@ impl Capacity {
             ApiError::Overloaded
         })
     }
+
+    /// A request's slot among those in flight, or 503 at once when all are taken.
+    pub fn slot(&self) -> Result<Slot, ApiError> {
+        Ok(Slot {
+            _permit: self.admit()?,
+            _in_flight: crate::metrics::InFlight::start(),
+        })
+    }
+}
+
+/// A request's place among those in flight, counted while it lives. A handler that goes on to
+/// wait (a booking waiting for its settlement) gives it up first.
+#[derive(Debug)]
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
+    _in_flight: crate::metrics::InFlight,
 }
 
 #[cfg(test)]

@@ -6,14 +6,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use http::header::ORIGIN;
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::api::{admin, analytics, bookings, concerts, docs, health, queue};
 use crate::http::body::{Body, read_json};
+use crate::http::cors;
 use crate::http::error::ApiError;
 use crate::http::error::Limit;
+use crate::http::limits::Slot;
 use crate::live::sse;
 use crate::metrics;
 use crate::state::AppState;
@@ -139,6 +142,17 @@ where
     let id = request_id(request.headers());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let origin = request.headers().get(ORIGIN).cloned();
+    if let Some(mut answer) = cors::preflight(&state.cors, &method, &path, request.headers()) {
+        metrics::request(
+            "preflight",
+            method.as_str(),
+            answer.status().as_u16(),
+            started.elapsed(),
+        );
+        answer.headers_mut().insert(REQUEST_ID, id);
+        return answer;
+    }
     let route = match_route(&method, &path);
     let template = route.as_ref().map(Route::template).unwrap_or("unmatched");
     let span = tracing::info_span!(
@@ -166,6 +180,7 @@ where
         started.elapsed(),
     );
     response.headers_mut().insert(REQUEST_ID, id);
+    cors::decorate(&state.cors, &path, origin.as_ref(), response.headers_mut());
     response
 }
 
@@ -183,7 +198,7 @@ where
 {
     let (parts, body) = request.into_parts();
     if route.is_operational() {
-        return dispatch(state, route, parts, Vec::new()).await;
+        return dispatch(state, route, parts, Vec::new(), None).await;
     }
     let client = state.client_address(peer, &parts.headers);
     state.limits.check(Limit::Requests, client)?;
@@ -195,7 +210,7 @@ where
         Route::ConcertStream | Route::BookingEvents(_) | Route::QueueEvents(_)
     ) {
         // Streams are bounded by their own capacity, held for as long as they are open.
-        return dispatch(state, route, parts, Vec::new()).await;
+        return dispatch(state, route, parts, Vec::new(), None).await;
     }
     let body = match route {
         Route::CreateConcert | Route::UpdateConcert(_) => {
@@ -205,16 +220,18 @@ where
         Route::CreateBooking => read_json(&parts.headers, body, state.body_timeout).await?,
         _ => Vec::new(),
     };
-    let _permit = state.request_capacity.admit()?;
-    let _in_flight = crate::metrics::InFlight::start();
-    dispatch(state, route, parts, body).await
+    let slot = state.request_capacity.slot()?;
+    dispatch(state, route, parts, body, Some(slot)).await
 }
 
+/// Calls the route's handler; `slot`, the request's place among those in flight, is held until
+/// the handler is done, or given to one that waits without it.
 async fn dispatch(
     state: &Arc<AppState>,
     route: Route<'_>,
     parts: http::request::Parts,
     body: Vec<u8>,
+    slot: Option<Slot>,
 ) -> Result<Response<Body>, ApiError> {
     match route {
         Route::ListConcerts => concerts::list(state).await,
@@ -222,7 +239,7 @@ async fn dispatch(
         Route::GetConcert(id) => concerts::get(state, id).await,
         Route::CreateConcert => admin::create(state, body).await,
         Route::UpdateConcert(id) => admin::update(state, id, body).await,
-        Route::CreateBooking => bookings::create(state, &parts.headers, body).await,
+        Route::CreateBooking => bookings::create(state, &parts.headers, body, slot).await,
         Route::GetBooking(id) => bookings::get(state, id).await,
         Route::BookingEvents(id) => sse::booking_stream(Arc::clone(state), id).await,
         Route::JoinQueue(id) => queue::join(state, id, &parts.headers).await,

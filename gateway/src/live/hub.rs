@@ -2,7 +2,8 @@
 //! local event stream through broadcast channels.
 //!
 //! Stock changes arrive as the scripts published them (`<concertId> <tierId> <available>`, the
-//! count after the change) and are framed once as an SSE event, shared by every client. Booking
+//! count after the change) and are framed once as an unnamed SSE event (so a client listening
+//! with `EventSource.onmessage` alone receives it), shared by every client. Booking
 //! status changes (`<bookingId> <status>`) go to a second channel, so a flood of settlements never crowds the stock feed. Both channels are bounded: a
 //! client that falls behind loses its place and is sent a fresh snapshot instead (see `sse.rs`);
 //! so is everyone after the subscription reconnects, since messages published meanwhile are lost.
@@ -39,10 +40,15 @@ pub fn frame(event: &str, id: u64, data: &str) -> Bytes {
     Bytes::from(format!("event: {event}\nid: {id}\ndata: {data}\n\n"))
 }
 
+/// One unnamed SSE event, which browsers deliver as a `message`.
+pub fn message_frame(id: u64, data: &str) -> Bytes {
+    Bytes::from(format!("id: {id}\ndata: {data}\n\n"))
+}
+
 /// What stock clients receive.
 #[derive(Debug, Clone)]
 pub enum StockUpdate {
-    /// A complete SSE `stock` event, ready to write.
+    /// A complete SSE stock event, ready to write.
     Event(Bytes),
     /// Events may have been lost: every client should send a fresh snapshot.
     Resync,
@@ -79,13 +85,15 @@ pub struct StatusChange {
     pub booking_id: Uuid,
 }
 
-/// A `stock` event: a tier's stock after a change.
+/// A stock change, sent as an unnamed event: a tier's stock after the change, as
+/// `availableQuantity` and again as `newAvailableQuantity` for clients that read that name.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StockEvent {
     pub concert_id: Uuid,
     pub ticket_tier_id: Uuid,
     pub available_quantity: i64,
+    pub new_available_quantity: i64,
 }
 
 #[derive(Debug)]
@@ -138,11 +146,12 @@ impl Hub {
             concert_id: change.concert_id,
             ticket_tier_id: change.tier_id,
             available_quantity: change.available,
+            new_available_quantity: change.available,
         };
         let Ok(data) = simd_json::to_string(&event) else {
             return;
         };
-        let frame = frame("stock", self.next_event_id(), &data);
+        let frame = message_frame(self.next_event_id(), &data);
         // No receivers is fine: nobody is watching.
         let _ = self.stock.send(StockUpdate::Event(frame));
     }

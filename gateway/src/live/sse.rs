@@ -200,10 +200,11 @@ impl Feed for StockStream {
 }
 
 /// Live stock, as server-sent events: a `snapshot` of every tier on connect (and whenever the
-/// client fell behind), then a `stock` event per change; `id:` on each, a comment every 15 s.
+/// client fell behind), then an unnamed event (a `message`) per change; `id:` on each, a comment
+/// every 15 s.
 #[utoipa::path(get, path = "/api/concerts/stream", operation_id = "stockStream", tag = "concerts",
     responses(
-        (status = 200, description = "Events: `snapshot` (a `Snapshot`), then `stock` (a `StockEvent`)",
+        (status = 200, description = "Events: `snapshot` (a `Snapshot`), then an unnamed event (`message`, a `StockEvent`) per change",
             content_type = "text/event-stream", body = ServerSentEvent),
         (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
@@ -462,6 +463,7 @@ pub async fn queue_stream(state: Arc<AppState>, id: &str) -> Result<Response<Bod
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::live::hub::message_frame;
 
     #[tokio::test(start_paused = true)]
     async fn an_idle_stream_sends_a_heartbeat_every_15_seconds() {
@@ -481,7 +483,7 @@ mod tests {
         let (sender, mut updates) = broadcast::channel::<StockUpdate>(2);
         let mut beat = heartbeat();
         let shutdown = CancellationToken::new();
-        let event = frame("stock", 7, r#"{"availableQuantity":3}"#);
+        let event = message_frame(7, r#"{"availableQuantity":3}"#);
         sender
             .send(StockUpdate::Event(event.clone()))
             .expect("sent");
@@ -504,8 +506,13 @@ mod tests {
     #[test]
     fn frames_carry_event_id_and_data() {
         assert_eq!(
-            frame("stock", 42, r#"{"a":1}"#),
-            Bytes::from_static(b"event: stock\nid: 42\ndata: {\"a\":1}\n\n")
+            frame("snapshot", 42, r#"{"a":1}"#),
+            Bytes::from_static(b"event: snapshot\nid: 42\ndata: {\"a\":1}\n\n")
+        );
+        assert_eq!(
+            message_frame(43, r#"{"a":1}"#),
+            Bytes::from_static(b"id: 43\ndata: {\"a\":1}\n\n"),
+            "stock changes are unnamed: a client with onmessage alone gets them"
         );
     }
 }

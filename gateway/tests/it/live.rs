@@ -26,7 +26,7 @@ async fn next_change(
     tiers: &[testkit::gateway::TestTier],
 ) -> testkit::gateway::SseEvent {
     loop {
-        let event = feed.expect("stock").await;
+        let event = feed.expect("message").await;
         let json = event.json();
         let created = tiers.iter().any(|tier| {
             json["ticketTierId"] == tier.id.to_string() && json["availableQuantity"] == tier.total
@@ -55,7 +55,7 @@ async fn a_client_gets_a_snapshot_then_the_stock_of_each_booking() {
     let event = next_change(&mut feed, &tiers).await;
     assert_eq!(
         event.json(),
-        json!({"concertId": concert.to_string(), "ticketTierId": tiers[0].id.to_string(), "availableQuantity": 7})
+        json!({"concertId": concert.to_string(), "ticketTierId": tiers[0].id.to_string(), "availableQuantity": 7, "newAvailableQuantity": 7})
     );
     assert!(event.id > snapshot.id, "event ids increase");
 
@@ -135,7 +135,7 @@ async fn a_thousand_clients_on_two_gateways_all_get_the_same_event() {
     let events = join_all(
         feeds
             .iter_mut()
-            .map(|feed| async move { feed.expect("stock").await }),
+            .map(|feed| async move { feed.expect("message").await }),
     )
     .await;
     assert!(

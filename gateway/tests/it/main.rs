@@ -3,6 +3,7 @@
 
 mod bookings;
 mod catalog;
+mod clients;
 mod config;
 mod event_streams;
 mod hostile;

@@ -187,7 +187,7 @@ async fn redis_down_answers_503_fast_and_the_gateway_heals_when_it_returns() {
     // A snapshot may come first (the subscription resynchronising its clients); the change does.
     loop {
         let event = feed.expect_any().await;
-        if event.event == "stock" {
+        if event.event == "message" {
             assert_eq!(event.json()["availableQuantity"], 7);
             break;
         }

@@ -17,6 +17,21 @@ async fn problem(response: reqwest::Response, status: u16, context: &str) -> Val
         assert!(body[member].is_string(), "{context}: {member} in {body}");
     }
     assert_eq!(body["status"], status, "{context}");
+    // For clients that show `message`: the detail, or each bad field's message.
+    match &body["message"] {
+        Value::String(message) => assert_eq!(message, &body["detail"], "{context}"),
+        Value::Array(messages) => {
+            assert_eq!(body["code"], "ValidationFailed", "{context}");
+            assert_eq!(
+                messages.len(),
+                body["errors"].as_array().map_or(0, Vec::len),
+                "{context}"
+            );
+        }
+        other => panic!("{context}: message {other} in {body}"),
+    }
+    assert_eq!(body["statusCode"], status, "{context}");
+    assert_eq!(body["error"], body["title"], "{context}");
     body
 }
 

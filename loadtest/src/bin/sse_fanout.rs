@@ -79,7 +79,7 @@ impl Options {
 /// What the clients follow, and which of its events is a change.
 #[derive(Debug, Clone)]
 enum Watch {
-    /// `GET /api/concerts/stream`: `stock` events of this tier.
+    /// `GET /api/concerts/stream`: the stock changes (unnamed events) of this tier.
     Stock(Arc<str>),
     /// Each client's own place in this concert's waiting room.
     Queue(Uuid),
@@ -108,7 +108,8 @@ impl Watch {
     /// Whether a complete event frame, after the first, is a change this watch reports.
     fn changes(&self, frame: &str) -> bool {
         match self {
-            Self::Stock(tier) => frame.contains("event: stock") && frame.contains(&**tier),
+            // Stock changes are the stream's unnamed events.
+            Self::Stock(tier) => !frame.contains("event: ") && frame.contains(&**tier),
             Self::Queue(_) => {
                 frame.contains("event: position") || frame.contains("event: admitted")
             }

@@ -5,10 +5,17 @@ use std::time::Duration;
 
 use testkit::settler::Harness;
 
-/// The `data:` lines of events named `event` in an SSE text.
+/// The `data:` lines of events named `event` in an SSE text; an event without a name is a
+/// `message`.
 fn events<'t>(text: &'t str, event: &str) -> Vec<&'t str> {
     text.split("\n\n")
-        .filter(|block| block.lines().any(|line| line == format!("event: {event}")))
+        .filter(|block| {
+            let name = block
+                .lines()
+                .find_map(|line| line.strip_prefix("event: "))
+                .unwrap_or("message");
+            name == event
+        })
         .filter_map(|block| block.lines().find_map(|line| line.strip_prefix("data: ")))
         .collect()
 }
@@ -80,7 +87,7 @@ async fn a_declines_returned_stock_reaches_the_live_feed() {
             text.push_str(std::str::from_utf8(&chunk).expect("utf-8"));
             // The concert's creation publishes its full stock, and that event may reach the feed
             // after it opened: only what follows it is the bookings' and declines' doing.
-            let counts: Vec<i64> = events(&text, "stock")
+            let counts: Vec<i64> = events(&text, "message")
                 .into_iter()
                 .filter_map(|data| serde_json::from_str::<serde_json::Value>(data).ok())
                 .filter_map(|event| event["availableQuantity"].as_i64())

@@ -9,6 +9,7 @@ mod faults;
 mod live;
 mod outage;
 mod poison;
+mod prefer;
 mod redis_loss;
 mod settlement;
 mod stream;

@@ -1,0 +1,264 @@
+//! Cross-origin access to `/api/*` (`CORS_ALLOWED_ORIGINS`): a browser page served from an allowed
+//! origin may call the API and open its event streams. A preflight from an allowed origin is
+//! answered 204 with the methods and headers the API takes; every answer to an allowed origin
+//! names it and the headers a client may read. Any other origin gets no CORS headers at all, so
+//! its browser refuses the answer: never a wider grant than configured.
+
+use http::header::{
+    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN,
+    VARY,
+};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+
+use crate::http::response::{Body, full};
+
+/// Methods the API answers.
+const METHODS: &str = "GET, HEAD, POST, PATCH, OPTIONS";
+/// Request headers the API reads beyond the CORS-safelisted ones.
+const REQUEST_HEADERS: &str = "content-type, idempotency-key, admission-token, authorization, prefer, last-event-id, x-request-id";
+/// Response headers a cross-origin client may read.
+const EXPOSED_HEADERS: &str =
+    "location, retry-after, idempotent-replayed, x-request-id, preference-applied";
+/// How long a browser may reuse a preflight's answer, seconds.
+const PREFLIGHT_MAX_AGE: &str = "600";
+
+/// Which origins may call the API from a browser.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AllowedOrigins {
+    /// Same-origin only: no CORS headers are ever sent.
+    #[default]
+    None,
+    /// `*`: any origin. The API needs no cookies, so a wildcard grants nothing credentialed.
+    Any,
+    /// These origins exactly (`scheme://host[:port]`, lowercase).
+    Listed(Vec<String>),
+}
+
+/// `CORS_ALLOWED_ORIGINS`: comma-separated origins, or `*` alone.
+pub fn allowed_origins(value: &str) -> Result<AllowedOrigins, String> {
+    let items = value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(origin)
+        .collect::<Result<Vec<_>, _>>()?;
+    if items.is_empty() {
+        return Ok(AllowedOrigins::None);
+    }
+    if items.iter().any(|item| item == "*") {
+        return if items.len() == 1 {
+            Ok(AllowedOrigins::Any)
+        } else {
+            Err("`*` stands alone".to_owned())
+        };
+    }
+    Ok(AllowedOrigins::Listed(items))
+}
+
+impl AllowedOrigins {
+    /// The `Access-Control-Allow-Origin` an `origin` is granted, if any.
+    fn grant(&self, origin: &HeaderValue) -> Option<HeaderValue> {
+        match self {
+            Self::None => None,
+            Self::Any => Some(HeaderValue::from_static("*")),
+            Self::Listed(origins) => {
+                let origin = origin.to_str().ok()?;
+                origins
+                    .iter()
+                    .any(|allowed| allowed.eq_ignore_ascii_case(origin))
+                    .then(|| HeaderValue::from_str(origin).ok())
+                    .flatten()
+            }
+        }
+    }
+}
+
+/// One origin as configured: `http(s)://host[:port]`, nothing after it.
+pub fn origin(value: &str) -> Result<String, String> {
+    let value = value.trim().trim_end_matches('/');
+    if value == "*" {
+        return Ok(value.to_owned());
+    }
+    let uri: http::Uri = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not an origin"))?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let bare = uri.path() == "/" && uri.query().is_none() && !value.contains('@');
+    match uri.authority() {
+        Some(_) if scheme_ok && bare => Ok(value.to_ascii_lowercase()),
+        _ => Err(format!(
+            "{value:?} is not an origin: expected http(s)://host[:port]"
+        )),
+    }
+}
+
+/// The answer to a preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) of a
+/// path under `/api/` from an allowed origin; `None` leaves the request to the router.
+pub fn preflight(
+    allowed: &AllowedOrigins,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Option<Response<Body>> {
+    if method != Method::OPTIONS
+        || !path.starts_with("/api/")
+        || !headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD)
+    {
+        return None;
+    }
+    let granted = allowed.grant(headers.get(ORIGIN)?)?;
+    let mut response = Response::new(full(bytes::Bytes::new()));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    let out = response.headers_mut();
+    out.insert(ACCESS_CONTROL_ALLOW_ORIGIN, granted);
+    out.insert(
+        ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(METHODS),
+    );
+    out.insert(
+        ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(REQUEST_HEADERS),
+    );
+    out.insert(
+        ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static(PREFLIGHT_MAX_AGE),
+    );
+    out.append(VARY, HeaderValue::from_static("origin"));
+    Some(response)
+}
+
+/// Adds the CORS headers to an answer of `path` for a request from `origin`: the grant and the
+/// readable headers when the origin is allowed, and `Vary: Origin` whenever CORS is on, since
+/// the answer then depends on who asks.
+pub fn decorate(
+    allowed: &AllowedOrigins,
+    path: &str,
+    origin: Option<&HeaderValue>,
+    headers: &mut HeaderMap,
+) {
+    if *allowed == AllowedOrigins::None || !path.starts_with("/api/") {
+        return;
+    }
+    headers.append(VARY, HeaderValue::from_static("origin"));
+    if let Some(granted) = origin.and_then(|origin| allowed.grant(origin)) {
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, granted);
+        headers.insert(
+            ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(EXPOSED_HEADERS),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed() -> AllowedOrigins {
+        allowed_origins("https://Tickets.example, http://localhost:3000/").expect("origins")
+    }
+
+    fn preflight_headers(origin: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(ORIGIN, HeaderValue::from_static(origin));
+        headers.insert(
+            ACCESS_CONTROL_REQUEST_METHOD,
+            HeaderValue::from_static("POST"),
+        );
+        headers
+    }
+
+    #[test]
+    fn origins_are_scheme_host_and_port_only() {
+        assert_eq!(
+            origin("https://Tickets.example").as_deref(),
+            Ok("https://tickets.example")
+        );
+        assert_eq!(
+            origin("http://localhost:3000/").as_deref(),
+            Ok("http://localhost:3000")
+        );
+        for bad in [
+            "tickets.example",
+            "ftp://tickets.example",
+            "https://tickets.example/app",
+            "https://user@tickets.example",
+            "https://tickets.example?x=1",
+        ] {
+            assert!(origin(bad).is_err(), "{bad}");
+        }
+        assert!(allowed_origins("*, https://a.example").is_err());
+        assert_eq!(allowed_origins("*"), Ok(AllowedOrigins::Any));
+        assert!(allowed_origins("https://a.example, nope").is_err());
+    }
+
+    #[test]
+    fn only_an_allowed_origin_gets_a_preflight_answer() {
+        let answer = preflight(
+            &listed(),
+            &Method::OPTIONS,
+            "/api/bookings",
+            &preflight_headers("http://localhost:3000"),
+        )
+        .expect("answered");
+        assert_eq!(answer.status(), StatusCode::NO_CONTENT);
+        assert_eq!(
+            answer.headers()[ACCESS_CONTROL_ALLOW_ORIGIN],
+            "http://localhost:3000"
+        );
+        assert!(
+            answer.headers()[ACCESS_CONTROL_ALLOW_HEADERS]
+                .to_str()
+                .is_ok_and(|allowed| allowed.contains("idempotency-key"))
+        );
+        let evil = preflight_headers("https://evil.example");
+        assert!(preflight(&listed(), &Method::OPTIONS, "/api/bookings", &evil).is_none());
+        let local = preflight_headers("http://localhost:3000");
+        assert!(
+            preflight(
+                &AllowedOrigins::None,
+                &Method::OPTIONS,
+                "/api/bookings",
+                &local
+            )
+            .is_none()
+        );
+        assert!(preflight(&listed(), &Method::OPTIONS, "/metrics", &local).is_none());
+    }
+
+    #[test]
+    fn answers_name_only_an_allowed_origin() {
+        let mut headers = HeaderMap::new();
+        let evil = HeaderValue::from_static("https://evil.example");
+        decorate(&listed(), "/api/concerts", Some(&evil), &mut headers);
+        assert!(!headers.contains_key(ACCESS_CONTROL_ALLOW_ORIGIN));
+        assert_eq!(headers[VARY], "origin");
+
+        let mut headers = HeaderMap::new();
+        let allowed = HeaderValue::from_static("https://tickets.example");
+        decorate(&listed(), "/api/concerts", Some(&allowed), &mut headers);
+        assert_eq!(
+            headers[ACCESS_CONTROL_ALLOW_ORIGIN],
+            "https://tickets.example"
+        );
+        assert!(headers.contains_key(ACCESS_CONTROL_EXPOSE_HEADERS));
+
+        let mut headers = HeaderMap::new();
+        decorate(
+            &AllowedOrigins::Any,
+            "/api/concerts",
+            Some(&evil),
+            &mut headers,
+        );
+        assert_eq!(headers[ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+
+        let mut headers = HeaderMap::new();
+        decorate(
+            &AllowedOrigins::None,
+            "/api/concerts",
+            Some(&allowed),
+            &mut headers,
+        );
+        assert!(headers.is_empty());
+    }
+}
