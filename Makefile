@@ -357,15 +357,19 @@ cluster-test: services
 ## sqlx-prepare: renew `.sqlx/` (the query data builds check the SQL against) from a scratch
 ## database migrated to the current schema; run it after changing a query or a migration
 ## sqlx-check: fail when `.sqlx/` does not match the queries and the migrations
+## sqlx-cli takes minutes to build, so it is kept per version outside the checkout, where every
+## clone on the machine finds it (TOOLS_CACHE).
 SQLX_VERSION := 0.8.6
-SQLX := $(CURDIR)/target/tools/bin/cargo-sqlx
+TOOLS_CACHE ?= $(HOME)/.cache/tickets-tools
+SQLX_ROOT := $(TOOLS_CACHE)/sqlx-cli-$(SQLX_VERSION)
+SQLX := $(SQLX_ROOT)/bin/cargo-sqlx
 sqlx-cli: $(SQLX)
 $(SQLX):
 	cargo install --locked --quiet sqlx-cli --version $(SQLX_VERSION) --no-default-features \
-		--features postgres,rustls --root $(CURDIR)/target/tools
+		--features postgres,rustls --root $(SQLX_ROOT)
 
 sqlx-prepare sqlx-check: services sqlx-cli
-	@export PATH="$(CURDIR)/target/tools/bin:$$PATH" DATABASE_URL="$${DATABASE_URL%/*}/sqlx_$$$$" \
+	@export PATH="$(SQLX_ROOT)/bin:$$PATH" DATABASE_URL="$${DATABASE_URL%/*}/sqlx_$$$$" \
 		SQLX_OFFLINE=false; \
 	trap 'cargo sqlx database drop -y -f >/dev/null' EXIT; \
 	cargo sqlx database setup --source migrations >/dev/null; \

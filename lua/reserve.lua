@@ -10,61 +10,69 @@
 --   {5}             the tier's stock is not loaded in Redis
 --   {6}             the shard is recovering from a loss of Redis data
 --   {7}             the waiting-room admission was already spent on another booking
--- Refused requests write nothing, so a corrected retry under the same key can still succeed.
+-- Refused requests leave nothing changed, so a corrected retry under the same key can still succeed.
 
 local epoch_key, stock_key, idem_key, booking_key, held_key, stream_key, pending_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local spent_key, outstanding_key = KEYS[8], KEYS[9]
-local booking_id, fingerprint, packed = ARGV[1], ARGV[2], ARGV[3]
-local quantity, limit = tonumber(ARGV[4]), tonumber(ARGV[5])
-local idempotency_ttl, held_until = ARGV[6], ARGV[7]
-local stock_channel, stock_message = ARGV[8], ARGV[9]
-local admission = ARGV[10]
+-- "<36-character booking id> <fingerprint>", stored as it comes: a Lua string made here would
+-- cost Redis an allocation and its garbage collection on every booking.
+local idem_record, packed = ARGV[1], ARGV[2]
+-- Counts go back to Redis as the strings they came in: a Lua number would be printed again.
+local quantity_text, limit = ARGV[3], tonumber(ARGV[4])
+local quantity = tonumber(quantity_text)
+local idempotency_ttl, customer = ARGV[5], ARGV[6]
+local stock_channel, stock_message = ARGV[7], ARGV[8]
+local admission, keep_until = ARGV[9], ARGV[10]
 
-local epoch = redis.call('GET', epoch_key)
+-- One read for the checks that write nothing: each call out of a script costs Redis about as
+-- much as a small command, and these keys share the shard's hash tag.
+local read = redis.call('MGET', epoch_key, idem_key, stock_key)
+local epoch, known, available = read[1], read[2], read[3]
 if not epoch then
   return {6}
 end
 
--- The record is "<36-character booking id> <fingerprint>".
-local known = redis.call('GET', idem_key)
 if known then
-  if string.sub(known, 38) ~= fingerprint then
+  if string.sub(known, 38) ~= string.sub(idem_record, 38) then
     return {2}
   end
   return {1, string.sub(known, 1, 36)}
 end
 
-local available = redis.call('GET', stock_key)
 if not available then
   return {5}
 end
 available = tonumber(available)
-
-local held = tonumber(redis.call('GET', held_key) or '0')
-if limit > 0 and held + quantity > limit then
-  return {4, held}
-end
 if available < quantity then
   return {3, available}
 end
-if admission ~= '' and redis.call('HEXISTS', spent_key, admission) == 1 then
+if admission and redis.call('HEXISTS', spent_key, admission) == 1 then
   return {7}
 end
 
-available = redis.call('DECRBY', stock_key, quantity)
-redis.call('INCRBY', pending_key, quantity)
-if redis.call('INCRBY', held_key, quantity) == quantity then
-  redis.call('EXPIREAT', held_key, held_until)
+-- The customer's count is taken, then given back if it went over the limit: one call instead
+-- of a read and a write.
+local held = redis.call('HINCRBY', held_key, customer, quantity_text)
+if limit > 0 and held > limit then
+  if held == quantity then
+    redis.call('HDEL', held_key, customer)
+  else
+    redis.call('HINCRBY', held_key, customer, -quantity)
+  end
+  return {4, held - quantity}
 end
+
+available = redis.call('DECRBY', stock_key, quantity_text)
+redis.call('INCRBY', pending_key, quantity_text)
 -- The booking record lives until the settler has settled it; it then sets its expiry.
 redis.call('HSET', booking_key, 'b', packed, 's', 'pending')
-redis.call('SET', idem_key, booking_id .. ' ' .. fingerprint, 'EX', idempotency_ttl)
+redis.call('SET', idem_key, idem_record, 'EX', idempotency_ttl)
 redis.call('XADD', stream_key, '*', 'b', packed, 'e', epoch)
-if admission ~= '' then
+if admission then
   -- Spent: it books once, and its place no longer counts as waiting to be used.
-  redis.call('HSET', spent_key, admission, booking_id)
-  redis.call('EXPIREAT', spent_key, held_until)
+  redis.call('HSET', spent_key, admission, string.sub(idem_record, 1, 36))
+  redis.call('EXPIREAT', spent_key, keep_until)
   redis.call('ZREM', outstanding_key, admission)
 end
 redis.call('PUBLISH', stock_channel, stock_message .. available)

@@ -6,9 +6,11 @@
 
 local epoch_key, booking_key, stock_key, pending_key, held_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local status, reason, quantity = ARGV[1], ARGV[2], tonumber(ARGV[3])
+-- The quantity goes back to Redis as the string it came in: a Lua number would be printed again.
+local status, reason, quantity = ARGV[1], ARGV[2], ARGV[3]
 local stock_channel, stock_message = ARGV[4], ARGV[5]
 local status_channel, status_message, record_ttl = ARGV[6], ARGV[7], ARGV[8]
+local customer = ARGV[9]
 
 if redis.call('EXISTS', epoch_key) == 0 then
   return -2
@@ -37,8 +39,8 @@ if status == 'failed' then
     local available = redis.call('INCRBY', stock_key, quantity)
     redis.call('PUBLISH', stock_channel, stock_message .. available)
   end
-  if redis.call('DECRBY', held_key, quantity) <= 0 then
-    redis.call('DEL', held_key)
+  if redis.call('HINCRBY', held_key, customer, -tonumber(quantity)) <= 0 then
+    redis.call('HDEL', held_key, customer)
   end
 end
 redis.call('PUBLISH', status_channel, status_message)

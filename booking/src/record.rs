@@ -87,6 +87,12 @@ pub struct Booking {
 }
 
 impl Booking {
+    /// What the booking's idempotency key holds in Redis: `<bookingId> <fingerprint>`, the id
+    /// first at a fixed width so that a replay reads it without parsing.
+    pub fn idempotency_record(&self) -> String {
+        idempotency_record(self.id, &self.fingerprint())
+    }
+
     /// What makes two requests under one idempotency key "the same request". Recovery rebuilds
     /// it from a booking's row, so it is made of columns Postgres keeps.
     pub fn fingerprint(&self) -> String {
@@ -98,6 +104,11 @@ impl Booking {
             self.currency,
         )
     }
+}
+
+/// See [`Booking::idempotency_record`].
+pub fn idempotency_record(id: Uuid, fingerprint: &str) -> String {
+    format!("{id} {fingerprint}")
 }
 
 /// See [`Booking::fingerprint`].

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use fred::prelude::{Client, ClientLike, KeysInterface, Pool, StreamsInterface};
+use fred::prelude::{Client, ClientLike, HashesInterface, KeysInterface, Pool, StreamsInterface};
 use fred::types::{Expiration, SetOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
@@ -43,7 +43,7 @@ use crate::keys::{
     HELD_GRACE_SECONDS, IDEMPOTENCY_TTL_SECONDS, Keyspace, SETTLER_GROUP, Shard, held_until,
 };
 use crate::money::Money;
-use crate::record::{BookingStatus, Packed, field, fingerprint};
+use crate::record::{BookingStatus, Packed, field, fingerprint, idempotency_record};
 use crate::scripts::guard::{GuardScript, ShardState};
 use crate::scripts::{ScriptError, Verify};
 use crate::stock::{self, Counter, TierRef};
@@ -261,9 +261,7 @@ async fn mark_final(
             if let Some(reason) = reason {
                 fields.push((field::REASON, reason.clone()));
             }
-            let _: () =
-                fred::prelude::HashesInterface::hset(&pipeline, keys.booking(shard, id), fields)
-                    .await?;
+            let _: () = HashesInterface::hset(&pipeline, keys.booking(shard, id), fields).await?;
         }
         let _: Vec<fred::types::Value> = pipeline.all().await?;
     }
@@ -283,7 +281,7 @@ async fn carry(
         let pipeline = client.pipeline();
         for packed in chunk {
             let json = packed.to_json();
-            let _: () = fred::prelude::HashesInterface::hset(
+            let _: () = HashesInterface::hset(
                 &pipeline,
                 keys.booking(shard, packed.booking.id),
                 vec![
@@ -359,23 +357,24 @@ async fn rebuild_held(
             .or_insert((0, packed.held_until));
         entry.0 += i64::from(booking.quantity.get());
     }
-    let held: Vec<_> = held.into_iter().collect();
-    for chunk in held.chunks(PAGE) {
+    let written = held.len();
+    let mut by_concert: HashMap<Uuid, (Vec<(String, i64)>, i64)> = HashMap::new();
+    for ((concert, email), (count, until)) in held {
+        let entry = by_concert.entry(concert).or_insert((Vec::new(), until));
+        entry.0.push((email, count));
+        entry.1 = entry.1.max(until);
+    }
+    let by_concert: Vec<_> = by_concert.into_iter().collect();
+    for chunk in by_concert.chunks(PAGE) {
         let pipeline = client.pipeline();
-        for ((concert, email), (count, until)) in chunk {
-            let _: () = pipeline
-                .set(
-                    keys.held(shard, *concert, email),
-                    *count,
-                    Some(Expiration::EXAT(*until)),
-                    None,
-                    false,
-                )
-                .await?;
+        for (concert, (counts, until)) in chunk {
+            let key = keys.held(shard, *concert);
+            let _: () = HashesInterface::hset(&pipeline, &key, counts.clone()).await?;
+            let _: () = pipeline.expire_at(&key, *until, None).await?;
         }
         let _: Vec<fred::types::Value> = pipeline.all().await?;
     }
-    Ok(held.len())
+    Ok(written)
 }
 
 /// The idempotency records of the bookings of the last 24 hours, where Redis lacks them.
@@ -433,7 +432,7 @@ async fn rebuild_idempotency(
             let _: () = pipeline
                 .set(
                     keys.idempotency(shard, *concert, key.as_str()),
-                    format!("{id} {print}"),
+                    idempotency_record(*id, print),
                     Some(Expiration::EX(ttl)),
                     Some(SetOptions::NX),
                     false,

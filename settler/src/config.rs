@@ -52,7 +52,8 @@ pub struct SettlerConfig {
     #[arg(long, env = "SETTLER_MAX_DELIVERIES", value_name = "SETTLER_MAX_DELIVERIES",
         default_value = "5", value_parser = config::within(1, 1_000, "a whole number"))]
     pub max_deliveries: u64,
-    /// How often (seconds) the books are audited (stock against Postgres).
+    /// How often (seconds) the books are audited (stock against Postgres) and concerts' new held
+    /// counts given their expiry.
     #[arg(long = "reconcile-interval-s", env = "RECONCILE_INTERVAL_S",
         value_name = "RECONCILE_INTERVAL_S", default_value = "30",
         value_parser = config::seconds(1, 86_400))]

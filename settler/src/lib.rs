@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod held;
 pub mod http;
 pub mod metrics;
 pub mod payment;

@@ -17,6 +17,7 @@ use booking::scripts::trim::Mode;
 
 use crate::audit::{self, DriftWatch};
 use crate::config::SettlerConfig;
+use crate::held;
 use crate::http::{self, Probe};
 use crate::payment::{PaymentProvider, SimulatedProvider};
 use crate::settle::{Processed, Settler};
@@ -151,6 +152,10 @@ impl<P: PaymentProvider> Application<P> {
             let settler = Arc::clone(&settler);
             move || trim(Arc::clone(&settler))
         }));
+        tasks.spawn(every(reconcile_interval, shutdown.clone(), {
+            let settler = Arc::clone(&settler);
+            move || sweep_held(Arc::clone(&settler))
+        }));
         let watch = Arc::new(tokio::sync::Mutex::new(DriftWatch::default()));
         tasks.spawn(every(reconcile_interval, shutdown.clone(), {
             let settler = Arc::clone(&settler);
@@ -269,6 +274,14 @@ async fn trim<P: PaymentProvider>(settler: Arc<Settler<P>>) {
             Ok(depth) => crate::metrics::stream_depth(shard, &depth),
             Err(error) => tracing::warn!(%shard, %error, "trimming the stream failed"),
         }
+    }
+}
+
+async fn sweep_held<P: PaymentProvider>(settler: Arc<Settler<P>>) {
+    match held::sweep(&settler.redis, &settler.db, &settler.keys).await {
+        Ok(0) => {}
+        Ok(given) => tracing::debug!(given, "held counts given their expiry"),
+        Err(error) => tracing::warn!(%error, "giving held counts their expiry failed"),
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -224,6 +225,20 @@ pub struct TierRow {
     pub id: Uuid,
     pub shard: i16,
     pub total_quantity: i32,
+}
+
+/// A concert's shard and date: where its held counts live and how long they are kept.
+#[derive(Debug)]
+pub struct ConcertRow {
+    pub id: Uuid,
+    pub shard: i16,
+    pub date: DateTime<Utc>,
+}
+
+pub async fn concerts(db: &PgPool) -> Result<Vec<ConcertRow>, sqlx::Error> {
+    sqlx::query_as!(ConcertRow, "SELECT id, shard, date FROM concerts")
+        .fetch_all(db)
+        .await
 }
 
 /// Every tier, with its concert's shard, in the catalog's order.

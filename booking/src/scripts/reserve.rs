@@ -71,23 +71,28 @@ impl ReserveScript {
     /// 2. `stock:<tierId>`: available tickets
     /// 3. `idem:<concertId>:<idempotencyKey>`: the idempotency record
     /// 4. `booking:<bookingId>`: the booking record
-    /// 5. `held:<concertId>:<email>`: tickets the customer holds for the concert
+    /// 5. `held:<concertId>`: tickets each customer holds for the concert
     /// 6. `bookings`: the shard's stream
     /// 7. `pending:<tierId>`: tickets of the tier in unsettled bookings
-    /// 8. `queue:<concertId>:spent`: admissions spent, by queue ticket
-    /// 9. `queue:<concertId>:outstanding`: admissions not yet spent, by expiry
+    /// 8. `queue:<concertId>:spent`: admissions spent, by queue ticket (only with an admission)
+    /// 9. `queue:<concertId>:outstanding`: admissions not yet spent, by expiry (only with an
+    ///    admission)
     ///
     /// ARGV:
-    /// 1. booking id
-    /// 2. request fingerprint
-    /// 3. the packed booking (the record's and the stream entry's `b`)
-    /// 4. quantity
-    /// 5. tickets one customer may hold per concert (0: no limit)
-    /// 6. lifetime of the idempotency record, seconds
-    /// 7. unix time the held count expires
-    /// 8. stock channel
-    /// 9. the stock message without its count (`<concertId> <tierId> `)
-    /// 10. the queue ticket whose admission this booking spends, or empty
+    /// 1. the idempotency record, `<bookingId> <fingerprint>`
+    ///    ([`crate::record::Booking::idempotency_record`])
+    /// 2. the packed booking (the record's and the stream entry's `b`)
+    /// 3. quantity
+    /// 4. tickets one customer may hold per concert (0: no limit)
+    /// 5. lifetime of the idempotency record, seconds
+    /// 6. the customer's email: their field of the held counts
+    /// 7. stock channel
+    /// 8. the stock message without its count (`<concertId> <tierId> `)
+    /// 9. the queue ticket whose admission this booking spends (only with an admission)
+    /// 10. unix time the spent admissions are kept until (only with an admission)
+    ///
+    /// Every argument of a script call costs Redis a Lua string and its collection, so the
+    /// admission's keys and arguments are passed only when there is one.
     pub fn keys_and_args(
         keys: &Keyspace,
         shard: Shard,
@@ -95,31 +100,31 @@ impl ReserveScript {
     ) -> (Vec<String>, Vec<String>) {
         let Reservation { packed, admission } = reservation;
         let booking = &packed.booking;
-        let script_keys = vec![
+        let mut script_keys = vec![
             keys.epoch(shard),
             keys.stock(shard, booking.ticket_tier_id),
             keys.idempotency(shard, booking.concert_id, booking.idempotency_key.as_str()),
             keys.booking(shard, booking.id),
-            keys.held(shard, booking.concert_id, booking.user_email.as_str()),
+            keys.held(shard, booking.concert_id),
             keys.stream(shard),
             keys.pending(shard, booking.ticket_tier_id),
-            keys.queue(shard, booking.concert_id, "spent"),
-            keys.queue(shard, booking.concert_id, "outstanding"),
         ];
-        let args = vec![
-            booking.id.to_string(),
-            booking.fingerprint(),
+        let mut args = vec![
+            booking.idempotency_record(),
             packed.to_json(),
             booking.quantity.to_string(),
             packed.customer_limit.to_string(),
             IDEMPOTENCY_TTL_SECONDS.to_string(),
-            packed.held_until.to_string(),
+            booking.user_email.to_string(),
             keys.stock_channel(),
             stock::message_prefix(booking.concert_id, booking.ticket_tier_id),
-            admission
-                .map(|ticket| ticket.to_string())
-                .unwrap_or_default(),
         ];
+        if let Some(ticket) = admission {
+            script_keys.push(keys.queue(shard, booking.concert_id, "spent"));
+            script_keys.push(keys.queue(shard, booking.concert_id, "outstanding"));
+            args.push(ticket.to_string());
+            args.push(packed.held_until.to_string());
+        }
         (script_keys, args)
     }
 

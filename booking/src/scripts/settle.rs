@@ -48,7 +48,7 @@ impl SettleScript {
     /// 2. `booking:<bookingId>`: the booking record
     /// 3. `stock:<tierId>`: available tickets
     /// 4. `pending:<tierId>`: tickets in unsettled bookings
-    /// 5. `held:<concertId>:<email>`: tickets the customer holds for the concert
+    /// 5. `held:<concertId>`: tickets each customer holds for the concert
     ///
     /// ARGV:
     /// 1. final status (`confirmed` or `failed`)
@@ -59,6 +59,7 @@ impl SettleScript {
     /// 6. booking status channel
     /// 7. the status message (`<bookingId> <status>`)
     /// 8. seconds the settled record stays in Redis
+    /// 9. the customer's email: their field of the held counts
     pub async fn apply(
         &self,
         client: &Client,
@@ -77,7 +78,7 @@ impl SettleScript {
             keys.booking(shard, booking.id),
             keys.stock(shard, booking.ticket_tier_id),
             keys.pending(shard, booking.ticket_tier_id),
-            keys.held(shard, booking.concert_id, &booking.user_email),
+            keys.held(shard, booking.concert_id),
         ];
         let args = vec![
             status.as_str().to_owned(),
@@ -88,6 +89,7 @@ impl SettleScript {
             keys.booking_status_channel(),
             stock::status_message(booking.id, status),
             SETTLED_RECORD_TTL_SECONDS.to_string(),
+            booking.user_email.clone(),
         ];
         let applied: i64 = evalsha(&self.0, client, script_keys, args, verify).await?;
         match applied {

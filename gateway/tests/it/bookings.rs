@@ -3,13 +3,13 @@
 use std::collections::{HashMap, HashSet};
 
 use booking::record::{BookingStatus, Packed, field};
-use fred::prelude::{KeysInterface, StreamsInterface};
+use fred::prelude::{HashesInterface, KeysInterface, StreamsInterface};
 use futures::future::join_all;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use uuid::Uuid;
 
-use testkit::gateway::{TestApp, TestTier, booking_body, spawn_app};
+use testkit::gateway::{TestApp, TestTier, booking_body, spawn_app, spawn_app_with, test_config};
 use testkit::sql::{PlantedBooking, plant_booking};
 
 /// Fires `bodies` at once and returns each answer's status and JSON body.
@@ -208,6 +208,56 @@ async fn a_customer_may_hold_at_most_the_limit_per_concert() {
         .await;
     assert_eq!(other.status(), 202, "another customer is not affected");
     assert_eq!(app.redis_stock(concert, tiers[1].id).await, Some(86));
+    // The refused request took nothing: the count it raised past the limit was given back.
+    assert_eq!(
+        held(&app, concert).await,
+        HashMap::from([
+            ("limit@example.com".to_owned(), 10),
+            ("other@example.com".to_owned(), 10)
+        ])
+    );
+}
+
+/// The concert's held counts in Redis, by customer.
+async fn held(app: &TestApp, concert: Uuid) -> HashMap<String, i64> {
+    app.state
+        .redis
+        .hgetall(app.state.keys.held(app.shard_of(concert), concert))
+        .await
+        .expect("read")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_first_booking_over_the_limit_leaves_no_count_behind() {
+    let mut config = test_config();
+    config.max_tickets_per_customer = 4;
+    let app = spawn_app_with(config).await;
+    let (concert, tiers) = app.create_concert(&[(10.0, 100)]).await;
+
+    let over = app
+        .book(&booking_body(&tiers[0], 5, "first@example.com", "a"))
+        .await;
+    assert_eq!(over.status(), 422);
+    let over: Value = over.json().await.expect("json");
+    assert_eq!(over["code"], "CustomerLimitExceeded");
+    assert_eq!(
+        over["detail"],
+        "a customer may hold at most 4 tickets per concert; 0 already held"
+    );
+    assert!(
+        held(&app, concert).await.is_empty(),
+        "no count for a refusal"
+    );
+    assert_eq!(app.redis_stock(concert, tiers[0].id).await, Some(100));
+
+    let within = app
+        .book(&booking_body(&tiers[0], 4, "first@example.com", "b"))
+        .await;
+    assert_eq!(within.status(), 202);
+    assert_eq!(
+        held(&app, concert).await,
+        HashMap::from([("first@example.com".to_owned(), 4)])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

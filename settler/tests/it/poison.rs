@@ -54,9 +54,10 @@ async fn reserve_doctored(
             admission: None,
         },
     );
-    let mut json: serde_json::Value = serde_json::from_str(&args[2]).expect("json");
+    // ARGV 2 is the packed booking.
+    let mut json: serde_json::Value = serde_json::from_str(&args[1]).expect("json");
     doctor(&mut json);
-    args[2] = json.to_string();
+    args[1] = json.to_string();
     // The keys follow the doctored booking, as they would had it been written so.
     let concert: Uuid = json["booking"]["concertId"]
         .as_str()
@@ -64,7 +65,8 @@ async fn reserve_doctored(
         .expect("concert");
     let email = json["booking"]["userEmail"].as_str().expect("email");
     keys[2] = state.keys.idempotency(harness.shard, concert, "doctored");
-    keys[4] = state.keys.held(harness.shard, concert, email);
+    keys[4] = state.keys.held(harness.shard, concert);
+    args[5] = email.to_owned();
     let script = ReserveScript::default();
     script.load(state.redis.next()).await.expect("loaded");
     let reply: Vec<Value> = state

@@ -7,8 +7,8 @@ use booking::record::Stub;
 use booking::scripts::settle::Applied;
 use fred::prelude::{KeysInterface, StreamsInterface};
 use settler::Application;
-use settler::audit;
 use settler::payment::SimulatedProvider;
+use settler::{audit, held};
 use tokio_util::sync::CancellationToken;
 
 use testkit::settler::{Harness, settler_config};
@@ -104,18 +104,16 @@ async fn declined_payments_fail_and_give_every_ticket_back_once() {
     let reasons = testkit::sql::failure_reasons(&harness.gateway_state.db).await;
     assert_eq!(reasons[0].as_deref(), Some("card declined"));
     assert_eq!(harness.status(ids[0]).await, "failed");
-    // The customer holds nothing any more: the per-customer count went back too.
+    // The customer holds nothing any more: the per-customer count went back too, and the
+    // concert's held counts, all at zero, are gone.
     let held = harness
         .gateway_state
         .keys
-        .held(harness.shard, harness.concert, "x");
-    let pattern = held.trim_end_matches('x').to_owned() + "*";
-    let client = harness.gateway_state.redis.next();
-    let (_, left): (String, Vec<String>) =
-        fred::prelude::KeysInterface::scan_page(client, "0", pattern, Some(1000), None)
-            .await
-            .expect("scanned");
-    assert!(left.is_empty(), "held counts left: {left:?}");
+        .held(harness.shard, harness.concert);
+    let left: i64 = fred::prelude::KeysInterface::exists(harness.gateway_state.redis.next(), held)
+        .await
+        .expect("read");
+    assert_eq!(left, 0, "held counts left");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,4 +272,42 @@ async fn shutdown_finishes_and_acknowledges_the_batches_in_flight() {
         "what was not read is settled later, nothing twice"
     );
     assert_eq!(harness.rows().await.get("confirmed"), Some(&60));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_counts_get_their_expiry_from_the_sweep_and_keep_it() {
+    let harness = Harness::start(10).await;
+    harness.book(2).await;
+    let state = &harness.gateway_state;
+    let held = state.keys.held(harness.shard, harness.concert);
+    let client = state.redis.next();
+    let expiry = || async {
+        let at: i64 = client.expire_time(&held).await.expect("read");
+        at
+    };
+    assert_eq!(expiry().await, -1, "a booking leaves the hash without one");
+
+    let swept = || held::sweep(&state.redis, &state.db, &state.keys);
+    assert_eq!(
+        swept().await.expect("swept"),
+        1,
+        "the one hash without an expiry"
+    );
+    let date = state
+        .catalog
+        .current()
+        .concert(harness.concert)
+        .expect("known")
+        .date;
+    let until = booking::keys::held_until(date, chrono::Utc::now());
+    assert!(date > chrono::Utc::now(), "the harness' concert is to come");
+    assert_eq!(expiry().await, until, "a day after the concert");
+
+    assert_eq!(swept().await.expect("swept"), 0, "nothing left to give one");
+    let _: bool = client
+        .expire_at(&held, until + 3_600, None)
+        .await
+        .expect("set");
+    assert_eq!(swept().await.expect("swept"), 0);
+    assert_eq!(expiry().await, until + 3_600, "an expiry it has is kept");
 }

@@ -138,7 +138,8 @@ fn packed(id: Uuid, concert: Uuid, tier: Uuid, customer: &str) -> anyhow::Result
             idempotency_key: IdempotencyKey::parse(customer).map_err(anyhow::Error::msg)?,
         },
         held_until: chrono::Utc::now().timestamp() + 86_400,
-        customer_limit: 0,
+        // The gateway's default: the count is kept and checked, as in production.
+        customer_limit: 10,
     })
 }
 
