@@ -55,7 +55,7 @@ impl ScratchDatabase {
 impl Drop for ScratchDatabase {
     fn drop(&mut self) {
         let url = self.url.clone();
-        off_runtime(async move {
+        off_runtime(CLEANUP_PATIENCE, async move {
             if let Err(error) = Postgres::force_drop_database(&url).await {
                 eprintln!("scratch database {url} left behind: {error}");
             }
@@ -68,6 +68,8 @@ impl Drop for ScratchDatabase {
 #[derive(Debug)]
 pub struct Isolated {
     pub backends: Backends,
+    /// How long removing them may take before it gives up (and leaves them behind).
+    patience: Duration,
 }
 
 impl Isolated {
@@ -91,14 +93,24 @@ impl Isolated {
 
     /// Takes `backends`' database and key prefix, to remove them when dropped.
     pub fn adopt(backends: Backends) -> Self {
-        Self { backends }
+        Self {
+            backends,
+            patience: CLEANUP_PATIENCE,
+        }
+    }
+
+    /// Allows removing them `patience` instead of a test's few seconds: a bench leaves millions
+    /// of keys.
+    pub fn with_patience(mut self, patience: Duration) -> Self {
+        self.patience = patience;
+        self
     }
 }
 
 impl Drop for Isolated {
     fn drop(&mut self) {
         let backends = self.backends.clone();
-        off_runtime(async move {
+        off_runtime(self.patience, async move {
             if let Err(error) = Postgres::force_drop_database(&backends.database_url).await {
                 eprintln!(
                     "test database {} left behind: {error}",
@@ -119,7 +131,7 @@ const CLEANUP_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Runs `cleanup` to its end on a runtime of its own on another thread: `Drop` cannot await, and
 /// the test's runtime may be the one being torn down.
-fn off_runtime(cleanup: impl Future<Output = ()> + Send + 'static) {
+fn off_runtime(patience: Duration, cleanup: impl Future<Output = ()> + Send + 'static) {
     let done = std::thread::spawn(move || {
         match tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -127,9 +139,9 @@ fn off_runtime(cleanup: impl Future<Output = ()> + Send + 'static) {
         {
             Ok(runtime) => {
                 // A server the test stopped or stalled must not hold the suite.
-                let bounded = async { tokio::time::timeout(CLEANUP_PATIENCE, cleanup).await };
+                let bounded = async { tokio::time::timeout(patience, cleanup).await };
                 if runtime.block_on(bounded).is_err() {
-                    eprintln!("a test's cleanup gave up after {CLEANUP_PATIENCE:?}");
+                    eprintln!("a test's cleanup gave up after {patience:?}");
                 }
             }
             Err(error) => eprintln!("no runtime for a test's cleanup: {error}"),

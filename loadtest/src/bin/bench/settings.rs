@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use booking::config::Backends;
 use booking::keys::Keyspace;
@@ -10,6 +11,10 @@ use booking::keys::Keyspace;
 use testkit::Isolated;
 
 pub const ADMIN_TOKEN: &str = "bench-admin-token";
+
+/// How long removing the run's keys and database may take: a run leaves millions of keys, which
+/// later tests would otherwise scan past on every cleanup.
+const CLEANUP_PATIENCE: Duration = Duration::from_secs(300);
 
 /// `make bench`: every performance figure of the design in one run, written as a table.
 #[derive(Debug, clap::Parser)]
@@ -48,7 +53,7 @@ impl Run {
     pub fn new(settings: &Settings, redis: fred::prelude::Client) -> Self {
         let mut backends = Isolated::names(settings.backends.redis_shards);
         backends.redis_url = settings.backends.redis_url.clone();
-        let isolated = Isolated::adopt(backends);
+        let isolated = Isolated::adopt(backends).with_patience(CLEANUP_PATIENCE);
         Self {
             keys: isolated.backends.keyspace(),
             isolated,
