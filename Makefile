@@ -172,7 +172,7 @@ web-e2e: services chromium web
 		target/debug/settler & settler=$$!; \
 	GATEWAY_ADDR=$(E2E_GATEWAY_ADDR) SEED_DEMO=true WEB_DIR=web/dist target/debug/gateway & gateway=$$!; \
 	trap 'kill $$gateway $$settler 2>/dev/null; wait $$gateway $$settler 2>/dev/null; \
-		redis-cli --scan --pattern "{$$prefix:*" | xargs -r -d '\n' redis-cli del >/dev/null; \
+		redis-cli --scan --pattern "{$$prefix:*" | xargs -r -d "\n" redis-cli unlink >/dev/null; \
 		psql -h $(PG_HOST) -p $(PG_PORT) -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$$db\" WITH (FORCE)"' EXIT; \
 	for _ in $$(seq 300); do curl -sf http://$(E2E_GATEWAY_ADDR)/api/health/ready >/dev/null && break; sleep 0.1; done; \
 	cd web && E2E_URL=http://$(E2E_GATEWAY_ADDR) node --test e2e/
@@ -220,7 +220,7 @@ contract: services python-tools
 	GATEWAY_ADDR=$(CONTRACT_GATEWAY_ADDR) SEED_DEMO=true RATE_LIMIT_PER_IP=0 BOOKING_LIMIT_PER_IP=0 \
 		target/debug/gateway & gateway=$$!; \
 	trap 'kill $$gateway $$settler 2>/dev/null; wait $$gateway $$settler 2>/dev/null; \
-		redis-cli --scan --pattern "{$$prefix:*" | xargs -r -d '\n' redis-cli del >/dev/null; \
+		redis-cli --scan --pattern "{$$prefix:*" | xargs -r -d "\n" redis-cli unlink >/dev/null; \
 		psql -h $(PG_HOST) -p $(PG_PORT) -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$$db\" WITH (FORCE)"' EXIT; \
 	for _ in $$(seq 300); do curl -sf http://$(CONTRACT_GATEWAY_ADDR)/api/health/ready >/dev/null && break; sleep 0.1; done; \
 	target/venv/bin/schemathesis run http://$(CONTRACT_GATEWAY_ADDR)/api/openapi.json \
@@ -385,7 +385,7 @@ loadtest-smoke: services
 		ADMIN_TOKEN=$$token SEED_DEMO=false RATE_LIMIT_PER_IP=0 BOOKING_LIMIT_PER_IP=0 RUST_LOG=warn \
 		target/debug/gateway & gateway=$$!; \
 	trap 'kill $$gateway 2>/dev/null; wait $$gateway 2>/dev/null; \
-		redis-cli --scan --pattern "{$$prefix:*" | xargs -r -d '\n' redis-cli del >/dev/null; \
+		redis-cli --scan --pattern "{$$prefix:*" | xargs -r -d "\n" redis-cli unlink >/dev/null; \
 		psql -h $(PG_HOST) -p $(PG_PORT) -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$$db\" WITH (FORCE)"' EXIT; \
 	for _ in $$(seq 300); do curl -sf http://$(LOADTEST_ADDR)/api/health/ready >/dev/null && break; sleep 0.1; done; \
 	ADMIN_TOKEN=$$token target/debug/loadtest --host http://$(LOADTEST_ADDR) \
