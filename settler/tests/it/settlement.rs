@@ -110,7 +110,11 @@ async fn declined_payments_fail_and_give_every_ticket_back_once() {
         .gateway_state
         .keys
         .held(harness.shard, harness.concert);
-    let left: i64 = fred::prelude::KeysInterface::exists(harness.gateway_state.redis.next(), held)
+    let left: i64 = harness
+        .gateway_state
+        .redis
+        .next()
+        .exists(held)
         .await
         .expect("read");
     assert_eq!(left, 0, "held counts left");
