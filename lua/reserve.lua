@@ -10,7 +10,7 @@
 --   {5}             the tier's stock is not loaded in Redis
 --   {6}             the shard is recovering from a loss of Redis data
 --   {7}             the waiting-room admission was already spent on another booking
--- Refused requests leave nothing changed, so a corrected retry under the same key can still succeed.
+-- Refused requests leave nothing changed, so a corrected retry under the same key can succeed.
 
 local epoch_key, stock_key, idem_key, booking_key, held_key, stream_key, pending_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
