@@ -343,29 +343,28 @@ async fn rebuild_held(
 ) -> Result<usize, RecoveryError> {
     let rows = store::held(tx, shard, HELD_GRACE_SECONDS as f64).await?;
     let now = Utc::now();
-    let mut held: HashMap<(Uuid, String), (i64, i64)> = rows
-        .into_iter()
-        .map(|row| {
-            let until = held_until(row.concert_date, now);
-            ((row.concert_id, row.user_email), (row.tickets, until))
-        })
-        .collect();
+    // Per concert: each customer's tickets, and when the concert's hash expires.
+    let mut held: HashMap<Uuid, (HashMap<String, i64>, i64)> = HashMap::new();
+    for row in rows {
+        let until = held_until(row.concert_date, now);
+        let (counts, expires) = held
+            .entry(row.concert_id)
+            .or_insert((HashMap::new(), until));
+        *expires = (*expires).max(until);
+        *counts.entry(row.user_email).or_default() += row.tickets;
+    }
     for packed in carried {
         let booking = &packed.booking;
-        let entry = held
-            .entry((booking.concert_id, booking.user_email.to_string()))
-            .or_insert((0, packed.held_until));
-        entry.0 += i64::from(booking.quantity.get());
+        let (counts, expires) = held
+            .entry(booking.concert_id)
+            .or_insert((HashMap::new(), packed.held_until));
+        *expires = (*expires).max(packed.held_until);
+        *counts.entry(booking.user_email.to_string()).or_default() +=
+            i64::from(booking.quantity.get());
     }
-    let written = held.len();
-    let mut by_concert: HashMap<Uuid, (Vec<(String, i64)>, i64)> = HashMap::new();
-    for ((concert, email), (count, until)) in held {
-        let entry = by_concert.entry(concert).or_insert((Vec::new(), until));
-        entry.0.push((email, count));
-        entry.1 = entry.1.max(until);
-    }
-    let by_concert: Vec<_> = by_concert.into_iter().collect();
-    for chunk in by_concert.chunks(PAGE) {
+    let written = held.values().map(|(counts, _)| counts.len()).sum();
+    let held: Vec<_> = held.into_iter().collect();
+    for chunk in held.chunks(PAGE) {
         let pipeline = client.pipeline();
         for (concert, (counts, until)) in chunk {
             let key = keys.held(shard, *concert);
