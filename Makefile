@@ -160,6 +160,11 @@ chromium:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; \
 	fi
 
+# What a recipe's run wrote under its shell's $$prefix (Redis keys) and $$db (database), removed
+# from the recipe's EXIT trap; it sits inside the trap's single quotes, so it has none itself.
+REMOVE_RUN_DATA = redis-cli --scan --pattern "{$$prefix:*" | xargs -r -d "\n" redis-cli unlink >/dev/null; \
+	psql -h $(PG_HOST) -p $(PG_PORT) -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$$db\" WITH (FORCE)"
+
 # The end-to-end tests against a gateway and settler of their own (own database and key prefix),
 # payments approved after 100-300 ms. SCREENSHOTS=docs/screenshots saves the pages.
 E2E_GATEWAY_ADDR := 127.0.0.1:18124
@@ -172,8 +177,7 @@ web-e2e: services chromium web
 		target/debug/settler & settler=$$!; \
 	GATEWAY_ADDR=$(E2E_GATEWAY_ADDR) SEED_DEMO=true WEB_DIR=web/dist target/debug/gateway & gateway=$$!; \
 	trap 'kill $$gateway $$settler 2>/dev/null; wait $$gateway $$settler 2>/dev/null; \
-		redis-cli --scan --pattern "{$$prefix:*" | xargs -r -d "\n" redis-cli unlink >/dev/null; \
-		psql -h $(PG_HOST) -p $(PG_PORT) -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$$db\" WITH (FORCE)"' EXIT; \
+		$(REMOVE_RUN_DATA)' EXIT; \
 	for _ in $$(seq 300); do curl -sf http://$(E2E_GATEWAY_ADDR)/api/health/ready >/dev/null && break; sleep 0.1; done; \
 	cd web && E2E_URL=http://$(E2E_GATEWAY_ADDR) node --test e2e/
 
@@ -220,8 +224,7 @@ contract: services python-tools
 	GATEWAY_ADDR=$(CONTRACT_GATEWAY_ADDR) SEED_DEMO=true RATE_LIMIT_PER_IP=0 BOOKING_LIMIT_PER_IP=0 \
 		target/debug/gateway & gateway=$$!; \
 	trap 'kill $$gateway $$settler 2>/dev/null; wait $$gateway $$settler 2>/dev/null; \
-		redis-cli --scan --pattern "{$$prefix:*" | xargs -r -d "\n" redis-cli unlink >/dev/null; \
-		psql -h $(PG_HOST) -p $(PG_PORT) -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$$db\" WITH (FORCE)"' EXIT; \
+		$(REMOVE_RUN_DATA)' EXIT; \
 	for _ in $$(seq 300); do curl -sf http://$(CONTRACT_GATEWAY_ADDR)/api/health/ready >/dev/null && break; sleep 0.1; done; \
 	target/venv/bin/schemathesis run http://$(CONTRACT_GATEWAY_ADDR)/api/openapi.json \
 		--checks all --exclude-checks positive_data_acceptance \
@@ -385,8 +388,7 @@ loadtest-smoke: services
 		ADMIN_TOKEN=$$token SEED_DEMO=false RATE_LIMIT_PER_IP=0 BOOKING_LIMIT_PER_IP=0 RUST_LOG=warn \
 		target/debug/gateway & gateway=$$!; \
 	trap 'kill $$gateway 2>/dev/null; wait $$gateway 2>/dev/null; \
-		redis-cli --scan --pattern "{$$prefix:*" | xargs -r -d "\n" redis-cli unlink >/dev/null; \
-		psql -h $(PG_HOST) -p $(PG_PORT) -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$$db\" WITH (FORCE)"' EXIT; \
+		$(REMOVE_RUN_DATA)' EXIT; \
 	for _ in $$(seq 300); do curl -sf http://$(LOADTEST_ADDR)/api/health/ready >/dev/null && break; sleep 0.1; done; \
 	ADMIN_TOKEN=$$token target/debug/loadtest --host http://$(LOADTEST_ADDR) \
 		--users 8 --increase-rate 8 --run-time 3s --quiet
