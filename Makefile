@@ -9,18 +9,26 @@ export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/tickets
 export GATEWAY_ADDR ?= 127.0.0.1:8000
 export SETTLER_METRICS_ADDR ?= 127.0.0.1:9100
 export RUST_LOG ?= info
-# The SQL is checked at compile time against `.sqlx/`, so no build needs a database; `make
-# sqlx-prepare` renews it and `make test` checks it is current.
-export SQLX_OFFLINE := true
+# The SQL is checked at compile time against `.sqlx/` (SQLX_OFFLINE in .cargo/config.toml), so
+# no build needs a database; `make sqlx-prepare` renews it and `make test` checks it is current.
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PG_HOST := 127.0.0.1
 PG_PORT := 5432
 REDIS_PORT := 6379
 
-.PHONY: run test bench bench-loss api-types api-types-check contract python-tools deps \
+.PHONY: help check machete deny run test bench bench-loss api-types api-types-check contract python-tools deps \
 	docker-engine docker-base compose-test promtool monitoring-test cluster-test k8s-tools k8s-test services redis postgres build lint sqlx-cli sqlx-prepare sqlx-check loadtest-smoke \
 	web web-deps web-test web-e2e chromium
+
+## help: this list of targets
+help:
+	@awk '/^## [a-z-]+:/ { sub(/^## /, ""); printf "%s\n", $$0; next } /^## / { sub(/^## /, "    "); print }' $(MAKEFILE_LIST)
+
+## check: the fast loop (minutes): formatting, lints, the SQL query data, the unused-dependency
+## check and every crate's unit tests; `make test` runs everything
+check: services lint sqlx-check machete
+	cargo test --workspace --locked --lib --bins
 
 ## run: install what is missing, start Redis and Postgres, build, then run the settler and the
 ## gateway (http://127.0.0.1:8000) until Ctrl-C, which stops both gracefully
@@ -34,7 +42,7 @@ run: services build web
 	kill -TERM $$settler $$gateway 2>/dev/null; wait; exit $$status
 
 ## test: everything the project checks (formatting, lints, unit and integration tests)
-test: services lint sqlx-check web-deps
+test: services lint sqlx-check machete deny web-deps
 	@# The live-feed tests hold a thousand streams open: lift the soft limit on open files.
 	mkdir -p target
 	ulimit -n "$$(ulimit -Hn)"; cargo test --workspace --locked 2>&1 | tee target/test-output.txt
@@ -53,7 +61,7 @@ test: services lint sqlx-check web-deps
 		/^test result:/ { passed += $$4; failed += $$6 } \
 		/^ +Tests +[0-9]+ passed/ { passed += $$2 } /^ +Tests +[0-9]+ failed/ { failed += $$2 } \
 		/^# pass / { passed += $$3 } /^# fail / { failed += $$3 } \
-		END { printf "tests: %d passed, %d failed\n", passed + 1, failed }' 
+		END { printf "tests: %d passed, %d failed\n", passed, failed }'
 
 build:
 	cargo build --release --locked -p gateway -p settler
@@ -377,6 +385,25 @@ sqlx-prepare sqlx-check: services sqlx-cli
 	trap 'cargo sqlx database drop -y -f >/dev/null' EXIT; \
 	cargo sqlx database setup --source migrations >/dev/null; \
 	cargo sqlx prepare --workspace $(if $(filter sqlx-check,$@),--check) -- --all-targets --locked
+
+## machete: no crate declares a dependency it does not use (cargo-machete)
+## deny: every dependency's licence is one deny.toml allows, comes from crates.io, and is not
+## pulled in twice at different versions where that can be helped (cargo-deny)
+## Both are built once per version into TOOLS_CACHE, like sqlx-cli.
+MACHETE_VERSION := 0.9.2
+MACHETE_ROOT := $(TOOLS_CACHE)/cargo-machete-$(MACHETE_VERSION)
+DENY_VERSION := 0.20.2
+DENY_ROOT := $(TOOLS_CACHE)/cargo-deny-$(DENY_VERSION)
+$(MACHETE_ROOT)/bin/cargo-machete:
+	cargo install --locked --quiet cargo-machete --version $(MACHETE_VERSION) --root $(MACHETE_ROOT)
+$(DENY_ROOT)/bin/cargo-deny:
+	cargo install --locked --quiet cargo-deny --version $(DENY_VERSION) --no-default-features \
+		--root $(DENY_ROOT)
+machete: $(MACHETE_ROOT)/bin/cargo-machete
+	$(MACHETE_ROOT)/bin/cargo-machete --with-metadata
+# Advisories are left out: their database is fetched from a git host this machine cannot reach.
+deny: $(DENY_ROOT)/bin/cargo-deny
+	$(DENY_ROOT)/bin/cargo-deny --locked check --config deny.toml licenses bans sources
 
 # A few seconds of the load test against a gateway of its own (own database and key prefix), so
 # the load test cannot rot; `cargo run -p loadtest -- --help` for real runs.

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use gateway::api::analytics::{self, DashboardQuery};
+use gateway::analytics::{self, DashboardQuery};
 use sqlx::PgPool;
 use testkit::ScratchDatabase;
 

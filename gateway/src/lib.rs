@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod analytics;
 pub mod api;
 pub mod catalog;
 pub mod config;
@@ -8,10 +9,8 @@ pub mod live;
 pub mod losses;
 pub mod metrics;
 pub mod refresh;
-pub mod seed;
 pub mod startup;
 pub mod state;
-pub mod store;
 pub mod waiting_room;
 pub mod web;
 

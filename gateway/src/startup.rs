@@ -15,8 +15,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::analytics::Dashboards;
+use crate::analytics::Dashboards;
 use crate::catalog::CatalogHandle;
+use crate::catalog::{seed, store};
 use crate::config::GatewayConfig;
 use crate::http::connection::{Activity, Watched};
 use crate::http::event_stream;
@@ -26,12 +27,12 @@ use crate::live::hub::Subscription;
 use crate::live::snapshots::Snapshots;
 use crate::state::AppState;
 use crate::web::WebApp;
-use crate::{losses, metrics, refresh, seed, store};
+use crate::{losses, metrics, refresh};
 use booking::recovery::{EpochChange, ShardGuard};
 use booking::scripts::reserve::ReserveScript;
 
-use crate::waiting_room::WaitingRooms;
 use crate::waiting_room::token::AdmissionSecret;
+use crate::waiting_room::{self, WaitingRooms};
 
 /// Redis connections per gateway; each is multiplexed, so a few keep both cores busy.
 const REDIS_POOL_SIZE: usize = 4;
@@ -70,7 +71,7 @@ impl Application {
                 .await
                 .context("seeding the demo catalog")?;
         }
-        let catalog = CatalogHandle::default();
+        let catalog = Arc::new(CatalogHandle::default());
         catalog.merge(store::catalog(&db).await.context("loading the catalog")?);
 
         let web = match &config.web_dir {
@@ -88,6 +89,19 @@ impl Application {
             .acquire_timeout(ANALYTICS_ACQUIRE_TIMEOUT)
             .connect_lazy(&backends.database_url)
             .context("configuring the analytics pool")?;
+        let waiting_rooms = Arc::new(WaitingRooms::new(
+            waiting_room::Backing {
+                redis: redis.clone(),
+                keys: keys.clone(),
+                guard: Arc::clone(&guard),
+                catalog: Arc::clone(&catalog),
+            },
+            config
+                .admission_secret
+                .clone()
+                .unwrap_or_else(AdmissionSecret::random),
+            config.admission_ttl,
+        ));
         let state = Arc::new(AppState {
             redis,
             db,
@@ -99,13 +113,7 @@ impl Application {
             guard,
             accepted: Default::default(),
             loss_check_delay: config.loss_check_delay,
-            waiting_rooms: WaitingRooms::new(
-                config
-                    .admission_secret
-                    .clone()
-                    .unwrap_or_else(AdmissionSecret::random),
-                config.admission_ttl,
-            ),
+            waiting_rooms,
             stock_missing: Default::default(),
             admin_token: config.admin_token.clone(),
             max_tickets_per_customer: config.max_tickets_per_customer,
@@ -172,7 +180,7 @@ impl Application {
         background.spawn(subscription.run(Arc::clone(&state.hub), shutdown.clone()));
         background.spawn(forget_idle_clients(Arc::clone(&state), shutdown.clone()));
         background.spawn(guard_shards(Arc::clone(&state), shutdown.clone()));
-        background.spawn(WaitingRooms::run(Arc::clone(&state), shutdown.clone()));
+        background.spawn(Arc::clone(&state.waiting_rooms).run(shutdown.clone()));
         let limits = state.connection_limits;
         let mut server = auto::Builder::new(TokioExecutor::new());
         server

@@ -17,7 +17,7 @@ use booking::scripts::reserve::ReserveScript;
 
 use crate::waiting_room::WaitingRooms;
 
-use crate::api::analytics::Dashboards;
+use crate::analytics::Dashboards;
 use crate::catalog::CatalogHandle;
 use crate::http::connection::ConnectionLimits;
 use crate::http::cors::AllowedOrigins;
@@ -32,7 +32,7 @@ pub struct AppState {
     pub redis: Pool,
     pub db: PgPool,
     pub keys: Keyspace,
-    pub catalog: CatalogHandle,
+    pub catalog: Arc<CatalogHandle>,
     /// Which origins' pages may call the API (`CORS_ALLOWED_ORIGINS`).
     pub cors: AllowedOrigins,
     /// The dashboard, on a Postgres pool of its own.
@@ -44,7 +44,7 @@ pub struct AppState {
     pub accepted: Arc<AcceptedLog>,
     /// How long after a shard's recovery its earlier bookings are looked for.
     pub loss_check_delay: Duration,
-    pub waiting_rooms: WaitingRooms,
+    pub waiting_rooms: Arc<WaitingRooms>,
     /// Woken when a request finds a tier without stock in Redis, so it is loaded at once.
     pub stock_missing: Notify,
     pub admin_token: Option<Secret>,

@@ -18,13 +18,13 @@ use uuid::Uuid;
 use booking::money::Money;
 use booking::stock;
 
-use crate::api::concerts::ConcertView;
+use crate::api::concerts::{ConcertView, WaitingRoomBody, available};
+use crate::catalog::store;
 use crate::catalog::{Concert, Tier};
 use crate::http::body::{Body, json};
 use crate::http::error::{ApiError, FieldError, Problem};
 use crate::http::validate::{Checker, parse_form, path, path_id};
 use crate::state::AppState;
-use crate::store;
 
 const MAX_TIERS: usize = 20;
 const MAX_TIER_QUANTITY: i64 = 1_000_000;
@@ -98,14 +98,6 @@ pub struct NewConcertBody {
     /// A waiting room: a booking then needs an admission from it (default: none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting_room: Option<WaitingRoomBody>,
-}
-
-/// A concert's waiting room: people are let in at this rate, in a fair order.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct WaitingRoomBody {
-    #[schema(minimum = 1, maximum = 100_000)]
-    pub admit_per_second: u32,
 }
 
 impl NewConcertBody {
@@ -505,7 +497,7 @@ pub async fn update(state: &AppState, id: &str, body: Vec<u8>) -> Result<Respons
     tracing::info!(concert_id = %id, ?update, "concert updated");
     let catalog = state.catalog.current();
     let concert = catalog.concert(id).ok_or(ApiError::ConcertNotFound(id))?;
-    let stock = crate::api::concerts::available(state, concert.tier_keys()).await?;
+    let stock = available(state, concert.tier_keys()).await?;
     json(StatusCode::OK, &ConcertView::new(concert, &stock))
 }
 

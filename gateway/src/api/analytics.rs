@@ -1,65 +1,13 @@
-//! `GET /api/analytics/dashboard`: revenue and tickets of confirmed bookings, for all concerts or
-//! one, within an optional window, over time by hour, day or ISO week (UTC).
-//!
-//! The whole hours of a window are read from the settler's hourly rollups (`sales_hourly`), whose
-//! size grows with tiers and hours, not with bookings; the partial first and last hours of a window
-//! that does not start and end on the hour are read from the bookings themselves. The answer
-//! therefore equals a plain aggregate over confirmed bookings for any window, at a cost bounded by
-//! the window's length and at most two hours of bookings.
-//!
-//! Dashboards run on a small Postgres pool of their own (`ANALYTICS_DB_CONNECTIONS`), so a flood
-//! of them cannot take the connections booking lookups and the catalog need; identical queries
-//! arriving together share one run, and its answer serves the same query for a second.
+//! `GET /api/analytics/dashboard`: the query string read into a dashboard query, answered by the
+//! dashboard service (`crate::analytics`).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-use bytes::Bytes;
-use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
-
-use chrono::{DateTime, DurationRound, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use http::Response;
-use rust_decimal::Decimal;
-use serde::Serialize;
-use sqlx::PgPool;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
-use booking::record::format_timestamp;
-
+use crate::analytics::{Dashboard, DashboardQuery, Dashboards, Period, open_end, open_start};
 use crate::http::body::Body;
 use crate::http::error::{ApiError, FieldError, Problem};
-use crate::store::{self, SalesRow, SalesWindow};
-
-/// Bucket width of `salesOverTime`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ToSchema)]
-#[schema(rename_all = "lowercase")]
-pub enum Period {
-    Hour,
-    Day,
-    Week,
-}
-
-impl Period {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Period::Hour => "hour",
-            Period::Day => "day",
-            Period::Week => "week",
-        }
-    }
-}
-
-/// A validated dashboard query. The window is half-open: `[start, end)`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct DashboardQuery {
-    pub concert_id: Option<Uuid>,
-    pub start: Option<DateTime<Utc>>,
-    pub end: Option<DateTime<Utc>>,
-    pub period: Period,
-}
 
 /// `YYYY-MM-DD` (a whole UTC day) or an RFC 3339 timestamp. A date as `endDate` includes that day.
 fn bound(
@@ -96,271 +44,56 @@ fn bound(
     }
 }
 
-impl DashboardQuery {
-    /// Parses the query string; every bad parameter is listed.
-    pub fn parse(query: Option<&str>) -> Result<Self, ApiError> {
-        let mut errors = Vec::new();
-        let mut parsed = Self {
-            concert_id: None,
-            start: None,
-            end: None,
-            period: Period::Day,
-        };
-        for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-            match name.as_ref() {
-                "concertId" | "startDate" | "endDate" | "period" if value.is_empty() => {
-                    errors.push(FieldError::new(
-                        name.as_ref(),
-                        "required",
-                        "must not be empty",
-                    ));
-                }
-                "concertId" => match Uuid::parse_str(&value) {
-                    Ok(id) => parsed.concert_id = Some(id),
-                    Err(_) => errors.push(FieldError::new("concertId", "format", "must be a UUID")),
-                },
-                "startDate" => parsed.start = bound(&mut errors, "startDate", &value, false),
-                "endDate" => parsed.end = bound(&mut errors, "endDate", &value, true),
-                "period" => match value.as_ref() {
-                    "hour" => parsed.period = Period::Hour,
-                    "day" => parsed.period = Period::Day,
-                    "week" => parsed.period = Period::Week,
-                    _ => errors.push(FieldError::new(
-                        "period",
-                        "range",
-                        "must be hour, day or week",
-                    )),
-                },
-                _ => {}
+/// Parses the query string; every bad parameter is listed.
+pub fn parse_query(query: Option<&str>) -> Result<DashboardQuery, ApiError> {
+    let mut errors = Vec::new();
+    let mut parsed = DashboardQuery {
+        concert_id: None,
+        start: None,
+        end: None,
+        period: Period::Day,
+    };
+    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match name.as_ref() {
+            "concertId" | "startDate" | "endDate" | "period" if value.is_empty() => {
+                errors.push(FieldError::new(
+                    name.as_ref(),
+                    "required",
+                    "must not be empty",
+                ));
             }
-        }
-        if let (Some(start), Some(end)) = (parsed.start, parsed.end)
-            && start >= end
-        {
-            errors.push(FieldError::new(
-                "endDate",
-                "range",
-                "must be after startDate",
-            ));
-        }
-        if errors.is_empty() {
-            Ok(parsed)
-        } else {
-            Err(ApiError::Validation(errors))
+            "concertId" => match Uuid::parse_str(&value) {
+                Ok(id) => parsed.concert_id = Some(id),
+                Err(_) => errors.push(FieldError::new("concertId", "format", "must be a UUID")),
+            },
+            "startDate" => parsed.start = bound(&mut errors, "startDate", &value, false),
+            "endDate" => parsed.end = bound(&mut errors, "endDate", &value, true),
+            "period" => match value.as_ref() {
+                "hour" => parsed.period = Period::Hour,
+                "day" => parsed.period = Period::Day,
+                "week" => parsed.period = Period::Week,
+                _ => errors.push(FieldError::new(
+                    "period",
+                    "range",
+                    "must be hour, day or week",
+                )),
+            },
+            _ => {}
         }
     }
-}
-
-/// The years RFC 3339 writes (0000 to 9999), which also stand for an open window; Postgres goes
-/// further back and forward.
-fn open_start() -> DateTime<Utc> {
-    NaiveDate::from_ymd_opt(0, 1, 1)
-        .and_then(|day| day.and_hms_opt(0, 0, 0))
-        .map(|at| at.and_utc())
-        .unwrap_or_default()
-}
-
-fn open_end() -> DateTime<Utc> {
-    NaiveDate::from_ymd_opt(10_000, 1, 1)
-        .and_then(|day| day.and_hms_opt(0, 0, 0))
-        .map(|at| at.and_utc())
-        .unwrap_or_default()
-}
-
-/// The window split into whole hours (from the rollups) and the partial hours at its edges (from
-/// the bookings): `(whole, [edge, edge])`, each a half-open range, possibly empty.
-type Range = (DateTime<Utc>, DateTime<Utc>);
-
-fn split(start: DateTime<Utc>, end: DateTime<Utc>) -> (Range, [Range; 2]) {
-    let hour = TimeDelta::hours(1);
-    let floor = |at: DateTime<Utc>| at.duration_trunc(hour).unwrap_or(at);
-    let first_whole = if floor(start) == start {
-        start
-    } else {
-        floor(start) + hour
-    };
-    let last_whole = floor(end);
-    if first_whole >= last_whole {
-        // No whole hour inside: the window is read from the bookings alone.
-        return ((start, start), [(start, end), (end, end)]);
-    }
-    (
-        (first_whole, last_whole),
-        [(start, first_whole), (last_whole, end)],
-    )
-}
-
-/// Confirmed sales of the window.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Summary {
-    #[serde(with = "rust_decimal::serde::float")]
-    #[schema(value_type = f64)]
-    total_revenue: Decimal,
-    total_tickets_sold: i64,
-}
-
-/// Sales of one hour, day or ISO week (UTC).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Bucket {
-    /// Start of the bucket.
-    #[schema(format = DateTime)]
-    date: String,
-    #[serde(with = "rust_decimal::serde::float")]
-    #[schema(value_type = f64)]
-    revenue: Decimal,
-    tickets: i64,
-}
-
-/// Revenue of one tier.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TierRevenue {
-    tier_name: String,
-    concert_name: String,
-    #[serde(with = "rust_decimal::serde::float")]
-    #[schema(value_type = f64)]
-    revenue: Decimal,
-    /// Share of the total revenue, in percent, two places.
-    #[serde(with = "rust_decimal::serde::float")]
-    #[schema(value_type = f64)]
-    percentage: Decimal,
-}
-
-/// Confirmed sales: totals, over time, and by tier.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Dashboard {
-    summary: Summary,
-    sales_over_time: Vec<Bucket>,
-    revenue_by_tier: Vec<TierRevenue>,
-    period: &'static str,
-    time_zone: &'static str,
-}
-
-pub async fn dashboard(db: &PgPool, query: &DashboardQuery) -> Result<Dashboard, sqlx::Error> {
-    let (whole, [first, last]) = split(
-        query.start.unwrap_or_else(open_start),
-        query.end.unwrap_or_else(open_end),
-    );
-    let period = query.period.as_str();
-    let window = SalesWindow {
-        whole_hours: whole,
-        first_hour: first,
-        last_hour: last,
-    };
-    // One row per bucket and tier; both views of the answer are sums of these.
-    let rows = store::sales(db, window, query.concert_id, period).await?;
-
-    let mut over_time: BTreeMap<DateTime<Utc>, (Decimal, i64)> = BTreeMap::new();
-    let mut by_tier: HashMap<Uuid, TierRevenue> = HashMap::new();
-    for SalesRow {
-        bucket,
-        tier_id,
-        tier_name,
-        concert_name,
-        revenue,
-        tickets,
-    } in rows
+    if let (Some(start), Some(end)) = (parsed.start, parsed.end)
+        && start >= end
     {
-        let sums = over_time.entry(bucket).or_default();
-        sums.0 += revenue;
-        sums.1 += tickets;
-        by_tier
-            .entry(tier_id)
-            .or_insert_with(|| TierRevenue {
-                tier_name,
-                concert_name,
-                revenue: Decimal::ZERO,
-                percentage: Decimal::ZERO,
-            })
-            .revenue += revenue;
+        errors.push(FieldError::new(
+            "endDate",
+            "range",
+            "must be after startDate",
+        ));
     }
-    let total_revenue: Decimal = over_time.values().map(|(revenue, _)| *revenue).sum();
-    let total_tickets_sold = over_time.values().map(|(_, tickets)| *tickets).sum();
-    let mut revenue_by_tier: Vec<TierRevenue> = by_tier.into_values().collect();
-    for tier in &mut revenue_by_tier {
-        if !total_revenue.is_zero() {
-            tier.percentage = (tier.revenue * Decimal::ONE_HUNDRED / total_revenue).round_dp(2);
-        }
-    }
-    revenue_by_tier.sort_by(|a, b| {
-        b.revenue
-            .cmp(&a.revenue)
-            .then_with(|| a.concert_name.cmp(&b.concert_name))
-            .then_with(|| a.tier_name.cmp(&b.tier_name))
-    });
-    Ok(Dashboard {
-        summary: Summary {
-            total_revenue,
-            total_tickets_sold,
-        },
-        sales_over_time: over_time
-            .into_iter()
-            .map(|(at, (revenue, tickets))| Bucket {
-                date: format_timestamp(&at),
-                revenue,
-                tickets,
-            })
-            .collect(),
-        revenue_by_tier,
-        period,
-        time_zone: "UTC",
-    })
-}
-
-/// How long an answer serves the same query.
-const FRESH: Duration = Duration::from_secs(1);
-/// Queries remembered at most; older ones are forgotten first.
-const REMEMBERED: usize = 1_000;
-
-/// One run of a query, shared by everyone asking it while it runs and for [`FRESH`] after.
-type Run = Shared<BoxFuture<'static, Result<Bytes, String>>>;
-
-/// The dashboard's own share of Postgres, and the runs under way or just finished.
-#[derive(Debug)]
-pub struct Dashboards {
-    db: PgPool,
-    runs: Mutex<HashMap<DashboardQuery, (Instant, Run)>>,
-}
-
-impl Dashboards {
-    pub fn new(db: PgPool) -> Self {
-        Self {
-            db,
-            runs: Mutex::default(),
-        }
-    }
-
-    /// The dashboard of `query` as a JSON body: the run under way or fresh, else a new one.
-    async fn answer(&self, query: DashboardQuery) -> Result<Bytes, ApiError> {
-        let run = {
-            let mut runs = match self.runs.lock() {
-                Ok(runs) => runs,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            if runs.len() >= REMEMBERED {
-                runs.retain(|_, (started, _)| started.elapsed() < FRESH);
-            }
-            match runs.get(&query) {
-                Some((started, run)) if started.elapsed() < FRESH => run.clone(),
-                _ => {
-                    let db = self.db.clone();
-                    let key = query.clone();
-                    let run = async move {
-                        let dashboard = dashboard(&db, &key).await.map_err(|e| e.to_string())?;
-                        simd_json::to_vec(&dashboard)
-                            .map(Bytes::from)
-                            .map_err(|e| e.to_string())
-                    }
-                    .boxed()
-                    .shared();
-                    runs.insert(query, (Instant::now(), run.clone()));
-                    run
-                }
-            }
-        };
-        run.await.map_err(ApiError::Analytics)
+    if errors.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(ApiError::Validation(errors))
     }
 }
 
@@ -382,8 +115,11 @@ impl Dashboards {
     )
 )]
 pub async fn get(dashboards: &Dashboards, query: Option<&str>) -> Result<Response<Body>, ApiError> {
-    let query = DashboardQuery::parse(query)?;
-    let body = dashboards.answer(query).await?;
+    let query = parse_query(query)?;
+    let body = dashboards
+        .answer(query)
+        .await
+        .map_err(|error| ApiError::Analytics(error.0))?;
     let mut response = Response::new(crate::http::body::full(body));
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -403,40 +139,8 @@ mod tests {
     }
 
     #[test]
-    fn a_window_splits_into_whole_hours_and_partial_edges() {
-        let (whole, edges) = split(at("2026-01-01T10:15:00Z"), at("2026-01-01T13:05:00Z"));
-        assert_eq!(
-            whole,
-            (at("2026-01-01T11:00:00Z"), at("2026-01-01T13:00:00Z"))
-        );
-        assert_eq!(
-            edges[0],
-            (at("2026-01-01T10:15:00Z"), at("2026-01-01T11:00:00Z"))
-        );
-        assert_eq!(
-            edges[1],
-            (at("2026-01-01T13:00:00Z"), at("2026-01-01T13:05:00Z"))
-        );
-
-        let (whole, edges) = split(at("2026-01-01T10:00:00Z"), at("2026-01-01T12:00:00Z"));
-        assert_eq!(
-            whole,
-            (at("2026-01-01T10:00:00Z"), at("2026-01-01T12:00:00Z"))
-        );
-        assert_eq!(edges[0].0, edges[0].1, "aligned: no edge");
-        assert_eq!(edges[1].0, edges[1].1);
-
-        let (whole, edges) = split(at("2026-01-01T10:10:00Z"), at("2026-01-01T10:50:00Z"));
-        assert_eq!(whole.0, whole.1, "inside one hour: no whole hour");
-        assert_eq!(
-            edges[0],
-            (at("2026-01-01T10:10:00Z"), at("2026-01-01T10:50:00Z"))
-        );
-    }
-
-    #[test]
     fn bad_filters_are_each_named() {
-        let fields = |query: &str| match DashboardQuery::parse(Some(query)) {
+        let fields = |query: &str| match parse_query(Some(query)) {
             Err(ApiError::Validation(errors)) => {
                 errors.into_iter().map(|e| e.field).collect::<Vec<_>>()
             }
@@ -454,9 +158,8 @@ mod tests {
 
     #[test]
     fn dates_cover_whole_days() {
-        let query =
-            DashboardQuery::parse(Some("startDate=2026-01-01&endDate=2026-01-01&period=week"))
-                .expect("valid");
+        let query = parse_query(Some("startDate=2026-01-01&endDate=2026-01-01&period=week"))
+            .expect("valid");
         assert_eq!(query.start, Some(at("2026-01-01T00:00:00Z")));
         assert_eq!(
             query.end,

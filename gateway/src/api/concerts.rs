@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use http::{Response, StatusCode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -12,12 +12,19 @@ use booking::money::Money;
 use booking::record::format_timestamp;
 use booking::stock::{self, Counter};
 
-use crate::api::admin::WaitingRoomBody;
 use crate::catalog::Concert;
 use crate::http::body::{Body, json};
 use crate::http::error::{ApiError, Problem};
 use crate::http::validate::path_id;
 use crate::state::AppState;
+
+/// A concert's waiting room: people are let in at this rate, in a fair order.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitingRoomBody {
+    #[schema(minimum = 1, maximum = 100_000)]
+    pub admit_per_second: u32,
+}
 
 /// A concert with its tiers and their live stock.
 #[derive(Debug, Serialize, ToSchema)]

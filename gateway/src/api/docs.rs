@@ -46,7 +46,7 @@ use crate::live::{hub, sse};
     components(schemas(
         Problem,
         FieldError,
-        analytics::Period,
+        crate::analytics::Period,
         sse::ServerSentEvent,
         hub::StockEvent,
         sse::Snapshot,

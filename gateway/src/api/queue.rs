@@ -11,7 +11,7 @@ use crate::http::body::{Body, json};
 use crate::http::error::{ApiError, FieldError, Problem};
 use crate::http::validate::path_id;
 use crate::state::AppState;
-use crate::waiting_room::TicketEnvelope;
+use crate::waiting_room::{QueueError, TicketEnvelope};
 
 /// Joins the concert's waiting room. Before sales open, everyone who joins is drawn into a random
 /// order at opening; after, places go in order of arrival. The same `Idempotency-Key` joins once.
@@ -61,10 +61,7 @@ pub async fn join(
     let concert = catalog
         .concert(concert_id)
         .ok_or(ApiError::ConcertNotFound(concert_id))?;
-    let (ticket, new) = state
-        .waiting_rooms
-        .join(state, concert, key.as_ref())
-        .await?;
+    let (ticket, new) = state.waiting_rooms.join(concert, key.as_ref()).await?;
     let status = if new {
         StatusCode::CREATED
     } else {
@@ -97,11 +94,24 @@ pub async fn join(
 )]
 pub async fn get(state: &AppState, id: &str) -> Result<Response<Body>, ApiError> {
     let id = path_id(id)?;
-    let ticket = state.waiting_rooms.ticket_view(state, id).await?;
+    let ticket = state.waiting_rooms.ticket_view(id).await?;
     json(
         StatusCode::OK,
         &TicketEnvelope {
             queue_ticket: ticket,
         },
     )
+}
+
+impl From<QueueError> for ApiError {
+    fn from(error: QueueError) -> Self {
+        match error {
+            QueueError::NoWaitingRoom(concert) => ApiError::NoWaitingRoom(concert),
+            QueueError::SalesClosed { closed_at } => ApiError::SalesClosed { closed_at },
+            QueueError::TicketNotFound(ticket) => ApiError::QueueTicketNotFound(ticket),
+            QueueError::Recovering(shard) => ApiError::ShardRecovering(shard),
+            QueueError::Redis(error) => ApiError::Redis(error),
+            QueueError::Script(error) => ApiError::Internal(error.to_string()),
+        }
+    }
 }

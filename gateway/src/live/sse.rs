@@ -371,12 +371,7 @@ impl QueueStream {
     /// or after the hub fell behind. Every tick carries the room's whole state (how far
     /// admission reached), so a missed tick is made good by the next: no periodic re-read.
     async fn reread(&mut self) {
-        match self
-            .state
-            .waiting_rooms
-            .read(&self.state, self.ticket.id)
-            .await
-        {
+        match self.state.waiting_rooms.read(self.ticket.id).await {
             Ok((ticket, admitted, sold_out)) => {
                 self.ticket = ticket;
                 self.admitted = admitted.max(self.admitted);
@@ -440,7 +435,7 @@ pub async fn queue_stream(state: Arc<AppState>, id: &str) -> Result<Response<Bod
     let id = path_id(id)?;
     let permit = state.sse_capacity.admit()?;
     let ticks = state.hub.queue();
-    let (ticket, admitted, sold_out) = state.waiting_rooms.read(&state, id).await?;
+    let (ticket, admitted, sold_out) = state.waiting_rooms.read(id).await?;
     let mut feed = QueueStream {
         shutdown: state.shutdown.clone(),
         state,

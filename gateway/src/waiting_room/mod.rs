@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use fred::prelude::{HashesInterface, KeysInterface, ListInterface};
+use fred::prelude::{HashesInterface, KeysInterface, ListInterface, Pool};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
@@ -19,15 +19,14 @@ use uuid::Uuid;
 
 use booking::domain::IdempotencyKey;
 use booking::ids::{new_queue_ticket_id, shard_of_queue_ticket};
-use booking::keys::{Shard, held_until};
+use booking::keys::{Keyspace, Shard, held_until};
 use booking::record::format_timestamp;
+use booking::recovery::ShardGuard;
 use booking::scripts::ScriptError;
 use booking::scripts::queue::{Admitter, Draw, Joined, QueueScripts, Room, Tick};
 
-use crate::catalog::Concert;
-use crate::http::error::ApiError;
+use crate::catalog::{CatalogHandle, Concert};
 use crate::metrics;
-use crate::state::AppState;
 use token::AdmissionSecret;
 
 /// How often each gateway runs (or tries to run) every open room's admission tick: admissions
@@ -37,9 +36,39 @@ const TICK: Duration = Duration::from_millis(100);
 /// within this long of the holder dying.
 const LEASE: Duration = Duration::from_secs(1);
 
-/// The waiting rooms' scripts and secrets, shared by the handlers and the admitter.
+/// Why a waiting room could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("concert {0} sells without a waiting room: book directly")]
+    NoWaitingRoom(Uuid),
+    #[error("sales closed at {}", format_timestamp(closed_at))]
+    SalesClosed { closed_at: DateTime<Utc> },
+    #[error("queue ticket {0} does not exist")]
+    TicketNotFound(Uuid),
+    #[error("shard {0} is recovering from a loss of Redis data")]
+    Recovering(Shard),
+    #[error("redis: {0}")]
+    Redis(#[from] fred::error::Error),
+    #[error(transparent)]
+    Script(ScriptError),
+}
+
+impl From<ScriptError> for QueueError {
+    fn from(error: ScriptError) -> Self {
+        match error {
+            ScriptError::Redis(error) => QueueError::Redis(error),
+            other => QueueError::Script(other),
+        }
+    }
+}
+
+/// The waiting rooms: their scripts, secret and keys, shared by the handlers and the admitter.
 #[derive(Debug)]
 pub struct WaitingRooms {
+    redis: Pool,
+    keys: Keyspace,
+    guard: Arc<ShardGuard>,
+    catalog: Arc<CatalogHandle>,
     scripts: QueueScripts,
     secret: AdmissionSecret,
     token_ttl: Duration,
@@ -108,16 +137,28 @@ fn room<'t>(concert: &Concert, tiers: &'t [Uuid], now: DateTime<Utc>) -> Room<'t
     }
 }
 
-fn script_error(error: ScriptError) -> ApiError {
-    match error {
-        ScriptError::Redis(error) => ApiError::Redis(error),
-        other => ApiError::Internal(other.to_string()),
-    }
+/// What the waiting rooms run on: Redis, its keys and shard guard, and the catalog.
+#[derive(Debug, Clone)]
+pub struct Backing {
+    pub redis: Pool,
+    pub keys: Keyspace,
+    pub guard: Arc<ShardGuard>,
+    pub catalog: Arc<CatalogHandle>,
 }
 
 impl WaitingRooms {
-    pub fn new(secret: AdmissionSecret, token_ttl: Duration) -> Self {
+    pub fn new(backing: Backing, secret: AdmissionSecret, token_ttl: Duration) -> Self {
+        let Backing {
+            redis,
+            keys,
+            guard,
+            catalog,
+        } = backing;
         Self {
+            redis,
+            keys,
+            guard,
+            catalog,
             scripts: QueueScripts::default(),
             secret,
             token_ttl,
@@ -132,16 +173,15 @@ impl WaitingRooms {
     /// Joins `concert`'s waiting room; the same `key` joins once.
     pub async fn join(
         &self,
-        state: &AppState,
         concert: &Concert,
         key: Option<&IdempotencyKey>,
-    ) -> Result<(TicketView, bool), ApiError> {
+    ) -> Result<(TicketView, bool), QueueError> {
         if concert.admit_per_second.is_none() {
-            return Err(ApiError::NoWaitingRoom(concert.id));
+            return Err(QueueError::NoWaitingRoom(concert.id));
         }
         let now = Utc::now();
         if now >= concert.sales_close_at {
-            return Err(ApiError::SalesClosed {
+            return Err(QueueError::SalesClosed {
                 closed_at: concert.sales_close_at,
             });
         }
@@ -152,15 +192,14 @@ impl WaitingRooms {
         let joined = self
             .scripts
             .join(
-                state.redis.next(),
-                &state.keys,
+                self.redis.next(),
+                &self.keys,
                 &room(concert, &tiers, now),
                 ticket_id,
                 &key,
-                &*state.guard,
+                &*self.guard,
             )
-            .await
-            .map_err(script_error)?;
+            .await?;
         match joined {
             Joined::New {
                 place, admitted, ..
@@ -174,10 +213,10 @@ impl WaitingRooms {
                 };
                 Ok((self.view(&ticket, admitted, false), true))
             }
-            Joined::Known(id) => Ok((self.ticket_view(state, id).await?, false)),
+            Joined::Known(id) => Ok((self.ticket_view(id).await?, false)),
             Joined::Recovering => {
-                state.guard.wake();
-                Err(ApiError::ShardRecovering(concert.shard))
+                self.guard.wake();
+                Err(QueueError::Recovering(concert.shard))
             }
         }
     }
@@ -203,17 +242,17 @@ impl WaitingRooms {
 
     /// Reads `id` from Redis, with how far its room's admission has reached and whether it sold
     /// out.
-    pub async fn read(&self, state: &AppState, id: Uuid) -> Result<(Ticket, u64, bool), ApiError> {
-        let shard = shard_of_queue_ticket(id, state.keys.shard_count())
-            .ok_or(ApiError::QueueTicketNotFound(id))?;
-        let client = state.redis.next();
+    pub async fn read(&self, id: Uuid) -> Result<(Ticket, u64, bool), QueueError> {
+        let shard = shard_of_queue_ticket(id, self.keys.shard_count())
+            .ok_or(QueueError::TicketNotFound(id))?;
+        let client = self.redis.next();
         let fields: HashMap<String, String> =
-            client.hgetall(state.keys.queue_ticket(shard, id)).await?;
+            client.hgetall(self.keys.queue_ticket(shard, id)).await?;
         let concert_id = fields
             .get("c")
             .and_then(|concert| concert.parse().ok())
-            .ok_or(ApiError::QueueTicketNotFound(id))?;
-        let key = |what| state.keys.queue(shard, concert_id, what);
+            .ok_or(QueueError::TicketNotFound(id))?;
+        let key = |what| self.keys.queue(shard, concert_id, what);
         // The rest in one round trip: a crowd opening its streams at once waits on Redis once
         // per stream, not four times.
         let rest = client.pipeline();
@@ -250,15 +289,15 @@ impl WaitingRooms {
         ))
     }
 
-    pub async fn ticket_view(&self, state: &AppState, id: Uuid) -> Result<TicketView, ApiError> {
-        let (ticket, admitted, sold_out) = self.read(state, id).await?;
+    pub async fn ticket_view(&self, id: Uuid) -> Result<TicketView, QueueError> {
+        let (ticket, admitted, sold_out) = self.read(id).await?;
         Ok(self.view(&ticket, admitted, sold_out))
     }
 
     /// One tick of every room on sale: draws the early joiners where that is due, then admits.
-    async fn tick(&self, state: &AppState) {
+    async fn tick(&self) {
         let now = Utc::now();
-        let catalog = state.catalog.current();
+        let catalog = self.catalog.current();
         for concert in catalog.concerts() {
             let Some(per_second) = concert.admit_per_second else {
                 continue;
@@ -268,18 +307,13 @@ impl WaitingRooms {
             }
             let tiers: Vec<Uuid> = concert.tiers.iter().map(|tier| tier.id).collect();
             let room = room(concert, &tiers, now);
-            if let Err(error) = self.admit(state, &room, per_second).await {
+            if let Err(error) = self.admit(&room, per_second).await {
                 tracing::warn!(concert_id = %concert.id, %error, "admission tick failed; next tick retries");
             }
         }
     }
 
-    async fn admit(
-        &self,
-        state: &AppState,
-        room: &Room<'_>,
-        per_second: u32,
-    ) -> Result<(), ScriptError> {
+    async fn admit(&self, room: &Room<'_>, per_second: u32) -> Result<(), ScriptError> {
         let admitter = Admitter {
             owner: &self.owner,
             per_second,
@@ -288,13 +322,7 @@ impl WaitingRooms {
         };
         let tick = self
             .scripts
-            .admit(
-                state.redis.next(),
-                &state.keys,
-                room,
-                admitter,
-                &*state.guard,
-            )
+            .admit(self.redis.next(), &self.keys, room, admitter, &*self.guard)
             .await?;
         match tick {
             Tick::Admitted {
@@ -304,28 +332,24 @@ impl WaitingRooms {
                 joined,
                 ..
             } => metrics::waiting_room(room.concert_id, joined.saturating_sub(up_to), now, expired),
-            Tick::NotDrawn => self.draw(state, room).await?,
+            Tick::NotDrawn => self.draw(room).await?,
             Tick::NotHolder => {}
-            Tick::Recovering => state.guard.wake(),
+            Tick::Recovering => self.guard.wake(),
         }
         Ok(())
     }
 
     /// Draws the early joiners' order (any gateway may; the first draw stands).
-    async fn draw(&self, state: &AppState, room: &Room<'_>) -> Result<(), ScriptError> {
-        let client = state.redis.next();
+    async fn draw(&self, room: &Room<'_>) -> Result<(), ScriptError> {
+        let client = self.redis.next();
         let mut order: Vec<String> = client
-            .lrange(
-                state.keys.queue(room.shard, room.concert_id, "early"),
-                0,
-                -1,
-            )
+            .lrange(self.keys.queue(room.shard, room.concert_id, "early"), 0, -1)
             .await?;
         self.secret.draw(room.concert_id, &mut order);
         let drawn = order.len();
         match self
             .scripts
-            .draw(client, &state.keys, room, order, &*state.guard)
+            .draw(client, &self.keys, room, order, &*self.guard)
             .await?
         {
             Draw::Done => {
@@ -337,13 +361,13 @@ impl WaitingRooms {
     }
 
     /// Ticks every open room until `shutdown`.
-    pub async fn run(state: Arc<AppState>, shutdown: CancellationToken) {
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let mut ticks = tokio::time::interval(TICK);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                _ = ticks.tick() => state.waiting_rooms.tick(&state).await,
+                _ = ticks.tick() => self.tick().await,
             }
         }
     }

@@ -110,7 +110,7 @@ async fn a_thousand_clients_on_two_gateways_all_get_the_same_event() {
     let (_, tiers) = first.create_concert(&[(10.0, 100)]).await;
     // The second gateway learns of the concert from Postgres.
     second.state.catalog.merge(
-        gateway::store::catalog(&second.state.db)
+        gateway::catalog::store::catalog(&second.state.db)
             .await
             .expect("catalog"),
     );

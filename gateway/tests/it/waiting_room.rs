@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use fred::prelude::{HashesInterface, KeysInterface};
 use futures::future::join_all;
-use gateway::api::admin::{NewConcertBody, NewTierBody, WaitingRoomBody};
+use gateway::api::admin::{NewConcertBody, NewTierBody};
+use gateway::api::concerts::WaitingRoomBody;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -140,7 +141,7 @@ async fn two_gateways_admit_at_the_rate_fairly_and_sell_exactly_the_stock() {
     // The second gateway learns of the room from Postgres rather than waiting for the catalog
     // message, which a Redis Cluster may deliver late.
     second.state.catalog.merge(
-        gateway::store::catalog(&second.state.db)
+        gateway::catalog::store::catalog(&second.state.db)
             .await
             .expect("catalog"),
     );

@@ -1,12 +1,9 @@
-//! The catalog in memory: concerts and their tiers, loaded from Postgres at start and refreshed in
-//! the background, so browsing and booking never wait on Postgres. Stock is not here: it lives in
-//! Redis (see `stock.rs`).
+//! What the catalog holds: concerts and their tiers, as one immutable snapshot.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use booking::keys::Shard;
@@ -56,7 +53,7 @@ pub struct TierEntry {
 /// One immutable snapshot of the catalog; replaced whole on refresh.
 #[derive(Debug, Default)]
 pub struct Catalog {
-    concerts: Vec<Arc<Concert>>,
+    pub(super) concerts: Vec<Arc<Concert>>,
     tiers: HashMap<Uuid, TierEntry>,
 }
 
@@ -127,59 +124,5 @@ impl Catalog {
             .collect();
         concerts.push(concert);
         Self::new(concerts)
-    }
-}
-
-/// The current catalog, shared by every request; readers clone an `Arc` and never block writers
-/// for longer than that.
-#[derive(Debug, Default)]
-pub struct CatalogHandle {
-    current: RwLock<Arc<Catalog>>,
-    /// One reload at a time: a read from Postgres that began before a change was committed
-    /// must not be taken in after a read that began after it.
-    reloading: tokio::sync::Mutex<()>,
-}
-
-impl CatalogHandle {
-    pub fn current(&self) -> Arc<Catalog> {
-        match self.current.read() {
-            Ok(guard) => Arc::clone(&guard),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
-    }
-
-    /// Takes in a catalog read from Postgres. Concerts are never deleted, so one this gateway
-    /// added while the read was under way is kept.
-    pub fn merge(&self, fresh: Catalog) {
-        let mut guard = self.write();
-        let mut concerts: Vec<Concert> =
-            fresh.concerts.iter().map(|c| c.as_ref().clone()).collect();
-        concerts.extend(
-            guard
-                .concerts
-                .iter()
-                .filter(|known| fresh.concert(known.id).is_none())
-                .map(|known| known.as_ref().clone()),
-        );
-        *guard = Arc::new(Catalog::new(concerts));
-    }
-
-    pub fn add(&self, concert: Concert) {
-        let mut guard = self.write();
-        *guard = Arc::new(guard.with(concert));
-    }
-
-    /// Reads the catalog from Postgres and takes it in.
-    pub async fn reload(&self, db: &PgPool) -> Result<(), sqlx::Error> {
-        let _one_at_a_time = self.reloading.lock().await;
-        self.merge(crate::store::catalog(db).await?);
-        Ok(())
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Arc<Catalog>> {
-        match self.current.write() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
     }
 }

@@ -8,8 +8,8 @@ use booking::keys::Keyspace;
 use booking::money::Money;
 use rust_decimal::Decimal;
 
-use crate::catalog::{Concert, Tier};
-use crate::store;
+use super::model::{Concert, Tier};
+use super::store;
 
 /// Serializes seeding between gateways starting together (any constant unique to this use).
 const SEED_LOCK: i64 = 0x7469_785f_7365_6564;
