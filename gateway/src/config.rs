@@ -8,10 +8,6 @@ use ipnet::IpNet;
 
 use booking::config::{self, Backends, Secret};
 
-use crate::http::connection::ConnectionLimits;
-use crate::http::cors::{self, AllowedOrigins};
-use crate::waiting_room::token::AdmissionSecret;
-
 /// Where `make run` builds the web app, relative to the repository.
 const DEFAULT_WEB_DIR: &str = "web/dist";
 
@@ -96,13 +92,78 @@ pub struct GatewayConfig {
     /// Origins, comma-separated (`https://tickets.example`), whose pages may call the API from a
     /// browser, or `*` for any; unset, same-origin only.
     #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_name = "CORS_ALLOWED_ORIGINS",
-        value_parser = cors::allowed_origins)]
+        value_parser = allowed_origins)]
     pub cors_allowed_origins: Option<AllowedOrigins>,
     /// The HMAC key (32 bytes at least) of admission tokens and of the draw; every gateway of a
     /// deployment needs the same one. Unset, a random key of this process.
     #[arg(long, env = "ADMISSION_SECRET", value_name = "ADMISSION_SECRET",
         hide_env_values = true, value_parser = admission_secret)]
-    pub admission_secret: Option<AdmissionSecret>,
+    pub admission_secret: Option<Secret>,
+}
+
+/// The limits every connection is held to.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct ConnectionLimits {
+    /// From accept to the first request's headers, in milliseconds.
+    #[arg(long = "header-timeout-ms", env = "HEADER_TIMEOUT_MS", value_name = "HEADER_TIMEOUT_MS",
+        default_value = "5000", value_parser = config::millis(100, 120_000))]
+    pub header_timeout: Duration,
+    /// With no request in progress and no byte either way, in seconds.
+    #[arg(long = "idle-timeout-s", env = "IDLE_TIMEOUT_S", value_name = "IDLE_TIMEOUT_S",
+        default_value = "60", value_parser = config::seconds(1, 3_600))]
+    pub idle_timeout: Duration,
+}
+
+/// Which origins may call the API from a browser.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AllowedOrigins {
+    /// Same-origin only: no CORS headers are ever sent.
+    #[default]
+    None,
+    /// `*`: any origin. The API needs no cookies, so a wildcard grants nothing credentialed.
+    Any,
+    /// These origins exactly (`scheme://host[:port]`, lowercase).
+    Listed(Vec<String>),
+}
+
+/// `CORS_ALLOWED_ORIGINS`: comma-separated origins, or `*` alone.
+pub fn allowed_origins(value: &str) -> Result<AllowedOrigins, String> {
+    let items = value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(origin)
+        .collect::<Result<Vec<_>, _>>()?;
+    if items.is_empty() {
+        return Ok(AllowedOrigins::None);
+    }
+    if items.iter().any(|item| item == "*") {
+        return if items.len() == 1 {
+            Ok(AllowedOrigins::Any)
+        } else {
+            Err("`*` stands alone".to_owned())
+        };
+    }
+    Ok(AllowedOrigins::Listed(items))
+}
+
+/// One origin as configured: `http(s)://host[:port]`, nothing after it.
+pub fn origin(value: &str) -> Result<String, String> {
+    let value = value.trim().trim_end_matches('/');
+    if value == "*" {
+        return Ok(value.to_owned());
+    }
+    let uri: http::Uri = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not an origin"))?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let bare = uri.path() == "/" && uri.query().is_none() && !value.contains('@');
+    match uri.authority() {
+        Some(_) if scheme_ok && bare => Ok(value.to_ascii_lowercase()),
+        _ => Err(format!(
+            "{value:?} is not an origin: expected http(s)://host[:port]"
+        )),
+    }
 }
 
 /// A whole number from `min` to `max`.
@@ -123,8 +184,15 @@ fn admin_token(token: &str) -> Result<Secret, &'static str> {
     }
 }
 
-fn admission_secret(key: &str) -> Result<AdmissionSecret, &'static str> {
-    AdmissionSecret::new(key.as_bytes()).ok_or("use at least 32 bytes")
+/// The shortest `ADMISSION_SECRET` accepted, in bytes.
+pub const ADMISSION_SECRET_MIN_BYTES: usize = 32;
+
+fn admission_secret(key: &str) -> Result<Secret, String> {
+    if key.len() >= ADMISSION_SECRET_MIN_BYTES {
+        Ok(Secret::new(key))
+    } else {
+        Err(format!("use at least {ADMISSION_SECRET_MIN_BYTES} bytes"))
+    }
 }
 
 /// A directory holding the built web app; the default, `web/dist`, is optional.
@@ -180,7 +248,7 @@ impl GatewayConfig {
             admission_ttl: Duration::from_secs(600),
             cors_allowed_origins: None,
             // Gateways started on one config share it, as a deployment's gateways do.
-            admission_secret: Some(AdmissionSecret::random()),
+            admission_secret: Some(Secret::new(hex::encode(rand::random::<[u8; 32]>()))),
         }
     }
 }
@@ -199,6 +267,30 @@ mod tests {
         assert!(network(" 127.0.0.1").is_ok());
         assert!(network("::1").is_ok());
         assert!(network("nope").is_err());
+    }
+
+    #[test]
+    fn origins_are_scheme_host_and_port_only() {
+        assert_eq!(
+            origin("https://Tickets.example").as_deref(),
+            Ok("https://tickets.example")
+        );
+        assert_eq!(
+            origin("http://localhost:3000/").as_deref(),
+            Ok("http://localhost:3000")
+        );
+        for bad in [
+            "tickets.example",
+            "ftp://tickets.example",
+            "https://tickets.example/app",
+            "https://user@tickets.example",
+            "https://tickets.example?x=1",
+        ] {
+            assert!(origin(bad).is_err(), "{bad}");
+        }
+        assert!(allowed_origins("*, https://a.example").is_err());
+        assert_eq!(allowed_origins("*"), Ok(AllowedOrigins::Any));
+        assert!(allowed_origins("https://a.example, nope").is_err());
     }
 
     #[test]

@@ -98,7 +98,8 @@ impl Application {
             },
             config
                 .admission_secret
-                .clone()
+                .as_ref()
+                .and_then(|key| AdmissionSecret::new(key.expose().as_bytes()))
                 .unwrap_or_else(AdmissionSecret::random),
             config.admission_ttl,
         ));

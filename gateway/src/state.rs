@@ -19,8 +19,7 @@ use crate::waiting_room::WaitingRooms;
 
 use crate::analytics::Dashboards;
 use crate::catalog::CatalogHandle;
-use crate::http::connection::ConnectionLimits;
-use crate::http::cors::AllowedOrigins;
+use crate::config::{AllowedOrigins, ConnectionLimits};
 use crate::http::limits::{Capacity, RateLimits};
 use crate::live::hub::Hub;
 use crate::live::snapshots::Snapshots;

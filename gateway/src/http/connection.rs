@@ -22,20 +22,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
-use booking::config;
-
-/// The limits every connection is held to.
-#[derive(Debug, Clone, Copy, clap::Args)]
-pub struct ConnectionLimits {
-    /// From accept to the first request's headers, in milliseconds.
-    #[arg(long = "header-timeout-ms", env = "HEADER_TIMEOUT_MS", value_name = "HEADER_TIMEOUT_MS",
-        default_value = "5000", value_parser = config::millis(100, 120_000))]
-    pub header_timeout: Duration,
-    /// With no request in progress and no byte either way, in seconds.
-    #[arg(long = "idle-timeout-s", env = "IDLE_TIMEOUT_S", value_name = "IDLE_TIMEOUT_S",
-        default_value = "60", value_parser = config::seconds(1, 3_600))]
-    pub idle_timeout: Duration,
-}
+use crate::config::ConnectionLimits;
 
 /// What a connection has done, shared by its IO, its service and its watchdog.
 #[derive(Debug)]

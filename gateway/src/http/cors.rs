@@ -11,6 +11,7 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 
+use crate::config::AllowedOrigins;
 use crate::http::response::{Body, full};
 
 /// Methods the API answers.
@@ -22,39 +23,6 @@ const EXPOSED_HEADERS: &str =
     "location, retry-after, idempotent-replayed, x-request-id, preference-applied";
 /// How long a browser may reuse a preflight's answer, seconds.
 const PREFLIGHT_MAX_AGE: &str = "600";
-
-/// Which origins may call the API from a browser.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum AllowedOrigins {
-    /// Same-origin only: no CORS headers are ever sent.
-    #[default]
-    None,
-    /// `*`: any origin. The API needs no cookies, so a wildcard grants nothing credentialed.
-    Any,
-    /// These origins exactly (`scheme://host[:port]`, lowercase).
-    Listed(Vec<String>),
-}
-
-/// `CORS_ALLOWED_ORIGINS`: comma-separated origins, or `*` alone.
-pub fn allowed_origins(value: &str) -> Result<AllowedOrigins, String> {
-    let items = value
-        .split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .map(origin)
-        .collect::<Result<Vec<_>, _>>()?;
-    if items.is_empty() {
-        return Ok(AllowedOrigins::None);
-    }
-    if items.iter().any(|item| item == "*") {
-        return if items.len() == 1 {
-            Ok(AllowedOrigins::Any)
-        } else {
-            Err("`*` stands alone".to_owned())
-        };
-    }
-    Ok(AllowedOrigins::Listed(items))
-}
 
 impl AllowedOrigins {
     /// The `Access-Control-Allow-Origin` an `origin` is granted, if any.
@@ -71,25 +39,6 @@ impl AllowedOrigins {
                     .flatten()
             }
         }
-    }
-}
-
-/// One origin as configured: `http(s)://host[:port]`, nothing after it.
-pub fn origin(value: &str) -> Result<String, String> {
-    let value = value.trim().trim_end_matches('/');
-    if value == "*" {
-        return Ok(value.to_owned());
-    }
-    let uri: http::Uri = value
-        .parse()
-        .map_err(|_| format!("{value:?} is not an origin"))?;
-    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
-    let bare = uri.path() == "/" && uri.query().is_none() && !value.contains('@');
-    match uri.authority() {
-        Some(_) if scheme_ok && bare => Ok(value.to_ascii_lowercase()),
-        _ => Err(format!(
-            "{value:?} is not an origin: expected http(s)://host[:port]"
-        )),
     }
 }
 
@@ -153,6 +102,7 @@ pub fn decorate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::allowed_origins;
 
     fn listed() -> AllowedOrigins {
         allowed_origins("https://Tickets.example, http://localhost:3000/").expect("origins")
@@ -166,30 +116,6 @@ mod tests {
             HeaderValue::from_static("POST"),
         );
         headers
-    }
-
-    #[test]
-    fn origins_are_scheme_host_and_port_only() {
-        assert_eq!(
-            origin("https://Tickets.example").as_deref(),
-            Ok("https://tickets.example")
-        );
-        assert_eq!(
-            origin("http://localhost:3000/").as_deref(),
-            Ok("http://localhost:3000")
-        );
-        for bad in [
-            "tickets.example",
-            "ftp://tickets.example",
-            "https://tickets.example/app",
-            "https://user@tickets.example",
-            "https://tickets.example?x=1",
-        ] {
-            assert!(origin(bad).is_err(), "{bad}");
-        }
-        assert!(allowed_origins("*, https://a.example").is_err());
-        assert_eq!(allowed_origins("*"), Ok(AllowedOrigins::Any));
-        assert!(allowed_origins("https://a.example, nope").is_err());
     }
 
     #[test]

@@ -10,6 +10,8 @@ use rand::seq::SliceRandom;
 use sha2::Sha256;
 use uuid::Uuid;
 
+use crate::config::ADMISSION_SECRET_MIN_BYTES;
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// The key admission tokens and draws are made with, ready to sign; never printed.
@@ -47,11 +49,9 @@ impl Refusal {
 }
 
 impl AdmissionSecret {
-    pub const MIN_LEN: usize = 32;
-
-    /// `None` when shorter than [`Self::MIN_LEN`] bytes.
+    /// `None` when shorter than [`ADMISSION_SECRET_MIN_BYTES`].
     pub fn new(key: &[u8]) -> Option<Self> {
-        if key.len() < Self::MIN_LEN {
+        if key.len() < ADMISSION_SECRET_MIN_BYTES {
             return None;
         }
         <HmacSha256 as KeyInit>::new_from_slice(key).ok().map(Self)

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use gateway::http::cors;
+use gateway::config;
 use testkit::gateway::{SseReader, TestApp, booking_body, spawn_app, spawn_app_with, test_config};
 
 const THEIR_ORIGIN: &str = "http://tickets.example:3000";
@@ -14,7 +14,7 @@ const THEIR_ORIGIN: &str = "http://tickets.example:3000";
 /// A gateway that lets pages of [`THEIR_ORIGIN`] call it.
 async fn open_to_their_origin() -> TestApp {
     let mut config = test_config();
-    config.cors_allowed_origins = Some(cors::allowed_origins(THEIR_ORIGIN).expect("origin"));
+    config.cors_allowed_origins = Some(config::allowed_origins(THEIR_ORIGIN).expect("origin"));
     spawn_app_with(config).await
 }
 
