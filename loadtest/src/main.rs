@@ -1,5 +1,6 @@
 //! The goose load test; see the crate README.
 
+use gateway::http::headers::IDEMPOTENT_REPLAYED;
 use std::sync::{Mutex, OnceLock};
 
 use booking::money::Money;
@@ -245,7 +246,7 @@ async fn replay(user: &mut GooseUser) -> TransactionResult {
         .map(|response| {
             response
                 .headers()
-                .get("idempotent-replayed")
+                .get(IDEMPOTENT_REPLAYED)
                 .is_some_and(|v| v == "true")
         })
         .unwrap_or(false);

@@ -2,6 +2,7 @@
 //! and Postgres named by `REDIS_URL` and `DATABASE_URL` (defaults: the local ones). Gateways
 //! started on the same config share one [`Isolated`], removed when the last of them is dropped.
 
+use gateway::http::headers::X_ACCEL_BUFFERING;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Once, Weak};
 use std::time::Duration;
@@ -333,7 +334,7 @@ impl SseReader {
         assert_eq!(response.status(), 200, "{path}");
         assert_eq!(response.headers()["content-type"], "text/event-stream");
         assert_eq!(response.headers()["cache-control"], "no-cache");
-        assert_eq!(response.headers()["x-accel-buffering"], "no");
+        assert_eq!(response.headers()[X_ACCEL_BUFFERING], "no");
         Self {
             response,
             buffer: String::new(),

@@ -27,23 +27,16 @@ use booking::scripts::reserve::{Outcome, Reservation};
 
 use crate::http::body::{Body, json};
 use crate::http::error::{ApiError, Problem};
+use crate::http::headers::{
+    ADMISSION_TOKEN, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, PREFER, PREFERENCE_APPLIED,
+};
 use crate::http::limits::Slot;
 use crate::http::validate::{Checker, parse_form, path_id};
 use crate::metrics;
 use crate::state::AppState;
 
-/// Header that carries the idempotency key, as an alternative to the body field.
-pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
-/// Carries a waiting room's admission, for a concert that has one.
-pub const ADMISSION_TOKEN_HEADER: &str = "admission-token";
-/// Set on an answer that repeats an earlier booking instead of making one.
-pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// How long a booking whose reservation timed out waits to learn what the script did.
 const UNKNOWN_OUTCOME_WAIT: Duration = Duration::from_secs(2);
-/// `Prefer: wait=N` (RFC 7240): the client would rather wait for the booking's outcome.
-pub const PREFER_HEADER: &str = "prefer";
-/// Says which preference was honoured: `wait=N`.
-pub const PREFERENCE_APPLIED_HEADER: &str = "preference-applied";
 /// The longest wait a client may ask for; a longer one is cut to this.
 const MAX_PREFERRED_WAIT: Duration = Duration::from_secs(10);
 
@@ -51,7 +44,7 @@ const MAX_PREFERRED_WAIT: Duration = Duration::from_secs(10);
 /// it asks for none (a preference that cannot be read is ignored, as RFC 7240 says).
 pub fn preferred_wait(headers: &HeaderMap) -> Option<Duration> {
     headers
-        .get_all(PREFER_HEADER)
+        .get_all(PREFER)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
@@ -126,7 +119,7 @@ impl BookingRequest {
     pub fn parse(body: &[u8], headers: &HeaderMap) -> Result<Self, ApiError> {
         let form: BookingForm = parse_form(body)?;
         let mut check = Checker::default();
-        let header_key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
+        let header_key = match headers.get(IDEMPOTENCY_KEY) {
             None => None,
             Some(raw) => check.parsed(
                 "Idempotency-Key",
@@ -171,7 +164,7 @@ impl BookingRequest {
             }
             (Some(key), _) | (None, Some(key)) => Some(key),
             (None, None) => {
-                if form.idempotency_key.is_none() && headers.get(IDEMPOTENCY_KEY_HEADER).is_none() {
+                if form.idempotency_key.is_none() && headers.get(IDEMPOTENCY_KEY).is_none() {
                     check.error(
                         "idempotencyKey",
                         "required",
@@ -191,7 +184,7 @@ impl BookingRequest {
                 currency: currency?,
                 idempotency_key: idempotency_key?,
                 admission_token: headers
-                    .get(ADMISSION_TOKEN_HEADER)
+                    .get(ADMISSION_TOKEN)
                     .and_then(|token| token.to_str().ok())
                     .map(str::to_owned),
             })
@@ -497,12 +490,12 @@ pub async fn create(
         headers.insert(LOCATION, location);
     }
     if replayed {
-        headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+        headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
     if let Some(Ok(applied)) =
         applied.map(|wait| HeaderValue::from_str(&format!("wait={}", wait.as_secs())))
     {
-        headers.insert(PREFERENCE_APPLIED_HEADER, applied);
+        headers.insert(PREFERENCE_APPLIED, applied);
     }
     Ok(response)
 }
@@ -570,7 +563,7 @@ mod tests {
         let wait = |values: &[&'static str]| {
             let mut headers = HeaderMap::new();
             for value in values {
-                headers.append(PREFER_HEADER, HeaderValue::from_static(value));
+                headers.append(PREFER, HeaderValue::from_static(value));
             }
             preferred_wait(&headers)
         };
@@ -599,7 +592,7 @@ mod tests {
     fn parse(body: &str, header: Option<&'static str>) -> Result<BookingRequest, ApiError> {
         let mut headers = HeaderMap::new();
         if let Some(key) = header {
-            headers.insert(IDEMPOTENCY_KEY_HEADER, HeaderValue::from_static(key));
+            headers.insert(IDEMPOTENCY_KEY, HeaderValue::from_static(key));
         }
         BookingRequest::parse(body.as_bytes(), &headers)
     }

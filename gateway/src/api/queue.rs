@@ -6,9 +6,9 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use booking::domain::IdempotencyKey;
 
-use crate::api::bookings::IDEMPOTENCY_KEY_HEADER;
 use crate::http::body::{Body, json};
 use crate::http::error::{ApiError, FieldError, Problem};
+use crate::http::headers::IDEMPOTENCY_KEY;
 use crate::http::validate::path_id;
 use crate::state::AppState;
 use crate::waiting_room::{QueueError, TicketEnvelope};
@@ -41,7 +41,7 @@ pub async fn join(
     headers: &HeaderMap,
 ) -> Result<Response<Body>, ApiError> {
     let concert_id = path_id(concert_id)?;
-    let key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
+    let key = match headers.get(IDEMPOTENCY_KEY) {
         None => None,
         Some(value) => Some(
             value

@@ -11,16 +11,22 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 
+use std::sync::LazyLock;
+
 use crate::config::AllowedOrigins;
+use crate::http::headers;
 use crate::http::response::{Body, full};
 
 /// Methods the API answers.
 const METHODS: &str = "GET, HEAD, POST, PATCH, OPTIONS";
-/// Request headers the API reads beyond the CORS-safelisted ones.
-const REQUEST_HEADERS: &str = "content-type, idempotency-key, admission-token, authorization, prefer, last-event-id, x-request-id";
-/// Response headers a cross-origin client may read.
-const EXPOSED_HEADERS: &str =
-    "location, retry-after, idempotent-replayed, x-request-id, preference-applied";
+/// `Access-Control-Allow-Headers` and `-Expose-Headers`: the lists in `headers`, joined once.
+static REQUEST_HEADERS: LazyLock<HeaderValue> = LazyLock::new(|| joined(&headers::CORS_REQUEST));
+static EXPOSED_HEADERS: LazyLock<HeaderValue> = LazyLock::new(|| joined(&headers::CORS_EXPOSED));
+
+fn joined(names: &[http::HeaderName]) -> HeaderValue {
+    // Header names are visible ASCII, so their list is a valid value.
+    HeaderValue::from_str(&headers::list(names)).unwrap_or(HeaderValue::from_static(""))
+}
 /// How long a browser may reuse a preflight's answer, seconds.
 const PREFLIGHT_MAX_AGE: &str = "600";
 
@@ -65,10 +71,7 @@ pub fn preflight(
         ACCESS_CONTROL_ALLOW_METHODS,
         HeaderValue::from_static(METHODS),
     );
-    out.insert(
-        ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static(REQUEST_HEADERS),
-    );
+    out.insert(ACCESS_CONTROL_ALLOW_HEADERS, REQUEST_HEADERS.clone());
     out.insert(
         ACCESS_CONTROL_MAX_AGE,
         HeaderValue::from_static(PREFLIGHT_MAX_AGE),
@@ -92,10 +95,7 @@ pub fn decorate(
     headers.append(VARY, HeaderValue::from_static("origin"));
     if let Some(granted) = origin.and_then(|origin| allowed.grant(origin)) {
         headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, granted);
-        headers.insert(
-            ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static(EXPOSED_HEADERS),
-        );
+        headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED_HEADERS.clone());
     }
 }
 

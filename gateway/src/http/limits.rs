@@ -13,6 +13,7 @@ use ipnet::IpNet;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::http::error::{ApiError, Limit};
+use crate::http::headers::X_FORWARDED_FOR;
 
 /// Per-address limiters; `None` where the limit is off.
 #[derive(Debug)]
@@ -89,7 +90,7 @@ pub fn client_address(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) 
         return peer;
     }
     let forwarded: Vec<IpAddr> = headers
-        .get_all("x-forwarded-for")
+        .get_all(X_FORWARDED_FOR)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
@@ -153,7 +154,7 @@ mod tests {
 
     fn headers(forwarded: &'static str) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert("x-forwarded-for", http::HeaderValue::from_static(forwarded));
+        headers.insert(X_FORWARDED_FOR, http::HeaderValue::from_static(forwarded));
         headers
     }
 

@@ -7,6 +7,7 @@ pub mod connection;
 pub mod cors;
 pub mod error;
 pub mod event_stream;
+pub mod headers;
 pub mod limits;
 pub mod response;
 pub mod router;

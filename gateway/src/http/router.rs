@@ -16,13 +16,11 @@ use crate::http::body::{Body, read_json};
 use crate::http::cors;
 use crate::http::error::ApiError;
 use crate::http::error::Limit;
+use crate::http::headers::REQUEST_ID;
 use crate::http::limits::Slot;
 use crate::live::sse;
 use crate::metrics;
 use crate::state::AppState;
-
-/// Header carrying the request id, taken from the client (or a proxy) or generated.
-const REQUEST_ID: &str = "x-request-id";
 
 /// A matched route with its path parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -32,6 +32,7 @@ use booking::record::BookingRecord;
 use crate::api::{bookings, concerts};
 use crate::http::body::Body;
 use crate::http::error::{ApiError, Problem};
+use crate::http::headers::X_ACCEL_BUFFERING;
 use crate::http::validate::path_id;
 use crate::live::hub::{QueueTick, StatusChange, StockUpdate, frame};
 use crate::metrics::{self, SseClient};
@@ -64,7 +65,7 @@ fn stream_response(frames: impl futures::Stream<Item = Bytes> + Send + 'static) 
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    headers.insert(X_ACCEL_BUFFERING, HeaderValue::from_static("no"));
     response
 }
 

@@ -1,5 +1,6 @@
 //! Booking races and stock conservation.
 
+use gateway::http::headers::IDEMPOTENT_REPLAYED;
 use std::collections::{HashMap, HashSet};
 
 use booking::record::{BookingStatus, Packed, field};
@@ -113,7 +114,7 @@ async fn an_accepted_booking_is_answered_and_readable_while_pending() {
         .to_str()
         .expect("ascii")
         .to_owned();
-    assert!(response.headers().get("idempotent-replayed").is_none());
+    assert!(response.headers().get(IDEMPOTENT_REPLAYED).is_none());
     let body: Value = response.json().await.expect("json");
     let booking = &body["booking"];
     assert_eq!(booking["status"], "pending");

@@ -2,6 +2,7 @@
 //! reading `message` from errors, following stock with `onmessage`, and asking a booking to wait
 //! for its outcome (`Prefer: wait`).
 
+use gateway::http::headers::{PREFER, PREFERENCE_APPLIED};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -235,7 +236,7 @@ async fn a_wait_that_runs_out_answers_202_and_holds_no_slot_meanwhile() {
     let waiting = app
         .client
         .post(app.url("/api/bookings"))
-        .header("prefer", "wait=2")
+        .header(PREFER, "wait=2")
         .json(&booking_body(&tiers[0], 1, "a@b.co", "patient"))
         .send();
     let meanwhile = async {
@@ -252,7 +253,7 @@ async fn a_wait_that_runs_out_answers_202_and_holds_no_slot_meanwhile() {
     );
     assert_eq!(waited.status(), 202);
     assert!(started.elapsed() >= Duration::from_secs(2), "it waited");
-    assert!(waited.headers().get("preference-applied").is_none());
+    assert!(waited.headers().get(PREFERENCE_APPLIED).is_none());
     let body: Value = waited.json().await.expect("json");
     assert_eq!(body["booking"]["status"], "pending");
 }

@@ -1,5 +1,6 @@
 //! The same idempotency key never books twice.
 
+use gateway::http::headers::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
 use std::collections::HashSet;
 
 use fred::prelude::StreamsInterface;
@@ -19,7 +20,7 @@ async fn twenty_copies_of_one_request_at_once_book_once() {
         let status = response.status().as_u16();
         let replayed = response
             .headers()
-            .get("idempotent-replayed")
+            .get(IDEMPOTENT_REPLAYED)
             .map(|v| v.as_bytes().to_vec());
         (
             status,
@@ -105,7 +106,7 @@ async fn a_refused_request_is_not_remembered() {
         .await;
     assert_eq!(corrected.status(), 202);
     assert!(
-        corrected.headers().get("idempotent-replayed").is_none(),
+        corrected.headers().get(IDEMPOTENT_REPLAYED).is_none(),
         "a first booking, not a replay"
     );
     assert_eq!(app.redis_stock(concert, tiers[0].id).await, Some(1));
@@ -124,7 +125,7 @@ async fn the_key_may_come_in_a_header_and_must_agree_with_the_body() {
         let request = app
             .client
             .post(app.url("/api/bookings"))
-            .header("Idempotency-Key", key)
+            .header(IDEMPOTENCY_KEY, key)
             .json(&body);
         async move { request.send().await.expect("sent") }
     };
@@ -132,7 +133,7 @@ async fn the_key_may_come_in_a_header_and_must_agree_with_the_body() {
     assert_eq!(first.status(), 202);
     let first: Value = first.json().await.expect("json");
     let replay = send("header-key", body.clone()).await;
-    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(replay.headers()[IDEMPOTENT_REPLAYED], "true");
     let replay: Value = replay.json().await.expect("json");
     assert_eq!(replay["booking"]["id"], first["booking"]["id"]);
 

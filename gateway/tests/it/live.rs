@@ -1,5 +1,6 @@
 //! The live feed over SSE, rate limits, load shedding, metrics and request ids.
 
+use gateway::http::headers::{REQUEST_ID, X_FORWARDED_FOR};
 use std::time::Duration;
 
 use fred::prelude::PubsubInterface;
@@ -254,7 +255,7 @@ async fn rate_limits_refuse_per_address_and_spare_the_others() {
     let get = |client: &'static str| {
         app.client
             .get(app.url("/api/concerts"))
-            .header("x-forwarded-for", client)
+            .header(X_FORWARDED_FOR, client)
             .send()
     };
     for _ in 0..10 {
@@ -282,7 +283,7 @@ async fn rate_limits_refuse_per_address_and_spare_the_others() {
     let health = app
         .client
         .get(app.url("/api/health"))
-        .header("x-forwarded-for", "198.51.100.1")
+        .header(X_FORWARDED_FOR, "198.51.100.1")
         .send();
     assert_eq!(
         health.await.expect("sent").status(),
@@ -293,7 +294,7 @@ async fn rate_limits_refuse_per_address_and_spare_the_others() {
     let book = |key: String| {
         app.client
             .post(app.url("/api/bookings"))
-            .header("x-forwarded-for", "198.51.100.3")
+            .header(X_FORWARDED_FOR, "198.51.100.3")
             .json(&booking_body(&tiers[0], 1, &format!("{key}@b.co"), &key))
             .send()
     };
@@ -323,7 +324,7 @@ async fn get_from(app: &testkit::gateway::TestApp, n: u32) {
     let _ = app
         .client
         .get(app.url("/api/concerts"))
-        .header("x-forwarded-for", address)
+        .header(X_FORWARDED_FOR, address)
         .send()
         .await;
 }
@@ -338,13 +339,13 @@ async fn metrics_move_after_a_booking_and_requests_carry_an_id() {
     let response = app
         .client
         .post(app.url("/api/bookings"))
-        .header("x-request-id", "trace-me-123")
+        .header(REQUEST_ID, "trace-me-123")
         .json(&booking_body(&tiers[0], 1, "a@b.co", "metrics"))
         .send()
         .await
         .expect("sent");
     assert_eq!(response.status(), 202);
-    assert_eq!(response.headers()["x-request-id"], "trace-me-123");
+    assert_eq!(response.headers()[REQUEST_ID], "trace-me-123");
     let generated = app
         .client
         .get(app.url("/api/health"))
@@ -352,7 +353,7 @@ async fn metrics_move_after_a_booking_and_requests_carry_an_id() {
         .await
         .expect("sent");
     assert_eq!(
-        generated.headers()["x-request-id"].len(),
+        generated.headers()[REQUEST_ID].len(),
         36,
         "an id is made when none is sent"
     );

@@ -2,6 +2,7 @@
 //! order, later ones in arrival order, admission at the room's rate across gateways (one of them
 //! stopped halfway), every admission booking once, and nothing booked without one.
 
+use gateway::http::headers::{ADMISSION_TOKEN, IDEMPOTENCY_KEY};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -66,7 +67,7 @@ async fn join(app: &TestApp, concert: Uuid, key: String) -> (u16, Value) {
     let response = app
         .client
         .post(app.url(&format!("/api/concerts/{concert}/queue")))
-        .header("idempotency-key", key)
+        .header(IDEMPOTENCY_KEY, key)
         .send()
         .await
         .expect("sent");
@@ -100,7 +101,7 @@ async fn book_once(app: &TestApp, tier: &TestTier, key: &str, token: Option<&str
         .post(app.url("/api/bookings"))
         .json(&booking_body(tier, 1, &format!("{key}@queue.example"), key));
     if let Some(token) = token {
-        request = request.header("admission-token", token);
+        request = request.header(ADMISSION_TOKEN, token);
     }
     let response = request.send().await.expect("sent");
     let status = response.status().as_u16();

@@ -1,6 +1,7 @@
 //! `Prefer: wait=N` (RFC 7240) on a booking: the answer waits for the settlement and says how it
 //! went, 201 confirmed or 422 `PaymentDeclined`; a replay with the same preference answers alike.
 
+use gateway::http::headers::{PREFER, PREFERENCE_APPLIED};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -26,13 +27,13 @@ async fn post(harness: &Harness, key: &str, prefer: Option<&str>) -> (u16, Optio
         .post(format!("{}/api/bookings", harness.gateway))
         .json(&body);
     if let Some(prefer) = prefer {
-        request = request.header("prefer", prefer);
+        request = request.header(PREFER, prefer);
     }
     let response = request.send().await.expect("sent");
     let status = response.status().as_u16();
     let applied = response
         .headers()
-        .get("preference-applied")
+        .get(PREFERENCE_APPLIED)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
     (status, applied, response.json().await.expect("json"))

@@ -4,6 +4,7 @@
 //! a failover to a replica that missed the last writes, leaves it). Each shard is rebuilt without
 //! a restart of anything; nothing is oversold, settled twice, or booked twice under one key.
 
+use gateway::http::headers::IDEMPOTENT_REPLAYED;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,7 +36,7 @@ async fn post(harness: &Harness, body: &Value) -> (u16, Value) {
         .await
         .expect("sent");
     let status = response.status().as_u16();
-    let replayed = response.headers().contains_key("idempotent-replayed");
+    let replayed = response.headers().contains_key(IDEMPOTENT_REPLAYED);
     let mut body: Value = response.json().await.expect("json");
     body["replayed"] = json!(replayed);
     (status, body)
