@@ -1,10 +1,10 @@
 -- One admission tick of a concert's waiting room, by the gateway holding (or taking) its lease.
 -- KEYS and ARGV are documented on the Rust wrapper, booking/src/scripts/queue.rs.
--- Returns {code, ...}:
---   {0, admittedUpTo, admittedNow, expired, joined, state}  state: 'open' or 'soldout'
---   {-1}  another gateway holds the lease
---   {-2}  the early joiners are not drawn yet
---   {6}   the shard is recovering from a loss of Redis data
+-- Returns {code, ...}, the codes defined by the wrapper's prelude (booking::scripts::Reply):
+--   {DONE, admittedUpTo, admittedNow, expired, joined, state}  state: 'open' or 'soldout'
+--   {NOT_HOLDER}  another gateway holds the lease
+--   {NOT_DRAWN}   the early joiners are not drawn yet
+--   {RECOVERING}  the shard is recovering from a loss of Redis data
 
 local epoch_key, lease_key, clock_key, admitted_key, seq_key, places_key, outstanding_key,
   expiry_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -14,15 +14,15 @@ local tiers, keep_until, channel, concert_id = tonumber(ARGV[5]), ARGV[6], ARGV[
 local catch_up_ms = 5000
 
 if not redis.call('GET', epoch_key) then
-  return {6}
+  return {RECOVERING}
 end
 local holder = redis.call('GET', lease_key)
 if holder and holder ~= owner then
-  return {-1}
+  return {NOT_HOLDER}
 end
 redis.call('SET', lease_key, owner, 'PX', lease_ms)
 if not redis.call('HGET', clock_key, 'drawn') then
-  return {-2}
+  return {NOT_DRAWN}
 end
 
 local time = redis.call('TIME')
@@ -75,4 +75,4 @@ for _, key in ipairs({admitted_key, clock_key, expiry_key, outstanding_key}) do
   redis.call('EXPIREAT', key, keep_until)
 end
 redis.call('PUBLISH', channel, concert_id .. ' ' .. admitted .. ' ' .. state)
-return {0, admitted, count, expired, joined, state}
+return {DONE, admitted, count, expired, joined, state}

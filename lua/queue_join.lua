@@ -1,9 +1,9 @@
 -- Joins a concert's waiting room, once per idempotency key.
 -- KEYS and ARGV are documented on the Rust wrapper, booking/src/scripts/queue.rs.
--- Returns {code, ...}:
---   {0, arrival, place, admitted}  joined: place is 0 for an early joiner until the draw
---   {1, ticketId}                  the key already joined: its ticket
---   {6}                            the shard is recovering from a loss of Redis data
+-- Returns {code, ...}, the codes defined by the wrapper's prelude (booking::scripts::Reply):
+--   {DONE, arrival, place, admitted}  joined: place is 0 for an early joiner until the draw
+--   {KNOWN, ticketId}                 the key already joined: its ticket
+--   {RECOVERING}                      the shard is recovering from a loss of Redis data
 
 local epoch_key, join_key, seq_key, early_key, places_key, ticket_key, admitted_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -11,11 +11,11 @@ local ticket_id, concert_id, opens_at = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local join_ttl, keep_until = ARGV[4], ARGV[5]
 
 if not redis.call('GET', epoch_key) then
-  return {6}
+  return {RECOVERING}
 end
 local known = redis.call('GET', join_key)
 if known then
-  return {1, known}
+  return {KNOWN, known}
 end
 
 -- Redis' clock, not a gateway's: every gateway sorts joiners into early and late alike.
@@ -39,4 +39,4 @@ redis.call('EXPIREAT', seq_key, keep_until)
 redis.call('HSET', ticket_key, 'c', concert_id, 'n', arrival, 'e', early)
 redis.call('EXPIREAT', ticket_key, keep_until)
 redis.call('SET', join_key, ticket_id, 'EX', join_ttl)
-return {0, arrival, place, tonumber(redis.call('GET', admitted_key) or '0')}
+return {DONE, arrival, place, tonumber(redis.call('GET', admitted_key) or '0')}

@@ -1,21 +1,22 @@
 -- Reserves tickets for one booking, atomically: the only write on the booking path. The settler
 -- runs it too, to accept again a booking Redis lost while the settler held it.
 -- KEYS and ARGV are documented on the Rust wrapper, booking/src/scripts/reserve.rs.
--- Returns {code, detail}:
---   {0, available}  accepted: stock taken, booking recorded and appended to the stream
---   {1, bookingId}  the key is known with the same request: the booking it made
---   {2}             the key is known with a different request
---   {3, available}  not enough stock
---   {4, held}       the customer would exceed the per-concert limit
---   {5}             the tier's stock is not loaded in Redis
---   {6}             the shard is recovering from a loss of Redis data
---   {7}             the waiting-room admission was already spent on another booking
+-- Returns {code, detail}, the codes (and ID_CHARS, the booking id's length in the idempotency
+-- record) defined by the prelude the wrapper puts before this file (booking::scripts::Reply):
+--   {DONE, available}      accepted: stock taken, booking recorded and appended to the stream
+--   {KNOWN, bookingId}     the key is known with the same request: the booking it made
+--   {KEY_REUSED}           the key is known with a different request
+--   {OUT_OF_STOCK, available}  not enough stock
+--   {CUSTOMER_LIMIT, held} the customer would exceed the per-concert limit
+--   {STOCK_MISSING}        the tier's stock is not loaded in Redis
+--   {RECOVERING}           the shard is recovering from a loss of Redis data
+--   {ADMISSION_SPENT}      the waiting-room admission was already spent on another booking
 -- Refused requests leave nothing changed, so a corrected retry under the same key can succeed.
 
 local epoch_key, stock_key, idem_key, booking_key, held_key, stream_key, pending_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local spent_key, outstanding_key = KEYS[8], KEYS[9]
--- "<36-character booking id> <fingerprint>", stored as it comes: a Lua string made here would
+-- "<booking id> <fingerprint>", stored as it comes: a Lua string made here would
 -- cost Redis an allocation and its garbage collection on every booking.
 local idem_record, packed = ARGV[1], ARGV[2]
 -- Counts go back to Redis as the strings they came in: a Lua number would be printed again.
@@ -30,25 +31,25 @@ local admission, keep_until = ARGV[9], ARGV[10]
 local read = redis.call('MGET', epoch_key, idem_key, stock_key)
 local epoch, known, available = read[1], read[2], read[3]
 if not epoch then
-  return {6}
+  return {RECOVERING}
 end
 
 if known then
-  if string.sub(known, 38) ~= string.sub(idem_record, 38) then
-    return {2}
+  if string.sub(known, ID_CHARS + 2) ~= string.sub(idem_record, ID_CHARS + 2) then
+    return {KEY_REUSED}
   end
-  return {1, string.sub(known, 1, 36)}
+  return {KNOWN, string.sub(known, 1, ID_CHARS)}
 end
 
 if not available then
-  return {5}
+  return {STOCK_MISSING}
 end
 available = tonumber(available)
 if available < quantity then
-  return {3, available}
+  return {OUT_OF_STOCK, available}
 end
 if admission and redis.call('HEXISTS', spent_key, admission) == 1 then
-  return {7}
+  return {ADMISSION_SPENT}
 end
 
 -- The customer's count is taken, then given back if it went over the limit: one call instead
@@ -60,7 +61,7 @@ if limit > 0 and held > limit then
   else
     redis.call('HINCRBY', held_key, customer, -quantity)
   end
-  return {4, held - quantity}
+  return {CUSTOMER_LIMIT, held - quantity}
 end
 
 available = redis.call('DECRBY', stock_key, quantity_text)
@@ -71,9 +72,9 @@ redis.call('SET', idem_key, idem_record, 'EX', idempotency_ttl)
 redis.call('XADD', stream_key, '*', 'b', packed, 'e', epoch)
 if admission then
   -- Spent: it books once, and its place no longer counts as waiting to be used.
-  redis.call('HSET', spent_key, admission, string.sub(idem_record, 1, 36))
+  redis.call('HSET', spent_key, admission, string.sub(idem_record, 1, ID_CHARS))
   redis.call('EXPIREAT', spent_key, keep_until)
   redis.call('ZREM', outstanding_key, admission)
 end
 redis.call('PUBLISH', stock_channel, stock_message .. available)
-return {0, available}
+return {DONE, available}

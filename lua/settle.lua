@@ -1,8 +1,9 @@
 -- Applies a booking's final status in Redis, once: a declined booking gives its tickets back.
 -- KEYS and ARGV are documented on the Rust wrapper, booking/src/scripts/settle.rs.
--- Returns 1 when applied, 0 when the booking was already final (a redelivery: nothing changes),
--- -1 when Redis holds no record of the booking (it lost it; recovery counted it from Postgres),
--- -2 when the shard is recovering (nothing changes; apply it again once the shard is back).
+-- Returns {DONE} when applied, {KNOWN} when the booking was already final (a redelivery: nothing
+-- changes), {UNKNOWN} when Redis holds no record of the booking (it lost it; recovery counted it
+-- from Postgres), {RECOVERING} when the shard is recovering (nothing changes; apply it again once
+-- the shard is back); the codes are defined by the wrapper's prelude (booking::scripts::Reply).
 
 local epoch_key, booking_key, stock_key, pending_key, held_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -13,14 +14,14 @@ local status_channel, status_message, record_ttl = ARGV[6], ARGV[7], ARGV[8]
 local customer = ARGV[9]
 
 if redis.call('EXISTS', epoch_key) == 0 then
-  return -2
+  return {RECOVERING}
 end
 local current = redis.call('HGET', booking_key, 's')
 if not current then
-  return -1
+  return {UNKNOWN}
 end
 if current ~= 'pending' then
-  return 0
+  return {KNOWN}
 end
 
 if reason ~= '' then
@@ -44,4 +45,4 @@ if status == 'failed' then
   end
 end
 redis.call('PUBLISH', status_channel, status_message)
-return 1
+return {DONE}

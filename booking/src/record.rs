@@ -106,6 +106,10 @@ impl Booking {
     }
 }
 
+/// Characters of the booking id at the head of an idempotency record (a hyphenated UUID); the
+/// scripts read the id and the fingerprint by it.
+pub const IDEMPOTENCY_RECORD_ID_CHARS: usize = 36;
+
 /// See [`Booking::idempotency_record`].
 pub fn idempotency_record(id: Uuid, fingerprint: &str) -> String {
     format!("{id} {fingerprint}")

@@ -36,6 +36,11 @@ impl Default for GuardScript {
 }
 
 impl GuardScript {
+    /// The script's text as Redis runs it.
+    pub fn source(&self) -> String {
+        super::text(&self.0)
+    }
+
     /// Run first on a server that lacks the other scripts (see [`super::Verify`]), so it is the
     /// one script loaded without a check.
     ///

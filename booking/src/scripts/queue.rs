@@ -6,7 +6,7 @@ use fred::types::Value;
 use fred::types::scripts::Script;
 use uuid::Uuid;
 
-use super::{ScriptError, Verify, evalsha, integer};
+use super::{Reply, ScriptError, Verify, deciding, decode, evalsha, integer};
 use crate::keys::{IDEMPOTENCY_TTL_SECONDS, Keyspace, Shard};
 
 /// What joining did.
@@ -97,14 +97,23 @@ pub struct QueueScripts {
 impl Default for QueueScripts {
     fn default() -> Self {
         Self {
-            join: Script::from_lua(include_str!("../../../lua/queue_join.lua")),
-            draw: Script::from_lua(include_str!("../../../lua/queue_draw.lua")),
-            admit: Script::from_lua(include_str!("../../../lua/queue_admit.lua")),
+            join: deciding(include_str!("../../../lua/queue_join.lua")),
+            draw: deciding(include_str!("../../../lua/queue_draw.lua")),
+            admit: deciding(include_str!("../../../lua/queue_admit.lua")),
         }
     }
 }
 
 impl QueueScripts {
+    /// The three scripts' texts as Redis runs them: `(file, source)`.
+    pub fn sources(&self) -> [(&'static str, String); 3] {
+        [
+            ("queue_join.lua", super::text(&self.join)),
+            ("queue_draw.lua", super::text(&self.draw)),
+            ("queue_admit.lua", super::text(&self.admit)),
+        ]
+    }
+
     /// Joins `room` with a new ticket `ticket_id`, unless `idempotency_key` joined before.
     ///
     /// KEYS: 1. `epoch` 2. `queue:<concertId>:key:<idempotencyKey>` 3. `queue:<concertId>:seq`
@@ -138,25 +147,26 @@ impl QueueScripts {
             IDEMPOTENCY_TTL_SECONDS.to_string(),
             room.keep_until.to_string(),
         ];
-        let reply: Vec<Value> = evalsha(&self.join, client, script_keys, args, verify).await?;
+        let reply: Value = evalsha(&self.join, client, script_keys, args, verify).await?;
+        let (code, reply) = decode("queue_join.lua", reply)?;
         let number = |index| {
             integer(&reply, index)
                 .and_then(|value| u64::try_from(value).ok())
                 .ok_or_else(|| ScriptError::reply("queue_join.lua", &reply))
         };
-        match integer(&reply, 0) {
-            Some(0) => Ok(Joined::New {
+        match code {
+            Reply::Done => Ok(Joined::New {
                 arrival: number(1)?,
                 place: Some(number(2)?).filter(|place| *place > 0),
                 admitted: number(3)?,
             }),
-            Some(1) => reply
+            Reply::Known => reply
                 .get(1)
                 .and_then(Value::as_str)
                 .and_then(|id| Uuid::parse_str(&id).ok())
                 .map(Joined::Known)
                 .ok_or_else(|| ScriptError::reply("queue_join.lua", &reply)),
-            Some(6) => Ok(Joined::Recovering),
+            Reply::Recovering => Ok(Joined::Recovering),
             _ => Err(ScriptError::reply("queue_join.lua", &reply)),
         }
     }
@@ -184,12 +194,12 @@ impl QueueScripts {
         ];
         let mut args = vec![room.opens_at_ms.to_string(), room.keep_until.to_string()];
         args.extend(order);
-        let reply: i64 = evalsha(&self.draw, client, script_keys, args, verify).await?;
-        match reply {
-            0 | 1 => Ok(Draw::Done),
-            -1 => Ok(Draw::TooEarly),
-            -2 => Ok(Draw::Changed),
-            other => Err(ScriptError::reply("queue_draw.lua", other)),
+        let reply: Value = evalsha(&self.draw, client, script_keys, args, verify).await?;
+        match decode("queue_draw.lua", reply)? {
+            (Reply::Done | Reply::Known, _) => Ok(Draw::Done),
+            (Reply::TooEarly, _) => Ok(Draw::TooEarly),
+            (Reply::Changed, _) => Ok(Draw::Changed),
+            (_, reply) => Err(ScriptError::reply("queue_draw.lua", reply)),
         }
     }
 
@@ -236,23 +246,24 @@ impl QueueScripts {
             keys.queue_channel(),
             room.concert_id.to_string(),
         ];
-        let reply: Vec<Value> = evalsha(&self.admit, client, script_keys, args, verify).await?;
+        let reply: Value = evalsha(&self.admit, client, script_keys, args, verify).await?;
+        let (code, reply) = decode("queue_admit.lua", reply)?;
         let number = |index| {
             integer(&reply, index)
                 .and_then(|value| u64::try_from(value).ok())
                 .ok_or_else(|| ScriptError::reply("queue_admit.lua", &reply))
         };
-        match integer(&reply, 0) {
-            Some(0) => Ok(Tick::Admitted {
+        match code {
+            Reply::Done => Ok(Tick::Admitted {
                 up_to: number(1)?,
                 now: number(2)?,
                 expired: number(3)?,
                 joined: number(4)?,
                 sold_out: reply.get(5).and_then(Value::as_str).as_deref() == Some("soldout"),
             }),
-            Some(-1) => Ok(Tick::NotHolder),
-            Some(-2) => Ok(Tick::NotDrawn),
-            Some(6) => Ok(Tick::Recovering),
+            Reply::NotHolder => Ok(Tick::NotHolder),
+            Reply::NotDrawn => Ok(Tick::NotDrawn),
+            Reply::Recovering => Ok(Tick::Recovering),
             _ => Err(ScriptError::reply("queue_admit.lua", &reply)),
         }
     }

@@ -8,7 +8,7 @@ use fred::types::config::Options;
 use fred::types::scripts::Script;
 use uuid::Uuid;
 
-use super::{ScriptError, Verify, evalsha, integer};
+use super::{Reply, ScriptError, Verify, deciding, decode, evalsha, integer};
 use crate::keys::{IDEMPOTENCY_TTL_SECONDS, Keyspace, Shard};
 use crate::record::Packed;
 use crate::stock;
@@ -52,11 +52,16 @@ pub struct ReserveScript(Script);
 
 impl Default for ReserveScript {
     fn default() -> Self {
-        Self(Script::from_lua(include_str!("../../../lua/reserve.lua")))
+        Self(deciding(include_str!("../../../lua/reserve.lua")))
     }
 }
 
 impl ReserveScript {
+    /// The script's text as Redis runs it.
+    pub fn source(&self) -> String {
+        super::text(&self.0)
+    }
+
     /// Loads the script into Redis' script cache ahead of the first booking.
     pub async fn load(&self, client: &Client) -> Result<(), fred::error::Error> {
         self.0.load(client).await
@@ -177,28 +182,26 @@ impl ReserveScript {
 }
 
 fn parse_reply(reply: Value) -> Result<Outcome, ScriptError> {
-    let Value::Array(parts) = reply else {
-        return Err(ScriptError::reply(NAME, reply));
-    };
+    let (code, parts) = decode(NAME, reply)?;
     let count = |index| integer(&parts, index).ok_or_else(|| ScriptError::reply(NAME, &parts));
-    match integer(&parts, 0) {
-        Some(0) => Ok(Outcome::Accepted {
+    match code {
+        Reply::Done => Ok(Outcome::Accepted {
             available: count(1)?,
         }),
-        Some(1) => parts
+        Reply::Known => parts
             .get(1)
             .and_then(Value::as_str)
             .and_then(|id| Uuid::parse_str(&id).ok())
             .map(Outcome::Replayed)
             .ok_or_else(|| ScriptError::reply(NAME, &parts)),
-        Some(2) => Ok(Outcome::KeyReused),
-        Some(3) => Ok(Outcome::OutOfStock {
+        Reply::KeyReused => Ok(Outcome::KeyReused),
+        Reply::OutOfStock => Ok(Outcome::OutOfStock {
             available: count(1)?,
         }),
-        Some(4) => Ok(Outcome::CustomerLimit { held: count(1)? }),
-        Some(5) => Ok(Outcome::StockMissing),
-        Some(6) => Ok(Outcome::Recovering),
-        Some(7) => Ok(Outcome::AdmissionSpent),
+        Reply::CustomerLimit => Ok(Outcome::CustomerLimit { held: count(1)? }),
+        Reply::StockMissing => Ok(Outcome::StockMissing),
+        Reply::Recovering => Ok(Outcome::Recovering),
+        Reply::AdmissionSpent => Ok(Outcome::AdmissionSpent),
         _ => Err(ScriptError::reply(NAME, &parts)),
     }
 }

@@ -3,7 +3,9 @@
 use fred::prelude::Client;
 use fred::types::scripts::Script;
 
-use super::{ScriptError, Verify, evalsha};
+use fred::types::Value;
+
+use super::{Reply, ScriptError, Verify, deciding, decode, evalsha};
 use crate::keys::{Keyspace, SETTLED_RECORD_TTL_SECONDS, Shard};
 use crate::record::{BookingStatus, Stub};
 use crate::stock;
@@ -36,11 +38,16 @@ pub struct SettleScript(Script);
 
 impl Default for SettleScript {
     fn default() -> Self {
-        Self(Script::from_lua(include_str!("../../../lua/settle.lua")))
+        Self(deciding(include_str!("../../../lua/settle.lua")))
     }
 }
 
 impl SettleScript {
+    /// The script's text as Redis runs it.
+    pub fn source(&self) -> String {
+        super::text(&self.0)
+    }
+
     /// Applies `outcome` to its booking.
     ///
     /// KEYS (all on the booking's shard):
@@ -91,13 +98,13 @@ impl SettleScript {
             SETTLED_RECORD_TTL_SECONDS.to_string(),
             booking.user_email.clone(),
         ];
-        let applied: i64 = evalsha(&self.0, client, script_keys, args, verify).await?;
-        match applied {
-            1 => Ok(Applied::Now),
-            0 => Ok(Applied::Already),
-            -1 => Ok(Applied::Unknown),
-            -2 => Ok(Applied::Recovering),
-            other => Err(ScriptError::reply("settle.lua", other)),
+        let reply: Value = evalsha(&self.0, client, script_keys, args, verify).await?;
+        match decode("settle.lua", reply)? {
+            (Reply::Done, _) => Ok(Applied::Now),
+            (Reply::Known, _) => Ok(Applied::Already),
+            (Reply::Unknown, _) => Ok(Applied::Unknown),
+            (Reply::Recovering, _) => Ok(Applied::Recovering),
+            (_, reply) => Err(ScriptError::reply("settle.lua", reply)),
         }
     }
 }

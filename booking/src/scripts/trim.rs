@@ -35,6 +35,11 @@ impl Default for TrimScript {
 }
 
 impl TrimScript {
+    /// The script's text as Redis runs it.
+    pub fn source(&self) -> String {
+        super::text(&self.0)
+    }
+
     /// KEYS: 1. `bookings`, the shard's stream.
     /// ARGV: 1. the consumer group, 2. `1` to trim or `0` to only report.
     pub async fn run(
