@@ -23,7 +23,7 @@ REDIS_PORT := 6379
 
 ## help: this list of targets
 help:
-	@awk '/^## [a-z-]+:/ { sub(/^## /, ""); printf "%s\n", $$0; next } /^## / { sub(/^## /, "    "); print }' $(MAKEFILE_LIST)
+	@awk '/^## [a-z0-9-]+:/ { sub(/^## /, ""); printf "%s\n", $$0; next } /^## / { sub(/^## /, "    "); print }' $(MAKEFILE_LIST)
 
 ## check: the fast loop (minutes): formatting, lints, the SQL query data, the unused-dependency
 ## check and every crate's unit tests; `make test` runs everything
@@ -403,7 +403,7 @@ machete: $(MACHETE_ROOT)/bin/cargo-machete
 	$(MACHETE_ROOT)/bin/cargo-machete --with-metadata
 # Advisories are left out: their database is fetched from a git host this machine cannot reach.
 deny: $(DENY_ROOT)/bin/cargo-deny
-	$(DENY_ROOT)/bin/cargo-deny --locked check --config deny.toml licenses bans sources
+	$(DENY_ROOT)/bin/cargo-deny --locked check --hide-inclusion-graph licenses bans sources
 
 # A few seconds of the load test against a gateway of its own (own database and key prefix), so
 # the load test cannot rot; `cargo run -p loadtest -- --help` for real runs.
