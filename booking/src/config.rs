@@ -31,6 +31,23 @@ impl ConfigError {
 /// Exit status for a configuration error, distinct from a crash (1) so supervisors can tell them apart.
 pub const CONFIG_EXIT_CODE: u8 = 2;
 
+/// Parses the command line and the environment into `T`, exiting 2 on a bad value. Every
+/// setting's value is named for its variable (`--redis-url <REDIS_URL>`), so an attribute
+/// writes the name once, in `env`.
+pub fn parse<T: clap::Parser>() -> T {
+    let mut command = T::command().mut_args(|arg| {
+        let Some(variable) = arg
+            .get_env()
+            .map(|name| name.to_string_lossy().into_owned())
+        else {
+            return arg;
+        };
+        arg.value_name(variable)
+    });
+    let mut matches = command.get_matches_mut();
+    T::from_arg_matches_mut(&mut matches).unwrap_or_else(|error| error.format(&mut command).exit())
+}
+
 /// The variable's value, or `None` when it is unset or empty.
 pub fn raw(name: &'static str) -> Option<String> {
     std::env::var(name)
@@ -191,25 +208,23 @@ const REDIS_SCHEMES: [&str; 5] = [
 #[derive(Clone, clap::Args)]
 pub struct Backends {
     /// Redis, or one node of a cluster.
-    #[arg(long, env = "REDIS_URL", value_name = "REDIS_URL", hide_env_values = true,
-        default_value = "redis://127.0.0.1:6379", value_parser = redis_url)]
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, default_value = "redis://127.0.0.1:6379",
+        value_parser = redis_url)]
     pub redis_url: String,
     /// Postgres; the database is created if missing.
-    #[arg(long, env = "DATABASE_URL", value_name = "DATABASE_URL", hide_env_values = true,
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true,
         default_value = "postgres://postgres@127.0.0.1:5432/tickets", value_parser = database_url)]
     pub database_url: String,
     /// Prefix of every Redis key and channel.
-    #[arg(long, env = "KEY_PREFIX", value_name = "KEY_PREFIX", default_value = "tix",
-        value_parser = key_prefix)]
+    #[arg(long, env = "KEY_PREFIX", default_value = "tix", value_parser = key_prefix)]
     pub key_prefix: String,
     /// Logical shards new concerts are spread over (1-128); the settler reads every shard's
     /// stream, so both binaries must agree on it.
-    #[arg(long, env = "REDIS_SHARDS", value_name = "REDIS_SHARDS", default_value = "16",
-        value_parser = shards)]
+    #[arg(long, env = "REDIS_SHARDS", default_value = "16", value_parser = shards)]
     pub redis_shards: u8,
     /// How long a Redis command may take, in milliseconds, before it counts as failed.
-    #[arg(long = "redis-timeout-ms", env = "REDIS_TIMEOUT_MS", value_name = "REDIS_TIMEOUT_MS",
-        default_value = "500", value_parser = millis(1, 60_000))]
+    #[arg(long = "redis-timeout-ms", env = "REDIS_TIMEOUT_MS", default_value = "500",
+        value_parser = millis(1, 60_000))]
     pub redis_timeout: Duration,
 }
 

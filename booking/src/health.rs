@@ -43,12 +43,12 @@ impl Readiness {
         self.status == "ok"
     }
 
-    pub fn redis_up(&self) -> bool {
-        self.redis == "ok"
-    }
-
-    pub fn postgres_up(&self) -> bool {
-        self.postgres == "ok"
+    /// Each dependency's name (a metric label) and whether it answered.
+    pub fn dependencies(&self) -> [(&'static str, bool); 2] {
+        [
+            ("redis", self.redis == "ok"),
+            ("postgres", self.postgres == "ok"),
+        ]
     }
 }
 

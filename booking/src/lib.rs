@@ -3,10 +3,12 @@
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod error;
 pub mod health;
 pub mod ids;
 pub mod keys;
 pub mod money;
+pub mod process;
 pub mod record;
 pub mod recovery;
 pub mod redis;

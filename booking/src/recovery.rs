@@ -39,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::domain::{Email, IdempotencyKey, Quantity};
+use crate::error::StoreError;
 use crate::keys::{
     HELD_GRACE_SECONDS, IDEMPOTENCY_TTL_SECONDS, Keyspace, SETTLER_GROUP, Shard, held_until,
 };
@@ -47,22 +48,12 @@ use crate::record::{BookingStatus, Packed, field, fingerprint, idempotency_recor
 use crate::scripts::guard::{GuardScript, ShardState};
 use crate::scripts::{ScriptError, Verify};
 use crate::stock::{self, Counter, TierRef};
-use crate::store::{self, TierSales};
+use crate::store::{self, LockLasts, TierSales};
 
 /// First key of the advisory lock that serialises recovery of a shard (the shard is the second).
 const LOCK_CLASS: i32 = 0x7469_7872;
 /// Entries read, keys written, or ids looked up per round trip.
 const PAGE: usize = 1_000;
-
-#[derive(Debug, thiserror::Error)]
-pub enum RecoveryError {
-    #[error("redis: {0}")]
-    Redis(#[from] fred::error::Error),
-    #[error(transparent)]
-    Script(#[from] ScriptError),
-    #[error("postgres: {0}")]
-    Postgres(#[from] sqlx::Error),
-}
 
 /// Why a shard was recovered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +63,16 @@ pub enum Cause {
     /// Closed: its epoch was set on another server, so Redis may have lost the last writes (or
     /// a recovery was cut off).
     Restarted,
+}
+
+impl Cause {
+    /// Its name as a metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Lost => "lost",
+            Self::Restarted => "restarted",
+        }
+    }
 }
 
 /// What one recovery did.
@@ -109,12 +110,12 @@ pub async fn recover(
     db: &PgPool,
     keys: &Keyspace,
     shard: Shard,
-) -> Result<Recovery, RecoveryError> {
+) -> Result<Recovery, StoreError> {
     let started = Instant::now();
     // A connection of its own, closed at the end: the lock is held until the shard is open
     // again, and is released with the connection if this process dies first.
     let mut lock = db.acquire().await?.detach();
-    let locked = store::try_lock(&mut lock, LOCK_CLASS, shard).await?;
+    let locked = store::try_lock(&mut lock, LOCK_CLASS, shard, LockLasts::Session).await?;
     if !locked {
         return Ok(Recovery::Busy);
     }
@@ -130,7 +131,7 @@ async fn recover_locked(
     keys: &Keyspace,
     shard: Shard,
     started: Instant,
-) -> Result<Recovery, RecoveryError> {
+) -> Result<Recovery, StoreError> {
     let client = redis.next();
     let found = GuardScript::default().check(client, keys, shard).await?;
     let cause = match found.state {
@@ -152,9 +153,15 @@ async fn recover_locked(
         .partition(|packed| !outcomes.contains_key(&packed.booking.id));
     mark_final(client, keys, shard, &settled, &outcomes).await?;
     carry(client, keys, shard, epoch, &carried).await?;
-    let tiers = rebuild_stock(&mut tx, client, keys, shard, &carried).await?;
-    let held_counts = rebuild_held(&mut tx, client, keys, shard, &carried).await?;
-    let idempotency_records = rebuild_idempotency(&mut tx, client, keys, shard, &carried).await?;
+    let rebuild = Rebuild {
+        client,
+        keys,
+        shard,
+        carried: &carried,
+    };
+    let tiers = rebuild.stock(&mut tx).await?;
+    let held_counts = rebuild.held(&mut tx).await?;
+    let idempotency_records = rebuild.idempotency(&mut tx).await?;
     // The new epoch is durable before the shard opens in it, and the shard opens before the
     // lock is released: another recovery can only start from an open shard, or a closed one.
     tx.commit().await?;
@@ -180,7 +187,7 @@ async fn recover_locked(
 }
 
 /// The settlers' group on the shard's stream (and the stream), unless it exists.
-async fn ensure_group(client: &Client, keys: &Keyspace, shard: Shard) -> Result<(), RecoveryError> {
+async fn ensure_group(client: &Client, keys: &Keyspace, shard: Shard) -> Result<(), StoreError> {
     let created: Result<(), fred::error::Error> = client
         .xgroup_create(keys.stream(shard), SETTLER_GROUP, "0", true)
         .await;
@@ -198,7 +205,7 @@ async fn survivors(
     client: &Client,
     keys: &Keyspace,
     shard: Shard,
-) -> Result<Vec<Packed>, RecoveryError> {
+) -> Result<Vec<Packed>, StoreError> {
     let stream = keys.stream(shard);
     let mut seen = HashSet::new();
     let mut bookings = Vec::new();
@@ -229,7 +236,7 @@ async fn survivors(
 async fn settled_outcomes(
     tx: &mut Transaction<'_, Postgres>,
     bookings: &[Packed],
-) -> Result<HashMap<Uuid, (BookingStatus, Option<String>)>, RecoveryError> {
+) -> Result<HashMap<Uuid, (BookingStatus, Option<String>)>, StoreError> {
     let mut outcomes = HashMap::new();
     for chunk in bookings.chunks(PAGE) {
         let ids: Vec<Uuid> = chunk.iter().map(|packed| packed.booking.id).collect();
@@ -246,7 +253,7 @@ async fn mark_final(
     shard: Shard,
     settled: &[&Packed],
     outcomes: &HashMap<Uuid, (BookingStatus, Option<String>)>,
-) -> Result<(), RecoveryError> {
+) -> Result<(), StoreError> {
     for chunk in settled.chunks(PAGE) {
         let pipeline = client.pipeline();
         for packed in chunk {
@@ -276,7 +283,7 @@ async fn carry(
     shard: Shard,
     epoch: u64,
     carried: &[&Packed],
-) -> Result<(), RecoveryError> {
+) -> Result<(), StoreError> {
     for chunk in carried.chunks(PAGE) {
         let pipeline = client.pipeline();
         for packed in chunk {
@@ -305,142 +312,139 @@ async fn carry(
     Ok(())
 }
 
-/// Every tier's stock (total - confirmed - carried) and pending count. Returns the tiers.
-async fn rebuild_stock(
-    tx: &mut Transaction<'_, Postgres>,
-    client: &Client,
-    keys: &Keyspace,
+/// What a recovery rebuilds the shard's counts and records from: Postgres (read in the
+/// recovery's transaction) and the bookings it carried into the new epoch.
+#[derive(Clone, Copy)]
+struct Rebuild<'a> {
+    client: &'a Client,
+    keys: &'a Keyspace,
     shard: Shard,
-    carried: &[&Packed],
-) -> Result<usize, RecoveryError> {
-    let tiers = store::shard_sales(tx, shard).await?;
-    let mut pending: HashMap<Uuid, i64> = HashMap::new();
-    for packed in carried {
-        *pending.entry(packed.booking.ticket_tier_id).or_default() +=
-            i64::from(packed.booking.quantity.get());
-    }
-    let mut counters = Vec::with_capacity(tiers.len() * 2);
-    for tier in &tiers {
-        let held = pending.get(&tier.tier_id).copied().unwrap_or(0);
-        let available = (tier.total - tier.confirmed - held).max(0);
-        counters.push((keys.stock(shard, tier.tier_id), available));
-        counters.push((keys.pending(shard, tier.tier_id), held));
-    }
-    for chunk in counters.chunks(PAGE) {
-        let _: () = client.mset(chunk.to_vec()).await?;
-    }
-    Ok(tiers.len())
+    carried: &'a [&'a Packed],
 }
 
-/// Customers' held counts: confirmed tickets (Postgres) and carried ones, per concert not yet
-/// a day past. Returns how many were written.
-async fn rebuild_held(
-    tx: &mut Transaction<'_, Postgres>,
-    client: &Client,
-    keys: &Keyspace,
-    shard: Shard,
-    carried: &[&Packed],
-) -> Result<usize, RecoveryError> {
-    let rows = store::held(tx, shard, HELD_GRACE_SECONDS as f64).await?;
-    let now = Utc::now();
-    // Per concert: each customer's tickets, and when the concert's hash expires.
-    let mut held: HashMap<Uuid, (HashMap<String, i64>, i64)> = HashMap::new();
-    for row in rows {
-        let until = held_until(row.concert_date, now);
-        let (counts, expires) = held
-            .entry(row.concert_id)
-            .or_insert((HashMap::new(), until));
-        *expires = (*expires).max(until);
-        *counts.entry(row.user_email).or_default() += row.tickets;
-    }
-    for packed in carried {
-        let booking = &packed.booking;
-        let (counts, expires) = held
-            .entry(booking.concert_id)
-            .or_insert((HashMap::new(), packed.held_until));
-        *expires = (*expires).max(packed.held_until);
-        *counts.entry(booking.user_email.to_string()).or_default() +=
-            i64::from(booking.quantity.get());
-    }
-    let written = held.values().map(|(counts, _)| counts.len()).sum();
-    let held: Vec<_> = held.into_iter().collect();
-    for chunk in held.chunks(PAGE) {
-        let pipeline = client.pipeline();
-        for (concert, (counts, until)) in chunk {
-            let key = keys.held(shard, *concert);
-            let _: () = HashesInterface::hset(&pipeline, &key, counts.clone()).await?;
-            let _: () = pipeline.expire_at(&key, *until, None).await?;
+impl Rebuild<'_> {
+    /// Every tier's stock (total - confirmed - carried) and pending count. Returns the tiers.
+    async fn stock(&self, tx: &mut Transaction<'_, Postgres>) -> Result<usize, StoreError> {
+        let (client, keys, shard, carried) = (self.client, self.keys, self.shard, self.carried);
+        let tiers = store::shard_sales(tx, shard).await?;
+        let mut pending: HashMap<Uuid, i64> = HashMap::new();
+        for packed in carried {
+            *pending.entry(packed.booking.ticket_tier_id).or_default() +=
+                i64::from(packed.booking.quantity.get());
         }
-        let _: Vec<fred::types::Value> = pipeline.all().await?;
+        let mut counters = Vec::with_capacity(tiers.len() * 2);
+        for tier in &tiers {
+            let held = pending.get(&tier.tier_id).copied().unwrap_or(0);
+            let available = (tier.total - tier.confirmed - held).max(0);
+            counters.push((keys.stock(shard, tier.tier_id), available));
+            counters.push((keys.pending(shard, tier.tier_id), held));
+        }
+        for chunk in counters.chunks(PAGE) {
+            let _: () = client.mset(chunk.to_vec()).await?;
+        }
+        Ok(tiers.len())
     }
-    Ok(written)
-}
 
-/// The idempotency records of the bookings of the last 24 hours, where Redis lacks them.
-async fn rebuild_idempotency(
-    tx: &mut Transaction<'_, Postgres>,
-    client: &Client,
-    keys: &Keyspace,
-    shard: Shard,
-    carried: &[&Packed],
-) -> Result<usize, RecoveryError> {
-    let rows = store::recent_bookings(tx, shard, IDEMPOTENCY_TTL_SECONDS as f64).await?;
-    let dead = store::recent_dead_letters(tx, shard, IDEMPOTENCY_TTL_SECONDS as f64).await?;
-    let now = Utc::now();
-    let from_rows = rows.into_iter().filter_map(|row| {
-        let print = fingerprint(
-            row.ticket_tier_id,
-            &Email::parse(&row.user_email).ok()?,
-            Quantity::new(i64::from(row.quantity)).ok()?,
-            Money::new(row.total_price).ok()?,
-            row.currency.parse().ok()?,
-        );
-        Some((
-            row.concert_id,
-            IdempotencyKey::parse(&row.idempotency_key).ok()?,
-            row.id,
-            print,
-            row.created_at,
-        ))
-    });
-    let from_packed = carried
-        .iter()
-        .copied()
-        .cloned()
-        .chain(
-            dead.iter()
-                .filter_map(|entry| Packed::from_json(entry).ok()),
-        )
-        .map(|packed| {
-            let booking = packed.booking;
-            let print = booking.fingerprint();
-            (
-                booking.concert_id,
-                booking.idempotency_key,
-                booking.id,
+    /// Customers' held counts: confirmed tickets (Postgres) and carried ones, per concert not yet
+    /// a day past. Returns how many were written.
+    async fn held(&self, tx: &mut Transaction<'_, Postgres>) -> Result<usize, StoreError> {
+        let (client, keys, shard, carried) = (self.client, self.keys, self.shard, self.carried);
+        let rows = store::held(tx, shard, HELD_GRACE_SECONDS as f64).await?;
+        let now = Utc::now();
+        // Per concert: each customer's tickets, and when the concert's hash expires.
+        let mut held: HashMap<Uuid, (HashMap<String, i64>, i64)> = HashMap::new();
+        for row in rows {
+            let until = held_until(row.concert_date, now);
+            let (counts, expires) = held
+                .entry(row.concert_id)
+                .or_insert((HashMap::new(), until));
+            *expires = (*expires).max(until);
+            *counts.entry(row.user_email).or_default() += row.tickets;
+        }
+        for packed in carried {
+            let booking = &packed.booking;
+            let (counts, expires) = held
+                .entry(booking.concert_id)
+                .or_insert((HashMap::new(), packed.held_until));
+            *expires = (*expires).max(packed.held_until);
+            *counts.entry(booking.user_email.to_string()).or_default() +=
+                i64::from(booking.quantity.get());
+        }
+        let written = held.values().map(|(counts, _)| counts.len()).sum();
+        let held: Vec<_> = held.into_iter().collect();
+        for chunk in held.chunks(PAGE) {
+            let pipeline = client.pipeline();
+            for (concert, (counts, until)) in chunk {
+                let key = keys.held(shard, *concert);
+                let _: () = HashesInterface::hset(&pipeline, &key, counts.clone()).await?;
+                let _: () = pipeline.expire_at(&key, *until, None).await?;
+            }
+            let _: Vec<fred::types::Value> = pipeline.all().await?;
+        }
+        Ok(written)
+    }
+
+    /// The idempotency records of the bookings of the last 24 hours, where Redis lacks them.
+    async fn idempotency(&self, tx: &mut Transaction<'_, Postgres>) -> Result<usize, StoreError> {
+        let (client, keys, shard, carried) = (self.client, self.keys, self.shard, self.carried);
+        let rows = store::recent_bookings(tx, shard, IDEMPOTENCY_TTL_SECONDS as f64).await?;
+        let dead = store::recent_dead_letters(tx, shard, IDEMPOTENCY_TTL_SECONDS as f64).await?;
+        let now = Utc::now();
+        let from_rows = rows.into_iter().filter_map(|row| {
+            let print = fingerprint(
+                row.ticket_tier_id,
+                &Email::parse(&row.user_email).ok()?,
+                Quantity::new(i64::from(row.quantity)).ok()?,
+                Money::new(row.total_price).ok()?,
+                row.currency.parse().ok()?,
+            );
+            Some((
+                row.concert_id,
+                IdempotencyKey::parse(&row.idempotency_key).ok()?,
+                row.id,
                 print,
-                booking.created_at,
-            )
+                row.created_at,
+            ))
         });
-    let records: Vec<_> = from_rows.chain(from_packed).collect();
-    for chunk in records.chunks(PAGE) {
-        let pipeline = client.pipeline();
-        for (concert, key, id, print, created) in chunk {
-            let age = now.signed_duration_since(*created).num_seconds().max(0);
-            let ttl = (IDEMPOTENCY_TTL_SECONDS as i64 - age).max(1);
-            let _: () = pipeline
-                .set(
-                    keys.idempotency(shard, *concert, key.as_str()),
-                    idempotency_record(*id, print),
-                    Some(Expiration::EX(ttl)),
-                    Some(SetOptions::NX),
-                    false,
+        let from_packed = carried
+            .iter()
+            .copied()
+            .cloned()
+            .chain(
+                dead.iter()
+                    .filter_map(|entry| Packed::from_json(entry).ok()),
+            )
+            .map(|packed| {
+                let booking = packed.booking;
+                let print = booking.fingerprint();
+                (
+                    booking.concert_id,
+                    booking.idempotency_key,
+                    booking.id,
+                    print,
+                    booking.created_at,
                 )
-                .await?;
+            });
+        let records: Vec<_> = from_rows.chain(from_packed).collect();
+        for chunk in records.chunks(PAGE) {
+            let pipeline = client.pipeline();
+            for (concert, key, id, print, created) in chunk {
+                let age = now.signed_duration_since(*created).num_seconds().max(0);
+                let ttl = (IDEMPOTENCY_TTL_SECONDS as i64 - age).max(1);
+                let _: () = pipeline
+                    .set(
+                        keys.idempotency(shard, *concert, key.as_str()),
+                        idempotency_record(*id, print),
+                        Some(Expiration::EX(ttl)),
+                        Some(SetOptions::NX),
+                        false,
+                    )
+                    .await?;
+            }
+            let _: Vec<fred::types::Value> = pipeline.all().await?;
         }
-        let _: Vec<fred::types::Value> = pipeline.all().await?;
+        Ok(records.len())
     }
-    Ok(records.len())
 }
 
 /// Loads the stock of tiers that whole shards lack (a concert whose stock write failed): total
@@ -451,7 +455,7 @@ pub async fn load_missing(
     db: &PgPool,
     keys: &Keyspace,
     tiers: &[TierRef],
-) -> Result<usize, RecoveryError> {
+) -> Result<usize, StoreError> {
     let available = stock::read(
         redis,
         keys,
@@ -468,7 +472,7 @@ pub async fn load_missing(
     let mut loaded = 0;
     for (shard, missing) in by_shard {
         let mut tx = db.begin().await?;
-        let locked = store::try_lock_for_transaction(&mut tx, LOCK_CLASS, shard).await?;
+        let locked = store::try_lock(&mut tx, LOCK_CLASS, shard, LockLasts::Transaction).await?;
         let found = GuardScript::default()
             .check(redis.next(), keys, shard)
             .await?;

@@ -107,34 +107,31 @@ pub async fn ping(db: &PgPool) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Takes the session lock `(class, shard)` if it is free; it lasts until the connection closes.
+/// How long an advisory lock lasts once taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockLasts {
+    /// Until the connection closes.
+    Session,
+    /// Until the transaction ends.
+    Transaction,
+}
+
+/// Takes the advisory lock `(class, shard)` if it is free.
 pub async fn try_lock(
     db: &mut PgConnection,
     class: i32,
     shard: Shard,
+    lasts: LockLasts,
 ) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar!(
-        r#"SELECT pg_try_advisory_lock($1, $2) AS "locked!""#,
-        class,
-        i32::from(shard.index())
-    )
-    .fetch_one(db)
-    .await
-}
-
-/// Takes the transaction lock `(class, shard)` if it is free; it lasts until the transaction ends.
-pub async fn try_lock_for_transaction(
-    db: &mut PgConnection,
-    class: i32,
-    shard: Shard,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar!(
-        r#"SELECT pg_try_advisory_xact_lock($1, $2) AS "locked!""#,
-        class,
-        i32::from(shard.index())
-    )
-    .fetch_one(db)
-    .await
+    let statement = match lasts {
+        LockLasts::Session => "SELECT pg_try_advisory_lock($1, $2)",
+        LockLasts::Transaction => "SELECT pg_try_advisory_xact_lock($1, $2)",
+    };
+    sqlx::query_scalar(statement)
+        .bind(class)
+        .bind(i32::from(shard.index()))
+        .fetch_one(db)
+        .await
 }
 
 /// Moves `shard` on to its next epoch (1 for its first) and returns it.

@@ -16,88 +16,73 @@ const DEFAULT_WEB_DIR: &str = "web/dist";
 #[derive(Clone, Debug, clap::Args)]
 pub struct GatewayConfig {
     /// Where the gateway listens (port 0 picks a free one).
-    #[arg(
-        long = "addr",
-        env = "GATEWAY_ADDR",
-        value_name = "GATEWAY_ADDR",
-        default_value = "127.0.0.1:8000"
-    )]
+    #[arg(long = "addr", env = "GATEWAY_ADDR", default_value = "127.0.0.1:8000")]
     pub addr: SocketAddr,
     /// Redis, Postgres and the key prefix.
     #[command(flatten)]
     pub backends: Backends,
     /// Insert the demo concerts into an empty catalog.
-    #[arg(long, env = "SEED_DEMO", value_name = "SEED_DEMO", default_value = "true",
-        value_parser = config::boolean, action = clap::ArgAction::Set)]
+    #[arg(long, env = "SEED_DEMO", default_value = "true", value_parser = config::boolean,
+        action = clap::ArgAction::Set)]
     pub seed_demo: bool,
     /// Bearer token of the admin API (16 characters at least); unset turns the admin API off.
-    #[arg(long, env = "ADMIN_TOKEN", value_name = "ADMIN_TOKEN", hide_env_values = true,
-        value_parser = admin_token)]
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true, value_parser = admin_token)]
     pub admin_token: Option<Secret>,
     /// Tickets one email may hold per concert; 0 turns the limit off.
-    #[arg(long, env = "MAX_TICKETS_PER_CUSTOMER", value_name = "MAX_TICKETS_PER_CUSTOMER",
-        default_value = "10", value_parser = count(0, 10_000))]
+    #[arg(long, env = "MAX_TICKETS_PER_CUSTOMER", default_value = "10",
+        value_parser = count(0, 10_000))]
     pub max_tickets_per_customer: u32,
     /// Requests per second per client address (burst twice that); 0 is off.
-    #[arg(long, env = "RATE_LIMIT_PER_IP", value_name = "RATE_LIMIT_PER_IP",
-        default_value = "100", value_parser = count(0, 1_000_000))]
+    #[arg(long, env = "RATE_LIMIT_PER_IP", default_value = "100",
+        value_parser = count(0, 1_000_000))]
     pub rate_limit_per_ip: u32,
     /// Bookings per second per client address (burst twice that); 0 is off.
-    #[arg(long, env = "BOOKING_LIMIT_PER_IP", value_name = "BOOKING_LIMIT_PER_IP",
-        default_value = "10", value_parser = count(0, 1_000_000))]
+    #[arg(long, env = "BOOKING_LIMIT_PER_IP", default_value = "10",
+        value_parser = count(0, 1_000_000))]
     pub booking_limit_per_ip: u32,
     /// Addresses or networks, comma-separated, whose `X-Forwarded-For` is believed.
-    #[arg(long, env = "TRUSTED_PROXIES", value_name = "TRUSTED_PROXIES", value_delimiter = ',',
-        value_parser = network)]
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = network)]
     pub trusted_proxies: Vec<IpNet>,
     /// Requests answered at once; past it the gateway sheds load with 503.
-    #[arg(long, env = "MAX_IN_FLIGHT", value_name = "MAX_IN_FLIGHT", default_value = "4096",
-        value_parser = capacity)]
+    #[arg(long, env = "MAX_IN_FLIGHT", default_value = "4096", value_parser = capacity)]
     pub max_in_flight: usize,
     /// Event streams held open at once; past it new ones get 503.
-    #[arg(long, env = "MAX_SSE_CLIENTS", value_name = "MAX_SSE_CLIENTS", default_value = "20000",
-        value_parser = capacity)]
+    #[arg(long, env = "MAX_SSE_CLIENTS", default_value = "20000", value_parser = capacity)]
     pub max_sse_clients: usize,
     /// The built web app served at `/` (a directory holding `index.html`); unset, `web/dist` is
     /// served when it has been built, and the API alone otherwise.
-    #[arg(long, env = "WEB_DIR", value_name = "WEB_DIR", default_value = DEFAULT_WEB_DIR,
-        value_parser = web_dir)]
+    #[arg(long, env = "WEB_DIR", default_value = DEFAULT_WEB_DIR, value_parser = web_dir)]
     pub web_dir: ::std::option::Option<PathBuf>,
     /// Connections open at once; past it new ones wait to be accepted.
-    #[arg(long, env = "MAX_CONNECTIONS", value_name = "MAX_CONNECTIONS", default_value = "25000",
-        value_parser = capacity)]
+    #[arg(long, env = "MAX_CONNECTIONS", default_value = "25000", value_parser = capacity)]
     pub max_connections: usize,
     /// How long a connection may take to send its first request's headers, and stay idle.
     #[command(flatten)]
     pub connection_limits: ConnectionLimits,
     /// How long a request body may take to arrive, in milliseconds.
-    #[arg(long = "body-timeout-ms", env = "BODY_TIMEOUT_MS", value_name = "BODY_TIMEOUT_MS",
-        default_value = "10000", value_parser = config::millis(100, 120_000))]
+    #[arg(long = "body-timeout-ms", env = "BODY_TIMEOUT_MS", default_value = "10000",
+        value_parser = config::millis(100, 120_000))]
     pub body_timeout: Duration,
     /// Postgres connections the dashboard may use, apart from those of bookings and the catalog.
-    #[arg(long, env = "ANALYTICS_DB_CONNECTIONS", value_name = "ANALYTICS_DB_CONNECTIONS",
-        default_value = "2", value_parser = count(1, 64))]
+    #[arg(long, env = "ANALYTICS_DB_CONNECTIONS", default_value = "2", value_parser = count(1, 64))]
     pub analytics_connections: u32,
     /// After a shard's recovery, how long (seconds) settlers get to finish (or accept again)
     /// what they held before the bookings accepted earlier are looked for and any found nowhere
     /// counted as lost.
-    #[arg(long = "loss-check-delay-s", env = "LOSS_CHECK_DELAY_S",
-        value_name = "LOSS_CHECK_DELAY_S", default_value = "30",
+    #[arg(long = "loss-check-delay-s", env = "LOSS_CHECK_DELAY_S", default_value = "30",
         value_parser = config::seconds(1, 3_600))]
     pub loss_check_delay: Duration,
     /// How long (seconds) a waiting-room admission token stays valid.
-    #[arg(long = "admission-ttl-s", env = "ADMISSION_TTL_S", value_name = "ADMISSION_TTL_S",
-        default_value = "600", value_parser = config::seconds(10, 86_400))]
+    #[arg(long = "admission-ttl-s", env = "ADMISSION_TTL_S", default_value = "600",
+        value_parser = config::seconds(10, 86_400))]
     pub admission_ttl: Duration,
     /// Origins, comma-separated (`https://tickets.example`), whose pages may call the API from a
     /// browser, or `*` for any; unset, same-origin only.
-    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_name = "CORS_ALLOWED_ORIGINS",
-        value_parser = allowed_origins)]
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_parser = allowed_origins)]
     pub cors_allowed_origins: Option<AllowedOrigins>,
     /// The HMAC key (32 bytes at least) of admission tokens and of the draw; every gateway of a
     /// deployment needs the same one. Unset, a random key of this process.
-    #[arg(long, env = "ADMISSION_SECRET", value_name = "ADMISSION_SECRET",
-        hide_env_values = true, value_parser = admission_secret)]
+    #[arg(long, env = "ADMISSION_SECRET", hide_env_values = true, value_parser = admission_secret)]
     pub admission_secret: Option<Secret>,
 }
 
@@ -105,12 +90,12 @@ pub struct GatewayConfig {
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct ConnectionLimits {
     /// From accept to the first request's headers, in milliseconds.
-    #[arg(long = "header-timeout-ms", env = "HEADER_TIMEOUT_MS", value_name = "HEADER_TIMEOUT_MS",
-        default_value = "5000", value_parser = config::millis(100, 120_000))]
+    #[arg(long = "header-timeout-ms", env = "HEADER_TIMEOUT_MS", default_value = "5000",
+        value_parser = config::millis(100, 120_000))]
     pub header_timeout: Duration,
     /// With no request in progress and no byte either way, in seconds.
-    #[arg(long = "idle-timeout-s", env = "IDLE_TIMEOUT_S", value_name = "IDLE_TIMEOUT_S",
-        default_value = "60", value_parser = config::seconds(1, 3_600))]
+    #[arg(long = "idle-timeout-s", env = "IDLE_TIMEOUT_S", default_value = "60",
+        value_parser = config::seconds(1, 3_600))]
     pub idle_timeout: Duration,
 }
 

@@ -1,6 +1,5 @@
 use std::process::ExitCode;
 
-use booking::config::CONFIG_EXIT_CODE;
 use clap::{Parser, Subcommand};
 use gateway::{Application, GatewayConfig};
 use tokio_util::sync::CancellationToken;
@@ -30,27 +29,17 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let Cli { command, config } = Cli::parse();
+    let Cli { command, config } = booking::config::parse();
     if let Some(Command::Openapi) = command {
         println!("{}", String::from_utf8_lossy(&gateway::api::docs::json()));
         return ExitCode::SUCCESS;
     }
-    if let Err(error) = booking::telemetry::init() {
-        eprintln!("gateway: {error}");
-        return ExitCode::from(CONFIG_EXIT_CODE);
-    }
-    let shutdown = CancellationToken::new();
-    tokio::spawn(booking::signal::cancel_on_signal(shutdown.clone()));
-    let result = async {
+    booking::process::run("gateway", async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(booking::signal::cancel_on_signal(shutdown.clone()));
         let app = Application::build(config).await?;
-        app.run_until_stopped(shutdown).await
-    }
-    .await;
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "gateway failed");
-            ExitCode::FAILURE
-        }
-    }
+        app.run_until_stopped(shutdown).await?;
+        Ok(true)
+    })
+    .await
 }

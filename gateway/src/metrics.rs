@@ -204,11 +204,7 @@ pub fn lost(count: u64) {
 }
 
 pub fn recovered(cause: booking::recovery::Cause) {
-    let cause = match cause {
-        booking::recovery::Cause::Lost => "lost",
-        booking::recovery::Cause::Restarted => "restarted",
-    };
-    counter!(RECOVERIES, "cause" => cause).increment(1);
+    counter!(RECOVERIES, "cause" => cause.label()).increment(1);
 }
 
 pub fn shards_not_whole(count: usize) {
@@ -221,7 +217,7 @@ pub fn connection_closed(limit: &'static str) {
 
 /// Records what a readiness check found of each dependency.
 pub fn dependencies(readiness: &booking::health::Readiness) {
-    gauge!(DEPENDENCY_UP, "dependency" => "redis").set(f64::from(u8::from(readiness.redis_up())));
-    gauge!(DEPENDENCY_UP, "dependency" => "postgres")
-        .set(f64::from(u8::from(readiness.postgres_up())));
+    for (dependency, up) in readiness.dependencies() {
+        gauge!(DEPENDENCY_UP, "dependency" => dependency).set(f64::from(u8::from(up)));
+    }
 }

@@ -18,23 +18,13 @@ use fred::prelude::Pool;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use booking::error::StoreError;
 use booking::keys::{Keyspace, SETTLER_GROUP, Shard};
-use booking::scripts::ScriptError;
 use booking::scripts::guard::{GuardScript, ShardState};
 use booking::scripts::trim::{Mode, TrimScript};
 use booking::stock::{self, Counter};
 
 use crate::store;
-
-#[derive(Debug, thiserror::Error)]
-pub enum AuditError {
-    #[error("redis: {0}")]
-    Redis(#[from] fred::error::Error),
-    #[error(transparent)]
-    Script(#[from] ScriptError),
-    #[error("postgres: {0}")]
-    Postgres(#[from] sqlx::Error),
-}
 
 /// One tier's books.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +109,7 @@ pub async fn run(
     db: &PgPool,
     keys: &Keyspace,
     stuck_after: Duration,
-) -> Result<Audit, AuditError> {
+) -> Result<Audit, StoreError> {
     let tiers: Vec<(Uuid, Shard, i64)> = store::tiers(db)
         .await?
         .into_iter()

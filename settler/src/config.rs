@@ -11,56 +11,47 @@ use booking::config::{self, Backends};
 #[derive(Clone, Debug, clap::Args)]
 pub struct SettlerConfig {
     /// Where `/metrics` and the health endpoints listen.
-    #[arg(
-        long,
-        env = "SETTLER_METRICS_ADDR",
-        value_name = "SETTLER_METRICS_ADDR",
-        default_value = "127.0.0.1:9100"
-    )]
+    #[arg(long, env = "SETTLER_METRICS_ADDR", default_value = "127.0.0.1:9100")]
     pub metrics_addr: SocketAddr,
     /// Redis, Postgres and the key prefix (shared with the gateway).
     #[command(flatten)]
     pub backends: Backends,
     /// Simulated provider latency, uniform in `MIN-MAX` milliseconds (or one number).
-    #[arg(long = "payment-latency-ms", env = "PAYMENT_LATENCY_MS",
-        value_name = "PAYMENT_LATENCY_MS", default_value = "200-800", value_parser = latency_range)]
+    #[arg(long = "payment-latency-ms", env = "PAYMENT_LATENCY_MS", default_value = "200-800",
+        value_parser = latency_range)]
     pub payment_latency: RangeInclusive<u64>,
     /// Share of simulated payments declined, 0 to 1.
-    #[arg(long, env = "PAYMENT_FAILURE_RATE", value_name = "PAYMENT_FAILURE_RATE",
-        default_value = "0.2", value_parser = failure_rate)]
+    #[arg(long, env = "PAYMENT_FAILURE_RATE", default_value = "0.2", value_parser = failure_rate)]
     pub payment_failure_rate: f64,
     /// This process's consumer name in the group; stable across restarts (the pod name,
     /// `HOSTNAME`, by default), so a restarted settler picks up what it held.
-    #[arg(long, env = "SETTLER_CONSUMER", value_name = "SETTLER_CONSUMER",
-        default_value_t = default_consumer(), value_parser = consumer)]
+    #[arg(long, env = "SETTLER_CONSUMER", default_value_t = default_consumer(),
+        value_parser = consumer)]
     pub consumer: String,
     /// Bookings in flight at most (payments are slow, so many at once).
-    #[arg(long, env = "SETTLER_CONCURRENCY", value_name = "SETTLER_CONCURRENCY",
-        default_value = "4000", value_parser = positive(100_000))]
+    #[arg(long, env = "SETTLER_CONCURRENCY", default_value = "4000",
+        value_parser = positive(100_000))]
     pub concurrency: usize,
     /// Stream entries read, and rows written, per batch.
-    #[arg(long, env = "SETTLER_BATCH_SIZE", value_name = "SETTLER_BATCH_SIZE",
-        default_value = "500", value_parser = positive(10_000))]
+    #[arg(long, env = "SETTLER_BATCH_SIZE", default_value = "500", value_parser = positive(10_000))]
     pub batch_size: usize,
     /// How long (milliseconds) an entry may sit unacknowledged with a consumer before another
     /// takes it over.
-    #[arg(long = "claim-idle-ms", env = "SETTLER_CLAIM_IDLE_MS",
-        value_name = "SETTLER_CLAIM_IDLE_MS", default_value = "30000",
+    #[arg(long = "claim-idle-ms", env = "SETTLER_CLAIM_IDLE_MS", default_value = "30000",
         value_parser = config::millis(1, 3_600_000))]
     pub claim_idle: Duration,
     /// Deliveries after which an entry is resolved as a dead letter.
-    #[arg(long, env = "SETTLER_MAX_DELIVERIES", value_name = "SETTLER_MAX_DELIVERIES",
-        default_value = "5", value_parser = config::within(1, 1_000, "a whole number"))]
+    #[arg(long, env = "SETTLER_MAX_DELIVERIES", default_value = "5",
+        value_parser = config::within(1, 1_000, "a whole number"))]
     pub max_deliveries: u64,
     /// How often (seconds) the books are audited (stock against Postgres) and concerts' new held
     /// counts given their expiry.
-    #[arg(long = "reconcile-interval-s", env = "RECONCILE_INTERVAL_S",
-        value_name = "RECONCILE_INTERVAL_S", default_value = "30",
+    #[arg(long = "reconcile-interval-s", env = "RECONCILE_INTERVAL_S", default_value = "30",
         value_parser = config::seconds(1, 86_400))]
     pub reconcile_interval: Duration,
     /// How long (seconds) a booking may wait unsettled before the audit calls it stuck.
-    #[arg(long = "stuck-after-s", env = "AUDIT_STUCK_AFTER_S", value_name = "AUDIT_STUCK_AFTER_S",
-        default_value = "300", value_parser = config::seconds(1, 86_400))]
+    #[arg(long = "stuck-after-s", env = "AUDIT_STUCK_AFTER_S", default_value = "300",
+        value_parser = config::seconds(1, 86_400))]
     pub stuck_after: Duration,
 }
 

@@ -13,14 +13,14 @@ use sqlx::PgPool;
 
 use booking::keys::{Keyspace, Shard, held_until};
 
-use crate::audit::AuditError;
 use crate::store;
+use booking::error::StoreError;
 
 /// Concerts per pipeline.
 const PAGE: usize = 500;
 
 /// Gives every concert's held counts an expiry where they have none. Returns how many got one.
-pub async fn sweep(redis: &Pool, db: &PgPool, keys: &Keyspace) -> Result<u64, AuditError> {
+pub async fn sweep(redis: &Pool, db: &PgPool, keys: &Keyspace) -> Result<u64, StoreError> {
     let now = Utc::now();
     let mut by_shard: BTreeMap<Shard, Vec<(String, i64)>> = BTreeMap::new();
     for concert in store::concerts(db).await? {

@@ -1,7 +1,6 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use booking::config::CONFIG_EXIT_CODE;
 use clap::{Parser, Subcommand};
 use settler::audit::{self, DriftWatch};
 use settler::{Application, SettlerConfig};
@@ -26,32 +25,18 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let Cli { command, config } = Cli::parse();
-    if let Err(error) = booking::telemetry::init() {
-        eprintln!("settler: {error}");
-        return ExitCode::from(CONFIG_EXIT_CODE);
-    }
-    let result = match command {
-        Some(Command::Audit) => audit_once(config).await,
-        None => {
-            let shutdown = CancellationToken::new();
-            tokio::spawn(booking::signal::cancel_on_signal(shutdown.clone()));
-            async {
-                let app = Application::build(config).await?;
-                app.run_until_stopped(shutdown).await?;
-                Ok(true)
-            }
-            .await
+    let Cli { command, config } = booking::config::parse();
+    booking::process::run("settler", async {
+        if let Some(Command::Audit) = command {
+            return audit_once(config).await;
         }
-    };
-    match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "settler failed");
-            ExitCode::FAILURE
-        }
-    }
+        let shutdown = CancellationToken::new();
+        tokio::spawn(booking::signal::cancel_on_signal(shutdown.clone()));
+        let app = Application::build(config).await?;
+        app.run_until_stopped(shutdown).await?;
+        Ok(true)
+    })
+    .await
 }
 
 /// `settler audit`: a drift must be seen in both checks (a booking settling between the reads of

@@ -30,10 +30,10 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use booking::error::StoreError;
 use booking::keys::{Keyspace, Shard};
 use booking::record::{BookingStatus, Packed, Stub, field};
 use booking::recovery::ShardGuard;
-use booking::scripts::ScriptError;
 use booking::scripts::reserve::{Outcome, Reservation, ReserveScript};
 use booking::scripts::settle::{self, Applied, SettleScript};
 
@@ -45,12 +45,8 @@ use crate::stream::{Consumer, Entry};
 /// Why a batch stopped before it was acknowledged. Its entries stay pending and are settled again.
 #[derive(Debug, thiserror::Error)]
 pub enum SettleError {
-    #[error("redis: {0}")]
-    Redis(#[from] fred::error::Error),
     #[error(transparent)]
-    Script(#[from] ScriptError),
-    #[error("postgres: {0}")]
-    Postgres(#[from] sqlx::Error),
+    Store(#[from] StoreError),
     #[error(transparent)]
     Payment(#[from] PaymentError),
     #[error("shutting down with the batch unfinished")]
@@ -162,7 +158,7 @@ impl<P: PaymentProvider> Settler<P> {
                 if error.details().starts_with("NOGROUP") {
                     self.guard.wake();
                 }
-                SettleError::Redis(error)
+                SettleError::Store(StoreError::Redis(error))
             })
     }
 
@@ -216,7 +212,8 @@ impl<P: PaymentProvider> Settler<P> {
         let (claimed, exhausted) = self
             .consumer
             .claim_stale(shard, self.claim_idle, self.batch_size, self.max_deliveries)
-            .await?;
+            .await
+            .map_err(StoreError::from)?;
         let mut settled = 0;
         if !claimed.is_empty() {
             tracing::info!(%shard, count = claimed.len(), "reclaimed stale entries");
@@ -276,7 +273,10 @@ impl<P: PaymentProvider> Settler<P> {
             }
         }
         done.extend(self.apply(shard, &written).await?);
-        self.consumer.ack(shard, &done).await?;
+        self.consumer
+            .ack(shard, &done)
+            .await
+            .map_err(StoreError::from)?;
         Ok(done.len())
     }
 
@@ -370,10 +370,10 @@ impl<P: PaymentProvider> Settler<P> {
                 committed.sort(fresh, written);
                 return Ok(committed);
             }
-            Err(SettleError::Postgres(error)) if fresh.len() > 1 => {
+            Err(SettleError::Store(StoreError::Postgres(error))) if fresh.len() > 1 => {
                 tracing::error!(%error, "postgres refused a batch; writing its bookings one by one");
             }
-            Err(SettleError::Postgres(error)) => {
+            Err(SettleError::Store(StoreError::Postgres(error))) => {
                 committed
                     .refused
                     .extend(fresh.into_iter().map(|d| (d, error.to_string())));
@@ -384,7 +384,7 @@ impl<P: PaymentProvider> Settler<P> {
         for one in fresh {
             match self.write(shard, std::slice::from_ref(&one)).await {
                 Ok(written) => committed.sort(vec![one], written),
-                Err(SettleError::Postgres(error)) => {
+                Err(SettleError::Store(StoreError::Postgres(error))) => {
                     committed.refused.push((one, error.to_string()))
                 }
                 Err(error) => return Err(error),
@@ -646,7 +646,10 @@ impl<P: PaymentProvider> Settler<P> {
         entry_id: Option<String>,
     ) -> Result<usize, SettleError> {
         let ids: Vec<String> = entry_id.into_iter().collect();
-        self.consumer.ack(shard, &ids).await?;
+        self.consumer
+            .ack(shard, &ids)
+            .await
+            .map_err(StoreError::from)?;
         Ok(ids.len())
     }
 
@@ -679,7 +682,7 @@ impl<P: PaymentProvider> Settler<P> {
                     self.pause(delay).await?;
                     delay = (delay * 2).min(RETRY_MAX);
                 }
-                Err(error) => return Err(error.into()),
+                Err(error) => return Err(StoreError::Postgres(error).into()),
             }
         }
     }
