@@ -2,8 +2,14 @@
 
 use tokio_util::sync::CancellationToken;
 
-/// Cancels `token` on the first SIGINT or SIGTERM.
-pub async fn cancel_on_signal(token: CancellationToken) {
+/// A token cancelled on the first SIGINT or SIGTERM the process receives.
+pub fn shutdown_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(token.clone()));
+    token
+}
+
+async fn cancel_on_signal(token: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let terminate = async {

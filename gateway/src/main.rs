@@ -2,7 +2,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use gateway::{Application, GatewayConfig};
-use tokio_util::sync::CancellationToken;
 
 /// Every request allocates a few dozen small buffers (keys, JSON, frames): in callgrind profiles
 /// of bookings, glibc's malloc and free took about 30 % of the gateway's instructions, mimalloc's
@@ -35,10 +34,8 @@ async fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     booking::process::run("gateway", async {
-        let shutdown = CancellationToken::new();
-        tokio::spawn(booking::signal::cancel_on_signal(shutdown.clone()));
         let app = Application::build(config).await?;
-        app.run_until_stopped(shutdown).await?;
+        app.run_until_stopped(booking::signal::shutdown_token()).await?;
         Ok(true)
     })
     .await

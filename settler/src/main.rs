@@ -4,7 +4,6 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use settler::audit::{self, DriftWatch};
 use settler::{Application, SettlerConfig};
-use tokio_util::sync::CancellationToken;
 
 /// Settles accepted bookings: charges payment, writes them to Postgres, applies the outcome in
 /// Redis. Configured by environment variables (see README), or the flags of the same names.
@@ -30,10 +29,8 @@ async fn main() -> ExitCode {
         if let Some(Command::Audit) = command {
             return audit_once(config).await;
         }
-        let shutdown = CancellationToken::new();
-        tokio::spawn(booking::signal::cancel_on_signal(shutdown.clone()));
         let app = Application::build(config).await?;
-        app.run_until_stopped(shutdown).await?;
+        app.run_until_stopped(booking::signal::shutdown_token()).await?;
         Ok(true)
     })
     .await
