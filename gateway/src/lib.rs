@@ -9,6 +9,7 @@ pub mod live;
 pub mod losses;
 pub mod metrics;
 pub mod refresh;
+pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod waiting_room;

@@ -30,12 +30,16 @@ enum Command {
 async fn main() -> ExitCode {
     let Cli { command, config } = booking::config::parse();
     if let Some(Command::Openapi) = command {
-        println!("{}", String::from_utf8_lossy(&gateway::api::docs::json()));
+        println!(
+            "{}",
+            String::from_utf8_lossy(&gateway::routes::openapi_json())
+        );
         return ExitCode::SUCCESS;
     }
     booking::process::run("gateway", async {
         let app = Application::build(config).await?;
-        app.run_until_stopped(booking::signal::shutdown_token()).await?;
+        app.run_until_stopped(booking::signal::shutdown_token())
+            .await?;
         Ok(true)
     })
     .await

@@ -22,9 +22,9 @@ use crate::config::GatewayConfig;
 use crate::http::connection::{Activity, Watched};
 use crate::http::event_stream;
 use crate::http::limits::{Capacity, FORGET_EVERY, RateLimits};
-use crate::http::router;
 use crate::live::hub::Subscription;
 use crate::live::snapshots::Snapshots;
+use crate::routes;
 use crate::state::AppState;
 use crate::web::WebApp;
 use crate::{losses, metrics, refresh};
@@ -261,12 +261,13 @@ async fn serve_connection(
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // A connection that has sent nothing yet is dropped at shutdown, as hyper drops an idle one.
     let first_is_a_stream = tokio::select! {
-        peeked = event_stream::first_request_is_a_stream(&stream) => peeked?,
+        peeked = event_stream::first_request_is_a_stream(&stream, routes::is_event_stream) => peeked?,
         () = state.shutdown.cancelled() => return Ok(()),
     };
     if first_is_a_stream {
         let io = Watched::new(stream, Arc::clone(&activity));
-        let served = event_stream::serve(state, peer, io, activity).await;
+        let answer = |request| routes::handle(state, peer, request);
+        let served = event_stream::serve(answer, io, activity).await;
         drop(watcher);
         return Ok(served?);
     }
@@ -275,7 +276,7 @@ async fn serve_connection(
         move |request| {
             let (state, in_flight) = (Arc::clone(&state), activity.request());
             async move {
-                let response = router::handle(state, peer, request).await;
+                let response = routes::handle(state, peer, request).await;
                 drop(in_flight);
                 Ok::<_, Infallible>(response)
             }

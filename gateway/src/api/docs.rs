@@ -1,19 +1,21 @@
-//! The OpenAPI 3.1 document of the API, made from the handlers' own annotations and the types
-//! they read and write (so it cannot drift from them), served at `/api/openapi.json`; `/docs`
+//! The OpenAPI 3.1 document of the API, made from the routes' operations (the handlers' own
+//! annotations) and the types they read and write (so it cannot drift from them), served at
+//! `/api/openapi.json`; `/docs`
 //! renders it (the web app's build carries the page and its script, so it needs no network).
-
-use std::sync::OnceLock;
 
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Response};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::path::{HttpMethod, Operation as PathOperation};
+use utoipa::openapi::schema::Schema;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{admin, analytics, bookings, concerts, health, queue};
+use crate::api::events;
 use crate::http::body::{Body, full};
 use crate::http::error::{FieldError, Problem};
-use crate::live::{hub, sse};
+use crate::live::hub;
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -25,33 +27,15 @@ use crate::live::{hub, sse};
         version = "1",
         license(name = "MIT")
     ),
-    paths(
-        concerts::list,
-        concerts::get,
-        sse::stock_stream,
-        admin::create,
-        admin::update,
-        bookings::create,
-        bookings::get,
-        sse::booking_stream,
-        queue::join,
-        queue::get,
-        sse::queue_stream,
-        analytics::get,
-        health::live,
-        health::ready,
-        health::metrics,
-        document,
-    ),
     components(schemas(
         Problem,
         FieldError,
         crate::analytics::Period,
-        sse::ServerSentEvent,
+        events::ServerSentEvent,
         hub::StockEvent,
-        sse::Snapshot,
-        sse::TierStock,
-        sse::BookingEvent
+        events::Snapshot,
+        events::TierStock,
+        events::BookingEvent
     )),
     modifiers(&AdminToken),
     tags(
@@ -64,6 +48,31 @@ use crate::live::{hub, sse};
     )
 )]
 pub struct ApiDoc;
+
+/// One route's part of the document.
+pub(crate) struct Operation {
+    pub(crate) path: String,
+    pub(crate) methods: Vec<HttpMethod>,
+    pub(crate) operation: PathOperation,
+    /// The schemas its parameters and bodies refer to.
+    pub(crate) schemas: Vec<(String, RefOr<Schema>)>,
+}
+
+/// The document as JSON: what [`ApiDoc`] says of the API as a whole, and every route's
+/// operation.
+pub(crate) fn assemble(operations: impl IntoIterator<Item = Operation>) -> Bytes {
+    let mut document = ApiDoc::openapi();
+    let components = document.components.get_or_insert_with(Default::default);
+    for route in operations {
+        components.schemas.extend(route.schemas);
+        document
+            .paths
+            .add_path_operation(route.path, route.methods, route.operation);
+    }
+    let mut document = serde_json::to_value(document).unwrap_or_default();
+    name_link_fields(&mut document);
+    Bytes::from(serde_json::to_vec_pretty(&document).unwrap_or_default())
+}
 
 /// The admin API's bearer token.
 #[derive(Debug)]
@@ -78,18 +87,6 @@ impl Modify for AdminToken {
             );
         }
     }
-}
-
-/// The document as JSON, made once.
-pub fn json() -> Bytes {
-    static DOCUMENT: OnceLock<Bytes> = OnceLock::new();
-    DOCUMENT
-        .get_or_init(|| {
-            let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
-            name_link_fields(&mut document);
-            Bytes::from(serde_json::to_vec_pretty(&document).unwrap_or_default())
-        })
-        .clone()
 }
 
 /// utoipa 5.5 writes a link's fields in snake case (`operation_id`); OpenAPI names them in camel
@@ -123,8 +120,8 @@ fn name_link_fields(value: &mut serde_json::Value) {
 #[utoipa::path(get, path = "/api/openapi.json", operation_id = "openapi", tag = "operations",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object))
 )]
-pub fn document() -> Response<Body> {
-    let mut response = Response::new(full(json()));
+pub fn document(json: Bytes) -> Response<Body> {
+    let mut response = Response::new(full(json));
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -5,5 +5,6 @@ pub mod analytics;
 pub mod bookings;
 pub mod concerts;
 pub mod docs;
+pub mod events;
 pub mod health;
 pub mod queue;

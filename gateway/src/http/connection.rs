@@ -6,7 +6,7 @@
 //! - a connection with no request in progress and no byte either way for the idle timeout is
 //!   closed (HTTP/1 keep-alive and HTTP/2 alike; an event stream writes a heartbeat every 15 s);
 //! - a request body must arrive within the body timeout (`body.rs`), read before the request
-//!   takes an in-flight slot (`router.rs`).
+//!   takes an in-flight slot (`routes`).
 //!
 //! The connection's bytes are counted by [`Watched`], its requests by [`Activity::request`], and
 //! a watchdog drops the connection when a limit is passed: one timer per connection, woken only

@@ -49,7 +49,7 @@ impl AllowedOrigins {
 }
 
 /// The answer to a preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) of a
-/// path under `/api/` from an allowed origin; `None` leaves the request to the router.
+/// path under `/api/` from an allowed origin; `None` leaves the request to its route.
 pub fn preflight(
     allowed: &AllowedOrigins,
     method: &Method,

@@ -4,14 +4,14 @@
 //! long as it is open: most of what an idle event stream costs, and tens of thousands of streams
 //! stay open through an on-sale. A connection whose first bytes are `GET` of one of the three
 //! stream routes is served here instead: its request head is read into a buffer dropped once it
-//! is parsed, the request goes through the same router (rate limits, stream capacity, metrics,
+//! is parsed, the request goes through the same routes (rate limits, stream capacity, metrics,
 //! request id, handlers) as any other, and the answer is written straight to the socket, the
 //! stream chunk by chunk, each chunk in one write. The connection closes when the answer ends.
 //! Everything else (other routes, HTTP/2, a stream asked for on a connection that served other
 //! requests first) goes to hyper.
 
+use std::future::Future;
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -24,8 +24,6 @@ use tokio::net::TcpStream;
 
 use crate::http::connection::{Activity, Watched};
 use crate::http::response::Body;
-use crate::http::router::{self, Route, match_route};
-use crate::state::AppState;
 
 /// Bytes looked at to tell a stream's request from others: the longest stream request line,
 /// `GET /api/bookings/<36-character id>/events HTTP/1.1`, is 63.
@@ -35,8 +33,11 @@ const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// The most header lines a request head may have.
 const MAX_HEADERS: usize = 64;
 
+/// Whether a `GET` of a path opens an event stream.
+pub type IsStream = fn(&str) -> bool;
+
 /// Whether a connection starting with `start` asks first for an event stream.
-pub fn opens_event_stream(start: &[u8]) -> bool {
+pub fn opens_event_stream(start: &[u8], is_stream: IsStream) -> bool {
     let Some(rest) = start.strip_prefix(b"GET ") else {
         return false;
     };
@@ -47,19 +48,18 @@ pub fn opens_event_stream(start: &[u8]) -> bool {
     else {
         return false;
     };
-    let path = target.split('?').next().unwrap_or_default();
-    matches!(
-        match_route(&Method::GET, path),
-        Ok(Route::ConcertStream | Route::BookingEvents(_) | Route::QueueEvents(_))
-    )
+    is_stream(target.split('?').next().unwrap_or_default())
 }
 
 /// Waits for the connection's first bytes and tells whether they ask for an event stream,
 /// without taking them from the socket.
-pub async fn first_request_is_a_stream(socket: &TcpStream) -> std::io::Result<bool> {
+pub async fn first_request_is_a_stream(
+    socket: &TcpStream,
+    is_stream: IsStream,
+) -> std::io::Result<bool> {
     let mut start = [0u8; PEEK_BYTES];
     let peeked = socket.peek(&mut start).await?;
-    Ok(opens_event_stream(&start[..peeked]))
+    Ok(opens_event_stream(&start[..peeked], is_stream))
 }
 
 /// What reading a request head came to.
@@ -98,7 +98,7 @@ async fn read_head(io: &mut Watched<TcpStream>) -> std::io::Result<Head> {
     }
 }
 
-/// The parsed head as the router takes it; `None` where a part is not valid HTTP.
+/// The parsed head as the routes take it; `None` where a part is not valid HTTP.
 fn to_request(head: &httparse::Request<'_, '_>) -> Option<Request<Empty<Bytes>>> {
     let mut request = Request::builder()
         .method(Method::from_bytes(head.method?.as_bytes()).ok()?)
@@ -212,13 +212,17 @@ async fn write_response(
     io.shutdown().await
 }
 
-/// Serves the one request of a connection [`first_request_is_a_stream`] chose.
-pub async fn serve(
-    state: Arc<AppState>,
-    peer: SocketAddr,
+/// Serves the one request of a connection [`first_request_is_a_stream`] chose, with what
+/// `answer` makes of it.
+pub async fn serve<Answer, Answered>(
+    answer: Answer,
     mut io: Watched<TcpStream>,
     activity: Arc<Activity>,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    Answer: FnOnce(Request<Empty<Bytes>>) -> Answered,
+    Answered: Future<Output = Response<Body>>,
+{
     let request = match read_head(&mut io).await? {
         Head::Request(request) => *request,
         Head::Closed => return Ok(()),
@@ -234,8 +238,8 @@ pub async fn serve(
     };
     let _in_flight = activity.request();
     let version = request.version();
-    // Boxed: the router's future is large, and an open stream need not keep room for it.
-    let response = Box::pin(router::handle(state, peer, request)).await;
+    // Boxed: the answer's future is large, and an open stream need not keep room for it.
+    let response = Box::pin(answer(request)).await;
     write_response(&mut io, response, version).await
 }
 
@@ -245,6 +249,8 @@ mod tests {
 
     #[test]
     fn only_a_get_of_a_stream_route_is_taken() {
+        let is_stream: IsStream =
+            |path| path == "/api/concerts/stream" || path.ends_with("/events");
         let id = "0193a5f2-7c1e-7a11-8000-000000000001";
         for start in [
             "GET /api/concerts/stream HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(),
@@ -252,7 +258,7 @@ mod tests {
             format!("GET /api/bookings/{id}/events HTTP/1.1\r\n"),
             format!("GET /api/queue/{id}/events HTTP/1.1\r\n"),
         ] {
-            assert!(opens_event_stream(start.as_bytes()), "{start:?}");
+            assert!(opens_event_stream(start.as_bytes(), is_stream), "{start:?}");
         }
         for start in [
             "GET /api/concerts HTTP/1.1\r\n".to_owned(),
@@ -264,7 +270,10 @@ mod tests {
             "GET /api/concerts/str".to_owned(),
             String::new(),
         ] {
-            assert!(!opens_event_stream(start.as_bytes()), "{start:?}");
+            assert!(
+                !opens_event_stream(start.as_bytes(), is_stream),
+                "{start:?}"
+            );
         }
     }
 

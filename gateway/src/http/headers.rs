@@ -1,8 +1,8 @@
 //! The header names the API reads and writes beyond HTTP's own, each written once: the handlers,
 //! the plumbing, CORS and the tests all take them from here.
 
-use http::HeaderName;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// A purchase attempt's key (or a queue join's), instead of the body's `idempotencyKey`.
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -49,4 +49,33 @@ pub fn list(names: &[HeaderName]) -> String {
         .map(HeaderName::as_str)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The client's request id if it is a sensible one, else a new one.
+pub fn request_id(headers: &HeaderMap) -> HeaderValue {
+    headers
+        .get(REQUEST_ID)
+        .filter(|id| {
+            (1..=128).contains(&id.len()) && id.as_bytes().iter().all(u8::is_ascii_graphic)
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&uuid::Uuid::now_v7().to_string())
+                .unwrap_or(HeaderValue::from_static("-"))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sensible_request_id_is_kept_and_others_replaced() {
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_ID, HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&headers), "abc-123");
+        headers.insert(REQUEST_ID, HeaderValue::from_static("has space"));
+        assert_ne!(request_id(&headers), "has space");
+        assert_eq!(request_id(&HeaderMap::new()).len(), 36);
+    }
 }

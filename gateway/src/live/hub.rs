@@ -5,7 +5,7 @@
 //! count after the change) and are framed once as an unnamed SSE event (so a client listening
 //! with `EventSource.onmessage` alone receives it), shared by every client. Booking
 //! status changes (`<bookingId> <status>`) go to a second channel, so a flood of settlements never crowds the stock feed. Both channels are bounded: a
-//! client that falls behind loses its place and is sent a fresh snapshot instead (see `sse.rs`);
+//! client that falls behind loses its place and is sent a fresh snapshot instead (see `api::events`);
 //! so is everyone after the subscription reconnects, since messages published meanwhile are lost.
 //! A third channel says a concert was created, which wakes this gateway's catalog refresh; a
 //! fourth carries each waiting room's admission ticks to the streams of the people waiting in it.

@@ -1,5 +1,5 @@
-//! The live streams: one pub/sub subscription fanned out to every local event stream.
+//! The live feed: one pub/sub subscription fanned out to every local event stream (the streams
+//! themselves are handlers, `api::events`), and the stock snapshot they share.
 
 pub mod hub;
 pub mod snapshots;
-pub mod sse;
