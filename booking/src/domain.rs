@@ -46,13 +46,16 @@ impl Email {
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
+    /// Why a key is refused (its bounds are [`MAX_IDEMPOTENCY_KEY_CHARS`]'s).
+    pub const REFUSED: &'static str = "must be 1 to 255 visible ASCII characters";
+
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         let valid = (1..=MAX_IDEMPOTENCY_KEY_CHARS).contains(&raw.len())
             && raw.bytes().all(|b| b.is_ascii_graphic());
         if valid {
             Ok(Self(raw.to_owned()))
         } else {
-            Err("must be 1 to 255 visible ASCII characters")
+            Err(Self::REFUSED)
         }
     }
 
@@ -205,6 +208,23 @@ mod tests {
         assert_eq!(stored.as_str(), dotted);
         assert!(Email::parse("a\u{7}@b.co").is_err());
         assert!(Email::parse("no-at-sign").is_err());
+    }
+
+    #[test]
+    fn messages_name_the_bounds_they_enforce() {
+        let key = format!("1 to {MAX_IDEMPOTENCY_KEY_CHARS} ");
+        assert!(
+            IdempotencyKey::REFUSED.contains(&key),
+            "{}",
+            IdempotencyKey::REFUSED
+        );
+        let quantity = format!("from 1 to {MAX_QUANTITY}");
+        assert_eq!(
+            Quantity::new(0).err(),
+            Some(format!("must be {quantity}").as_str())
+        );
+        let email = format!("{MIN_EMAIL_CHARS} to {MAX_EMAIL_CHARS} characters");
+        assert!(Email::parse("a").is_err_and(|reason| reason.contains(&email)));
     }
 
     #[test]

@@ -188,11 +188,17 @@ impl Keyspace {
         format!("{}:catalog", self.prefix)
     }
 
-    /// A key of a concert's waiting room: `what` is one of the names in the table above.
-    pub fn queue(&self, shard: Shard, concert_id: Uuid, what: &str) -> String {
+    /// One of a concert's waiting room's keys.
+    pub fn queue(&self, shard: Shard, concert_id: Uuid, key: RoomKey) -> String {
+        self.room_key(shard, concert_id, &[key.suffix()])
+    }
+
+    fn room_key(&self, shard: Shard, concert_id: Uuid, suffix: &[&str]) -> String {
         let mut buffer = Uuid::encode_buffer();
         let concert = id_text(concert_id, &mut buffer);
-        self.key(shard, &[":queue:", concert, ":", what])
+        let mut parts = vec![":queue:", concert, ":"];
+        parts.extend_from_slice(suffix);
+        self.key(shard, &parts)
     }
 
     /// A ticket's id names its shard (see `ids`), so it is found without its concert.
@@ -202,11 +208,43 @@ impl Keyspace {
     }
 
     pub fn queue_key(&self, shard: Shard, concert_id: Uuid, idempotency_key: &str) -> String {
-        self.queue(shard, concert_id, &format!("key:{idempotency_key}"))
+        self.room_key(shard, concert_id, &["key:", idempotency_key])
     }
 
     pub fn queue_channel(&self) -> String {
         format!("{}:queue", self.prefix)
+    }
+}
+
+/// The keys of a concert's waiting room, as the table above names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RoomKey {
+    Seq,
+    Early,
+    Places,
+    Admitted,
+    Clock,
+    Lease,
+    PlaceOf,
+    Expiry,
+    Spent,
+    Outstanding,
+}
+
+impl RoomKey {
+    fn suffix(self) -> &'static str {
+        match self {
+            Self::Seq => "seq",
+            Self::Early => "early",
+            Self::Places => "places",
+            Self::Admitted => "admitted",
+            Self::Clock => "clock",
+            Self::Lease => "lease",
+            Self::PlaceOf => "place-of",
+            Self::Expiry => "expiry",
+            Self::Spent => "spent",
+            Self::Outstanding => "outstanding",
+        }
     }
 }
 
@@ -253,7 +291,7 @@ mod tests {
             );
             assert_eq!(keys.held(shard, id), format!("{{tix:{digits}}}:held:{id}"));
             assert_eq!(
-                keys.queue(shard, id, "spent"),
+                keys.queue(shard, id, RoomKey::Spent),
                 format!("{{tix:{digits}}}:queue:{id}:spent")
             );
         }

@@ -30,7 +30,8 @@ async fn main() -> ExitCode {
             return audit_once(config).await;
         }
         let app = Application::build(config).await?;
-        app.run_until_stopped(booking::signal::shutdown_token()).await?;
+        app.run_until_stopped(booking::signal::shutdown_token())
+            .await?;
         Ok(true)
     })
     .await

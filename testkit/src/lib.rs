@@ -1,10 +1,12 @@
 #![doc = include_str!("../README.md")]
 
+#[cfg(feature = "apps")]
 pub mod gateway;
 mod isolation;
 mod postgres;
 mod process;
 mod redis;
+#[cfg(feature = "apps")]
 pub mod settler;
 pub mod sql;
 

@@ -7,7 +7,7 @@ use fred::types::scripts::Script;
 use uuid::Uuid;
 
 use super::{Reply, ScriptError, Verify, deciding, decode, evalsha, integer};
-use crate::keys::{IDEMPOTENCY_TTL_SECONDS, Keyspace, Shard};
+use crate::keys::{IDEMPOTENCY_TTL_SECONDS, Keyspace, RoomKey, Shard};
 
 /// What joining did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +70,7 @@ pub struct Room<'a> {
 }
 
 impl Room<'_> {
-    fn key(&self, keys: &Keyspace, what: &str) -> String {
+    fn key(&self, keys: &Keyspace, what: RoomKey) -> String {
         keys.queue(self.shard, self.concert_id, what)
     }
 }
@@ -134,11 +134,11 @@ impl QueueScripts {
         let script_keys = vec![
             keys.epoch(room.shard),
             keys.queue_key(room.shard, room.concert_id, idempotency_key),
-            room.key(keys, "seq"),
-            room.key(keys, "early"),
-            room.key(keys, "places"),
+            room.key(keys, RoomKey::Seq),
+            room.key(keys, RoomKey::Early),
+            room.key(keys, RoomKey::Places),
             keys.queue_ticket(room.shard, ticket_id),
-            room.key(keys, "admitted"),
+            room.key(keys, RoomKey::Admitted),
         ];
         let args = vec![
             ticket_id.to_string(),
@@ -187,10 +187,10 @@ impl QueueScripts {
         verify: &impl Verify,
     ) -> Result<Draw, ScriptError> {
         let script_keys = vec![
-            room.key(keys, "early"),
-            room.key(keys, "places"),
-            room.key(keys, "place-of"),
-            room.key(keys, "clock"),
+            room.key(keys, RoomKey::Early),
+            room.key(keys, RoomKey::Places),
+            room.key(keys, RoomKey::PlaceOf),
+            room.key(keys, RoomKey::Clock),
         ];
         let mut args = vec![room.opens_at_ms.to_string(), room.keep_until.to_string()];
         args.extend(order);
@@ -222,13 +222,13 @@ impl QueueScripts {
     ) -> Result<Tick, ScriptError> {
         let mut script_keys = vec![
             keys.epoch(room.shard),
-            room.key(keys, "lease"),
-            room.key(keys, "clock"),
-            room.key(keys, "admitted"),
-            room.key(keys, "seq"),
-            room.key(keys, "places"),
-            room.key(keys, "outstanding"),
-            room.key(keys, "expiry"),
+            room.key(keys, RoomKey::Lease),
+            room.key(keys, RoomKey::Clock),
+            room.key(keys, RoomKey::Admitted),
+            room.key(keys, RoomKey::Seq),
+            room.key(keys, RoomKey::Places),
+            room.key(keys, RoomKey::Outstanding),
+            room.key(keys, RoomKey::Expiry),
         ];
         script_keys.extend(room.tiers.iter().map(|tier| keys.stock(room.shard, *tier)));
         script_keys.extend(

@@ -9,7 +9,7 @@ use fred::types::scripts::Script;
 use uuid::Uuid;
 
 use super::{Reply, ScriptError, Verify, deciding, decode, evalsha, integer};
-use crate::keys::{IDEMPOTENCY_TTL_SECONDS, Keyspace, Shard};
+use crate::keys::{IDEMPOTENCY_TTL_SECONDS, Keyspace, RoomKey, Shard};
 use crate::record::Packed;
 use crate::stock;
 
@@ -125,8 +125,8 @@ impl ReserveScript {
             stock::message_prefix(booking.concert_id, booking.ticket_tier_id),
         ];
         if let Some(ticket) = admission {
-            script_keys.push(keys.queue(shard, booking.concert_id, "spent"));
-            script_keys.push(keys.queue(shard, booking.concert_id, "outstanding"));
+            script_keys.push(keys.queue(shard, booking.concert_id, RoomKey::Spent));
+            script_keys.push(keys.queue(shard, booking.concert_id, RoomKey::Outstanding));
             args.push(ticket.to_string());
             args.push(packed.held_until.to_string());
         }

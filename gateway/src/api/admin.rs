@@ -19,6 +19,9 @@ use booking::money::Money;
 use booking::stock;
 
 use crate::api::concerts::{ConcertView, WaitingRoomBody, available};
+use crate::api::problems::{
+    AdminOff, BodyLate, BodyTooLarge, Invalid, NotJson, RateLimited, Unauthorized, Unavailable,
+};
 use crate::catalog::store;
 use crate::catalog::{Concert, Tier};
 use crate::http::body::{Body, json};
@@ -83,15 +86,15 @@ pub struct NewConcertBody {
     #[schema(min_length = 1, max_length = 200)]
     pub location: String,
     /// In the future.
-    #[schema(value_type = String, format = DateTime)]
+    #[schema(value_type = String, format = DateTime, min_length = 1, max_length = 64)]
     pub date: DateTime<Utc>,
     /// When bookings open (default: now).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, min_length = 1, max_length = 64)]
     pub sales_open_at: Option<DateTime<Utc>>,
     /// When they close (default: `date`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, min_length = 1, max_length = 64)]
     pub sales_close_at: Option<DateTime<Utc>>,
     #[schema(min_items = 1, max_items = 20)]
     pub ticket_tiers: Vec<NewTierBody>,
@@ -359,14 +362,14 @@ pub async fn create_concert(state: &AppState, new: NewConcert) -> Result<Concert
                 }))),
             )
         ),
-        (status = 400, description = "Invalid: every bad field is listed in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The admin API is off (no `ADMIN_TOKEN`)", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "The body did not arrive in time", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
-        (status = 503, description = "A dependency is down or the gateway is at capacity", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 400, response = Invalid),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = AdminOff),
+        (status = 408, response = BodyLate),
+        (status = 413, response = BodyTooLarge),
+        (status = 415, response = NotJson),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
     )
 )]
 pub async fn create(state: &AppState, body: Vec<u8>) -> Result<Response<Body>, ApiError> {
@@ -390,7 +393,7 @@ pub async fn create(state: &AppState, body: Vec<u8>) -> Result<Response<Body>, A
 pub struct ConcertUpdateBody {
     /// When bookings (and the waiting room's admissions) open.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, min_length = 1, max_length = 64)]
     pub sales_open_at: Option<DateTime<Utc>>,
     /// A waiting room, or `null` to sell without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -459,15 +462,15 @@ fn admit_rate(check: &mut Checker, room: &Value) -> Option<u32> {
     request_body = ConcertUpdateBody,
     responses(
         (status = 200, description = "The concert as it is now", body = ConcertView),
-        (status = 400, description = "Invalid: every bad field is listed in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "The admin API is off (no `ADMIN_TOKEN`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = Invalid),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = AdminOff),
         (status = 404, description = "No such concert", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "The body did not arrive in time", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
-        (status = 503, description = "A dependency is down or the gateway is at capacity", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 408, response = BodyLate),
+        (status = 413, response = BodyTooLarge),
+        (status = 415, response = NotJson),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
     )
 )]
 pub async fn update(state: &AppState, id: &str, body: Vec<u8>) -> Result<Response<Body>, ApiError> {

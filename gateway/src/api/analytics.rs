@@ -6,8 +6,9 @@ use http::Response;
 use uuid::Uuid;
 
 use crate::analytics::{Dashboard, DashboardQuery, Dashboards, Period, open_end, open_start};
+use crate::api::problems::{Invalid, RateLimited, Unavailable};
 use crate::http::body::Body;
-use crate::http::error::{ApiError, FieldError, Problem};
+use crate::http::error::{ApiError, FieldError};
 
 /// `YYYY-MM-DD` (a whole UTC day) or an RFC 3339 timestamp. A date as `endDate` includes that day.
 fn bound(
@@ -109,9 +110,9 @@ pub fn parse_query(query: Option<&str>) -> Result<DashboardQuery, ApiError> {
     ),
     responses(
         (status = 200, description = "The dashboard", body = Dashboard),
-        (status = 400, description = "Invalid: every bad field is listed in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
-        (status = 503, description = "A dependency is down or the gateway is at capacity", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 400, response = Invalid),
+        (status = 429, response = RateLimited),
+        (status = 503, response = Unavailable),
     )
 )]
 pub async fn get(dashboards: &Dashboards, query: Option<&str>) -> Result<Response<Body>, ApiError> {

@@ -25,6 +25,7 @@ use booking::record::{Booking, BookingRecord, BookingStatus, Packed, field};
 use booking::scripts::ScriptError;
 use booking::scripts::reserve::{Outcome, Reservation};
 
+use crate::api::problems::{BodyLate, BodyTooLarge, Invalid, NotJson, RateLimited};
 use crate::http::body::{Body, json};
 use crate::http::error::{ApiError, Problem};
 use crate::http::headers::{
@@ -417,7 +418,7 @@ fn outcome(booked: &Result<Booked, ApiError>) -> &'static str {
 /// `Prefer: wait=N` the answer waits up to N seconds (10 at most) for the outcome.
 #[utoipa::path(post, path = "/api/bookings", operation_id = "createBooking", tag = "bookings",
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "The purchase attempt's key, instead of `idempotencyKey` in the body"),
+        ("Idempotency-Key" = Option<IdempotencyKey>, Header, nullable = false, description = "The purchase attempt's key, instead of `idempotencyKey` in the body"),
         ("Admission-Token" = Option<String>, Header, description = "For a concert with a waiting room: the `admissionToken` of an admitted queue ticket; it books once"),
         ("Prefer" = Option<String>, Header, description = "`wait=N` (RFC 7240, N seconds, at most 10): answer with the booking's outcome if it settles within N seconds, 201 confirmed or 422 `PaymentDeclined`; else the usual 202"),
     ),
@@ -440,15 +441,15 @@ fn outcome(booked: &Result<Booked, ApiError>) -> &'static str {
                 ("BookingEvents" = (operation_id = "bookingEvents", parameters(("id" = "$response.body#/booking/id")))),
             )
         ),
-        (status = 400, description = "Invalid: every bad field is listed in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = Invalid),
         (status = 403, description = "`AdmissionRequired`: the concert has a waiting room and no valid, unspent admission token for it was sent", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such ticket tier", body = Problem, content_type = "application/problem+json"),
-        (status = 408, description = "The body did not arrive in time", body = Problem, content_type = "application/problem+json"),
+        (status = 408, response = BodyLate),
         (status = 409, description = "Not enough tickets left (`TicketTierOutOfStock`), or outside the concert's sales window (`SalesNotOpen` with `Retry-After`, `SalesClosed`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds until sales open"))),
-        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = BodyTooLarge),
+        (status = 415, response = NotJson),
         (status = 422, description = "Wrong `totalPrice`, the key used with another request for this concert, or over the customer's ticket limit; with `Prefer: wait`, `PaymentDeclined` with the failed booking in `booking`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 429, response = RateLimited),
         (status = 503, description = "A dependency is down, a shard is recovering or the gateway is at capacity; `OutcomeUnknown` when a booking's outcome is not known yet (retrying with the same idempotency key is safe)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
     )
 )]
@@ -505,9 +506,9 @@ pub async fn create(
     params(("id" = Uuid, Path, description = "The booking")),
     responses(
         (status = 200, description = "The booking", body = BookingEnvelope),
-        (status = 400, description = "Invalid: every bad field is listed in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = Invalid),
         (status = 404, description = "No such booking", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 429, response = RateLimited),
         (status = 503, description = "A dependency is down, a shard is recovering or the gateway is at capacity; `OutcomeUnknown` when a booking's outcome is not known yet (retrying with the same idempotency key is safe)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
     )
 )]

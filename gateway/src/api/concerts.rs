@@ -12,6 +12,7 @@ use booking::money::Money;
 use booking::record::format_timestamp;
 use booking::stock::{self, Counter};
 
+use crate::api::problems::{Invalid, RateLimited};
 use crate::catalog::Concert;
 use crate::http::body::{Body, json};
 use crate::http::error::{ApiError, Problem};
@@ -115,7 +116,7 @@ pub async fn available(
 #[utoipa::path(get, path = "/api/concerts", operation_id = "listConcerts", tag = "concerts",
     responses(
         (status = 200, description = "The catalog", body = ConcertList),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 429, response = RateLimited),
         (status = 503, description = "A dependency is down, a shard is recovering or the gateway is at capacity; `OutcomeUnknown` when a booking's outcome is not known yet (retrying with the same idempotency key is safe)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
     )
 )]
@@ -135,9 +136,9 @@ pub async fn list(state: &AppState) -> Result<Response<Body>, ApiError> {
     params(("id" = Uuid, Path, description = "The concert")),
     responses(
         (status = 200, description = "The concert", body = ConcertView),
-        (status = 400, description = "Invalid: every bad field is listed in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = Invalid),
         (status = 404, description = "No such concert", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 429, response = RateLimited),
         (status = 503, description = "A dependency is down, a shard is recovering or the gateway is at capacity; `OutcomeUnknown` when a booking's outcome is not known yet (retrying with the same idempotency key is safe)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
     )
 )]

@@ -12,7 +12,7 @@ use utoipa::openapi::schema::Schema;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::events;
+use crate::api::{events, problems};
 use crate::http::body::{Body, full};
 use crate::http::error::{FieldError, Problem};
 use crate::live::hub;
@@ -36,6 +36,16 @@ use crate::live::hub;
         events::Snapshot,
         events::TierStock,
         events::BookingEvent
+    ), responses(
+        problems::Invalid,
+        problems::Unauthorized,
+        problems::AdminOff,
+        problems::BodyLate,
+        problems::BodyTooLarge,
+        problems::NotJson,
+        problems::RateLimited,
+        problems::Unavailable,
+        problems::StreamUnavailable
     )),
     modifiers(&AdminToken),
     tags(

@@ -29,6 +29,7 @@ use uuid::Uuid;
 
 use booking::record::BookingRecord;
 
+use crate::api::problems::{RateLimited, StreamUnavailable};
 use crate::api::{bookings, concerts};
 use crate::http::body::Body;
 use crate::http::error::{ApiError, Problem};
@@ -207,10 +208,8 @@ impl Feed for StockStream {
     responses(
         (status = 200, description = "Events: `snapshot` (a `Snapshot`), then an unnamed event (`message`, a `StockEvent`) per change",
             content_type = "text/event-stream", body = ServerSentEvent),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
-        (status = 503, description = "Redis is down, or too many streams are open", body = Problem,
-            content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 429, response = RateLimited),
+        (status = 503, response = StreamUnavailable),
     )
 )]
 pub async fn stock_stream(state: Arc<AppState>) -> Result<Response<Body>, ApiError> {
@@ -301,10 +300,8 @@ impl Feed for BookingStream {
         (status = 200, description = "Events: `status` (a `BookingEvent`)", content_type = "text/event-stream", body = ServerSentEvent),
         (status = 400, description = "Not a booking id", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such booking", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
-        (status = 503, description = "Redis is down, or too many streams are open", body = Problem,
-            content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 429, response = RateLimited),
+        (status = 503, response = StreamUnavailable),
     )
 )]
 pub async fn booking_stream(state: Arc<AppState>, id: &str) -> Result<Response<Body>, ApiError> {
@@ -426,10 +423,8 @@ impl Feed for QueueStream {
         (status = 200, description = "Events `position`, `admitted` and `soldout`, each a `TicketEnvelope`", content_type = "text/event-stream", body = ServerSentEvent),
         (status = 400, description = "Not a ticket id", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such ticket", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
-        (status = 503, description = "Redis is down, or too many streams are open", body = Problem,
-            content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 429, response = RateLimited),
+        (status = 503, response = StreamUnavailable),
     )
 )]
 pub async fn queue_stream(state: Arc<AppState>, id: &str) -> Result<Response<Body>, ApiError> {

@@ -7,4 +7,5 @@ pub mod concerts;
 pub mod docs;
 pub mod events;
 pub mod health;
+pub mod problems;
 pub mod queue;

@@ -6,6 +6,7 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use booking::domain::IdempotencyKey;
 
+use crate::api::problems::{Invalid, RateLimited};
 use crate::http::body::{Body, json};
 use crate::http::error::{ApiError, FieldError, Problem};
 use crate::http::headers::IDEMPOTENCY_KEY;
@@ -18,7 +19,7 @@ use crate::waiting_room::{QueueError, TicketEnvelope};
 #[utoipa::path(post, path = "/api/concerts/{id}/queue", operation_id = "joinQueue", tag = "waiting room",
     params(
         ("id" = Uuid, Path, description = "The concert"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Joins once under this key: the same key answers the same ticket"),
+        ("Idempotency-Key" = Option<IdempotencyKey>, Header, nullable = false, description = "Joins once under this key: the same key answers the same ticket"),
     ),
     responses(
         (status = 201, description = "Joined", body = TicketEnvelope,
@@ -28,10 +29,10 @@ use crate::waiting_room::{QueueError, TicketEnvelope};
                 ("QueueEvents" = (operation_id = "queueEvents", parameters(("id" = "$response.body#/queueTicket/id")))),
             )),
         (status = 200, description = "Joined before under this key: the same ticket", body = TicketEnvelope),
-        (status = 400, description = "Invalid: every bad field is listed in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = Invalid),
         (status = 404, description = "No such concert", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`NoWaitingRoom`: the concert sells without one; `SalesClosed`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 429, response = RateLimited),
         (status = 503, description = "A dependency is down, a shard is recovering or the gateway is at capacity", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
     )
 )]
@@ -46,14 +47,10 @@ pub async fn join(
         Some(value) => Some(
             value
                 .to_str()
-                .ok()
-                .and_then(|key| IdempotencyKey::parse(key).ok())
-                .ok_or_else(|| {
-                    ApiError::Validation(vec![FieldError::new(
-                        "Idempotency-Key",
-                        "format",
-                        "must be 1 to 64 visible ASCII characters",
-                    )])
+                .map_err(|_| IdempotencyKey::REFUSED)
+                .and_then(IdempotencyKey::parse)
+                .map_err(|reason| {
+                    ApiError::Validation(vec![FieldError::new("Idempotency-Key", "format", reason)])
                 })?,
         ),
     };
@@ -88,7 +85,7 @@ pub async fn join(
         (status = 200, description = "The ticket", body = TicketEnvelope),
         (status = 400, description = "Not a ticket id", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such ticket", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 429, response = RateLimited),
         (status = 503, description = "Redis is down or the gateway is at capacity", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
     )
 )]

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use booking::domain::IdempotencyKey;
 use booking::ids::{new_queue_ticket_id, shard_of_queue_ticket};
-use booking::keys::{Keyspace, Shard, held_until};
+use booking::keys::{Keyspace, RoomKey, Shard, held_until};
 use booking::record::format_timestamp;
 use booking::recovery::ShardGuard;
 use booking::scripts::ScriptError;
@@ -258,12 +258,13 @@ impl WaitingRooms {
         let rest = client.pipeline();
         let early = fields.get("e").map(String::as_str) == Some("1");
         if early {
-            rest.hget::<(), _, _>(key("place-of"), id.to_string())
+            rest.hget::<(), _, _>(key(RoomKey::PlaceOf), id.to_string())
                 .await?;
         }
-        rest.hget::<(), _, _>(key("expiry"), id.to_string()).await?;
-        rest.get::<(), _>(key("admitted")).await?;
-        rest.hget::<(), _, _>(key("clock"), "state").await?;
+        rest.hget::<(), _, _>(key(RoomKey::Expiry), id.to_string())
+            .await?;
+        rest.get::<(), _>(key(RoomKey::Admitted)).await?;
+        rest.hget::<(), _, _>(key(RoomKey::Clock), "state").await?;
         let mut replies: std::collections::VecDeque<fred::types::Value> =
             rest.all::<Vec<fred::types::Value>>().await?.into();
         let mut next = || replies.pop_front().unwrap_or(fred::types::Value::Null);
@@ -343,7 +344,11 @@ impl WaitingRooms {
     async fn draw(&self, room: &Room<'_>) -> Result<(), ScriptError> {
         let client = self.redis.next();
         let mut order: Vec<String> = client
-            .lrange(self.keys.queue(room.shard, room.concert_id, "early"), 0, -1)
+            .lrange(
+                self.keys.queue(room.shard, room.concert_id, RoomKey::Early),
+                0,
+                -1,
+            )
             .await?;
         self.secret.draw(room.concert_id, &mut order);
         let drawn = order.len();

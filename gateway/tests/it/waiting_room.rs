@@ -6,6 +6,7 @@ use gateway::http::headers::{ADMISSION_TOKEN, IDEMPOTENCY_KEY};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use booking::keys::RoomKey;
 use chrono::Utc;
 use fred::prelude::{HashesInterface, KeysInterface};
 use futures::future::join_all;
@@ -108,8 +109,8 @@ async fn book_once(app: &TestApp, tier: &TestTier, key: &str, token: Option<&str
     (status, response.json().await.expect("json"))
 }
 
-/// A Redis value of the room's: `what` as in `booking::keys`.
-fn room_key(app: &TestApp, concert: Uuid, what: &str) -> String {
+/// One of the room's Redis keys.
+fn room_key(app: &TestApp, concert: Uuid, what: RoomKey) -> String {
     app.state.keys.queue(app.shard_of(concert), concert, what)
 }
 
@@ -182,7 +183,7 @@ async fn two_gateways_admit_at_the_rate_fairly_and_sell_exactly_the_stock() {
     // Every fifth admitted person books; the others hold their admission unspent. The admitted
     // count is sampled to measure the rate; the first gateway stops halfway.
     let redis = second.state.redis.next().clone();
-    let admitted_key = room_key(&first, concert, "admitted");
+    let admitted_key = room_key(&first, concert, RoomKey::Admitted);
     let mut samples: Vec<(Instant, u64)> = Vec::new();
     let mut booked = HashSet::new();
     let mut next_to_book = 0usize;
@@ -197,11 +198,11 @@ async fn two_gateways_admit_at_the_rate_fairly_and_sell_exactly_the_stock() {
             app.stop().await;
         }
         let expiry: HashMap<String, i64> = redis
-            .hgetall(room_key(&second, concert, "expiry"))
+            .hgetall(room_key(&second, concert, RoomKey::Expiry))
             .await
             .expect("redis");
         let places: HashMap<String, u64> = redis
-            .hgetall(room_key(&second, concert, "places"))
+            .hgetall(room_key(&second, concert, RoomKey::Places))
             .await
             .map(|places: HashMap<u64, String>| places.into_iter().map(|(p, t)| (t, p)).collect())
             .expect("redis");
@@ -260,7 +261,7 @@ async fn two_gateways_admit_at_the_rate_fairly_and_sell_exactly_the_stock() {
     // Nobody admitted twice: one expiry per admitted place, each a ticket that joined.
     let admitted: u64 = redis.get(&admitted_key).await.expect("redis");
     let expiry: HashMap<String, i64> = redis
-        .hgetall(room_key(&second, concert, "expiry"))
+        .hgetall(room_key(&second, concert, RoomKey::Expiry))
         .await
         .expect("redis");
     assert_eq!(expiry.len() as u64, admitted);
@@ -269,7 +270,7 @@ async fn two_gateways_admit_at_the_rate_fairly_and_sell_exactly_the_stock() {
 
     // The early joiners' places are a shuffle of their arrival; the late ones' their arrival.
     let place_of: HashMap<String, u64> = redis
-        .hgetall(room_key(&second, concert, "place-of"))
+        .hgetall(room_key(&second, concert, RoomKey::PlaceOf))
         .await
         .expect("redis");
     let mut pairs = Vec::new();
@@ -432,7 +433,7 @@ async fn admissions_left_to_expire_are_given_to_the_next_in_line() {
         let admitted: Option<u64> = app
             .state
             .redis
-            .get(room_key(&app, concert, "admitted"))
+            .get(room_key(&app, concert, RoomKey::Admitted))
             .await
             .expect("redis");
         admitted.unwrap_or(0)

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use booking::keys::RoomKey;
 use booking::money::Money;
 use bytes::Bytes;
 use fred::prelude::KeysInterface;
@@ -140,7 +141,7 @@ pub fn join(host: SocketAddr, concert: Uuid) -> pressure::MakeRequest {
 /// them.
 pub async fn admission_rate(run: &Run, concert: Uuid) -> anyhow::Result<f64> {
     let shard = run.keys.shard_for_new_concert(concert);
-    let key = run.keys.queue(shard, concert, "admitted");
+    let key = run.keys.queue(shard, concert, RoomKey::Admitted);
     let before: u64 = run.redis.get(&key).await?;
     let started = std::time::Instant::now();
     tokio::time::sleep(ADMISSION_WINDOW).await;
