@@ -263,7 +263,7 @@ pub fn format_timestamp(at: &DateTime<Utc>) -> String {
 pub(crate) mod tests {
     use super::*;
 
-    pub fn sample() -> Packed {
+    pub(crate) fn sample() -> Packed {
         Packed {
             booking: Booking {
                 id: Uuid::now_v7(),

@@ -265,7 +265,7 @@ async fn replay(user: &mut GooseUser) -> TransactionResult {
 fn rush_accepted() -> std::sync::MutexGuard<'static, Vec<String>> {
     RUSH_ACCEPTED
         .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The JSON body `url` answers with.

@@ -385,7 +385,7 @@ impl<P: PaymentProvider> Settler<P> {
             match self.write(shard, std::slice::from_ref(&one)).await {
                 Ok(written) => committed.sort(vec![one], written),
                 Err(SettleError::Store(StoreError::Postgres(error))) => {
-                    committed.refused.push((one, error.to_string()))
+                    committed.refused.push((one, error.to_string()));
                 }
                 Err(error) => return Err(error),
             }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::{signal, wait_for_port};
 
 /// A binary of the workspace, built beside the running test binary (`target/<profile>/`).
-pub fn binary(name: &str) -> PathBuf {
+pub(crate) fn binary(name: &str) -> PathBuf {
     let test = std::env::current_exe().expect("the test binary");
     let profile = test
         .parent()

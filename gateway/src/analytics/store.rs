@@ -9,7 +9,7 @@ use uuid::Uuid;
 /// A window of sales: whole hours read from the hourly rollups, and up to two partial hours at
 /// its edges read from the bookings. Each range is half-open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SalesWindow {
+pub(super) struct SalesWindow {
     pub whole_hours: (DateTime<Utc>, DateTime<Utc>),
     pub first_hour: (DateTime<Utc>, DateTime<Utc>),
     pub last_hour: (DateTime<Utc>, DateTime<Utc>),
@@ -17,7 +17,7 @@ pub struct SalesWindow {
 
 /// Confirmed sales of one tier in one bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SalesRow {
+pub(super) struct SalesRow {
     pub bucket: DateTime<Utc>,
     pub tier_id: Uuid,
     pub tier_name: String,
@@ -28,7 +28,7 @@ pub struct SalesRow {
 
 /// Confirmed sales in `window`, of one concert or all, per tier and bucket of `period` (a
 /// `date_trunc` unit, in UTC).
-pub async fn sales(
+pub(super) async fn sales(
     db: &PgPool,
     window: SalesWindow,
     concert_id: Option<Uuid>,

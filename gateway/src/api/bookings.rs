@@ -84,7 +84,7 @@ async fn outcome_within(state: &AppState, record: BookingRecord, wait: Duration)
             match change {
                 Err(_) | Ok(Err(RecvError::Closed)) => return current,
                 Ok(Ok(change)) if change.booking_id != id => {}
-                Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) => break,
+                Ok(Ok(_) | Err(RecvError::Lagged(_))) => break,
             }
         }
     }

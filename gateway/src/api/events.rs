@@ -285,7 +285,7 @@ impl Feed for BookingStream {
                 }
                 Ok(_) => {}
                 Err(error) => {
-                    tracing::warn!(booking_id = %self.id, %error, "re-reading a booking failed")
+                    tracing::warn!(booking_id = %self.id, %error, "re-reading a booking failed");
                 }
             }
         }
@@ -376,7 +376,7 @@ impl QueueStream {
                 self.sold_out = sold_out;
             }
             Err(error) => {
-                tracing::warn!(ticket_id = %self.ticket.id, %error, "re-reading a queue ticket failed")
+                tracing::warn!(ticket_id = %self.ticket.id, %error, "re-reading a queue ticket failed");
             }
         }
     }

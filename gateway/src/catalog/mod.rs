@@ -35,15 +35,18 @@ impl CatalogHandle {
     /// added while the read was under way is kept.
     pub fn merge(&self, fresh: Catalog) {
         let mut guard = self.write();
-        let mut concerts: Vec<Concert> =
-            fresh.concerts.iter().map(|c| c.as_ref().clone()).collect();
-        concerts.extend(
-            guard
-                .concerts
-                .iter()
-                .filter(|known| fresh.concert(known.id).is_none())
-                .map(|known| known.as_ref().clone()),
-        );
+        let kept: Vec<Concert> = guard
+            .concerts
+            .iter()
+            .filter(|known| fresh.concert(known.id).is_none())
+            .map(|known| known.as_ref().clone())
+            .collect();
+        let mut concerts: Vec<Concert> = fresh
+            .concerts
+            .into_iter()
+            .map(Arc::unwrap_or_clone)
+            .collect();
+        concerts.extend(kept);
         *guard = Arc::new(Catalog::new(concerts));
     }
 

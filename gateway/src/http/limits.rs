@@ -73,7 +73,7 @@ impl RateLimits {
         [&self.requests, &self.bookings]
             .into_iter()
             .flatten()
-            .map(|limiter| limiter.len())
+            .map(governor::RateLimiter::len)
             .sum()
     }
 }
@@ -195,7 +195,7 @@ mod tests {
         }
         match limits.check(Limit::Requests, client) {
             Err(ApiError::RateLimited { retry_after, .. }) => {
-                assert!(retry_after <= Duration::from_millis(200))
+                assert!(retry_after <= Duration::from_millis(200));
             }
             other => panic!("expected a refusal, got {other:?}"),
         }

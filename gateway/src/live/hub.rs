@@ -164,7 +164,7 @@ impl Hub {
 
     /// Resolves when the catalog may have changed since the last call (one waiter: the refresh).
     pub async fn catalog_changed(&self) {
-        self.catalog_changed.notified().await
+        self.catalog_changed.notified().await;
     }
 
     fn publish_queue(&self, payload: &str) {
@@ -212,7 +212,7 @@ impl Subscription {
         config.fail_fast = false;
         let client = Builder::from_config(config)
             .with_performance_config(|performance| {
-                performance.broadcast_channel_capacity = SUBSCRIBER_BUFFER
+                performance.broadcast_channel_capacity = SUBSCRIBER_BUFFER;
             })
             .set_policy(ReconnectPolicy::new_exponential(0, 50, 1_000, 2))
             .build_subscriber_client()?;
@@ -237,7 +237,7 @@ impl Subscription {
             }
             Ok(Err(error)) => tracing::warn!(%error, "subscribing failed; retrying on reconnect"),
             Err(_) => {
-                tracing::warn!("redis is not answering yet; the live feed starts when it does")
+                tracing::warn!("redis is not answering yet; the live feed starts when it does");
             }
         }
         let [

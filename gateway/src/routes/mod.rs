@@ -344,47 +344,47 @@ where
 mod tests {
     use super::*;
 
-    fn template(method: Method, path: &str) -> Option<&'static str> {
-        route(&method, path).ok().map(|(route, _)| route.template)
+    fn template(method: &Method, path: &str) -> Option<&'static str> {
+        route(method, path).ok().map(|(route, _)| route.template)
     }
 
     #[test]
     fn paths_match_their_routes() {
         assert_eq!(
-            template(Method::GET, "/api/concerts"),
+            template(&Method::GET, "/api/concerts"),
             Some("/api/concerts")
         );
         assert_eq!(
-            template(Method::GET, "/api/concerts/"),
+            template(&Method::GET, "/api/concerts/"),
             Some("/api/concerts")
         );
         assert_eq!(
-            template(Method::GET, "/api/concerts/stream"),
+            template(&Method::GET, "/api/concerts/stream"),
             Some("/api/concerts/stream")
         );
         assert_eq!(
-            template(Method::GET, "/api/concerts/abc"),
+            template(&Method::GET, "/api/concerts/abc"),
             Some("/api/concerts/{id}")
         );
         assert_eq!(
-            template(Method::GET, "/api/bookings/abc"),
+            template(&Method::GET, "/api/bookings/abc"),
             Some("/api/bookings/{id}")
         );
         assert_eq!(
-            template(Method::GET, "/api/bookings/abc/events"),
+            template(&Method::GET, "/api/bookings/abc/events"),
             Some("/api/bookings/{id}/events")
         );
         assert_eq!(
-            template(Method::POST, "/api/bookings"),
+            template(&Method::POST, "/api/bookings"),
             Some("/api/bookings")
         );
         assert_eq!(
-            template(Method::HEAD, "/api/concerts"),
+            template(&Method::HEAD, "/api/concerts"),
             Some("/api/concerts")
         );
-        assert_eq!(template(Method::GET, "/analytics"), Some("/{web}"));
-        assert_eq!(template(Method::GET, "/"), Some("/{web}"));
-        assert_eq!(template(Method::GET, "/docs"), Some("/docs"));
+        assert_eq!(template(&Method::GET, "/analytics"), Some("/{web}"));
+        assert_eq!(template(&Method::GET, "/"), Some("/{web}"));
+        assert_eq!(template(&Method::GET, "/docs"), Some("/docs"));
         assert!(matches!(
             route(&Method::GET, "/api/nope"),
             Err(ApiError::RouteNotFound)

@@ -358,7 +358,7 @@ impl WaitingRooms {
             .await?
         {
             Draw::Done => {
-                tracing::info!(concert_id = %room.concert_id, drawn, "early joiners drawn")
+                tracing::info!(concert_id = %room.concert_id, drawn, "early joiners drawn");
             }
             Draw::TooEarly | Draw::Changed => {}
         }

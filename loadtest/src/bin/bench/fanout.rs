@@ -168,7 +168,7 @@ impl Followers {
 
 /// One change and the streams it had to reach.
 #[derive(Debug)]
-pub struct Round {
+pub(crate) struct Round {
     /// Streams open when the round began.
     pub open: usize,
     /// Streams that saw the change.
@@ -177,7 +177,7 @@ pub struct Round {
 
 /// How changes reached the streams of one kind.
 #[derive(Debug)]
-pub struct Delivery {
+pub(crate) struct Delivery {
     pub clients: usize,
     pub connected: usize,
     /// Stream requests answered 503 and asked for again while the streams opened.
@@ -199,12 +199,12 @@ impl Delivery {
     }
 
     /// Whether every round reached every stream open when it began.
-    pub fn reached_all(&self) -> bool {
+    pub(crate) fn reached_all(&self) -> bool {
         !self.rounds.is_empty() && self.rounds.iter().all(|round| round.reached == round.open)
     }
 
     /// The fewest streams a round reached.
-    pub fn fewest_reached(&self) -> usize {
+    pub(crate) fn fewest_reached(&self) -> usize {
         self.rounds
             .iter()
             .map(|round| round.reached)
@@ -212,13 +212,13 @@ impl Delivery {
             .unwrap_or(0)
     }
 
-    pub fn percentile_ms(&self, percentile: f64) -> f64 {
+    pub(crate) fn percentile_ms(&self, percentile: f64) -> f64 {
         self.latency.value_at_percentile(percentile) as f64 / 1e3
     }
 }
 
 #[derive(Debug)]
-pub struct Fanout {
+pub(crate) struct Fanout {
     /// Stock changes on the shared stream, timed from the booking that made each.
     pub stock: Delivery,
     /// Waiting-room positions, each stream its own place, timed from the admission tick's
@@ -393,7 +393,11 @@ async fn known_everywhere(gateways: &[Service], concert: Uuid) -> anyhow::Result
     Ok(())
 }
 
-pub async fn sse_fanout(settings: &Settings, run: &Run, tier: &Tier) -> anyhow::Result<Fanout> {
+pub(crate) async fn sse_fanout(
+    settings: &Settings,
+    run: &Run,
+    tier: &Tier,
+) -> anyhow::Result<Fanout> {
     let mut gateways = Vec::new();
     for index in 0..settings.sse_gateways {
         let port = free_port()?;

@@ -26,13 +26,13 @@ use crate::settings::{ADMIN_TOKEN, Run, Settings};
 
 /// A tier the benchmark books, as large as a tier may be (a million), so that it does not sell out.
 #[derive(Debug, Clone)]
-pub struct Tier {
+pub(crate) struct Tier {
     pub id: Uuid,
     pub price: Money,
 }
 
 /// Two tiers: one per booking run, so that each run has a million tickets of its own.
-pub async fn create_tiers(gateway: SocketAddr) -> anyhow::Result<[Tier; 2]> {
+pub(crate) async fn create_tiers(gateway: SocketAddr) -> anyhow::Result<[Tier; 2]> {
     let response = reqwest::Client::new()
         .post(format!("http://{gateway}/api/admin/concerts"))
         .bearer_auth(ADMIN_TOKEN)
@@ -62,7 +62,7 @@ pub async fn create_tiers(gateway: SocketAddr) -> anyhow::Result<[Tier; 2]> {
     Ok([tier(0)?, tier(1)?])
 }
 
-pub fn get(host: SocketAddr, path: &'static str) -> pressure::MakeRequest {
+pub(crate) fn get(host: SocketAddr, path: &'static str) -> pressure::MakeRequest {
     Arc::new(move |_| {
         Request::get(path)
             .header("host", host.to_string())
@@ -72,7 +72,7 @@ pub fn get(host: SocketAddr, path: &'static str) -> pressure::MakeRequest {
 }
 
 /// A new booking for every `n`: distinct buyer and idempotency key; `run` keeps runs apart.
-pub fn book(host: SocketAddr, tier: &Tier, run: &'static str) -> pressure::MakeRequest {
+pub(crate) fn book(host: SocketAddr, tier: &Tier, run: &'static str) -> pressure::MakeRequest {
     let tier = tier.clone();
     Arc::new(move |n| {
         let booking = BookingBody::new(
@@ -95,12 +95,15 @@ pub fn book(host: SocketAddr, tier: &Tier, run: &'static str) -> pressure::MakeR
 }
 
 /// The waiting room the bench joins admits this many a second.
-pub const ADMIT_PER_SECOND: u32 = 1_000;
+pub(crate) const ADMIT_PER_SECOND: u32 = 1_000;
 /// How long the admission rate is watched for.
-pub const ADMISSION_WINDOW: Duration = Duration::from_secs(5);
+pub(crate) const ADMISSION_WINDOW: Duration = Duration::from_secs(5);
 
 /// A concert of one tier sold through a waiting room admitting `admit_per_second`, on sale now.
-pub async fn create_room(gateway: SocketAddr, admit_per_second: u32) -> anyhow::Result<Uuid> {
+pub(crate) async fn create_room(
+    gateway: SocketAddr,
+    admit_per_second: u32,
+) -> anyhow::Result<Uuid> {
     let body = NewConcertBody {
         waiting_room: Some(WaitingRoomBody { admit_per_second }),
         ..NewConcertBody::new(
@@ -128,7 +131,7 @@ pub async fn create_room(gateway: SocketAddr, admit_per_second: u32) -> anyhow::
 }
 
 /// A new place in `concert`'s waiting room for every request.
-pub fn join(host: SocketAddr, concert: Uuid) -> pressure::MakeRequest {
+pub(crate) fn join(host: SocketAddr, concert: Uuid) -> pressure::MakeRequest {
     Arc::new(move |_| {
         Request::post(format!("/api/concerts/{concert}/queue"))
             .header("host", host.to_string())
@@ -139,7 +142,7 @@ pub fn join(host: SocketAddr, concert: Uuid) -> pressure::MakeRequest {
 
 /// Admissions per second of `concert`'s waiting room over [`ADMISSION_WINDOW`], as Redis counts
 /// them.
-pub async fn admission_rate(run: &Run, concert: Uuid) -> anyhow::Result<f64> {
+pub(crate) async fn admission_rate(run: &Run, concert: Uuid) -> anyhow::Result<f64> {
     let shard = run.keys.shard_for_new_concert(concert);
     let key = run.keys.queue(shard, concert, RoomKey::Admitted);
     let before: u64 = run.redis.get(&key).await?;
@@ -150,7 +153,7 @@ pub async fn admission_rate(run: &Run, concert: Uuid) -> anyhow::Result<f64> {
 }
 
 #[derive(Debug)]
-pub struct HttpFigures {
+pub(crate) struct HttpFigures {
     pub hello: Outcome,
     pub catalog: Outcome,
     pub booking_max: Outcome,
@@ -165,13 +168,13 @@ pub struct HttpFigures {
 
 /// Hostile clients beside the booking load: silent sockets, bodies that never finish, and
 /// 90 dashboards a second each over its own window.
-pub const SIEGE: abuse::Siege = abuse::Siege {
+pub(crate) const SIEGE: abuse::Siege = abuse::Siege {
     silent_sockets: 2_000,
     slow_bodies: 500,
     dashboards_per_second: 90,
 };
 
-pub async fn http_figures(
+pub(crate) async fn http_figures(
     settings: &Settings,
     run: &Run,
     redis: &RedisLimit,

@@ -24,21 +24,21 @@ const PERIOD: Duration = Duration::from_secs(5);
 const CONNECTIONS: usize = 4;
 
 #[derive(Debug)]
-pub struct Counted {
+pub(crate) struct Counted {
     pub requests: u64,
     /// Instructions per answered request, the quiet period's taken off.
     pub per_request: f64,
 }
 
 #[derive(Debug)]
-pub struct Instructions {
+pub(crate) struct Instructions {
     pub hello: Counted,
     pub booking: Counted,
 }
 
 impl Instructions {
     /// A booking's instructions in hello-world requests.
-    pub fn ratio(&self) -> f64 {
+    pub(crate) fn ratio(&self) -> f64 {
         self.booking.per_request / self.hello.per_request
     }
 }
@@ -151,7 +151,7 @@ impl UnderCallgrind {
     }
 }
 
-pub async fn instructions(settings: &Settings, run: &Run) -> anyhow::Result<Instructions> {
+pub(crate) async fn instructions(settings: &Settings, run: &Run) -> anyhow::Result<Instructions> {
     println!("bench: instructions per request under callgrind, hello-world then bookings");
     let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
     let hello = UnderCallgrind::start(

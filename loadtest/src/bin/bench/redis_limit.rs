@@ -27,7 +27,7 @@ const MEMORY_BOOKINGS: usize = 100_000;
 
 /// One script's figures in one `redis-benchmark` run.
 #[derive(Debug, Clone, Copy)]
-pub struct ScriptRate {
+pub(crate) struct ScriptRate {
     pub per_second: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -35,7 +35,7 @@ pub struct ScriptRate {
 
 /// Redis memory per booking, from `INFO memory` over [`MEMORY_BOOKINGS`] bookings.
 #[derive(Debug)]
-pub struct BookingMemory {
+pub(crate) struct BookingMemory {
     pub bookings: usize,
     /// Accepted, not yet settled: record, idempotency key, held count, stream entry.
     pub pending_bytes: f64,
@@ -48,7 +48,7 @@ pub struct BookingMemory {
 }
 
 #[derive(Debug)]
-pub struct RedisLimit {
+pub(crate) struct RedisLimit {
     /// `reserve.lua`: the median run by rate.
     pub reserve: ScriptRate,
     /// The reference script: the median run by rate.
@@ -59,12 +59,12 @@ pub struct RedisLimit {
 }
 
 impl RedisLimit {
-    pub fn per_second(&self) -> f64 {
+    pub(crate) fn per_second(&self) -> f64 {
         self.reserve.per_second
     }
 
     /// `reserve.lua`'s rate as a share of the reference script's.
-    pub fn ratio(&self) -> f64 {
+    pub(crate) fn ratio(&self) -> f64 {
         self.reserve.per_second / self.reference.per_second
     }
 }
@@ -290,7 +290,7 @@ async fn booking_memory(run: &Run, shard: Shard, tier: Uuid) -> anyhow::Result<B
 
 /// Runs `reserve.lua` and the reference script in turn, [`RUNS`] times each (`BENCH_REDIS_REQUESTS`
 /// calls of each script in all), then measures a booking's memory.
-pub async fn redis_limit(settings: &Settings, run: &Run) -> anyhow::Result<RedisLimit> {
+pub(crate) async fn redis_limit(settings: &Settings, run: &Run) -> anyhow::Result<RedisLimit> {
     let keys = &run.keys;
     let shard = Shard::new(0);
     let (concert, tier) = (Uuid::new_v4(), Uuid::new_v4());

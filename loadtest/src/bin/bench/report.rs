@@ -13,7 +13,7 @@ use crate::redis_limit::{RedisLimit, ScriptRate};
 use crate::settings::Settings;
 use crate::settlement::Settlement;
 
-pub fn thousands(value: f64) -> String {
+pub(crate) fn thousands(value: f64) -> String {
     let digits = format!("{:.0}", value.max(0.0));
     let mut grouped = String::new();
     for (index, digit) in digits.chars().enumerate() {
@@ -25,12 +25,12 @@ pub fn thousands(value: f64) -> String {
     grouped
 }
 
-pub fn verdict(met: bool) -> &'static str {
+pub(crate) fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "missed" }
 }
 
 /// Answers that were not `expected`, and requests with no answer, as a short note.
-pub fn unexpected(outcome: &Outcome, expected: u16) -> String {
+pub(crate) fn unexpected(outcome: &Outcome, expected: u16) -> String {
     let other = outcome.answered() - outcome.with_status(expected);
     if other == 0 && outcome.failures == 0 {
         String::new()
@@ -42,7 +42,7 @@ pub fn unexpected(outcome: &Outcome, expected: u16) -> String {
     }
 }
 
-pub fn table(
+pub(crate) fn table(
     settings: &Settings,
     redis: &RedisLimit,
     http: &HttpFigures,
@@ -257,7 +257,7 @@ pub fn table(
 }
 
 /// Latency percentiles per second of the fixed-rate booking run.
-pub fn booking_chart(path: &Path, http: &HttpFigures) -> anyhow::Result<()> {
+pub(crate) fn booking_chart(path: &Path, http: &HttpFigures) -> anyhow::Result<()> {
     let seconds = &http.booking_half.per_second;
     let series = |percentile: f64| -> Vec<(f64, f64)> {
         seconds
@@ -325,7 +325,7 @@ pub fn booking_chart(path: &Path, http: &HttpFigures) -> anyhow::Result<()> {
 }
 
 /// Share of SSE deliveries within each latency, stock changes and waiting-room positions.
-pub fn fanout_chart(path: &Path, fanout: &Fanout) -> anyhow::Result<()> {
+pub(crate) fn fanout_chart(path: &Path, fanout: &Fanout) -> anyhow::Result<()> {
     let curve = |delivery: &Delivery| -> Vec<(f64, f64)> {
         (0..=1000)
             .map(|step| {

@@ -10,7 +10,7 @@ use booking::keys::Keyspace;
 
 use testkit::Isolated;
 
-pub const ADMIN_TOKEN: &str = "bench-admin-token";
+pub(crate) const ADMIN_TOKEN: &str = "bench-admin-token";
 
 /// How long removing the run's keys and database may take: a run leaves millions of keys, which
 /// later tests would otherwise scan past on every cleanup.
@@ -18,7 +18,7 @@ const CLEANUP_PATIENCE: Duration = Duration::from_secs(300);
 
 /// `make bench`: every performance figure of the design in one run, written as a table.
 #[derive(Debug, clap::Parser)]
-pub struct Settings {
+pub(crate) struct Settings {
     #[command(flatten)]
     pub backends: Backends,
     /// Seconds of each timed run.
@@ -43,14 +43,14 @@ pub struct Settings {
 
 /// One run's own key prefix and database, removed when it is dropped.
 #[derive(Debug)]
-pub struct Run {
+pub(crate) struct Run {
     pub keys: Keyspace,
     pub isolated: Isolated,
     pub redis: fred::prelude::Client,
 }
 
 impl Run {
-    pub fn new(settings: &Settings, redis: fred::prelude::Client) -> Self {
+    pub(crate) fn new(settings: &Settings, redis: fred::prelude::Client) -> Self {
         let mut backends = Isolated::names(settings.backends.redis_shards);
         backends.redis_url = settings.backends.redis_url.clone();
         let isolated = Isolated::adopt(backends).with_patience(CLEANUP_PATIENCE);
@@ -61,7 +61,7 @@ impl Run {
         }
     }
 
-    pub fn gateway_env(
+    pub(crate) fn gateway_env(
         &self,
         settings: &Settings,
         addr: SocketAddr,

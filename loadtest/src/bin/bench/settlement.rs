@@ -7,13 +7,13 @@ use serde_json::Value;
 
 /// The settle benchmark's figures, from the file it wrote.
 #[derive(Debug)]
-pub struct Settlement {
+pub(crate) struct Settlement {
     pub per_second: f64,
     pub settled: u64,
     pub latency_ms: u64,
 }
 
-pub fn settlement(out: &Path) -> anyhow::Result<Settlement> {
+pub(crate) fn settlement(out: &Path) -> anyhow::Result<Settlement> {
     let path = out.join("settle.json");
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
