@@ -17,7 +17,7 @@ use tokio::sync::broadcast::error::RecvError;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use booking::domain::{Email, IdempotencyKey, Quantity};
+use booking::domain::{Email, IdempotencyKey, MAX_QUANTITY, Quantity};
 use booking::ids::{new_booking_id, shard_of_booking};
 use booking::keys::held_until;
 use booking::money::{Currency, Money};
@@ -133,11 +133,11 @@ impl BookingRequest {
             .and_then(|v| check.uuid(v, "ticketTierId"));
         let user_email = check
             .required(&form.user_email, "userEmail")
-            .and_then(|v| check.text(v, "userEmail", 1, 1024))
+            .and_then(|v| check.string(v, "userEmail"))
             .and_then(|email| check.parsed("userEmail", "format", Email::parse(email)));
         let quantity = check
             .required(&form.quantity, "quantity")
-            .and_then(|v| check.integer(v, "quantity", 1, 10))
+            .and_then(|v| check.integer(v, "quantity", 1, i64::from(MAX_QUANTITY)))
             .and_then(|n| check.parsed("quantity", "range", Quantity::new(n)));
         let total_price = check
             .required(&form.total_price, "totalPrice")
@@ -150,7 +150,7 @@ impl BookingRequest {
         };
         let body_key = match &form.idempotency_key {
             None | Some(Value::Null) => None,
-            Some(v) => check.text(v, "idempotencyKey", 1, 1024).and_then(|text| {
+            Some(v) => check.string(v, "idempotencyKey").and_then(|text| {
                 check.parsed("idempotencyKey", "format", IdempotencyKey::parse(text))
             }),
         };

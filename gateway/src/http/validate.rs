@@ -185,6 +185,19 @@ impl Checker {
         Some(text)
     }
 
+    /// A string as sent, for a domain type that checks its own bounds.
+    pub fn string<'v>(&mut self, value: &'v Value, field: &str) -> Option<&'v str> {
+        if let Value::String(text) = value {
+            return Some(text);
+        }
+        self.error(
+            field,
+            "type",
+            format!("must be a string, not {}", type_name(value)),
+        );
+        None
+    }
+
     pub fn uuid(&mut self, value: &Value, field: &str) -> Option<Uuid> {
         let text = self.text(value, field, 1, 64)?;
         match Uuid::parse_str(text) {
