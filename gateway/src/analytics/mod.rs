@@ -279,10 +279,11 @@ impl Dashboards {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn at(text: &str) -> DateTime<Utc> {
+    /// An RFC 3339 timestamp, as tests write them.
+    pub(crate) fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)
             .expect("timestamp")
             .with_timezone(&Utc)

@@ -19,13 +19,11 @@ use booking::money::Money;
 use booking::stock;
 
 use crate::api::concerts::{ConcertView, WaitingRoomBody, available};
-use crate::api::problems::{
-    AdminOff, BodyLate, BodyTooLarge, Invalid, NotJson, RateLimited, Unauthorized, Unavailable,
-};
+use crate::api::problems::{AdminWriteProblems, NotFound};
 use crate::catalog::store;
 use crate::catalog::{Concert, Tier};
 use crate::http::body::{Body, json};
-use crate::http::error::{ApiError, FieldError, Problem};
+use crate::http::error::{ApiError, FieldError};
 use crate::http::validate::{Checker, parse_form, path, path_id};
 use crate::state::AppState;
 
@@ -362,14 +360,7 @@ pub async fn create_concert(state: &AppState, new: NewConcert) -> Result<Concert
                 }))),
             )
         ),
-        (status = 400, response = Invalid),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = AdminOff),
-        (status = 408, response = BodyLate),
-        (status = 413, response = BodyTooLarge),
-        (status = 415, response = NotJson),
-        (status = 429, response = RateLimited),
-        (status = 503, response = Unavailable),
+        AdminWriteProblems,
     )
 )]
 pub async fn create(state: &AppState, body: Vec<u8>) -> Result<Response<Body>, ApiError> {
@@ -462,15 +453,8 @@ fn admit_rate(check: &mut Checker, room: &Value) -> Option<u32> {
     request_body = ConcertUpdateBody,
     responses(
         (status = 200, description = "The concert as it is now", body = ConcertView),
-        (status = 400, response = Invalid),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = AdminOff),
-        (status = 404, description = "No such concert", body = Problem, content_type = "application/problem+json"),
-        (status = 408, response = BodyLate),
-        (status = 413, response = BodyTooLarge),
-        (status = 415, response = NotJson),
-        (status = 429, response = RateLimited),
-        (status = 503, response = Unavailable),
+        AdminWriteProblems,
+        (status = 404, response = NotFound),
     )
 )]
 pub async fn update(state: &AppState, id: &str, body: Vec<u8>) -> Result<Response<Body>, ApiError> {

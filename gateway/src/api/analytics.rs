@@ -132,12 +132,7 @@ pub async fn get(dashboards: &Dashboards, query: Option<&str>) -> Result<Respons
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .expect("timestamp")
-            .with_timezone(&Utc)
-    }
+    use crate::analytics::tests::at;
 
     #[test]
     fn bad_filters_are_each_named() {

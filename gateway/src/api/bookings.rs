@@ -25,7 +25,9 @@ use booking::record::{Booking, BookingRecord, BookingStatus, Packed, field};
 use booking::scripts::ScriptError;
 use booking::scripts::reserve::{Outcome, Reservation};
 
-use crate::api::problems::{BodyLate, BodyTooLarge, Invalid, NotJson, RateLimited};
+use crate::api::problems::{
+    BodyLate, BodyTooLarge, Invalid, NotJson, RateLimited, ReadProblems, Recovering,
+};
 use crate::http::body::{Body, json};
 use crate::http::error::{ApiError, Problem};
 use crate::http::headers::{
@@ -450,7 +452,7 @@ fn outcome(booked: &Result<Booked, ApiError>) -> &'static str {
         (status = 415, response = NotJson),
         (status = 422, description = "Wrong `totalPrice`, the key used with another request for this concert, or over the customer's ticket limit; with `Prefer: wait`, `PaymentDeclined` with the failed booking in `booking`", body = Problem, content_type = "application/problem+json"),
         (status = 429, response = RateLimited),
-        (status = 503, description = "A dependency is down, a shard is recovering or the gateway is at capacity; `OutcomeUnknown` when a booking's outcome is not known yet (retrying with the same idempotency key is safe)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, response = Recovering),
     )
 )]
 pub async fn create(
@@ -506,10 +508,7 @@ pub async fn create(
     params(("id" = Uuid, Path, description = "The booking")),
     responses(
         (status = 200, description = "The booking", body = BookingEnvelope),
-        (status = 400, response = Invalid),
-        (status = 404, description = "No such booking", body = Problem, content_type = "application/problem+json"),
-        (status = 429, response = RateLimited),
-        (status = 503, description = "A dependency is down, a shard is recovering or the gateway is at capacity; `OutcomeUnknown` when a booking's outcome is not known yet (retrying with the same idempotency key is safe)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        ReadProblems,
     )
 )]
 pub async fn get(state: &AppState, id: &str) -> Result<Response<Body>, ApiError> {

@@ -12,10 +12,10 @@ use booking::money::Money;
 use booking::record::format_timestamp;
 use booking::stock::{self, Counter};
 
-use crate::api::problems::{Invalid, RateLimited};
+use crate::api::problems::{RateLimited, ReadProblems, Recovering};
 use crate::catalog::Concert;
 use crate::http::body::{Body, json};
-use crate::http::error::{ApiError, Problem};
+use crate::http::error::ApiError;
 use crate::http::validate::path_id;
 use crate::state::AppState;
 
@@ -117,7 +117,7 @@ pub async fn available(
     responses(
         (status = 200, description = "The catalog", body = ConcertList),
         (status = 429, response = RateLimited),
-        (status = 503, description = "A dependency is down, a shard is recovering or the gateway is at capacity; `OutcomeUnknown` when a booking's outcome is not known yet (retrying with the same idempotency key is safe)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, response = Recovering),
     )
 )]
 pub async fn list(state: &AppState) -> Result<Response<Body>, ApiError> {
@@ -136,10 +136,7 @@ pub async fn list(state: &AppState) -> Result<Response<Body>, ApiError> {
     params(("id" = Uuid, Path, description = "The concert")),
     responses(
         (status = 200, description = "The concert", body = ConcertView),
-        (status = 400, response = Invalid),
-        (status = 404, description = "No such concert", body = Problem, content_type = "application/problem+json"),
-        (status = 429, response = RateLimited),
-        (status = 503, description = "A dependency is down, a shard is recovering or the gateway is at capacity; `OutcomeUnknown` when a booking's outcome is not known yet (retrying with the same idempotency key is safe)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        ReadProblems,
     )
 )]
 pub async fn get(state: &AppState, id: &str) -> Result<Response<Body>, ApiError> {

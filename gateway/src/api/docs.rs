@@ -45,7 +45,9 @@ use crate::live::hub;
         problems::NotJson,
         problems::RateLimited,
         problems::Unavailable,
-        problems::StreamUnavailable
+        problems::StreamUnavailable,
+        problems::NotFound,
+        problems::Recovering
     )),
     modifiers(&AdminToken),
     tags(

@@ -29,10 +29,10 @@ use uuid::Uuid;
 
 use booking::record::BookingRecord;
 
-use crate::api::problems::{RateLimited, StreamUnavailable};
+use crate::api::problems::{RateLimited, StreamProblems, StreamUnavailable};
 use crate::api::{bookings, concerts};
 use crate::http::body::Body;
-use crate::http::error::{ApiError, Problem};
+use crate::http::error::ApiError;
 use crate::http::headers::X_ACCEL_BUFFERING;
 use crate::http::validate::path_id;
 use crate::live::hub::{QueueTick, StatusChange, StockUpdate, frame};
@@ -298,10 +298,7 @@ impl Feed for BookingStream {
     params(("id" = Uuid, Path, description = "The booking")),
     responses(
         (status = 200, description = "Events: `status` (a `BookingEvent`)", content_type = "text/event-stream", body = ServerSentEvent),
-        (status = 400, description = "Not a booking id", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such booking", body = Problem, content_type = "application/problem+json"),
-        (status = 429, response = RateLimited),
-        (status = 503, response = StreamUnavailable),
+        StreamProblems,
     )
 )]
 pub async fn booking_stream(state: Arc<AppState>, id: &str) -> Result<Response<Body>, ApiError> {
@@ -421,10 +418,7 @@ impl Feed for QueueStream {
     params(("id" = Uuid, Path, description = "The queue ticket")),
     responses(
         (status = 200, description = "Events `position`, `admitted` and `soldout`, each a `TicketEnvelope`", content_type = "text/event-stream", body = ServerSentEvent),
-        (status = 400, description = "Not a ticket id", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such ticket", body = Problem, content_type = "application/problem+json"),
-        (status = 429, response = RateLimited),
-        (status = 503, response = StreamUnavailable),
+        StreamProblems,
     )
 )]
 pub async fn queue_stream(state: Arc<AppState>, id: &str) -> Result<Response<Body>, ApiError> {

@@ -6,7 +6,7 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use booking::domain::IdempotencyKey;
 
-use crate::api::problems::{Invalid, RateLimited};
+use crate::api::problems::{Invalid, NotFound, RateLimited};
 use crate::http::body::{Body, json};
 use crate::http::error::{ApiError, FieldError, Problem};
 use crate::http::headers::IDEMPOTENCY_KEY;
@@ -30,7 +30,7 @@ use crate::waiting_room::{QueueError, TicketEnvelope};
             )),
         (status = 200, description = "Joined before under this key: the same ticket", body = TicketEnvelope),
         (status = 400, response = Invalid),
-        (status = 404, description = "No such concert", body = Problem, content_type = "application/problem+json"),
+        (status = 404, response = NotFound),
         (status = 409, description = "`NoWaitingRoom`: the concert sells without one; `SalesClosed`", body = Problem, content_type = "application/problem+json"),
         (status = 429, response = RateLimited),
         (status = 503, description = "A dependency is down, a shard is recovering or the gateway is at capacity", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
@@ -83,8 +83,8 @@ pub async fn join(
     params(("id" = Uuid, Path, description = "The queue ticket")),
     responses(
         (status = 200, description = "The ticket", body = TicketEnvelope),
-        (status = 400, description = "Not a ticket id", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such ticket", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = Invalid),
+        (status = 404, response = NotFound),
         (status = 429, response = RateLimited),
         (status = 503, description = "Redis is down or the gateway is at capacity", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
     )
