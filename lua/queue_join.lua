@@ -1,6 +1,7 @@
 -- Joins a concert's waiting room, once per idempotency key.
 -- KEYS and ARGV are documented on the Rust wrapper, booking/src/scripts/queue.rs.
--- Returns {code, ...}, the codes defined by the wrapper's prelude (booking::scripts::Reply):
+-- Returns {code, ...}, the codes (and T_*, the ticket hash's fields) defined by the wrapper's
+-- prelude (booking::scripts::Reply):
 --   {DONE, arrival, place, admitted}  joined: place is 0 for an early joiner until the draw
 --   {KNOWN, ticketId}                 the key already joined: its ticket
 --   {RECOVERING}                      the shard is recovering from a loss of Redis data
@@ -36,7 +37,7 @@ else
   redis.call('EXPIREAT', places_key, keep_until)
 end
 redis.call('EXPIREAT', seq_key, keep_until)
-redis.call('HSET', ticket_key, 'c', concert_id, 'n', arrival, 'e', early)
+redis.call('HSET', ticket_key, T_CONCERT, concert_id, T_ARRIVAL, arrival, T_EARLY, early)
 redis.call('EXPIREAT', ticket_key, keep_until)
 redis.call('SET', join_key, ticket_id, 'EX', join_ttl)
 return {DONE, arrival, place, tonumber(redis.call('GET', admitted_key) or '0')}

@@ -2,7 +2,8 @@
 -- runs it too, to accept again a booking Redis lost while the settler held it.
 -- KEYS and ARGV are documented on the Rust wrapper, booking/src/scripts/reserve.rs.
 -- Returns {code, detail}, the codes (and ID_CHARS, the booking id's length in the idempotency
--- record) defined by the prelude the wrapper puts before this file (booking::scripts::Reply):
+-- record, and F_* the booking hash's and stream entry's fields) defined by the prelude the
+-- wrapper puts before this file (booking::scripts::Reply):
 --   {DONE, available}      accepted: stock taken, booking recorded and appended to the stream
 --   {KNOWN, bookingId}     the key is known with the same request: the booking it made
 --   {KEY_REUSED}           the key is known with a different request
@@ -67,9 +68,9 @@ end
 available = redis.call('DECRBY', stock_key, quantity_text)
 redis.call('INCRBY', pending_key, quantity_text)
 -- The booking record lives until the settler has settled it; it then sets its expiry.
-redis.call('HSET', booking_key, 'b', packed, 's', 'pending')
+redis.call('HSET', booking_key, F_PACKED, packed, F_STATUS, 'pending')
 redis.call('SET', idem_key, idem_record, 'EX', idempotency_ttl)
-redis.call('XADD', stream_key, '*', 'b', packed, 'e', epoch)
+redis.call('XADD', stream_key, '*', F_PACKED, packed, F_EPOCH, epoch)
 if admission then
   -- Spent: it books once, and its place no longer counts as waiting to be used.
   redis.call('HSET', spent_key, admission, string.sub(idem_record, 1, ID_CHARS))

@@ -3,7 +3,8 @@
 -- Returns {DONE} when applied, {KNOWN} when the booking was already final (a redelivery: nothing
 -- changes), {UNKNOWN} when Redis holds no record of the booking (it lost it; recovery counted it
 -- from Postgres), {RECOVERING} when the shard is recovering (nothing changes; apply it again once
--- the shard is back); the codes are defined by the wrapper's prelude (booking::scripts::Reply).
+-- the shard is back); the codes and the F_* fields are defined by the wrapper's prelude
+-- (booking::scripts::Reply).
 
 local epoch_key, booking_key, stock_key, pending_key, held_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -16,7 +17,7 @@ local customer = ARGV[9]
 if redis.call('EXISTS', epoch_key) == 0 then
   return {RECOVERING}
 end
-local current = redis.call('HGET', booking_key, 's')
+local current = redis.call('HGET', booking_key, F_STATUS)
 if not current then
   return {UNKNOWN}
 end
@@ -25,9 +26,9 @@ if current ~= 'pending' then
 end
 
 if reason ~= '' then
-  redis.call('HSET', booking_key, 's', status, 'r', reason)
+  redis.call('HSET', booking_key, F_STATUS, status, F_REASON, reason)
 else
-  redis.call('HSET', booking_key, 's', status)
+  redis.call('HSET', booking_key, F_STATUS, status)
 end
 redis.call('EXPIRE', booking_key, record_ttl)
 

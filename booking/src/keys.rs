@@ -216,6 +216,16 @@ impl Keyspace {
     }
 }
 
+/// The fields of a `queue-ticket` hash.
+pub mod ticket_field {
+    /// The concert's id.
+    pub const CONCERT: &str = "c";
+    /// The arrival number.
+    pub const ARRIVAL: &str = "n";
+    /// `1` for an early joiner.
+    pub const EARLY: &str = "e";
+}
+
 /// The keys of a concert's waiting room, as the table above names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RoomKey {

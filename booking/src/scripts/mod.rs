@@ -18,7 +18,8 @@ use fred::prelude::{Client, LuaInterface};
 use fred::types::scripts::Script;
 use fred::types::{FromValue, Value};
 
-use crate::record::IDEMPOTENCY_RECORD_ID_CHARS;
+use crate::keys::ticket_field;
+use crate::record::{IDEMPOTENCY_RECORD_ID_CHARS, field};
 
 /// The code a script's reply starts with: `{code, ...}`. One table for every script that decides
 /// something (`guard.lua` and `trim.lua` only report), so a code means one thing wherever it is
@@ -104,16 +105,27 @@ impl Reply {
     }
 }
 
-/// What every deciding script starts with: its reply codes, and the width of the booking id at
-/// the head of an idempotency record, as Lua locals (a few instructions per run).
+/// What every deciding script starts with, as Lua locals (a few instructions per run): its reply
+/// codes, the width of the booking id at the head of an idempotency record, and the hash and
+/// stream fields it writes (`F_*` a booking's, `T_*` a queue ticket's).
 pub fn prelude() -> String {
     let names: Vec<&str> = Reply::ALL.iter().map(|reply| reply.lua_name()).collect();
     let codes: Vec<String> = Reply::ALL
         .iter()
         .map(|reply| reply.code().to_string())
         .collect();
+    let (packed, status, reason, epoch) =
+        (field::PACKED, field::STATUS, field::REASON, field::EPOCH);
+    let (concert, arrival, early) = (
+        ticket_field::CONCERT,
+        ticket_field::ARRIVAL,
+        ticket_field::EARLY,
+    );
     format!(
-        "local {} = {}\nlocal ID_CHARS = {IDEMPOTENCY_RECORD_ID_CHARS}\n",
+        "local {} = {}\nlocal ID_CHARS = {IDEMPOTENCY_RECORD_ID_CHARS}\n\
+         local F_PACKED, F_STATUS, F_REASON, F_EPOCH = \
+         '{packed}', '{status}', '{reason}', '{epoch}'\n\
+         local T_CONCERT, T_ARRIVAL, T_EARLY = '{concert}', '{arrival}', '{early}'\n",
         names.join(", "),
         codes.join(", ")
     )

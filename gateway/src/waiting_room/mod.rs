@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use booking::domain::IdempotencyKey;
 use booking::ids::{new_queue_ticket_id, shard_of_queue_ticket};
-use booking::keys::{Keyspace, RoomKey, Shard, held_until};
+use booking::keys::{Keyspace, RoomKey, Shard, held_until, ticket_field};
 use booking::record::format_timestamp;
 use booking::recovery::ShardGuard;
 use booking::scripts::ScriptError;
@@ -249,14 +249,14 @@ impl WaitingRooms {
         let fields: HashMap<String, String> =
             client.hgetall(self.keys.queue_ticket(shard, id)).await?;
         let concert_id = fields
-            .get("c")
+            .get(ticket_field::CONCERT)
             .and_then(|concert| concert.parse().ok())
             .ok_or(QueueError::TicketNotFound(id))?;
         let key = |what| self.keys.queue(shard, concert_id, what);
         // The rest in one round trip: a crowd opening its streams at once waits on Redis once
         // per stream, not four times.
         let rest = client.pipeline();
-        let early = fields.get("e").map(String::as_str) == Some("1");
+        let early = fields.get(ticket_field::EARLY).map(String::as_str) == Some("1");
         if early {
             rest.hget::<(), _, _>(key(RoomKey::PlaceOf), id.to_string())
                 .await?;
@@ -271,7 +271,9 @@ impl WaitingRooms {
         let place = if early {
             next().convert::<Option<u64>>()?
         } else {
-            fields.get("n").and_then(|arrival| arrival.parse().ok())
+            fields
+                .get(ticket_field::ARRIVAL)
+                .and_then(|arrival| arrival.parse().ok())
         };
         let expires_at_ms: Option<i64> = next().convert()?;
         let admitted: Option<u64> = next().convert()?;
