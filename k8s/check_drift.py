@@ -16,7 +16,7 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SOURCES = "\n".join(
-    path.read_text() for crate in ("booking", "gateway", "settler") for path in (ROOT / crate / "src").rglob("*.rs")
+    path.read_text() for crate in ("domain", "lua", "migrations", "runtime", "gateway", "settler") for path in (ROOT / crate / "src").rglob("*.rs")
 )
 METRIC = re.compile(r"\b((?:gateway|settler)_[a-z_]+)")
 HISTOGRAM_SERIES = re.compile(r"_(bucket|count|sum)$")

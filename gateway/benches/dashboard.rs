@@ -48,9 +48,9 @@ async fn plain(db: &PgPool, query: &DashboardQuery) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let bookings: i32 = booking::config::from_str_or("BENCH_BOOKINGS", 1_000_000)?;
+    let bookings: i32 = runtime::config::from_str_or("BENCH_BOOKINGS", 1_000_000)?;
     let scratch = ScratchDatabase::new("bench");
-    let db = booking::db::connect(&scratch.url, 4).await?;
+    let db = pg_store::connect(&scratch.url, 4).await?;
 
     let filled = Instant::now();
     sqlx::query!(

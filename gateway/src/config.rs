@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use booking::config::{self, Backends, Secret};
+use runtime::config::{self, Backends, Secret};
 
 /// Where `make run` builds the web app, relative to the repository.
 const DEFAULT_WEB_DIR: &str = "web/dist";

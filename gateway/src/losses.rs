@@ -12,12 +12,12 @@ use fred::prelude::KeysInterface;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use booking::keys::Shard;
+use domain::ids::Shard;
 
 use fred::prelude::Pool;
 use sqlx::PgPool;
 
-use booking::keys::Keyspace;
+use redis_store::keys::Keyspace;
 
 /// How long an accepted booking is remembered, and how many at most.
 const KEEP: Duration = Duration::from_secs(120);
@@ -104,7 +104,7 @@ pub async fn count_lost(
 
 /// Those of `ids` in neither Redis nor Postgres.
 async fn nowhere(places: &Places, shard: Shard, ids: &[Uuid]) -> anyhow::Result<Vec<Uuid>> {
-    let settled = booking::store::known(&places.db, ids).await?;
+    let settled = pg_store::known(&places.db, ids).await?;
     let client = places.redis.next();
     let pipeline = client.pipeline();
     for id in ids {

@@ -28,7 +28,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let Cli { command, config } = booking::config::parse();
+    let Cli { command, config } = runtime::config::parse();
     if let Some(Command::Openapi) = command {
         println!(
             "{}",
@@ -36,9 +36,9 @@ async fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    booking::process::run("gateway", async {
+    runtime::process::run("gateway", async {
         let app = Application::build(config).await?;
-        app.run_until_stopped(booking::signal::shutdown_token())
+        app.run_until_stopped(runtime::signal::shutdown_token())
             .await?;
         Ok(true)
     })

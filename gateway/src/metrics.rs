@@ -38,8 +38,8 @@ const SCRIPT_BUCKETS: [f64; 10] = [
 ];
 
 /// Installs the Prometheus recorder (once per process) and returns its handle.
-pub fn install() -> booking::telemetry::Exporter {
-    booking::telemetry::install_metrics(
+pub fn install() -> runtime::telemetry::Exporter {
+    runtime::telemetry::install_metrics(
         &[
             (REQUEST_DURATION, &REQUEST_BUCKETS),
             (SCRIPT_DURATION, &SCRIPT_BUCKETS),
@@ -203,7 +203,7 @@ pub fn lost(count: u64) {
     counter!(LOST).increment(count);
 }
 
-pub fn recovered(cause: booking::recovery::Cause) {
+pub fn recovered(cause: redis_store::recovery::Cause) {
     counter!(RECOVERIES, "cause" => cause.label()).increment(1);
 }
 
@@ -216,7 +216,7 @@ pub fn connection_closed(limit: &'static str) {
 }
 
 /// Records what a readiness check found of each dependency.
-pub fn dependencies(readiness: &booking::health::Readiness) {
+pub fn dependencies(readiness: &runtime::health::Readiness) {
     for (dependency, up) in readiness.dependencies() {
         gauge!(DEPENDENCY_UP, "dependency" => dependency).set(f64::from(u8::from(up)));
     }

@@ -1,7 +1,7 @@
 //! The background loop that keeps this gateway's catalog and Redis stock in step with Postgres:
 //! concerts created through another gateway appear, and a tier whose stock is missing from a
 //! whole shard (its concert's stock write failed) is loaded, without a restart. Shards that lost
-//! their data are rebuilt whole by the shard guard instead (`booking::recovery`).
+//! their data are rebuilt whole by the shard guard instead (`redis_store::recovery`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
-use booking::recovery;
+use redis_store::recovery;
 
 /// How often the catalog is re-read when nothing asks sooner.
 const REFRESH_INTERVAL: Duration = Duration::from_secs(5);

@@ -28,8 +28,8 @@ use crate::routes;
 use crate::state::AppState;
 use crate::web::WebApp;
 use crate::{losses, metrics, refresh};
-use booking::recovery::{EpochChange, ShardGuard};
-use booking::scripts::reserve::ReserveScript;
+use redis_store::recovery::{EpochChange, ShardGuard};
+use redis_store::scripts::reserve::ReserveScript;
 
 use crate::waiting_room::token::AdmissionSecret;
 use crate::waiting_room::{self, WaitingRooms};
@@ -62,7 +62,7 @@ impl Application {
     /// Connects, migrates, seeds, loads the catalog and stock, and binds the listener.
     pub async fn build(config: GatewayConfig) -> anyhow::Result<Self> {
         let backends = &config.backends;
-        let db = booking::db::connect(&backends.database_url, DB_POOL_SIZE)
+        let db = pg_store::connect(&backends.database_url, DB_POOL_SIZE)
             .await
             .context("connecting to postgres")?;
         let keys = backends.keyspace();
@@ -80,7 +80,7 @@ impl Application {
             None => WebApp::default(),
         };
         let redis =
-            booking::redis::connect(&backends.redis_url, REDIS_POOL_SIZE, backends.redis_timeout)
+            redis_store::connect(&backends.redis_url, REDIS_POOL_SIZE, backends.redis_timeout)
                 .await
                 .context("configuring redis")?;
         let guard = Arc::new(ShardGuard::new(redis.clone(), db.clone(), keys.clone()));

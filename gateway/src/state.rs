@@ -10,10 +10,10 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use booking::config::Secret;
-use booking::keys::Keyspace;
-use booking::recovery::ShardGuard;
-use booking::scripts::reserve::ReserveScript;
+use redis_store::keys::Keyspace;
+use redis_store::recovery::ShardGuard;
+use redis_store::scripts::reserve::ReserveScript;
+use runtime::config::Secret;
 
 use crate::waiting_room::WaitingRooms;
 
@@ -66,7 +66,7 @@ pub struct AppState {
     pub sse_capacity: Capacity,
     /// The web app's files, served at `/`; empty when it was not built.
     pub web: WebApp,
-    pub metrics: booking::telemetry::Exporter,
+    pub metrics: runtime::telemetry::Exporter,
     /// Cancelled when the gateway shuts down: event streams end.
     pub shutdown: CancellationToken,
 }

@@ -3,7 +3,7 @@
 use gateway::http::headers::IDEMPOTENT_REPLAYED;
 use std::sync::{Mutex, OnceLock};
 
-use booking::money::Money;
+use domain::money::Money;
 use gateway::api::admin::NewConcertBody;
 use gateway::api::bookings::BookingBody;
 use goose::goose::{GooseMethod, GooseResponse};

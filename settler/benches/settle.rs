@@ -10,14 +10,14 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use booking::config::{Backends, ConfigError};
-use booking::domain::{Email, IdempotencyKey, Quantity};
-use booking::money::Currency;
 use chrono::Utc;
+use domain::money::Currency;
+use domain::values::{Email, IdempotencyKey, Quantity};
 use futures::StreamExt;
 use gateway::GatewayConfig;
 use gateway::api::admin::{NewConcert, NewTier};
 use gateway::api::bookings::{BookingRequest, book};
+use runtime::config::{Backends, ConfigError};
 use settler::{Application, SettlerConfig};
 use testkit::Isolated;
 use tokio_util::sync::CancellationToken;
@@ -26,13 +26,13 @@ use tokio_util::sync::CancellationToken;
 const CONCERTS: usize = 8;
 
 fn env_or(name: &'static str, default: usize) -> Result<usize, ConfigError> {
-    booking::config::from_str_or(name, default)
+    runtime::config::from_str_or(name, default)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let bookings = env_or("BENCH_BOOKINGS", 20_000)?;
-    let mut backends: Backends = booking::config::from_env()?;
+    let mut backends: Backends = runtime::config::from_env()?;
     let isolated = {
         let names = Isolated::names(backends.redis_shards);
         backends.database_url = names.database_url.clone();
@@ -43,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
     settler_config.backends = backends.clone();
     settler_config.metrics_addr = SocketAddr::from(([127, 0, 0, 1], 0));
     settler_config.consumer = "bench".to_owned();
-    if booking::config::raw("PAYMENT_LATENCY_MS").is_none() {
+    if runtime::config::raw("PAYMENT_LATENCY_MS").is_none() {
         settler_config.payment_latency = 500..=500;
     }
 
@@ -132,7 +132,7 @@ async fn main() -> anyhow::Result<()> {
         accepted as f64 / fill.as_secs_f64(),
     );
 
-    if let Some(path) = booking::config::raw("BENCH_RESULT") {
+    if let Some(path) = runtime::config::raw("BENCH_RESULT") {
         let figures = serde_json::json!({
             "settled": settled,
             "seconds": took.as_secs_f64(),

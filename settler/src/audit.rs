@@ -18,11 +18,12 @@ use fred::prelude::Pool;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use booking::error::StoreError;
-use booking::keys::{Keyspace, SETTLER_GROUP, Shard};
-use booking::scripts::guard::{GuardScript, ShardState};
-use booking::scripts::trim::{Mode, TrimScript};
-use booking::stock::{self, Counter};
+use domain::ids::Shard;
+use redis_store::error::StoreError;
+use redis_store::keys::{Keyspace, SETTLER_GROUP};
+use redis_store::scripts::guard::{GuardScript, ShardState};
+use redis_store::scripts::trim::{Mode, TrimScript};
+use redis_store::stock::{self, Counter};
 
 use crate::store;
 

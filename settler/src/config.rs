@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use booking::config::{self, Backends};
+use runtime::config::{self, Backends};
 
 /// The settler's configuration: every field from its environment variable (or the matching
 /// `--flag`); a bad value names the variable and the process exits with status 2.

@@ -11,10 +11,11 @@ use fred::prelude::{KeysInterface, Pool};
 use fred::types::ExpireOptions;
 use sqlx::PgPool;
 
-use booking::keys::{Keyspace, Shard, held_until};
+use domain::ids::Shard;
+use redis_store::keys::{Keyspace, held_until};
 
 use crate::store;
-use booking::error::StoreError;
+use redis_store::error::StoreError;
 
 /// Concerts per pipeline.
 const PAGE: usize = 500;

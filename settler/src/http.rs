@@ -5,7 +5,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use booking::recovery::ShardGuard;
 use bytes::Bytes;
 use fred::prelude::Pool;
 use http::{Method, Request, Response, StatusCode};
@@ -15,6 +14,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
+use redis_store::recovery::ShardGuard;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -27,7 +27,7 @@ pub struct Probe {
     pub redis: Pool,
     pub db: PgPool,
     pub guard: Arc<ShardGuard>,
-    pub metrics: booking::telemetry::Exporter,
+    pub metrics: runtime::telemetry::Exporter,
 }
 
 fn answer(
@@ -61,11 +61,11 @@ async fn route(probe: &Probe, request: Request<Incoming>) -> Response<Full<Bytes
         ),
         "/health" => answer(StatusCode::OK, JSON, r#"{"status":"ok"}"#),
         "/health/ready" => {
-            let readiness = booking::health::check(
+            let readiness = runtime::health::check(
                 &probe.redis,
                 &probe.db,
                 &probe.guard,
-                booking::health::Postgres::Required,
+                runtime::health::Postgres::Required,
             )
             .await;
             crate::metrics::dependencies(&readiness);

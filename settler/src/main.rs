@@ -24,13 +24,13 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let Cli { command, config } = booking::config::parse();
-    booking::process::run("settler", async {
+    let Cli { command, config } = runtime::config::parse();
+    runtime::process::run("settler", async {
         if let Some(Command::Audit) = command {
             return audit_once(config).await;
         }
         let app = Application::build(config).await?;
-        app.run_until_stopped(booking::signal::shutdown_token())
+        app.run_until_stopped(runtime::signal::shutdown_token())
             .await?;
         Ok(true)
     })
@@ -41,8 +41,8 @@ async fn main() -> ExitCode {
 /// one check shows as a passing drift); everything else is judged on the second.
 async fn audit_once(config: SettlerConfig) -> anyhow::Result<bool> {
     let backends = &config.backends;
-    let db = booking::db::connect(&backends.database_url, 2).await?;
-    let redis = booking::redis::connect(&backends.redis_url, 1, backends.redis_timeout).await?;
+    let db = pg_store::connect(&backends.database_url, 2).await?;
+    let redis = redis_store::connect(&backends.redis_url, 1, backends.redis_timeout).await?;
     let keys = backends.keyspace();
     let mut watch = DriftWatch::default();
     watch.observe(

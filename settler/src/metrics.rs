@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use booking::keys::Shard;
-use booking::record::BookingStatus;
-use booking::scripts::trim::Depth;
+use domain::ids::Shard;
+use domain::record::BookingStatus;
 use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
+use redis_store::scripts::trim::Depth;
 use uuid::Uuid;
 
 const SETTLED: &str = "settler_bookings_settled_total";
@@ -35,8 +35,8 @@ const ACCEPT_TO_FINAL_BUCKETS: [f64; 12] = [
 const PAYMENT_BUCKETS: [f64; 10] = [0.005, 0.025, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0];
 
 /// Installs the Prometheus recorder (once per process) and returns its handle.
-pub fn install() -> booking::telemetry::Exporter {
-    booking::telemetry::install_metrics(
+pub fn install() -> runtime::telemetry::Exporter {
+    runtime::telemetry::install_metrics(
         &[
             (ACCEPT_TO_FINAL, &ACCEPT_TO_FINAL_BUCKETS),
             (PAYMENT, &PAYMENT_BUCKETS),
@@ -141,7 +141,7 @@ pub fn readmitted(outcome: &'static str) {
     counter!(READMITTED, "outcome" => outcome).increment(1);
 }
 
-pub fn recovered(cause: booking::recovery::Cause) {
+pub fn recovered(cause: redis_store::recovery::Cause) {
     counter!(RECOVERIES, "cause" => cause.label()).increment(1);
 }
 
@@ -154,7 +154,7 @@ pub fn stock_drift(tier_id: Uuid, drift: i64) {
 }
 
 /// Records what a readiness check found of each dependency.
-pub fn dependencies(readiness: &booking::health::Readiness) {
+pub fn dependencies(readiness: &runtime::health::Readiness) {
     for (dependency, up) in readiness.dependencies() {
         gauge!(DEPENDENCY_UP, "dependency" => dependency).set(f64::from(u8::from(up)));
     }

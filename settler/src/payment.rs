@@ -11,7 +11,7 @@ use std::ops::RangeInclusive;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use booking::money::{Currency, Money};
+use domain::money::{Currency, Money};
 use rand::Rng;
 use uuid::Uuid;
 

@@ -30,12 +30,13 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use booking::error::StoreError;
-use booking::keys::{Keyspace, Shard};
-use booking::record::{BookingStatus, Packed, Stub, field};
-use booking::recovery::ShardGuard;
-use booking::scripts::reserve::{Outcome, Reservation, ReserveScript};
-use booking::scripts::settle::{self, Applied, SettleScript};
+use domain::ids::Shard;
+use domain::record::{BookingStatus, Packed, Stub, field};
+use redis_store::error::StoreError;
+use redis_store::keys::Keyspace;
+use redis_store::recovery::ShardGuard;
+use redis_store::scripts::reserve::{Outcome, Reservation, ReserveScript};
+use redis_store::scripts::settle::{self, Applied, SettleScript};
 
 use crate::metrics;
 use crate::payment::{PaymentError, PaymentOutcome, PaymentProvider};

@@ -9,11 +9,11 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use booking::keys::Shard;
-use booking::recovery::{EpochChange, ShardGuard};
-use booking::scripts::reserve::ReserveScript;
-use booking::scripts::settle::SettleScript;
-use booking::scripts::trim::Mode;
+use domain::ids::Shard;
+use redis_store::recovery::{EpochChange, ShardGuard};
+use redis_store::scripts::reserve::ReserveScript;
+use redis_store::scripts::settle::SettleScript;
+use redis_store::scripts::trim::Mode;
 
 use crate::audit::{self, DriftWatch};
 use crate::config::SettlerConfig;
@@ -45,7 +45,7 @@ const GUARD_EVERY: Duration = Duration::from_secs(1);
 pub struct Application<P> {
     settler: Arc<Settler<P>>,
     listener: TcpListener,
-    metrics: booking::telemetry::Exporter,
+    metrics: runtime::telemetry::Exporter,
     workers: usize,
     reconcile_interval: Duration,
     stuck_after: Duration,
@@ -64,11 +64,11 @@ impl Application<SimulatedProvider> {
 impl<P: PaymentProvider> Application<P> {
     pub async fn build_with(config: SettlerConfig, provider: Arc<P>) -> anyhow::Result<Self> {
         let backends = &config.backends;
-        let db = booking::db::connect(&backends.database_url, DB_POOL_SIZE)
+        let db = pg_store::connect(&backends.database_url, DB_POOL_SIZE)
             .await
             .context("connecting to postgres")?;
         let redis =
-            booking::redis::connect(&backends.redis_url, REDIS_POOL_SIZE, backends.redis_timeout)
+            redis_store::connect(&backends.redis_url, REDIS_POOL_SIZE, backends.redis_timeout)
                 .await
                 .context("configuring redis")?;
         let keys = backends.keyspace();

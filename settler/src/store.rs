@@ -1,5 +1,5 @@
 //! Postgres writes of the settler: one statement per batch, idempotent by booking id, and
-//! confirmations fenced by their shard's epoch (see `booking::recovery`).
+//! confirmations fenced by their shard's epoch (see `redis_store::recovery`).
 
 use std::collections::HashMap;
 
@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use booking::keys::Shard;
-use booking::record::{BookingStatus, Packed};
-use booking::store::{self, Outcome};
+use domain::ids::Shard;
+use domain::record::{BookingStatus, Packed};
+use pg_store::Outcome;
 
 /// A booking with its final status, ready to be written.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,7 +29,7 @@ pub struct Stamped<'a> {
 
 /// The final status of those `ids` that Postgres already holds: a row, or a dead letter (failed).
 pub async fn settled(db: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, Outcome>, sqlx::Error> {
-    store::outcomes(&mut *db.acquire().await?, ids).await
+    pg_store::outcomes(&mut *db.acquire().await?, ids).await
 }
 
 /// What became of one settlement in [`commit`].
@@ -57,7 +57,7 @@ pub async fn commit(
         return Ok(Vec::new());
     }
     let mut tx = db.begin().await?;
-    let current = store::epoch_for_share(&mut tx, shard).await?;
+    let current = pg_store::epoch_for_share(&mut tx, shard).await?;
     let written: Vec<bool> = batch
         .iter()
         .map(|stamped| {
@@ -80,7 +80,7 @@ pub async fn commit(
     let held = if existing.is_empty() {
         HashMap::new()
     } else {
-        store::outcomes(&mut tx, &existing).await?
+        pg_store::outcomes(&mut tx, &existing).await?
     };
     tx.commit().await?;
     Ok(batch

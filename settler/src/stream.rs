@@ -18,9 +18,10 @@ use fred::prelude::{Client, Pool, StreamsInterface};
 use fred::types::Value;
 use fred::types::streams::XReadResponse;
 
-use booking::keys::{Keyspace, SETTLER_GROUP as GROUP, Shard};
-use booking::scripts::ScriptError;
-use booking::scripts::trim::{Depth, Mode, TrimScript};
+use domain::ids::Shard;
+use redis_store::keys::{Keyspace, SETTLER_GROUP as GROUP};
+use redis_store::scripts::ScriptError;
+use redis_store::scripts::trim::{Depth, Mode, TrimScript};
 
 /// Held entries are renewed at most this often.
 const MIN_RENEWAL: Duration = Duration::from_millis(100);

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Once, Weak};
 use std::time::Duration;
 
-use booking::domain::{Email, IdempotencyKey, Quantity};
-use booking::money::{Currency, Money};
+use domain::money::{Currency, Money};
+use domain::values::{Email, IdempotencyKey, Quantity};
 use fred::prelude::{ClientLike, KeysInterface};
 use gateway::api::admin::{NewConcertBody, NewTierBody};
 use gateway::api::bookings::BookingBody;
@@ -28,7 +28,7 @@ pub fn init_logs() {
     static LOGS: Once = Once::new();
     LOGS.call_once(|| {
         if std::env::var_os("TEST_LOG").is_some() {
-            let _ = booking::telemetry::init();
+            let _ = runtime::telemetry::init();
         }
     });
 }
@@ -128,7 +128,7 @@ impl TestApp {
     }
 
     /// The shard a concert of this gateway's catalog is on.
-    pub fn shard_of(&self, concert_id: Uuid) -> booking::keys::Shard {
+    pub fn shard_of(&self, concert_id: Uuid) -> domain::ids::Shard {
         self.state
             .catalog
             .current()

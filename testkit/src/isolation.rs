@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use booking::config::Backends;
 use fred::prelude::ClientLike;
+use runtime::config::Backends;
 use sqlx::Postgres;
 use sqlx::migrate::MigrateDatabase;
 use uuid::Uuid;
@@ -117,7 +117,7 @@ impl Drop for Isolated {
                     backends.database_url
                 );
             }
-            let redis = booking::redis::connect(&backends.redis_url, 1, backends.redis_timeout);
+            let redis = redis_store::connect(&backends.redis_url, 1, backends.redis_timeout);
             if let Ok(redis) = redis.await {
                 delete_keys(redis.next(), &backends.key_prefix, backends.redis_shards).await;
                 let _ = redis.quit().await;

@@ -6,12 +6,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use booking::config::Backends;
-use booking::keys::Shard;
-use booking::record::{Packed, field};
+use domain::ids::Shard;
+use domain::record::{Packed, field};
 use fred::prelude::KeysInterface;
 use gateway::GatewayConfig;
 use gateway::api::bookings::BookingBody;
+use runtime::config::Backends;
 use serde_json::Value;
 use settler::payment::SimulatedProvider;
 use settler::settle::{Decided, Processed, Settler};

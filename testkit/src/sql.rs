@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use booking::record::BookingStatus;
+use domain::record::BookingStatus;
 
 /// Booking rows per status.
 pub async fn bookings_by_status(db: &PgPool) -> HashMap<String, i64> {

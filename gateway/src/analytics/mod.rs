@@ -26,7 +26,7 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use booking::record::format_timestamp;
+use domain::record::format_timestamp;
 
 mod store;
 

@@ -15,8 +15,8 @@ use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use booking::money::Money;
-use booking::stock;
+use domain::money::Money;
+use redis_store::stock;
 
 use crate::api::concerts::{ConcertView, WaitingRoomBody, available};
 use crate::api::problems::{AdminWriteProblems, NotFound};

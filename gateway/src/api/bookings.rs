@@ -17,13 +17,13 @@ use tokio::sync::broadcast::error::RecvError;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use booking::domain::{Email, IdempotencyKey, MAX_QUANTITY, Quantity};
-use booking::ids::{new_booking_id, shard_of_booking};
-use booking::keys::held_until;
-use booking::money::{Currency, Money};
-use booking::record::{Booking, BookingRecord, BookingStatus, Packed, field};
-use booking::scripts::ScriptError;
-use booking::scripts::reserve::{Outcome, Reservation};
+use domain::ids::{new_booking_id, shard_of_booking};
+use domain::money::{Currency, Money};
+use domain::record::{Booking, BookingRecord, BookingStatus, Packed, field};
+use domain::values::{Email, IdempotencyKey, MAX_QUANTITY, Quantity};
+use redis_store::keys::held_until;
+use redis_store::scripts::ScriptError;
+use redis_store::scripts::reserve::{Outcome, Reservation};
 
 use crate::api::problems::{
     BodyLate, BodyTooLarge, Invalid, NotJson, RateLimited, ReadProblems, Recovering,
@@ -358,7 +358,7 @@ pub async fn book(state: &AppState, request: BookingRequest) -> Result<Booked, A
 /// Only if that too goes unanswered, or the connection is down, is the outcome reported unknown.
 async fn reserve(
     state: &AppState,
-    shard: booking::keys::Shard,
+    shard: domain::ids::Shard,
     reservation: Reservation<'_>,
 ) -> Result<Outcome, ApiError> {
     let client = state.redis.next();
@@ -546,8 +546,8 @@ pub async fn find(state: &AppState, id: Uuid) -> Result<Option<BookingRecord>, A
     };
     match from_redis {
         Ok(Some(record)) => Ok(Some(record)),
-        Ok(None) => Ok(booking::store::booking(&state.db, id).await?),
-        Err(redis_error) => match booking::store::booking(&state.db, id).await? {
+        Ok(None) => Ok(pg_store::booking(&state.db, id).await?),
+        Err(redis_error) => match pg_store::booking(&state.db, id).await? {
             Some(record) => Ok(Some(record)),
             None => Err(redis_error),
         },

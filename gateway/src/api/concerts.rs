@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use booking::keys::Shard;
-use booking::money::Money;
-use booking::record::format_timestamp;
-use booking::stock::{self, Counter};
+use domain::ids::Shard;
+use domain::money::Money;
+use domain::record::format_timestamp;
+use redis_store::stock::{self, Counter};
 
 use crate::api::problems::{RateLimited, ReadProblems, Recovering};
 use crate::catalog::Concert;

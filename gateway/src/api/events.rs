@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use booking::record::BookingRecord;
+use domain::record::BookingRecord;
 
 use crate::api::problems::{RateLimited, StreamProblems, StreamUnavailable};
 use crate::api::{bookings, concerts};
@@ -253,7 +253,7 @@ struct BookingStream {
     recheck: Interval,
     shutdown: CancellationToken,
     /// The status last sent; the stream ends after sending a final one.
-    sent: booking::record::BookingStatus,
+    sent: domain::record::BookingStatus,
     _client: SseClient,
     _permit: OwnedSemaphorePermit,
 }

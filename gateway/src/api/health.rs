@@ -1,9 +1,9 @@
 //! `GET /api/health` (liveness) and `GET /api/health/ready` (readiness: this gateway can take
 //! bookings, so Redis answers and every shard is whole; Postgres is reported, not required).
 
-use booking::health::Readiness;
 use http::header::RETRY_AFTER;
 use http::{HeaderValue, Response, StatusCode};
+use runtime::health::Readiness;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -35,11 +35,11 @@ pub fn live() -> Result<Response<Body>, ApiError> {
     )
 )]
 pub async fn ready(state: &AppState) -> Result<Response<Body>, ApiError> {
-    let readiness = booking::health::check(
+    let readiness = runtime::health::check(
         &state.redis,
         &state.db,
         &state.guard,
-        booking::health::Postgres::Reported,
+        runtime::health::Postgres::Reported,
     )
     .await;
     crate::metrics::dependencies(&readiness);
@@ -57,7 +57,7 @@ pub async fn ready(state: &AppState) -> Result<Response<Body>, ApiError> {
 #[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text", content_type = "text/plain", body = String))
 )]
-pub fn metrics(exporter: &booking::telemetry::Exporter) -> Response<Body> {
+pub fn metrics(exporter: &runtime::telemetry::Exporter) -> Response<Body> {
     let mut response = Response::new(crate::http::body::full(exporter.render()));
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,

@@ -4,7 +4,7 @@
 use http::header::LOCATION;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
-use booking::domain::IdempotencyKey;
+use domain::values::IdempotencyKey;
 
 use crate::api::problems::{Invalid, NotFound, RateLimited};
 use crate::http::body::{Body, json};

@@ -1,6 +1,6 @@
 //! The catalog in memory: concerts and their tiers, loaded from Postgres at start and refreshed in
 //! the background, so browsing and booking never wait on Postgres. Stock is not here: it lives in
-//! Redis (`booking::stock`). `model` is the snapshot, `store` its Postgres statements, `seed` the
+//! Redis (`redis_store::stock`). `model` is the snapshot, `store` its Postgres statements, `seed` the
 //! demo catalog.
 
 mod model;

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use booking::keys::Shard;
-use booking::money::Money;
-use booking::stock::TierRef;
+use domain::ids::Shard;
+use domain::money::Money;
+use redis_store::stock::TierRef;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Concert {

@@ -4,8 +4,8 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use booking::keys::Keyspace;
-use booking::money::Money;
+use domain::money::Money;
+use redis_store::keys::Keyspace;
 use rust_decimal::Decimal;
 
 use super::model::{Concert, Tier};

@@ -8,9 +8,9 @@ use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use booking::keys::Shard;
-use booking::money::Money;
-use booking::store::corrupt;
+use domain::ids::Shard;
+use domain::money::Money;
+use pg_store::corrupt;
 
 use super::model::{Catalog, Concert, Tier};
 

@@ -13,9 +13,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use booking::keys::Shard;
-use booking::money::Money;
-use booking::record::BookingRecord;
+use domain::ids::Shard;
+use domain::money::Money;
+use domain::record::BookingRecord;
 
 use crate::http::response::{Body, full};
 
@@ -91,11 +91,11 @@ pub enum ApiError {
     AdmissionRequired(&'static str),
     #[error("{requested} tickets requested, {available} left")]
     OutOfStock { requested: u8, available: i64 },
-    #[error("sales open at {}", booking::record::format_timestamp(opens_at))]
+    #[error("sales open at {}", domain::record::format_timestamp(opens_at))]
     SalesNotOpen {
         opens_at: chrono::DateTime<chrono::Utc>,
     },
-    #[error("sales closed at {}", booking::record::format_timestamp(closed_at))]
+    #[error("sales closed at {}", domain::record::format_timestamp(closed_at))]
     SalesClosed {
         closed_at: chrono::DateTime<chrono::Utc>,
     },

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use booking::money::Money;
+use domain::money::Money;
 
 use crate::http::error::{ApiError, FieldError};
 
@@ -260,7 +260,7 @@ impl Checker {
     pub fn timestamp(&mut self, value: &Value, field: &str) -> Option<DateTime<Utc>> {
         let text = self.text(value, field, 1, 64)?;
         match DateTime::parse_from_rfc3339(text).map(|at| at.with_timezone(&Utc)) {
-            Ok(at) if booking::record::is_writable(&at) => Some(at),
+            Ok(at) if domain::record::is_writable(&at) => Some(at),
             Ok(_) => {
                 self.error(field, "range", "must be before the year 10000");
                 None

@@ -25,8 +25,8 @@ use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use booking::keys::Keyspace;
-use booking::stock::{StockChange, parse_status_message};
+use redis_store::keys::Keyspace;
+use redis_store::stock::{StockChange, parse_status_message};
 
 /// Events a stream client may fall behind by before it is resynchronised with a snapshot.
 const STOCK_BUFFER: usize = 1024;

@@ -17,13 +17,14 @@ use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use booking::domain::IdempotencyKey;
-use booking::ids::{new_queue_ticket_id, shard_of_queue_ticket};
-use booking::keys::{Keyspace, RoomKey, Shard, held_until, ticket_field};
-use booking::record::format_timestamp;
-use booking::recovery::ShardGuard;
-use booking::scripts::ScriptError;
-use booking::scripts::queue::{Admitter, Draw, Joined, QueueScripts, Room, Tick};
+use domain::ids::Shard;
+use domain::ids::{new_queue_ticket_id, shard_of_queue_ticket};
+use domain::record::format_timestamp;
+use domain::values::IdempotencyKey;
+use redis_store::keys::{Keyspace, RoomKey, held_until, ticket_field};
+use redis_store::recovery::ShardGuard;
+use redis_store::scripts::ScriptError;
+use redis_store::scripts::queue::{Admitter, Draw, Joined, QueueScripts, Room, Tick};
 
 use crate::catalog::{CatalogHandle, Concert};
 use crate::metrics;

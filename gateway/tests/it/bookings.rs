@@ -3,7 +3,7 @@
 use gateway::http::headers::IDEMPOTENT_REPLAYED;
 use std::collections::{HashMap, HashSet};
 
-use booking::record::{BookingStatus, Packed, field};
+use domain::record::{BookingStatus, Packed, field};
 use fred::prelude::{HashesInterface, KeysInterface, StreamsInterface};
 use futures::future::join_all;
 use rand::{Rng, SeedableRng};
@@ -137,7 +137,7 @@ async fn an_accepted_booking_is_answered_and_readable_while_pending() {
 async fn a_settled_booking_is_read_from_postgres_once_redis_forgot_it() {
     let app = spawn_app().await;
     let (concert, tiers) = app.create_concert(&[(10.0, 10)]).await;
-    let id = booking::ids::new_booking_id(booking::keys::Shard::new(0));
+    let id = domain::ids::new_booking_id(domain::ids::Shard::new(0));
     plant_booking(
         &app.state.db,
         PlantedBooking {

@@ -4,7 +4,7 @@ use fred::prelude::KeysInterface;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use booking::record::BookingStatus;
+use domain::record::BookingStatus;
 use testkit::gateway::{ADMIN_TOKEN, booking_body, spawn_app, spawn_app_with, test_config};
 use testkit::sql::{PlantedBooking, plant_booking};
 

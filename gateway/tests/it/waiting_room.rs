@@ -6,12 +6,12 @@ use gateway::http::headers::{ADMISSION_TOKEN, IDEMPOTENCY_KEY};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use booking::keys::RoomKey;
 use chrono::Utc;
 use fred::prelude::{HashesInterface, KeysInterface};
 use futures::future::join_all;
 use gateway::api::admin::{NewConcertBody, NewTierBody};
 use gateway::api::concerts::WaitingRoomBody;
+use redis_store::keys::RoomKey;
 use serde_json::Value;
 use uuid::Uuid;
 

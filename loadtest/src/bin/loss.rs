@@ -201,7 +201,7 @@ async fn measure(policy: &'static str) -> anyhow::Result<Row> {
         last = Some(count);
     }
     let ids: Vec<Uuid> = accepted.iter().copied().collect();
-    let found = booking::store::known(&db, &ids).await?;
+    let found = pg_store::known(&db, &ids).await?;
     db.close().await;
     gateway.stop().await?;
     settler.stop().await?;

@@ -11,10 +11,10 @@ use serde_json::Value;
 use settler::store::{self, Settlement, Stamped, Written};
 use uuid::Uuid;
 
-use booking::domain::{Email, IdempotencyKey, Quantity};
-use booking::keys::Shard;
-use booking::money::Currency;
-use booking::record::{Booking, BookingStatus, Packed};
+use domain::ids::Shard;
+use domain::money::Currency;
+use domain::record::{Booking, BookingStatus, Packed};
+use domain::values::{Email, IdempotencyKey, Quantity};
 
 use testkit::settler::Harness;
 
@@ -231,7 +231,7 @@ async fn the_dashboard_equals_a_plain_aggregate_for_any_window() {
             .into_iter()
             .map(|(at, revenue, tickets)| {
                 (
-                    booking::record::format_timestamp(&at),
+                    domain::record::format_timestamp(&at),
                     revenue.normalize(),
                     tickets,
                 )

@@ -130,20 +130,20 @@ impl System {
     }
 
     async fn connections(&self) -> (fred::prelude::Pool, sqlx::PgPool) {
-        let redis = booking::redis::connect(&self.redis.url(), 1, Duration::from_secs(2))
+        let redis = redis_store::connect(&self.redis.url(), 1, Duration::from_secs(2))
             .await
             .expect("redis");
         fred::prelude::ClientLike::wait_for_connect(&redis)
             .await
             .expect("connected");
-        let db = booking::db::connect(&self.postgres.url(&self.database), 2)
+        let db = pg_store::connect(&self.postgres.url(&self.database), 2)
             .await
             .expect("postgres");
         (redis, db)
     }
 
-    fn keys(&self) -> booking::keys::Keyspace {
-        booking::keys::Keyspace::new(self.prefix.clone(), 4)
+    fn keys(&self) -> redis_store::keys::Keyspace {
+        redis_store::keys::Keyspace::new(self.prefix.clone(), 4)
     }
 
     /// Waits until every booking the streams hold is settled, then audits the books.
@@ -163,7 +163,7 @@ impl System {
                 return audit.clone();
             }
             if Instant::now() > deadline {
-                let stream = self.keys().stream(booking::keys::Shard::new(0));
+                let stream = self.keys().stream(domain::ids::Shard::new(0));
                 let mut diagnosis = Vec::new();
                 for shard in self.keys().shards() {
                     let stream = self.keys().stream(shard);

@@ -60,7 +60,7 @@ async fn held(harness: &Harness) -> usize {
         .redis
         .xpending(
             harness.gateway_state.keys.stream(harness.shard),
-            booking::keys::SETTLER_GROUP,
+            redis_store::keys::SETTLER_GROUP,
             ("-", "+", 1000),
         )
         .await

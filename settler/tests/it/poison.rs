@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use booking::domain::{Email, IdempotencyKey, Quantity};
-use booking::money::Currency;
-use booking::record::{Booking, Packed};
-use booking::scripts::reserve::{Reservation, ReserveScript};
-use booking::scripts::trim::Mode;
 use chrono::Utc;
+use domain::money::Currency;
+use domain::record::{Booking, Packed};
+use domain::values::{Email, IdempotencyKey, Quantity};
 use fred::prelude::{HashesInterface, LuaInterface};
 use fred::types::Value;
+use redis_store::scripts::reserve::{Reservation, ReserveScript};
+use redis_store::scripts::trim::Mode;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -27,13 +27,13 @@ async fn reserve_doctored(
 ) -> Uuid {
     let state = &harness.gateway_state;
     let booking = Booking {
-        id: booking::ids::new_booking_id(harness.shard),
+        id: domain::ids::new_booking_id(harness.shard),
         ticket_tier_id: harness.tier,
         concert_id: harness.concert,
         user_email: Email::parse("poison@example.com").expect("email"),
         quantity: Quantity::new(i64::from(quantity)).expect("quantity"),
         total_price: "12.50"
-            .parse::<booking::money::Money>()
+            .parse::<domain::money::Money>()
             .expect("money")
             .times(u32::from(quantity))
             .expect("total"),

@@ -8,7 +8,7 @@ use gateway::http::headers::IDEMPOTENT_REPLAYED;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use booking::record::{Packed, field};
+use domain::record::{Packed, field};
 use fred::prelude::{HashesInterface, KeysInterface, StreamsInterface};
 use serde_json::{Value, json};
 use settler::Application;
@@ -298,7 +298,7 @@ async fn a_restart_from_an_older_file_loses_the_last_writes_and_nothing_else() {
         .iter()
         .find_map(|change| change.recovered.as_ref())
         .expect("recovered");
-    assert_eq!(recovered.cause, booking::recovery::Cause::Restarted);
+    assert_eq!(recovered.cause, redis_store::recovery::Cause::Restarted);
     assert_eq!(recovered.carried, 3, "the three it still had");
     assert_eq!(harness.available().await, Some(17));
 

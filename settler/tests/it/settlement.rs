@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use booking::record::Stub;
-use booking::scripts::settle::Applied;
+use domain::record::Stub;
 use fred::prelude::{KeysInterface, StreamsInterface};
+use redis_store::scripts::settle::Applied;
 use settler::Application;
 use settler::payment::SimulatedProvider;
 use settler::{audit, held};
@@ -139,7 +139,7 @@ async fn compensation_applied_twice_credits_stock_once() {
             harness.gateway_state.redis.next(),
             &harness.gateway_state.keys,
             harness.shard,
-            booking::scripts::settle::Outcome {
+            redis_store::scripts::settle::Outcome {
                 booking: &stub,
                 status: settlement.status,
                 reason: settlement.failure_reason.as_deref(),
@@ -256,7 +256,7 @@ async fn shutdown_finishes_and_acknowledges_the_batches_in_flight() {
         .redis
         .xpending(
             state.keys.stream(harness.shard),
-            booking::keys::SETTLER_GROUP,
+            redis_store::keys::SETTLER_GROUP,
             ("-", "+", 1000),
         )
         .await
@@ -303,7 +303,7 @@ async fn held_counts_get_their_expiry_from_the_sweep_and_keep_it() {
         .concert(harness.concert)
         .expect("known")
         .date;
-    let until = booking::keys::held_until(date, chrono::Utc::now());
+    let until = redis_store::keys::held_until(date, chrono::Utc::now());
     assert!(date > chrono::Utc::now(), "the harness' concert is to come");
     assert_eq!(expiry().await, until, "a day after the concert");
 

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use booking::scripts::trim::Mode;
 use fred::prelude::StreamsInterface;
+use redis_store::scripts::trim::Mode;
 
 use testkit::settler::Harness;
 

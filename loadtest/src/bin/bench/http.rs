@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use booking::keys::RoomKey;
-use booking::money::Money;
 use bytes::Bytes;
+use domain::money::Money;
 use fred::prelude::KeysInterface;
 use gateway::api::admin::NewConcertBody;
 use gateway::api::bookings::BookingBody;
@@ -18,6 +17,7 @@ use hyper::Request;
 use loadtest::abuse;
 use loadtest::pressure::{self, Load, Outcome};
 use loadtest::services::{Service, free_port, sibling};
+use redis_store::keys::RoomKey;
 use serde_json::Value;
 use uuid::Uuid;
 

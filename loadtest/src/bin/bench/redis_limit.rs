@@ -3,15 +3,16 @@
 //! Redis memory a booking takes while pending and once settled.
 
 use anyhow::{Context, bail};
-use booking::domain::{Email, IdempotencyKey, Quantity};
-use booking::keys::{Keyspace, Shard};
-use booking::money::{Currency, Money};
-use booking::record::{Booking, BookingStatus, Packed, Stub};
-use booking::scripts::reserve::{Outcome, Reservation, ReserveScript};
-use booking::scripts::settle::{self, Applied, SettleScript};
-use booking::scripts::{ScriptError, Verify};
+use domain::ids::Shard;
+use domain::money::{Currency, Money};
+use domain::record::{Booking, BookingStatus, Packed, Stub};
+use domain::values::{Email, IdempotencyKey, Quantity};
 use fred::prelude::{Client, ClientLike, Config, KeysInterface, ServerConfig, StreamsInterface};
 use fred::types::scripts::Script;
+use redis_store::keys::Keyspace;
+use redis_store::scripts::reserve::{Outcome, Reservation, ReserveScript};
+use redis_store::scripts::settle::{self, Applied, SettleScript};
+use redis_store::scripts::{ScriptError, Verify};
 use tokio::process::Command;
 use tokio::task::JoinSet;
 use uuid::Uuid;

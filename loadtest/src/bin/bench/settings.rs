@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use booking::config::Backends;
-use booking::keys::Keyspace;
+use redis_store::keys::Keyspace;
+use runtime::config::Backends;
 
 use testkit::Isolated;
 

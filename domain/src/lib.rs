@@ -1,0 +1,6 @@
+#![doc = include_str!("../README.md")]
+
+pub mod ids;
+pub mod money;
+pub mod record;
+pub mod values;

@@ -1,0 +1,208 @@
+//! `lua/reserve.lua`: the one Redis call of the booking path.
+
+use std::time::Duration;
+
+use fred::prelude::{Client, ClientLike, LuaInterface};
+use fred::types::Value;
+use fred::types::config::Options;
+use fred::types::scripts::Script;
+use uuid::Uuid;
+
+use super::{Reply, ScriptError, Verify, deciding, decode, evalsha, integer};
+use crate::keys::{IDEMPOTENCY_TTL_SECONDS, Keyspace, RoomKey};
+use crate::stock;
+use domain::ids::Shard;
+use domain::record::Packed;
+
+const NAME: &str = "reserve.lua";
+
+/// What the script decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stock taken, booking recorded and appended to the stream; `available` is left.
+    Accepted { available: i64 },
+    /// The key is known with the same request: the booking it made (this one, when the same
+    /// booking is reserved again).
+    Replayed(Uuid),
+    /// The key is known with a different request.
+    KeyReused,
+    /// Fewer than the requested tickets are left.
+    OutOfStock { available: i64 },
+    /// The customer already holds `held` tickets of the concert.
+    CustomerLimit { held: i64 },
+    /// Redis holds no stock for the tier (it is brand new, or its key was lost on its own).
+    StockMissing,
+    /// The shard's data is being rebuilt after Redis lost it: nothing was written.
+    Recovering,
+    /// The waiting-room admission was spent on another booking.
+    AdmissionSpent,
+}
+
+/// One booking to reserve, with the waiting-room admission it spends, if its concert has one.
+#[derive(Debug, Clone, Copy)]
+pub struct Reservation<'a> {
+    pub packed: &'a Packed,
+    /// The queue ticket whose admission the booking spends; `None` without a waiting room, and
+    /// for a booking accepted again after a loss of Redis data (it was admitted once already).
+    pub admission: Option<Uuid>,
+}
+
+/// The loaded script; cheap to share.
+#[derive(Debug, Clone)]
+pub struct ReserveScript(Script);
+
+impl Default for ReserveScript {
+    fn default() -> Self {
+        Self(deciding(include_str!("../../reserve.lua")))
+    }
+}
+
+impl ReserveScript {
+    /// The script's text as Redis runs it.
+    pub fn source(&self) -> String {
+        super::text(&self.0)
+    }
+
+    /// Loads the script into Redis' script cache ahead of the first booking.
+    pub async fn load(&self, client: &Client) -> Result<(), fred::error::Error> {
+        self.0.load(client).await
+    }
+
+    pub fn sha1(&self) -> &str {
+        self.0.sha1()
+    }
+
+    /// KEYS (all on the booking's shard, so one hash tag):
+    /// 1. `epoch`: present while the shard's data is whole
+    /// 2. `stock:<tierId>`: available tickets
+    /// 3. `idem:<concertId>:<idempotencyKey>`: the idempotency record
+    /// 4. `booking:<bookingId>`: the booking record
+    /// 5. `held:<concertId>`: tickets each customer holds for the concert
+    /// 6. `bookings`: the shard's stream
+    /// 7. `pending:<tierId>`: tickets of the tier in unsettled bookings
+    /// 8. `queue:<concertId>:spent`: admissions spent, by queue ticket (only with an admission)
+    /// 9. `queue:<concertId>:outstanding`: admissions not yet spent, by expiry (only with an
+    ///    admission)
+    ///
+    /// ARGV:
+    /// 1. the idempotency record, `<bookingId> <fingerprint>`
+    ///    ([`domain::record::Booking::idempotency_record`])
+    /// 2. the packed booking (the record's and the stream entry's `b`)
+    /// 3. quantity
+    /// 4. tickets one customer may hold per concert (0: no limit)
+    /// 5. lifetime of the idempotency record, seconds
+    /// 6. the customer's email: their field of the held counts
+    /// 7. stock channel
+    /// 8. the stock message without its count (`<concertId> <tierId> `)
+    /// 9. the queue ticket whose admission this booking spends (only with an admission)
+    /// 10. unix time the spent admissions are kept until (only with an admission)
+    ///
+    /// Every argument of a script call costs Redis a Lua string and its collection, so the
+    /// admission's keys and arguments are passed only when there is one.
+    pub fn keys_and_args(
+        keys: &Keyspace,
+        shard: Shard,
+        reservation: Reservation<'_>,
+    ) -> (Vec<String>, Vec<String>) {
+        let Reservation { packed, admission } = reservation;
+        let booking = &packed.booking;
+        let mut script_keys = vec![
+            keys.epoch(shard),
+            keys.stock(shard, booking.ticket_tier_id),
+            keys.idempotency(shard, booking.concert_id, booking.idempotency_key.as_str()),
+            keys.booking(shard, booking.id),
+            keys.held(shard, booking.concert_id),
+            keys.stream(shard),
+            keys.pending(shard, booking.ticket_tier_id),
+        ];
+        let mut args = vec![
+            booking.idempotency_record(),
+            packed.to_json(),
+            booking.quantity.to_string(),
+            packed.customer_limit.to_string(),
+            IDEMPOTENCY_TTL_SECONDS.to_string(),
+            booking.user_email.to_string(),
+            keys.stock_channel(),
+            stock::message_prefix(booking.concert_id, booking.ticket_tier_id),
+        ];
+        if let Some(ticket) = admission {
+            script_keys.push(keys.queue(shard, booking.concert_id, RoomKey::Spent));
+            script_keys.push(keys.queue(shard, booking.concert_id, RoomKey::Outstanding));
+            args.push(ticket.to_string());
+            args.push(packed.held_until.to_string());
+        }
+        (script_keys, args)
+    }
+
+    /// Reserves `reservation` on `shard`. Safe to repeat with the same booking: the second run finds
+    /// the first one's idempotency record and answers [`Outcome::Replayed`] with this booking.
+    pub async fn run(
+        &self,
+        client: &Client,
+        keys: &Keyspace,
+        shard: Shard,
+        reservation: Reservation<'_>,
+        verify: &impl Verify,
+    ) -> Result<Outcome, ScriptError> {
+        let (script_keys, args) = Self::keys_and_args(keys, shard, reservation);
+        let reply: Value = evalsha(&self.0, client, script_keys, args, verify).await?;
+        parse_reply(reply)
+    }
+
+    /// [`ReserveScript::run`] allowing `wait` for the answer instead of the client's command
+    /// timeout: asking again, on the connection a timed-out run went out on, after an outcome
+    /// went unknown. Redis answers commands of one connection in order, so this answer comes
+    /// after the first run, if that reached Redis, and tells what it did.
+    pub async fn run_within(
+        &self,
+        client: &Client,
+        keys: &Keyspace,
+        shard: Shard,
+        reservation: Reservation<'_>,
+        wait: Duration,
+        verify: &impl Verify,
+    ) -> Result<Outcome, ScriptError> {
+        let (script_keys, args) = Self::keys_and_args(keys, shard, reservation);
+        let patient = client.with_options(&Options {
+            timeout: Some(wait),
+            ..Options::default()
+        });
+        let reply: Value = match patient
+            .evalsha(self.sha1(), script_keys.clone(), args.clone())
+            .await
+        {
+            Err(error) if error.details().starts_with("NOSCRIPT") => {
+                verify.verify().await?;
+                self.load(client).await?;
+                patient.evalsha(self.sha1(), script_keys, args).await?
+            }
+            reply => reply?,
+        };
+        parse_reply(reply)
+    }
+}
+
+fn parse_reply(reply: Value) -> Result<Outcome, ScriptError> {
+    let (code, parts) = decode(NAME, reply)?;
+    let count = |index| integer(&parts, index).ok_or_else(|| ScriptError::reply(NAME, &parts));
+    match code {
+        Reply::Done => Ok(Outcome::Accepted {
+            available: count(1)?,
+        }),
+        Reply::Known => parts
+            .get(1)
+            .and_then(Value::as_str)
+            .and_then(|id| Uuid::parse_str(&id).ok())
+            .map(Outcome::Replayed)
+            .ok_or_else(|| ScriptError::reply(NAME, &parts)),
+        Reply::KeyReused => Ok(Outcome::KeyReused),
+        Reply::OutOfStock => Ok(Outcome::OutOfStock {
+            available: count(1)?,
+        }),
+        Reply::CustomerLimit => Ok(Outcome::CustomerLimit { held: count(1)? }),
+        Reply::StockMissing => Ok(Outcome::StockMissing),
+        Reply::Recovering => Ok(Outcome::Recovering),
+        Reply::AdmissionSpent => Ok(Outcome::AdmissionSpent),
+        _ => Err(ScriptError::reply(NAME, &parts)),
+    }
+}
