@@ -1,11 +1,11 @@
 //! The goose load test; see the crate README.
 
-use gateway::http::headers::IDEMPOTENT_REPLAYED;
+use api_types::headers::IDEMPOTENT_REPLAYED;
 use std::sync::{Mutex, OnceLock};
 
+use api_types::BookingBody;
+use api_types::NewConcertBody;
 use domain::money::Money;
-use gateway::api::admin::NewConcertBody;
-use gateway::api::bookings::BookingBody;
 use goose::goose::{GooseMethod, GooseResponse};
 use goose::metrics::GooseRequestMetric;
 use goose::prelude::*;

@@ -2,16 +2,16 @@
 //! and Postgres named by `REDIS_URL` and `DATABASE_URL` (defaults: the local ones). Gateways
 //! started on the same config share one [`Isolated`], removed when the last of them is dropped.
 
-use gateway::http::headers::X_ACCEL_BUFFERING;
+use api_types::headers::X_ACCEL_BUFFERING;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Once, Weak};
 use std::time::Duration;
 
+use api_types::BookingBody;
+use api_types::{NewConcertBody, NewTierBody};
 use domain::money::{Currency, Money};
 use domain::values::{Email, IdempotencyKey, Quantity};
 use fred::prelude::{ClientLike, KeysInterface};
-use gateway::api::admin::{NewConcertBody, NewTierBody};
-use gateway::api::bookings::BookingBody;
 use gateway::state::AppState;
 use gateway::{Application, GatewayConfig};
 use serde_json::Value;

@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use api_types::BookingBody;
 use domain::ids::Shard;
 use domain::record::{Packed, field};
 use fred::prelude::KeysInterface;
 use gateway::GatewayConfig;
-use gateway::api::bookings::BookingBody;
 use runtime::config::Backends;
 use serde_json::Value;
 use settler::payment::SimulatedProvider;

@@ -1,6 +1,7 @@
 //! `POST /api/admin/concerts`: creating a concert (its stock is live in Redis before the answer),
 //! and `PATCH /api/admin/concerts/{id}`: changing when its sales open and its waiting room.
 
+use api_types::{ConcertUpdateBody, NewConcertBody};
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -9,16 +10,15 @@ use fred::types::SetOptions;
 use futures::future::try_join_all;
 use http::header::{AUTHORIZATION, LOCATION};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use domain::money::Money;
 use redis_store::stock;
 
-use crate::api::concerts::{ConcertView, WaitingRoomBody, available};
+use crate::api::concerts::{ConcertView, available};
 use crate::api::problems::{AdminWriteProblems, NotFound};
 use crate::catalog::store;
 use crate::catalog::{Concert, Tier};
@@ -69,76 +69,6 @@ pub struct NewConcert {
 pub struct NewTier {
     pub name: String,
     pub price: Money,
-    pub total_quantity: u32,
-}
-
-/// A new concert as clients send it (read field by field, see [`NewConcert::parse`]).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct NewConcertBody {
-    #[schema(min_length = 1, max_length = 200)]
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 2000)]
-    pub description: Option<String>,
-    #[schema(min_length = 1, max_length = 200)]
-    pub location: String,
-    /// In the future.
-    #[schema(value_type = String, format = DateTime, min_length = 1, max_length = 64)]
-    pub date: DateTime<Utc>,
-    /// When bookings open (default: now).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime, min_length = 1, max_length = 64)]
-    pub sales_open_at: Option<DateTime<Utc>>,
-    /// When they close (default: `date`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime, min_length = 1, max_length = 64)]
-    pub sales_close_at: Option<DateTime<Utc>>,
-    #[schema(min_items = 1, max_items = 20)]
-    pub ticket_tiers: Vec<NewTierBody>,
-    /// A waiting room: a booking then needs an admission from it (default: none).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub waiting_room: Option<WaitingRoomBody>,
-}
-
-impl NewConcertBody {
-    /// A concert at `location` on `date` with tiers of `(name, price, total)`, on sale from now.
-    pub fn new(
-        name: &str,
-        location: &str,
-        date: DateTime<Utc>,
-        tiers: &[(&str, Money, u32)],
-    ) -> Self {
-        Self {
-            name: name.to_owned(),
-            description: None,
-            location: location.to_owned(),
-            date,
-            sales_open_at: None,
-            sales_close_at: None,
-            waiting_room: None,
-            ticket_tiers: tiers
-                .iter()
-                .map(|(name, price, total_quantity)| NewTierBody {
-                    name: (*name).to_owned(),
-                    price: *price,
-                    total_quantity: *total_quantity,
-                })
-                .collect(),
-        }
-    }
-}
-
-/// A tier of a new concert.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct NewTierBody {
-    /// Unique within the concert.
-    #[schema(min_length = 1, max_length = 100)]
-    pub name: String,
-    /// At most 1,000,000.
-    pub price: Money,
-    #[schema(minimum = 1, maximum = 1_000_000)]
     pub total_quantity: u32,
 }
 
@@ -376,19 +306,6 @@ pub async fn create(state: &AppState, body: Vec<u8>) -> Result<Response<Body>, A
         response.headers_mut().insert(LOCATION, location);
     }
     Ok(response)
-}
-
-/// Changes to a concert's sales, as clients send them: each field present is set.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ConcertUpdateBody {
-    /// When bookings (and the waiting room's admissions) open.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime, min_length = 1, max_length = 64)]
-    pub sales_open_at: Option<DateTime<Utc>>,
-    /// A waiting room, or `null` to sell without one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub waiting_room: Option<Option<WaitingRoomBody>>,
 }
 
 /// A validated update: `None` leaves a field as it is.

@@ -4,6 +4,7 @@
 //! catalog, then the reservation script decides everything else atomically. Postgres is never on
 //! this path; it only answers for bookings Redis no longer holds.
 
+use api_types::BookingBody;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -30,13 +31,13 @@ use crate::api::problems::{
 };
 use crate::http::body::{Body, json};
 use crate::http::error::{ApiError, Problem};
-use crate::http::headers::{
-    ADMISSION_TOKEN, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, PREFER, PREFERENCE_APPLIED,
-};
 use crate::http::limits::Slot;
 use crate::http::validate::{Checker, parse_form, path_id};
 use crate::metrics;
 use crate::state::AppState;
+use api_types::headers::{
+    ADMISSION_TOKEN, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, PREFER, PREFERENCE_APPLIED,
+};
 
 /// How long a booking whose reservation timed out waits to learn what the script did.
 const UNKNOWN_OUTCOME_WAIT: Duration = Duration::from_secs(2);
@@ -202,52 +203,11 @@ pub struct BookingEnvelope<'a> {
     booking: &'a BookingRecord,
 }
 
-/// A booking request as clients send it (the gateway reads it field by field, see
-/// [`BookingRequest::parse`], so that every bad field is reported at once).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct BookingBody {
-    pub ticket_tier_id: Uuid,
-    pub user_email: Email,
-    pub quantity: Quantity,
-    /// Price x quantity, exactly; as a number or a decimal string.
-    pub total_price: Money,
-    /// `USD`, the default.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub currency: Option<Currency>,
-    /// Here or in the `Idempotency-Key` header; if both, they must be equal.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub idempotency_key: Option<IdempotencyKey>,
-}
-
 /// What booking did: made a booking, or found the one made earlier under the same key.
 #[derive(Debug)]
 pub enum Booked {
     Created(BookingRecord),
     Replayed(BookingRecord),
-}
-
-impl BookingBody {
-    /// A booking of `quantity` tickets of `tier` at `price` each, for `email` under `key`.
-    pub fn new(
-        tier: Uuid,
-        email: &str,
-        quantity: u8,
-        price: Money,
-        key: &str,
-    ) -> Result<Self, &'static str> {
-        let quantity = Quantity::new(i64::from(quantity))?;
-        Ok(Self {
-            ticket_tier_id: tier,
-            user_email: Email::parse(email)?,
-            total_price: price
-                .times(u32::from(quantity.get()))
-                .ok_or("the total is too large")?,
-            quantity,
-            currency: Some(Currency::Usd),
-            idempotency_key: Some(IdempotencyKey::parse(key)?),
-        })
-    }
 }
 
 /// Books `request`: prices it against the catalog, then runs the reservation script once.

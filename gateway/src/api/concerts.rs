@@ -1,9 +1,10 @@
 //! `GET /api/concerts` and `GET /api/concerts/{id}`: the in-memory catalog with live stock.
 
+use api_types::WaitingRoomBody;
 use std::collections::HashMap;
 
 use http::{Response, StatusCode};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -18,14 +19,6 @@ use crate::http::body::{Body, json};
 use crate::http::error::ApiError;
 use crate::http::validate::path_id;
 use crate::state::AppState;
-
-/// A concert's waiting room: people are let in at this rate, in a fair order.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct WaitingRoomBody {
-    #[schema(minimum = 1, maximum = 100_000)]
-    pub admit_per_second: u32,
-}
 
 /// A concert with its tiers and their live stock.
 #[derive(Debug, Serialize, ToSchema)]

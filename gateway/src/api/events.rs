@@ -33,12 +33,12 @@ use crate::api::problems::{RateLimited, StreamProblems, StreamUnavailable};
 use crate::api::{bookings, concerts};
 use crate::http::body::Body;
 use crate::http::error::ApiError;
-use crate::http::headers::X_ACCEL_BUFFERING;
 use crate::http::validate::path_id;
 use crate::live::hub::{QueueTick, StatusChange, StockUpdate, frame};
 use crate::metrics::{self, SseClient};
 use crate::state::AppState;
 use crate::waiting_room::{Ticket, TicketEnvelope};
+use api_types::headers::X_ACCEL_BUFFERING;
 
 /// How often an idle stream sends a comment.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);

@@ -289,7 +289,7 @@ mod tests {
         let request = to_request(&head).expect("a valid head");
         assert_eq!(request.uri().path(), "/api/concerts/stream");
         assert_eq!(request.uri().query(), Some("a=b"));
-        assert_eq!(request.headers()[crate::http::headers::LAST_EVENT_ID], "7");
+        assert_eq!(request.headers()[api_types::headers::LAST_EVENT_ID], "7");
     }
 
     #[test]

@@ -1,27 +1,12 @@
-//! The header names the API reads and writes beyond HTTP's own, each written once: the handlers,
-//! the plumbing, CORS and the tests all take them from here.
+//! The API's own header names (defined in `api_types::headers`, where clients take them too) as
+//! the gateway uses them: the CORS lists and the request id.
 
+use api_types::headers::{
+    ADMISSION_TOKEN, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, LAST_EVENT_ID, PREFER,
+    PREFERENCE_APPLIED, REQUEST_ID,
+};
 use http::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use http::{HeaderMap, HeaderName, HeaderValue};
-
-/// A purchase attempt's key (or a queue join's), instead of the body's `idempotencyKey`.
-pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
-/// A waiting room's admission, for a concert that has one.
-pub const ADMISSION_TOKEN: HeaderName = HeaderName::from_static("admission-token");
-/// Set on an answer that repeats an earlier booking instead of making one.
-pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
-/// `Prefer: wait=N` (RFC 7240): the client would rather wait for the booking's outcome.
-pub const PREFER: HeaderName = HeaderName::from_static("prefer");
-/// Says which preference was honoured: `wait=N`.
-pub const PREFERENCE_APPLIED: HeaderName = HeaderName::from_static("preference-applied");
-/// The request's id, taken from the client (or a proxy) or generated, on every answer.
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-/// The client addresses a proxy saw, believed only from `TRUSTED_PROXIES`.
-pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-/// Tells nginx-like proxies not to buffer an event stream.
-pub const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
-/// Where a reconnecting event-stream client left off.
-pub const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
 /// Request headers a cross-origin page may send, beyond the CORS-safelisted ones.
 pub const CORS_REQUEST: [HeaderName; 7] = [

@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::http::error::{ApiError, Limit};
-use crate::http::headers::X_FORWARDED_FOR;
+use api_types::headers::X_FORWARDED_FOR;
 
 /// Per-address limiters; `None` where the limit is off.
 #[derive(Debug)]

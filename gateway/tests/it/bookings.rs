@@ -1,6 +1,6 @@
 //! Booking races and stock conservation.
 
-use gateway::http::headers::IDEMPOTENT_REPLAYED;
+use api_types::headers::IDEMPOTENT_REPLAYED;
 use std::collections::{HashMap, HashSet};
 
 use domain::record::{BookingStatus, Packed, field};

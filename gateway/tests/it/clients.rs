@@ -2,7 +2,7 @@
 //! reading `message` from errors, following stock with `onmessage`, and asking a booking to wait
 //! for its outcome (`Prefer: wait`).
 
-use gateway::http::headers::{PREFER, PREFERENCE_APPLIED};
+use api_types::headers::{PREFER, PREFERENCE_APPLIED};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;

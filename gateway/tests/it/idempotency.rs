@@ -1,6 +1,6 @@
 //! The same idempotency key never books twice.
 
-use gateway::http::headers::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
+use api_types::headers::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
 use std::collections::HashSet;
 
 use fred::prelude::StreamsInterface;

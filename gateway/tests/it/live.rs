@@ -1,6 +1,6 @@
 //! The live feed over SSE, rate limits, load shedding, metrics and request ids.
 
-use gateway::http::headers::{REQUEST_ID, X_FORWARDED_FOR};
+use api_types::headers::{REQUEST_ID, X_FORWARDED_FOR};
 use std::time::Duration;
 
 use fred::prelude::PubsubInterface;

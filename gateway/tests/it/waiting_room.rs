@@ -2,15 +2,15 @@
 //! order, later ones in arrival order, admission at the room's rate across gateways (one of them
 //! stopped halfway), every admission booking once, and nothing booked without one.
 
-use gateway::http::headers::{ADMISSION_TOKEN, IDEMPOTENCY_KEY};
+use api_types::headers::{ADMISSION_TOKEN, IDEMPOTENCY_KEY};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use api_types::WaitingRoomBody;
+use api_types::{NewConcertBody, NewTierBody};
 use chrono::Utc;
 use fred::prelude::{HashesInterface, KeysInterface};
 use futures::future::join_all;
-use gateway::api::admin::{NewConcertBody, NewTierBody};
-use gateway::api::concerts::WaitingRoomBody;
 use redis_store::keys::RoomKey;
 use serde_json::Value;
 use uuid::Uuid;

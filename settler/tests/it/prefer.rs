@@ -1,13 +1,13 @@
 //! `Prefer: wait=N` (RFC 7240) on a booking: the answer waits for the settlement and says how it
 //! went, 201 confirmed or 422 `PaymentDeclined`; a replay with the same preference answers alike.
 
-use gateway::http::headers::{PREFER, PREFERENCE_APPLIED};
+use api_types::headers::{PREFER, PREFERENCE_APPLIED};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use uuid::Uuid;
 
-use gateway::api::bookings::BookingBody;
+use api_types::BookingBody;
 use settler::settle::Processed;
 use testkit::settler::Harness;
 

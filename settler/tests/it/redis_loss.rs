@@ -4,7 +4,7 @@
 //! a failover to a replica that missed the last writes, leaves it). Each shard is rebuilt without
 //! a restart of anything; nothing is oversold, settled twice, or booked twice under one key.
 
-use gateway::http::headers::IDEMPOTENT_REPLAYED;
+use api_types::headers::IDEMPOTENT_REPLAYED;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

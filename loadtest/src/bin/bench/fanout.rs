@@ -6,8 +6,8 @@ use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
+use api_types::BookingBody;
 use fred::prelude::{Builder, ClientLike, Config, EventInterface, PubsubInterface};
-use gateway::api::bookings::BookingBody;
 use hdrhistogram::Histogram;
 use loadtest::services::{Service, free_port, rss_kib, sibling};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};

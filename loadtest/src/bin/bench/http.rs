@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use api_types::BookingBody;
+use api_types::NewConcertBody;
+use api_types::WaitingRoomBody;
 use bytes::Bytes;
 use domain::money::Money;
 use fred::prelude::KeysInterface;
-use gateway::api::admin::NewConcertBody;
-use gateway::api::bookings::BookingBody;
-use gateway::api::concerts::WaitingRoomBody;
 use http_body_util::Full;
 use hyper::Request;
 use loadtest::abuse;
