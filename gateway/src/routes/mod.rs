@@ -21,10 +21,11 @@ use crate::api::{admin, docs};
 use crate::http::body::{Body, read_json};
 use crate::http::cors;
 use crate::http::error::{ApiError, Limit};
-use crate::http::headers::{REQUEST_ID, request_id};
+use crate::http::headers::request_id;
 use crate::http::limits::Slot;
 use crate::metrics;
 use crate::state::AppState;
+use api_types::headers::REQUEST_ID;
 
 /// Which request rates a route counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,25 +164,52 @@ impl Route {
 
     /// Where `path`'s parameter stands if `path` is this route's, with how many literal
     /// segments matched.
-    fn matches(&self, path: &str) -> Option<(usize, Range<usize>)> {
-        let mut parts = path.split('/').skip(1);
-        let mut offset = 1;
+    fn matches(&self, path: &Segments<'_>) -> Option<(usize, Range<usize>)> {
+        if self.segments.len() != path.count {
+            return None;
+        }
         let mut param = 0..0;
         let mut literals = 0;
-        for segment in &self.segments {
-            let part = parts.next()?;
+        for (segment, span) in self.segments.iter().zip(&path.spans) {
             match segment {
-                Segment::Literal(literal) if *literal == part => literals += 1,
+                Segment::Literal(literal) if path.text.get(span.clone()) == Some(*literal) => {
+                    literals += 1;
+                }
                 Segment::Literal(_) => return None,
-                Segment::Param => param = offset..offset + part.len(),
+                Segment::Param => param = span.clone(),
             }
-            offset += part.len() + 1;
         }
-        parts.next().is_none().then_some((literals, param))
+        Some((literals, param))
     }
 
     fn allows(&self, method: &Method) -> bool {
         self.method == method || (self.method == Method::GET && method == Method::HEAD)
+    }
+}
+
+/// The most segments a route's template has; a path with more is no route's.
+const MAX_SEGMENTS: usize = 6;
+
+/// A request path cut at its slashes once, for every route to compare against.
+struct Segments<'a> {
+    text: &'a str,
+    /// Where each segment stands in `text`.
+    spans: [Range<usize>; MAX_SEGMENTS],
+    count: usize,
+}
+
+impl<'a> Segments<'a> {
+    /// `None` for a path longer than any route.
+    fn of(text: &'a str) -> Option<Self> {
+        let mut spans = [const { 0..0 }; MAX_SEGMENTS];
+        let mut count = 0;
+        let mut offset = 1;
+        for part in text.split('/').skip(1) {
+            *spans.get_mut(count)? = offset..offset + part.len();
+            count += 1;
+            offset += part.len() + 1;
+        }
+        Some(Self { text, spans, count })
     }
 }
 
@@ -200,15 +228,17 @@ static TABLE: LazyLock<Table> = LazyLock::new(|| Table {
 /// names what the path does allow.
 pub fn route(method: &Method, path: &str) -> Result<(&'static Route, Range<usize>), ApiError> {
     let trimmed = path.trim_end_matches('/');
-    let found = TABLE
-        .routes
-        .iter()
-        .filter_map(|route| {
-            route
-                .matches(trimmed)
-                .map(|(literals, param)| (route, literals, param))
-        })
-        .max_by_key(|(_, literals, _)| *literals);
+    let found = Segments::of(trimmed).and_then(|segments| {
+        TABLE
+            .routes
+            .iter()
+            .filter_map(|route| {
+                route
+                    .matches(&segments)
+                    .map(|(literals, param)| (route, literals, param))
+            })
+            .max_by_key(|(_, literals, _)| *literals)
+    });
     let (route, param) = match found {
         Some((route, _, param)) => (route, param),
         None if trimmed == "/api" || trimmed.starts_with("/api/") => {
@@ -428,6 +458,23 @@ mod tests {
         );
         assert!(is_event_stream("/api/queue/abc/events"));
         assert!(!is_event_stream("/api/queue/abc"));
+    }
+
+    #[test]
+    fn every_route_fits_the_segment_bound_and_longer_paths_are_none() {
+        for route in &TABLE.routes {
+            assert!(route.segments.len() < MAX_SEGMENTS, "{}", route.template);
+        }
+        let deep = "/api/bookings/abc/events/more/and/more";
+        assert!(Segments::of(deep).is_none());
+        assert!(matches!(
+            route(&Method::GET, deep),
+            Err(ApiError::RouteNotFound)
+        ));
+        assert!(matches!(
+            route(&Method::GET, "/a/b/c/d/e/f/g"),
+            Ok((route, _)) if route.template == "/{web}"
+        ));
     }
 
     #[test]
