@@ -328,8 +328,8 @@ export interface components {
             userEmail: components["schemas"]["Email"];
         };
         /**
-         * @description A booking request as clients send it (the gateway reads it field by field, see
-         *     [`BookingRequest::parse`], so that every bad field is reported at once).
+         * @description A booking request as clients send it (the gateway reads it field by field, so that every bad
+         *     field is reported at once).
          */
         BookingBody: {
             currency?: null | components["schemas"]["Currency"];
@@ -449,7 +449,7 @@ export interface components {
          * @example 20.5
          */
         Money: number;
-        /** @description A new concert as clients send it (read field by field, see [`NewConcert::parse`]). */
+        /** @description A new concert as clients send it (the gateway reads it field by field). */
         NewConcertBody: {
             /**
              * Format: date-time
