@@ -87,6 +87,8 @@ bench-loss: services
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	@# Every doc link resolves, and none points at what readers of the public docs cannot see.
+	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
 ## deps: Debian packages the services and tests need
 deps:

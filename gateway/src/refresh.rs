@@ -25,7 +25,7 @@ pub async fn refresh(state: &AppState) {
     }
 }
 
-/// Refreshes every [`REFRESH_INTERVAL`], or at once when a request finds stock missing or another
+/// Refreshes every `REFRESH_INTERVAL`, or at once when a request finds stock missing or another
 /// gateway created a concert.
 pub async fn run(state: Arc<AppState>, shutdown: CancellationToken) {
     loop {

@@ -169,7 +169,7 @@ impl Application {
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting and lets in-flight requests
-    /// finish for at most [`SHUTDOWN_GRACE`].
+    /// finish for at most `SHUTDOWN_GRACE`.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self {
             listener,

@@ -17,7 +17,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 const START_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Connects to `url`, creating the database when it does not exist yet, and migrates it. A
-/// Postgres that is unreachable or still starting is waited for, up to [`START_PATIENCE`].
+/// Postgres that is unreachable or still starting is waited for, up to `START_PATIENCE`.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
     let deadline = tokio::time::Instant::now() + START_PATIENCE;
     loop {

@@ -109,7 +109,7 @@ impl<P: PaymentProvider> Application<P> {
     }
 
     /// Settles until `shutdown`; then stops reading, and lets the batches in flight finish and be
-    /// acknowledged for at most [`SHUTDOWN_GRACE`]. What is cut off stays unacknowledged.
+    /// acknowledged for at most `SHUTDOWN_GRACE`. What is cut off stays unacknowledged.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self {
             settler,

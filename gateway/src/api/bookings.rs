@@ -44,7 +44,7 @@ const UNKNOWN_OUTCOME_WAIT: Duration = Duration::from_secs(2);
 /// The longest wait a client may ask for; a longer one is cut to this.
 const MAX_PREFERRED_WAIT: Duration = Duration::from_secs(10);
 
-/// The wait a request's `Prefer` header asks for, capped at [`MAX_PREFERRED_WAIT`]; `None` when
+/// The wait a request's `Prefer` header asks for, capped at `MAX_PREFERRED_WAIT`; `None` when
 /// it asks for none (a preference that cannot be read is ignored, as RFC 7240 says).
 pub fn preferred_wait(headers: &HeaderMap) -> Option<Duration> {
     headers

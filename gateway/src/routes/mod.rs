@@ -1,5 +1,5 @@
 //! The routes and what every request goes through on the way to one (request id and span, rate
-//! limits, authorization, the body, the in-flight bound, metrics). The table in [`table`] is the
+//! limits, authorization, the body, the in-flight bound, metrics). The table in `table` is the
 //! only place a route is written; its template (`/api/bookings/{id}`) names it in logs and
 //! metrics, never the raw path.
 
