@@ -15,8 +15,10 @@ import tomllib
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+# The crates that read the environment, define metrics or serve the probes.
+CRATES = ("domain", "lua", "migrations", "runtime", "gateway", "settler")
 SOURCES = "\n".join(
-    path.read_text() for crate in ("domain", "lua", "migrations", "runtime", "gateway", "settler") for path in (ROOT / crate / "src").rglob("*.rs")
+    path.read_text() for crate in CRATES for path in (ROOT / crate / "src").rglob("*.rs")
 )
 METRIC = re.compile(r"\b((?:gateway|settler)_[a-z_]+)")
 HISTOGRAM_SERIES = re.compile(r"_(bucket|count|sum)$")
