@@ -1,4 +1,5 @@
-// `sqlx::migrate!` embeds this folder's migrations at compile time; rebuild when a migration changes.
+// `sqlx::migrate!` embeds this folder's migrations at compile time; rebuild when one is added or
+// changes.
 fn main() {
     println!("cargo:rerun-if-changed=.");
 }

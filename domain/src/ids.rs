@@ -1,6 +1,6 @@
-//! Booking ids: UUIDv7 (time-ordered, so Postgres indexes stay compact) whose last byte, one of
-//! the random ones, names the booking's shard. Any process can then find a booking's Redis
-//! record from its id alone, with one lookup and no directory.
+//! Shards, and the ids that name one. Booking ids are UUIDv7 (time-ordered, so Postgres indexes
+//! stay compact) whose last byte, one of the random ones, names the booking's shard. Any process
+//! can then find a booking's Redis record from its id alone, with one lookup and no directory.
 
 use std::fmt;
 

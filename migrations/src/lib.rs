@@ -2,6 +2,8 @@
 
 mod pool;
 
+pub use pool::{MIGRATOR, connect};
+
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -13,7 +15,6 @@ use domain::ids::Shard;
 use domain::money::Money;
 use domain::record::{Booking, BookingRecord, BookingStatus, Packed};
 use domain::values::{Email, IdempotencyKey, Quantity};
-pub use pool::{MIGRATOR, connect};
 
 /// What Postgres holds of a settled booking: its final status and, when it failed, why.
 pub type Outcome = (BookingStatus, Option<String>);
