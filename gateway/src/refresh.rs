@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use redis_store::recovery;
 use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
-use redis_store::recovery;
 
 /// How often the catalog is re-read when nothing asks sooner.
 const REFRESH_INTERVAL: Duration = Duration::from_secs(5);

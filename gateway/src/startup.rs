@@ -10,6 +10,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use redis_store::recovery::{EpochChange, ShardGuard};
+use redis_store::scripts::reserve::ReserveScript;
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -28,8 +30,6 @@ use crate::routes;
 use crate::state::AppState;
 use crate::web::WebApp;
 use crate::{losses, metrics, refresh};
-use redis_store::recovery::{EpochChange, ShardGuard};
-use redis_store::scripts::reserve::ReserveScript;
 
 use crate::waiting_room::token::AdmissionSecret;
 use crate::waiting_room::{self, WaitingRooms};

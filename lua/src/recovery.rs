@@ -31,8 +31,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use domain::ids::Shard;
+use domain::money::Money;
+use domain::record::{BookingStatus, Packed, field, fingerprint, idempotency_record};
+use domain::values::{Email, IdempotencyKey, Quantity};
 use fred::prelude::{Client, ClientLike, HashesInterface, KeysInterface, Pool, StreamsInterface};
 use fred::types::{Expiration, SetOptions};
+use pg_store::{LockLasts, TierSales};
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -45,11 +50,6 @@ use crate::keys::{
 use crate::scripts::guard::{GuardScript, ShardState};
 use crate::scripts::{ScriptError, Verify};
 use crate::stock::{self, Counter, TierRef};
-use domain::ids::Shard;
-use domain::money::Money;
-use domain::record::{BookingStatus, Packed, field, fingerprint, idempotency_record};
-use domain::values::{Email, IdempotencyKey, Quantity};
-use pg_store::{LockLasts, TierSales};
 
 /// First key of the advisory lock that serialises recovery of a shard (the shard is the second).
 const LOCK_CLASS: i32 = 0x7469_7872;

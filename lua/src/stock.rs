@@ -3,13 +3,13 @@
 
 use std::collections::HashMap;
 
+use domain::ids::Shard;
+use domain::record::BookingStatus;
 use fred::prelude::{KeysInterface, Pool, PubsubInterface};
 use futures::future::try_join_all;
 use uuid::Uuid;
 
 use crate::keys::Keyspace;
-use domain::ids::Shard;
-use domain::record::BookingStatus;
 
 /// A tier and where its keys live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,10 +12,10 @@ use fred::types::ExpireOptions;
 use sqlx::PgPool;
 
 use domain::ids::Shard;
+use redis_store::error::StoreError;
 use redis_store::keys::{Keyspace, held_until};
 
 use crate::store;
-use redis_store::error::StoreError;
 
 /// Concerts per pipeline.
 const PAGE: usize = 500;

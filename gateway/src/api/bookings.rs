@@ -18,6 +18,9 @@ use tokio::sync::broadcast::error::RecvError;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use api_types::headers::{
+    ADMISSION_TOKEN, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, PREFER, PREFERENCE_APPLIED,
+};
 use domain::ids::{new_booking_id, shard_of_booking};
 use domain::money::{Currency, Money};
 use domain::record::{Booking, BookingRecord, BookingStatus, Packed, field};
@@ -35,9 +38,6 @@ use crate::http::limits::Slot;
 use crate::http::validate::{Checker, parse_form, path_id};
 use crate::metrics;
 use crate::state::AppState;
-use api_types::headers::{
-    ADMISSION_TOKEN, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, PREFER, PREFERENCE_APPLIED,
-};
 
 /// How long a booking whose reservation timed out waits to learn what the script did.
 const UNKNOWN_OUTCOME_WAIT: Duration = Duration::from_secs(2);

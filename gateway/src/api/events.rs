@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use api_types::headers::X_ACCEL_BUFFERING;
 use domain::record::BookingRecord;
 
 use crate::api::problems::{RateLimited, StreamProblems, StreamUnavailable};
@@ -38,7 +39,6 @@ use crate::live::hub::{QueueTick, StatusChange, StockUpdate, frame};
 use crate::metrics::{self, SseClient};
 use crate::state::AppState;
 use crate::waiting_room::{Ticket, TicketEnvelope};
-use api_types::headers::X_ACCEL_BUFFERING;
 
 /// How often an idle stream sends a comment.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);

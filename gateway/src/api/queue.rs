@@ -4,6 +4,7 @@
 use http::header::LOCATION;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
+use api_types::headers::IDEMPOTENCY_KEY;
 use domain::values::IdempotencyKey;
 
 use crate::api::problems::{Invalid, NotFound, RateLimited};
@@ -12,7 +13,6 @@ use crate::http::error::{ApiError, FieldError, Problem};
 use crate::http::validate::path_id;
 use crate::state::AppState;
 use crate::waiting_room::{QueueError, TicketEnvelope};
-use api_types::headers::IDEMPOTENCY_KEY;
 
 /// Joins the concert's waiting room. Before sales open, everyone who joins is drawn into a random
 /// order at opening; after, places go in order of arrival. The same `Idempotency-Key` joins once.

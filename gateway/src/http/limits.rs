@@ -6,6 +6,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use api_types::headers::X_FORWARDED_FOR;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use http::HeaderMap;
@@ -13,7 +14,6 @@ use ipnet::IpNet;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::http::error::{ApiError, Limit};
-use api_types::headers::X_FORWARDED_FOR;
 
 /// Per-address limiters; `None` where the limit is off.
 #[derive(Debug)]

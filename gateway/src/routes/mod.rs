@@ -12,6 +12,7 @@ use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
+use api_types::headers::REQUEST_ID;
 use bytes::Bytes;
 use http::header::ORIGIN;
 use http::{Method, Request, Response};
@@ -25,7 +26,6 @@ use crate::http::headers::request_id;
 use crate::http::limits::Slot;
 use crate::metrics;
 use crate::state::AppState;
-use api_types::headers::REQUEST_ID;
 
 /// Which request rates a route counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,7 +187,8 @@ impl Route {
     }
 }
 
-/// The most segments a route's template has; a path with more is no route's.
+/// More segments than any route's template has (a test holds every template under it); a path
+/// with more is no route's.
 const MAX_SEGMENTS: usize = 6;
 
 /// A request path cut at its slashes once, for every route to compare against.

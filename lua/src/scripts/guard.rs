@@ -1,11 +1,11 @@
 //! `lua/guard.lua`: is a shard's data whole?
 
+use domain::ids::Shard;
 use fred::prelude::Client;
 use fred::types::scripts::Script;
 
 use super::ScriptError;
 use crate::keys::Keyspace;
-use domain::ids::Shard;
 
 /// What the guard found on one shard.
 #[derive(Debug, Clone, PartialEq, Eq)]

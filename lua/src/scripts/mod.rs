@@ -14,12 +14,12 @@ pub mod reserve;
 pub mod settle;
 pub mod trim;
 
+use domain::record::{IDEMPOTENCY_RECORD_ID_CHARS, field};
 use fred::prelude::{Client, LuaInterface};
 use fred::types::scripts::Script;
 use fred::types::{FromValue, Value};
 
 use crate::keys::ticket_field;
-use domain::record::{IDEMPOTENCY_RECORD_ID_CHARS, field};
 
 /// The code a script's reply starts with: `{code, ...}`. One table for every script that decides
 /// something (`guard.lua` and `trim.lua` only report), so a code means one thing wherever it is

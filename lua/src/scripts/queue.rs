@@ -1,6 +1,7 @@
 //! `lua/queue_join.lua`, `lua/queue_draw.lua` and `lua/queue_admit.lua`: a concert's waiting
 //! room, every key on the concert's shard.
 
+use domain::ids::Shard;
 use fred::prelude::Client;
 use fred::types::Value;
 use fred::types::scripts::Script;
@@ -8,7 +9,6 @@ use uuid::Uuid;
 
 use super::{Reply, ScriptError, Verify, deciding, decode, evalsha, integer};
 use crate::keys::{IDEMPOTENCY_TTL_SECONDS, Keyspace, RoomKey};
-use domain::ids::Shard;
 
 /// What joining did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

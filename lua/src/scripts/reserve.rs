@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use domain::ids::Shard;
+use domain::record::Packed;
 use fred::prelude::{Client, ClientLike, LuaInterface};
 use fred::types::Value;
 use fred::types::config::Options;
@@ -11,8 +13,6 @@ use uuid::Uuid;
 use super::{Reply, ScriptError, Verify, deciding, decode, evalsha, integer};
 use crate::keys::{IDEMPOTENCY_TTL_SECONDS, Keyspace, RoomKey};
 use crate::stock;
-use domain::ids::Shard;
-use domain::record::Packed;
 
 const NAME: &str = "reserve.lua";
 

@@ -3,13 +3,13 @@
 use fred::prelude::Client;
 use fred::types::scripts::Script;
 
+use domain::ids::Shard;
+use domain::record::{BookingStatus, Stub};
 use fred::types::Value;
 
 use super::{Reply, ScriptError, Verify, deciding, decode, evalsha};
 use crate::keys::{Keyspace, SETTLED_RECORD_TTL_SECONDS};
 use crate::stock;
-use domain::ids::Shard;
-use domain::record::{BookingStatus, Stub};
 
 /// What the script found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

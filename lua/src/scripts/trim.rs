@@ -1,11 +1,11 @@
 //! `lua/trim.lua`: trims a shard's stream behind its oldest unacknowledged entry.
 
+use domain::ids::Shard;
 use fred::prelude::Client;
 use fred::types::scripts::Script;
 
 use super::ScriptError;
 use crate::keys::Keyspace;
-use domain::ids::Shard;
 
 /// Depth of one shard's stream after a trim.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
