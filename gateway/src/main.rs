@@ -1,24 +1,14 @@
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 use gateway::{Application, GatewayConfig};
+use runtime::config::{About, Cli};
 
 /// Every request allocates a few dozen small buffers (keys, JSON, frames): in callgrind profiles
 /// of bookings, glibc's malloc and free took about 30 % of the gateway's instructions, mimalloc's
 /// about 9 % (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// The booking gateway: serves the API, the live feeds and the web app. Configured by
-/// environment variables (see README), or the flags of the same names.
-#[derive(Debug, Parser)]
-#[command(version)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-    #[command(flatten)]
-    config: GatewayConfig,
-}
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -28,7 +18,12 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let Cli { command, config } = runtime::config::parse();
+    let Cli { command, config } = Cli::<GatewayConfig, Command>::parse(About {
+        name: "gateway",
+        version: env!("CARGO_PKG_VERSION"),
+        summary: "The booking gateway: serves the API, the live feeds and the web app. Configured \
+            by environment variables (see README), or the flags of the same names.",
+    });
     if let Some(Command::Openapi) = command {
         println!(
             "{}",

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
+use runtime::health::HealthMetrics;
 
 const REQUESTS: &str = "gateway_http_requests_total";
 const REQUEST_DURATION: &str = "gateway_http_request_duration_seconds";
@@ -23,10 +24,10 @@ const QUEUE_ADMITTED: &str = "gateway_queue_admitted_total";
 const QUEUE_EXPIRED: &str = "gateway_queue_admissions_expired_total";
 const QUEUE_SPENT: &str = "gateway_queue_admissions_spent_total";
 const LOST: &str = "gateway_bookings_lost_total";
-const RECOVERIES: &str = "gateway_shard_recoveries_total";
-const DEPENDENCY_UP: &str = "gateway_dependency_up";
-const NOT_WHOLE: &str = "gateway_shards_not_whole";
 const CONNECTIONS_CLOSED: &str = "gateway_connections_closed_total";
+
+/// `gateway_dependency_up`, `gateway_shard_recoveries_total` and `gateway_shards_not_whole`.
+pub const HEALTH: HealthMetrics = HealthMetrics::new("gateway");
 
 /// A millisecond service: most answers take well under 5 ms; anything past 1 s is an incident.
 const REQUEST_BUCKETS: [f64; 12] = [
@@ -49,6 +50,7 @@ pub fn install() -> runtime::telemetry::Exporter {
 }
 
 fn describe() {
+    HEALTH.describe("; bookings on them answer 503");
     describe_counter!(
         REQUESTS,
         "HTTP requests answered, by route template, method and status."
@@ -110,20 +112,8 @@ fn describe() {
         "Bookings this gateway answered 202 that Redis lost before any settler read them (in no stream and no row)."
     );
     describe_counter!(
-        RECOVERIES,
-        "Shards this gateway rebuilt after Redis lost (or may have lost) their data, by cause (lost, restarted)."
-    );
-    describe_counter!(
         CONNECTIONS_CLOSED,
         "Connections the gateway closed for passing a limit, by limit (header_timeout, idle_timeout)."
-    );
-    describe_gauge!(
-        DEPENDENCY_UP,
-        "1 when a dependency (redis, postgres) answered the last readiness check, else 0."
-    );
-    describe_gauge!(
-        NOT_WHOLE,
-        "Shards whose data is not known to be whole (recovering, or unchecked while Redis is away); bookings on them answer 503."
     );
 }
 
@@ -203,21 +193,6 @@ pub fn lost(count: u64) {
     counter!(LOST).increment(count);
 }
 
-pub fn recovered(cause: redis_store::recovery::Cause) {
-    counter!(RECOVERIES, "cause" => cause.label()).increment(1);
-}
-
-pub fn shards_not_whole(count: usize) {
-    gauge!(NOT_WHOLE).set(count as f64);
-}
-
 pub fn connection_closed(limit: &'static str) {
     counter!(CONNECTIONS_CLOSED, "limit" => limit).increment(1);
-}
-
-/// Records what a readiness check found of each dependency.
-pub fn dependencies(readiness: &runtime::health::Readiness) {
-    for (dependency, up) in readiness.dependencies() {
-        gauge!(DEPENDENCY_UP, "dependency" => dependency).set(f64::from(u8::from(up)));
-    }
 }

@@ -300,11 +300,8 @@ async fn guard_shards(state: Arc<AppState>, shutdown: CancellationToken) {
     watched
         .guard
         .run(GUARD_EVERY, shutdown, |changes: Vec<EpochChange>| {
-            metrics::shards_not_whole(state.guard.not_whole().len());
+            metrics::HEALTH.guarded(&state.guard, &changes);
             for change in changes {
-                if let Some(report) = &change.recovered {
-                    metrics::recovered(report.cause);
-                }
                 // A shard seen whole before whose epoch moved on: look for what it lost.
                 if change.from > 0 {
                     let places = losses::Places {

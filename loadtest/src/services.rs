@@ -39,6 +39,36 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// A program to start, and how to tell that it is up.
+#[derive(Debug, Clone, Copy)]
+pub struct Launch<'a> {
+    pub program: &'a Path,
+    pub args: &'a [String],
+    /// Set on top of this process's environment.
+    pub env: &'a [(&'a str, String)],
+    pub addr: SocketAddr,
+    /// An HTTP path that answers 200 once it is up, or `None` for "accepts connections".
+    pub ready: Option<&'a str>,
+}
+
+impl<'a> Launch<'a> {
+    /// A service taking no arguments, up once `ready` answers 200 on `addr`.
+    pub fn http(
+        program: &'a Path,
+        env: &'a [(&'a str, String)],
+        addr: SocketAddr,
+        ready: &'a str,
+    ) -> Self {
+        Self {
+            program,
+            args: &[],
+            env,
+            addr,
+            ready: Some(ready),
+        }
+    }
+}
+
 /// A started process; killed if dropped without [`Service::stop`].
 #[derive(Debug)]
 pub struct Service {
@@ -47,15 +77,15 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts `program` with `env` on top of this process's environment and waits until `ready`
-    /// (an HTTP path, or `None` for "accepts connections") answers 200 on `addr`.
-    pub async fn start(
-        program: &Path,
-        args: &[String],
-        env: &[(&str, String)],
-        addr: SocketAddr,
-        ready: Option<&str>,
-    ) -> anyhow::Result<Self> {
+    /// Starts the program and waits until it is up.
+    pub async fn start(launch: Launch<'_>) -> anyhow::Result<Self> {
+        let Launch {
+            program,
+            args,
+            env,
+            addr,
+            ready,
+        } = launch;
         let child = Command::new(program)
             .args(args)
             .envs(env.iter().map(|(name, value)| (name, value)))

@@ -31,21 +31,48 @@ impl ConfigError {
 /// Exit status for a configuration error, distinct from a crash (1) so supervisors can tell them apart.
 pub const CONFIG_EXIT_CODE: u8 = 2;
 
-/// Parses the command line and the environment into `T`, exiting 2 on a bad value. Every
-/// setting's value is named for its variable (`--redis-url <REDIS_URL>`), so an attribute
-/// writes the name once, in `env`.
-pub fn parse<T: clap::Parser>() -> T {
-    let mut command = T::command().mut_args(|arg| {
-        let Some(variable) = arg
-            .get_env()
-            .map(|name| name.to_string_lossy().into_owned())
-        else {
-            return arg;
-        };
-        arg.value_name(variable)
-    });
-    let mut matches = command.get_matches_mut();
-    T::from_arg_matches_mut(&mut matches).unwrap_or_else(|error| error.format(&mut command).exit())
+/// A service's command line: its settings (flags, or the variables of the same names) and at
+/// most one subcommand, run instead of the service.
+#[derive(Debug, clap::Parser)]
+pub struct Cli<Settings: clap::Args, Command: clap::Subcommand> {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Settings,
+}
+
+/// What a binary says of itself in `--help` and `--version`.
+#[derive(Debug, Clone, Copy)]
+pub struct About {
+    pub name: &'static str,
+    pub version: &'static str,
+    /// The first line of `--help`.
+    pub summary: &'static str,
+}
+
+impl<Settings: clap::Args, Command: clap::Subcommand> Cli<Settings, Command> {
+    /// Parses the command line and the environment, exiting 2 on a bad value. Every setting's
+    /// value is named for its variable (`--redis-url <REDIS_URL>`), so an attribute writes the
+    /// name once, in `env`.
+    pub fn parse(about: About) -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut command = Self::command()
+            .name(about.name)
+            .version(about.version)
+            .about(about.summary)
+            .mut_args(|arg| {
+                let Some(variable) = arg
+                    .get_env()
+                    .map(|name| name.to_string_lossy().into_owned())
+                else {
+                    return arg;
+                };
+                arg.value_name(variable)
+            });
+        let mut matches = command.get_matches_mut();
+        Self::from_arg_matches_mut(&mut matches)
+            .unwrap_or_else(|error| error.format(&mut command).exit())
+    }
 }
 
 /// The variable's value, or `None` when it is unset or empty.

@@ -68,7 +68,7 @@ async fn route(probe: &Probe, request: Request<Incoming>) -> Response<Full<Bytes
                 runtime::health::Postgres::Required,
             )
             .await;
-            crate::metrics::dependencies(&readiness);
+            crate::metrics::HEALTH.dependencies(&readiness);
             let status = if readiness.is_ready() {
                 StatusCode::OK
             } else {

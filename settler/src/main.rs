@@ -1,20 +1,10 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
+use runtime::config::{About, Cli};
 use settler::audit::{self, DriftWatch};
 use settler::{Application, SettlerConfig};
-
-/// Settles accepted bookings: charges payment, writes them to Postgres, applies the outcome in
-/// Redis. Configured by environment variables (see README), or the flags of the same names.
-#[derive(Debug, Parser)]
-#[command(version)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-    #[command(flatten)]
-    config: SettlerConfig,
-}
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -24,7 +14,13 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let Cli { command, config } = runtime::config::parse();
+    let Cli { command, config } = Cli::<SettlerConfig, Command>::parse(About {
+        name: "settler",
+        version: env!("CARGO_PKG_VERSION"),
+        summary: "Settles accepted bookings: charges payment, writes them to Postgres, applies the \
+            outcome in Redis. Configured by environment variables (see README), or the flags of \
+            the same names.",
+    });
     runtime::process::run("settler", async {
         if let Some(Command::Audit) = command {
             return audit_once(config).await;

@@ -9,6 +9,7 @@ use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
 use redis_store::scripts::trim::Depth;
+use runtime::health::HealthMetrics;
 use uuid::Uuid;
 
 const SETTLED: &str = "settler_bookings_settled_total";
@@ -22,9 +23,9 @@ const STOCK_DRIFT: &str = "settler_stock_drift";
 const OLDEST_UNSETTLED: &str = "settler_oldest_unsettled_seconds";
 const REFUNDS: &str = "settler_refunds_total";
 const READMITTED: &str = "settler_readmitted_total";
-const RECOVERIES: &str = "settler_shard_recoveries_total";
-const DEPENDENCY_UP: &str = "settler_dependency_up";
-const NOT_WHOLE: &str = "settler_shards_not_whole";
+
+/// `settler_dependency_up`, `settler_shard_recoveries_total` and `settler_shards_not_whole`.
+pub const HEALTH: HealthMetrics = HealthMetrics::new("settler");
 
 /// Seconds from a booking's acceptance to its final status: payments take 0.2-0.8 s, a backlog
 /// much longer.
@@ -46,6 +47,7 @@ pub fn install() -> runtime::telemetry::Exporter {
 }
 
 fn describe() {
+    HEALTH.describe("");
     describe_counter!(
         SETTLED,
         "Bookings settled, by outcome (confirmed, failed) and whether the entry was a redelivery."
@@ -75,18 +77,6 @@ fn describe() {
     describe_counter!(
         READMITTED,
         "Confirmations accepted before a loss of Redis data, reserved again (carried) or failed, by outcome."
-    );
-    describe_counter!(
-        RECOVERIES,
-        "Shards this settler rebuilt after Redis lost (or may have lost) their data, by cause (lost, restarted)."
-    );
-    describe_gauge!(
-        DEPENDENCY_UP,
-        "1 when a dependency (redis, postgres) answered the last readiness check, else 0."
-    );
-    describe_gauge!(
-        NOT_WHOLE,
-        "Shards whose data is not known to be whole (recovering, or unchecked while Redis is away)."
     );
     describe_gauge!(STREAM_LENGTH, "Entries in a shard's settlement stream.");
     describe_gauge!(
@@ -141,21 +131,6 @@ pub fn readmitted(outcome: &'static str) {
     counter!(READMITTED, "outcome" => outcome).increment(1);
 }
 
-pub fn recovered(cause: redis_store::recovery::Cause) {
-    counter!(RECOVERIES, "cause" => cause.label()).increment(1);
-}
-
-pub fn shards_not_whole(count: usize) {
-    gauge!(NOT_WHOLE).set(count as f64);
-}
-
 pub fn stock_drift(tier_id: Uuid, drift: i64) {
     gauge!(STOCK_DRIFT, "tier" => tier_id.to_string()).set(drift as f64);
-}
-
-/// Records what a readiness check found of each dependency.
-pub fn dependencies(readiness: &runtime::health::Readiness) {
-    for (dependency, up) in readiness.dependencies() {
-        gauge!(DEPENDENCY_UP, "dependency" => dependency).set(f64::from(u8::from(up)));
-    }
 }

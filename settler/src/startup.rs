@@ -168,10 +168,7 @@ impl<P: PaymentProvider> Application<P> {
                 let guard = Arc::clone(&settler.guard);
                 guard
                     .run(GUARD_EVERY, shutdown, |changes: Vec<EpochChange>| {
-                        crate::metrics::shards_not_whole(settler.guard.not_whole().len());
-                        for report in changes.into_iter().filter_map(|change| change.recovered) {
-                            crate::metrics::recovered(report.cause);
-                        }
+                        crate::metrics::HEALTH.guarded(&settler.guard, &changes);
                     })
                     .await;
             }

@@ -466,11 +466,7 @@ pub async fn create(
 /// A booking and where it stands: `pending`, then `confirmed` or `failed`.
 #[utoipa::path(get, path = "/api/bookings/{id}", operation_id = "getBooking", tag = "bookings",
     params(("id" = Uuid, Path, description = "The booking")),
-    responses(
-        (status = 200, description = "The booking", body = BookingEnvelope),
-        ReadProblems,
-    )
-)]
+    responses((status = 200, description = "The booking", body = BookingEnvelope), ReadProblems))]
 pub async fn get(state: &AppState, id: &str) -> Result<Response<Body>, ApiError> {
     let id = path_id(id)?;
     let record = find(state, id)

@@ -127,11 +127,7 @@ pub async fn list(state: &AppState) -> Result<Response<Body>, ApiError> {
 /// One concert with its tiers and their live stock.
 #[utoipa::path(get, path = "/api/concerts/{id}", operation_id = "getConcert", tag = "concerts",
     params(("id" = Uuid, Path, description = "The concert")),
-    responses(
-        (status = 200, description = "The concert", body = ConcertView),
-        ReadProblems,
-    )
-)]
+    responses((status = 200, description = "The concert", body = ConcertView), ReadProblems))]
 pub async fn get(state: &AppState, id: &str) -> Result<Response<Body>, ApiError> {
     let id = path_id(id)?;
     let catalog = state.catalog.current();

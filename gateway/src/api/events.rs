@@ -296,11 +296,7 @@ impl Feed for BookingStream {
 /// end; already final, the stream ends after the first event.
 #[utoipa::path(get, path = "/api/bookings/{id}/events", operation_id = "bookingEvents", tag = "bookings",
     params(("id" = Uuid, Path, description = "The booking")),
-    responses(
-        (status = 200, description = "Events: `status` (a `BookingEvent`)", content_type = "text/event-stream", body = ServerSentEvent),
-        StreamProblems,
-    )
-)]
+    responses((status = 200, description = "Events: `status` (a `BookingEvent`)", content_type = "text/event-stream", body = ServerSentEvent), StreamProblems))]
 pub async fn booking_stream(state: Arc<AppState>, id: &str) -> Result<Response<Body>, ApiError> {
     let id = path_id(id)?;
     let permit = state.sse_capacity.admit()?;
@@ -416,11 +412,7 @@ impl Feed for QueueStream {
 /// `admitted` (with the admission token) or `soldout`, then the end.
 #[utoipa::path(get, path = "/api/queue/{id}/events", operation_id = "queueEvents", tag = "waiting room",
     params(("id" = Uuid, Path, description = "The queue ticket")),
-    responses(
-        (status = 200, description = "Events `position`, `admitted` and `soldout`, each a `TicketEnvelope`", content_type = "text/event-stream", body = ServerSentEvent),
-        StreamProblems,
-    )
-)]
+    responses((status = 200, description = "Events `position`, `admitted` and `soldout`, each a `TicketEnvelope`", content_type = "text/event-stream", body = ServerSentEvent), StreamProblems))]
 pub async fn queue_stream(state: Arc<AppState>, id: &str) -> Result<Response<Body>, ApiError> {
     let id = path_id(id)?;
     let permit = state.sse_capacity.admit()?;

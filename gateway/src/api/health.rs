@@ -42,7 +42,7 @@ pub async fn ready(state: &AppState) -> Result<Response<Body>, ApiError> {
         runtime::health::Postgres::Reported,
     )
     .await;
-    crate::metrics::dependencies(&readiness);
+    crate::metrics::HEALTH.dependencies(&readiness);
     if readiness.is_ready() {
         return json(StatusCode::OK, &readiness);
     }

@@ -15,7 +15,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::Full;
 use loadtest::pressure::{self, Load};
-use loadtest::services::{Service, free_port, sibling};
+use loadtest::services::{Launch, Service, free_port, sibling};
 use serde_json::{Value, json};
 use testkit::ScratchDatabase;
 use tokio::time::Instant;
@@ -64,7 +64,14 @@ async fn measure(policy: &'static str) -> anyhow::Result<Row> {
     let redis_addr = SocketAddr::from(([127, 0, 0, 1], redis_port));
     let redis_program = std::path::PathBuf::from("redis-server");
     let args = redis_args(redis_port, &dir, policy);
-    let mut redis = Service::start(&redis_program, &args, &[], redis_addr, None).await?;
+    let redis_launch = Launch {
+        program: &redis_program,
+        args: &args,
+        env: &[],
+        addr: redis_addr,
+        ready: None,
+    };
+    let mut redis = Service::start(redis_launch).await?;
     let database = ScratchDatabase::new("loss");
     let prefix = format!("loss-{policy}-{}", Uuid::new_v4().simple());
     let common = [
@@ -73,38 +80,31 @@ async fn measure(policy: &'static str) -> anyhow::Result<Row> {
         ("KEY_PREFIX", prefix),
         ("RUST_LOG", "error".to_owned()),
     ];
-    let settler_addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-    let mut settler_env = common.to_vec();
-    settler_env.extend([
-        ("SETTLER_METRICS_ADDR", settler_addr.to_string()),
-        ("PAYMENT_LATENCY_MS", "50-150".to_owned()),
-        ("SETTLER_CLAIM_IDLE_MS", "3000".to_owned()),
-    ]);
-    let settler = Service::start(
-        &sibling("settler")?,
-        &[],
-        &settler_env,
-        settler_addr,
-        Some("/health"),
+    let settler = start_app(
+        "settler",
+        "SETTLER_METRICS_ADDR",
+        &common,
+        &[
+            ("PAYMENT_LATENCY_MS", "50-150"),
+            ("SETTLER_CLAIM_IDLE_MS", "3000"),
+        ],
+        "/health",
     )
     .await?;
-    let gateway_addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-    let mut gateway_env = common.to_vec();
-    gateway_env.extend([
-        ("GATEWAY_ADDR", gateway_addr.to_string()),
-        ("ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
-        ("SEED_DEMO", "false".to_owned()),
-        ("RATE_LIMIT_PER_IP", "0".to_owned()),
-        ("BOOKING_LIMIT_PER_IP", "0".to_owned()),
-    ]);
-    let gateway = Service::start(
-        &sibling("gateway")?,
-        &[],
-        &gateway_env,
-        gateway_addr,
-        Some("/api/health/ready"),
+    let gateway = start_app(
+        "gateway",
+        "GATEWAY_ADDR",
+        &common,
+        &[
+            ("ADMIN_TOKEN", ADMIN_TOKEN),
+            ("SEED_DEMO", "false"),
+            ("RATE_LIMIT_PER_IP", "0"),
+            ("BOOKING_LIMIT_PER_IP", "0"),
+        ],
+        "/api/health/ready",
     )
     .await?;
+    let gateway_addr = gateway.addr;
     let client = reqwest::Client::new();
     let concert: Value = client
         .post(format!("http://{gateway_addr}/api/admin/concerts"))
@@ -164,7 +164,7 @@ async fn measure(policy: &'static str) -> anyhow::Result<Row> {
                 .status()
                 .await?;
             redis.stop().await?;
-            redis = Service::start(&redis_program, &args, &[], redis_addr, None).await?;
+            redis = Service::start(redis_launch).await?;
         }
         n += 1;
         let (client, accepted, body) = (client.clone(), Arc::clone(&accepted), booking(n));
@@ -229,4 +229,23 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Starts the sibling binary `name` on a free port (given to it as `addr_variable`) with the
+/// `common` and its `own` variables, and waits until `ready` answers.
+async fn start_app(
+    name: &str,
+    addr_variable: &'static str,
+    common: &[(&'static str, String)],
+    own: &[(&'static str, &str)],
+    ready: &str,
+) -> anyhow::Result<Service> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let mut env = common.to_vec();
+    env.push((addr_variable, addr.to_string()));
+    env.extend(
+        own.iter()
+            .map(|(variable, value)| (*variable, (*value).to_owned())),
+    );
+    Service::start(Launch::http(&sibling(name)?, &env, addr, ready)).await
 }

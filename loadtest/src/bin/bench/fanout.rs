@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use api_types::BookingBody;
 use fred::prelude::{Builder, ClientLike, Config, EventInterface, PubsubInterface};
 use hdrhistogram::Histogram;
-use loadtest::services::{Service, free_port, rss_kib, sibling};
+use loadtest::services::{Launch, Service, free_port, rss_kib, sibling};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::mpsc;
@@ -404,13 +404,12 @@ pub(crate) async fn sse_fanout(
         // The first seeds the demo catalog (into an empty database only); the rest share it.
         let env = run.gateway_env(settings, SocketAddr::from(([0, 0, 0, 0], port)), index == 0);
         gateways.push(
-            Service::start(
+            Service::start(Launch::http(
                 &sibling("gateway")?,
-                &[],
                 &env,
                 SocketAddr::from(([127, 0, 0, 1], port)),
-                Some("/api/health/ready"),
-            )
+                "/api/health/ready",
+            ))
             .await?,
         );
     }

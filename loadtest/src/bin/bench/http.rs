@@ -16,7 +16,7 @@ use http_body_util::Full;
 use hyper::Request;
 use loadtest::abuse;
 use loadtest::pressure::{self, Load, Outcome};
-use loadtest::services::{Service, free_port, sibling};
+use loadtest::services::{Launch, Service, free_port, sibling};
 use redis_store::keys::RoomKey;
 use serde_json::Value;
 use uuid::Uuid;
@@ -189,26 +189,25 @@ pub(crate) async fn http_figures(
     };
 
     let hello_addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-    let hello = Service::start(
-        &sibling("hello")?,
-        &[hello_addr.to_string()],
-        &[],
-        hello_addr,
-        None,
-    )
+    let hello = Service::start(Launch {
+        program: &sibling("hello")?,
+        args: &[hello_addr.to_string()],
+        env: &[],
+        addr: hello_addr,
+        ready: None,
+    })
     .await?;
     println!("bench: hello-world hyper server, {} s", settings.seconds);
     let hello_outcome = pressure::run(closed(hello_addr, get(hello_addr, "/"))).await;
     hello.stop().await?;
 
     let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-    let gateway = Service::start(
+    let gateway = Service::start(Launch::http(
         &sibling("gateway")?,
-        &[],
         &run.gateway_env(settings, addr, true),
         addr,
-        Some("/api/health/ready"),
-    )
+        "/api/health/ready",
+    ))
     .await?;
     let [floor, stands] = create_tiers(addr).await?;
     println!("bench: GET /api/concerts, {} s", settings.seconds);

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use loadtest::pressure::{self, Load, MakeRequest};
-use loadtest::services::{Service, free_port, sibling};
+use loadtest::services::{Launch, Service, free_port, sibling};
 use tokio::process::Command;
 
 use crate::http::{book, create_tiers, get};
@@ -50,15 +50,8 @@ struct UnderCallgrind {
 }
 
 impl UnderCallgrind {
-    async fn start(
-        out: &Path,
-        name: &str,
-        program: &Path,
-        args: &[String],
-        env: &[(&str, String)],
-        addr: SocketAddr,
-        ready: Option<&str>,
-    ) -> anyhow::Result<Self> {
+    /// Starts the program under valgrind, its profile dumped into `out/callgrind/name`.
+    async fn start(out: &Path, name: &str, launch: Launch<'_>) -> anyhow::Result<Self> {
         let dumps = out.join("callgrind").join(name);
         if dumps.exists() {
             std::fs::remove_dir_all(&dumps)?;
@@ -67,10 +60,15 @@ impl UnderCallgrind {
         let mut callgrind = vec![
             "--tool=callgrind".to_owned(),
             format!("--callgrind-out-file={}/callgrind.out", dumps.display()),
-            program.display().to_string(),
+            launch.program.display().to_string(),
         ];
-        callgrind.extend_from_slice(args);
-        let service = Service::start(Path::new("valgrind"), &callgrind, env, addr, ready).await?;
+        callgrind.extend_from_slice(launch.args);
+        let service = Service::start(Launch {
+            program: Path::new("valgrind"),
+            args: &callgrind,
+            ..launch
+        })
+        .await?;
         Ok(Self { service, dumps })
     }
 
@@ -157,11 +155,13 @@ pub(crate) async fn instructions(settings: &Settings, run: &Run) -> anyhow::Resu
     let hello = UnderCallgrind::start(
         &settings.out,
         "hello",
-        &sibling("hello")?,
-        &[addr.to_string()],
-        &[],
-        addr,
-        None,
+        Launch {
+            program: &sibling("hello")?,
+            args: &[addr.to_string()],
+            env: &[],
+            addr,
+            ready: None,
+        },
     )
     .await?;
     let hello_counted = hello
@@ -173,11 +173,12 @@ pub(crate) async fn instructions(settings: &Settings, run: &Run) -> anyhow::Resu
     let gateway = UnderCallgrind::start(
         &settings.out,
         "gateway",
-        &sibling("gateway")?,
-        &[],
-        &run.gateway_env(settings, addr, false),
-        addr,
-        Some("/api/health/ready"),
+        Launch::http(
+            &sibling("gateway")?,
+            &run.gateway_env(settings, addr, false),
+            addr,
+            "/api/health/ready",
+        ),
     )
     .await?;
     let [tier, _] = create_tiers(addr).await?;

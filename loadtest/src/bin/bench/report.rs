@@ -42,6 +42,15 @@ pub(crate) fn unexpected(outcome: &Outcome, expected: u16) -> String {
     }
 }
 
+/// The median and the 99th percentile of an outcome's latency.
+fn quantiles(outcome: &Outcome) -> String {
+    format!(
+        "p50 {:.2} ms, p99 {:.2} ms",
+        outcome.percentile_ms(50.0),
+        outcome.percentile_ms(99.0)
+    )
+}
+
 pub(crate) fn table(
     settings: &Settings,
     redis: &RedisLimit,
@@ -105,10 +114,9 @@ pub(crate) fn table(
     row(
         "Gateway: `POST /api/bookings`, as fast as answered",
         format!(
-            "{}/s = {booking_ratio:.2}x Redis, p50 {:.2} ms, p99 {:.2} ms ({} connections{})",
+            "{}/s = {booking_ratio:.2}x Redis, {} ({} connections{})",
             thousands(http.booking_max.throughput()),
-            http.booking_max.percentile_ms(50.0),
-            http.booking_max.percentile_ms(99.0),
+            quantiles(&http.booking_max),
             settings.connections,
             unexpected(&http.booking_max, 202)
         ),
@@ -119,10 +127,9 @@ pub(crate) fn table(
     row(
         "Waiting room: `POST /api/concerts/{id}/queue`, as fast as answered",
         format!(
-            "{}/s = {join_ratio:.2}x bookings, p50 {:.2} ms, p99 {:.2} ms{}",
+            "{}/s = {join_ratio:.2}x bookings, {}{}",
             thousands(http.join_max.throughput()),
-            http.join_max.percentile_ms(50.0),
-            http.join_max.percentile_ms(99.0),
+            quantiles(&http.join_max),
             unexpected(&http.join_max, 201)
         ),
         ">= 1x bookings",
@@ -142,11 +149,10 @@ pub(crate) fn table(
     row(
         "Gateway: `POST /api/bookings` at half the Redis rate",
         format!(
-            "{}/s asked, {}/s answered, p50 {:.2} ms, p99 {:.2} ms{}",
+            "{}/s asked, {}/s answered, {}{}",
             thousands(http.half_rate),
             thousands(http.booking_half.throughput()),
-            http.booking_half.percentile_ms(50.0),
-            http.booking_half.percentile_ms(99.0),
+            quantiles(&http.booking_half),
             unexpected(&http.booking_half, 202)
         ),
         "p99 < 5 ms",
@@ -155,10 +161,9 @@ pub(crate) fn table(
     row(
         "... the same, besieged: silent sockets, endless bodies, a dashboard flood",
         format!(
-            "{}/s answered, p50 {:.2} ms, p99 {:.2} ms ({} silent, {} slow bodies, {} dashboards/s{})",
+            "{}/s answered, {} ({} silent, {} slow bodies, {} dashboards/s{})",
             thousands(http.booking_besieged.throughput()),
-            http.booking_besieged.percentile_ms(50.0),
-            http.booking_besieged.percentile_ms(99.0),
+            quantiles(&http.booking_besieged),
             SIEGE.silent_sockets,
             SIEGE.slow_bodies,
             SIEGE.dashboards_per_second,
