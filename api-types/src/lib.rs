@@ -3,18 +3,18 @@
 pub mod headers;
 
 use chrono::{DateTime, Utc};
+use domain::ids::TierId;
 use domain::money::{Currency, Money};
 use domain::values::{Email, IdempotencyKey, Quantity};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 /// A booking request as clients send it (the gateway reads it field by field, so that every bad
 /// field is reported at once).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BookingBody {
-    pub ticket_tier_id: Uuid,
+    pub ticket_tier_id: TierId,
     pub user_email: Email,
     pub quantity: Quantity,
     /// Price x quantity, exactly; as a number or a decimal string.
@@ -30,7 +30,7 @@ pub struct BookingBody {
 impl BookingBody {
     /// A booking of `quantity` tickets of `tier` at `price` each, for `email` under `key`.
     pub fn new(
-        tier: Uuid,
+        tier: TierId,
         email: &str,
         quantity: u8,
         price: Money,

@@ -9,6 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
+use crate::ids::{BookingId, ConcertId, TierId};
 use crate::money::{Currency, Money};
 use crate::values::{Email, IdempotencyKey, Quantity};
 
@@ -75,9 +76,9 @@ pub enum RecordError {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Booking {
-    pub id: Uuid,
-    pub ticket_tier_id: Uuid,
-    pub concert_id: Uuid,
+    pub id: BookingId,
+    pub ticket_tier_id: TierId,
+    pub concert_id: ConcertId,
     pub user_email: Email,
     pub quantity: Quantity,
     pub total_price: Money,
@@ -113,13 +114,13 @@ impl Booking {
 pub const IDEMPOTENCY_RECORD_ID_CHARS: usize = 36;
 
 /// See [`Booking::idempotency_record`].
-pub fn idempotency_record(id: Uuid, fingerprint: &str) -> String {
+pub fn idempotency_record(id: BookingId, fingerprint: &str) -> String {
     format!("{id} {fingerprint}")
 }
 
 /// See [`Booking::fingerprint`].
 pub fn fingerprint(
-    tier_id: Uuid,
+    tier_id: TierId,
     email: &Email,
     quantity: Quantity,
     total: Money,
@@ -157,9 +158,9 @@ impl Packed {
 /// failed and give its tickets back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stub {
-    pub id: Uuid,
-    pub ticket_tier_id: Uuid,
-    pub concert_id: Uuid,
+    pub id: BookingId,
+    pub ticket_tier_id: TierId,
+    pub concert_id: ConcertId,
     pub user_email: String,
     pub quantity: u8,
 }
@@ -170,9 +171,9 @@ impl Stub {
         let value = packed.get("booking")?;
         let uuid = |name: &str| value.get(name)?.as_str()?.parse::<Uuid>().ok();
         Some(Self {
-            id: uuid("id")?,
-            ticket_tier_id: uuid("ticketTierId")?,
-            concert_id: uuid("concertId")?,
+            id: uuid("id")?.into(),
+            ticket_tier_id: uuid("ticketTierId")?.into(),
+            concert_id: uuid("concertId")?.into(),
             user_email: value.get("userEmail")?.as_str()?.to_owned(),
             quantity: u8::try_from(value.get("quantity")?.as_u64()?).ok()?,
         })
@@ -268,9 +269,9 @@ pub(crate) mod tests {
     pub(crate) fn sample() -> Packed {
         Packed {
             booking: Booking {
-                id: Uuid::now_v7(),
-                ticket_tier_id: Uuid::new_v4(),
-                concert_id: Uuid::new_v4(),
+                id: BookingId::new(crate::ids::Shard::new(0)),
+                ticket_tier_id: Uuid::new_v4().into(),
+                concert_id: Uuid::new_v4().into(),
                 user_email: Email::parse("fan@example.com").expect("email"),
                 quantity: Quantity::new(2).expect("quantity"),
                 total_price: "20".parse().expect("valid money"),

@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use fred::prelude::KeysInterface;
 use tokio::time::Instant;
-use uuid::Uuid;
 
-use domain::ids::Shard;
+use domain::ids::{BookingId, Shard};
 
 use fred::prelude::Pool;
 use sqlx::PgPool;
@@ -27,10 +26,10 @@ const PAGE: usize = 1_000;
 
 /// Bookings accepted lately: `(when, shard, id)`, oldest first.
 #[derive(Debug, Default)]
-pub struct AcceptedLog(Mutex<VecDeque<(Instant, Shard, Uuid)>>);
+pub struct AcceptedLog(Mutex<VecDeque<(Instant, Shard, BookingId)>>);
 
 impl AcceptedLog {
-    pub fn record(&self, shard: Shard, id: Uuid) {
+    pub fn record(&self, shard: Shard, id: BookingId) {
         let now = Instant::now();
         let mut recent = self.lock();
         while recent
@@ -43,7 +42,7 @@ impl AcceptedLog {
     }
 
     /// Bookings accepted on `shard` before `until`.
-    fn before(&self, shard: Shard, until: Instant) -> Vec<Uuid> {
+    fn before(&self, shard: Shard, until: Instant) -> Vec<BookingId> {
         self.lock()
             .iter()
             .filter(|(at, on, _)| *on == shard && *at < until)
@@ -51,7 +50,7 @@ impl AcceptedLog {
             .collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(Instant, Shard, Uuid)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(Instant, Shard, BookingId)>> {
         match self.0.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
@@ -76,7 +75,7 @@ pub async fn count_lost(
     shard: Shard,
     moved_at: Instant,
     delay: Duration,
-) -> Vec<Uuid> {
+) -> Vec<BookingId> {
     tokio::time::sleep(delay).await;
     let accepted = places.accepted.before(shard, moved_at);
     let mut lost = Vec::new();
@@ -103,7 +102,11 @@ pub async fn count_lost(
 }
 
 /// Those of `ids` in neither Redis nor Postgres.
-async fn nowhere(places: &Places, shard: Shard, ids: &[Uuid]) -> anyhow::Result<Vec<Uuid>> {
+async fn nowhere(
+    places: &Places,
+    shard: Shard,
+    ids: &[BookingId],
+) -> anyhow::Result<Vec<BookingId>> {
     let settled = pg_store::known(&places.db, ids).await?;
     let client = places.redis.next();
     let pipeline = client.pipeline();

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use uuid::Uuid;
+use domain::ids::ConcertId;
 
 use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
@@ -149,14 +149,14 @@ impl Drop for SseClient {
 }
 
 /// What one admission tick of a concert's waiting room found and did.
-pub fn waiting_room(concert: Uuid, waiting: u64, admitted: u64, expired: u64) {
+pub fn waiting_room(concert: ConcertId, waiting: u64, admitted: u64, expired: u64) {
     let concert = concert.to_string();
     gauge!(QUEUE_WAITING, "concert" => concert.clone()).set(waiting as f64);
     counter!(QUEUE_ADMITTED, "concert" => concert.clone()).increment(admitted);
     counter!(QUEUE_EXPIRED, "concert" => concert).increment(expired);
 }
 
-pub fn admission_spent(concert: Uuid) {
+pub fn admission_spent(concert: ConcertId) {
     counter!(QUEUE_SPENT, "concert" => concert.to_string()).increment(1);
 }
 

@@ -35,7 +35,7 @@
 //! | `<p>:catalog` | `<concertId>` when a concert is created or changed: other gateways reload their catalog |
 //! | `<p>:queue` | `<concertId> <admittedUpTo> <open\|soldout>` after every admission tick |
 
-use domain::ids::Shard;
+use domain::ids::{BookingId, ConcertId, QueueTicketId, Shard, TierId};
 use uuid::Uuid;
 
 /// How long an idempotency record lives in Redis (and is rebuilt from Postgres after a loss).
@@ -80,8 +80,8 @@ impl Keyspace {
 
     /// The shard a new concert is placed on; stored with the concert, so changing the shard count
     /// later moves nothing that exists.
-    pub fn shard_for_new_concert(&self, concert_id: Uuid) -> Shard {
-        let hash = concert_id.as_bytes().iter().fold(0u32, |acc, byte| {
+    pub fn shard_for_new_concert(&self, concert_id: ConcertId) -> Shard {
+        let hash = concert_id.uuid().as_bytes().iter().fold(0u32, |acc, byte| {
             acc.wrapping_mul(31).wrapping_add(u32::from(*byte))
         });
         // The modulo of a u8 count always fits in a u8.
@@ -122,31 +122,36 @@ impl Keyspace {
         self.key(shard, &[":run-id"])
     }
 
-    pub fn stock(&self, shard: Shard, tier_id: Uuid) -> String {
+    pub fn stock(&self, shard: Shard, tier_id: TierId) -> String {
         let mut buffer = Uuid::encode_buffer();
         self.key(shard, &[":stock:", id_text(tier_id, &mut buffer)])
     }
 
-    pub fn pending(&self, shard: Shard, tier_id: Uuid) -> String {
+    pub fn pending(&self, shard: Shard, tier_id: TierId) -> String {
         let mut buffer = Uuid::encode_buffer();
         self.key(shard, &[":pending:", id_text(tier_id, &mut buffer)])
     }
 
     /// Idempotency keys are scoped to a concert: one purchase attempt is for one concert, and
     /// keeping the record on the concert's shard keeps booking to one Redis round trip.
-    pub fn idempotency(&self, shard: Shard, concert_id: Uuid, idempotency_key: &str) -> String {
+    pub fn idempotency(
+        &self,
+        shard: Shard,
+        concert_id: ConcertId,
+        idempotency_key: &str,
+    ) -> String {
         let mut buffer = Uuid::encode_buffer();
         let concert = id_text(concert_id, &mut buffer);
         self.key(shard, &[":idem:", concert, ":", idempotency_key])
     }
 
-    pub fn booking(&self, shard: Shard, booking_id: Uuid) -> String {
+    pub fn booking(&self, shard: Shard, booking_id: BookingId) -> String {
         let mut buffer = Uuid::encode_buffer();
         self.key(shard, &[":booking:", id_text(booking_id, &mut buffer)])
     }
 
     /// The concert's held counts: a hash from customer email to tickets.
-    pub fn held(&self, shard: Shard, concert_id: Uuid) -> String {
+    pub fn held(&self, shard: Shard, concert_id: ConcertId) -> String {
         let mut buffer = Uuid::encode_buffer();
         self.key(shard, &[":held:", id_text(concert_id, &mut buffer)])
     }
@@ -168,11 +173,11 @@ impl Keyspace {
     }
 
     /// One of a concert's waiting room's keys.
-    pub fn queue(&self, shard: Shard, concert_id: Uuid, key: RoomKey) -> String {
+    pub fn queue(&self, shard: Shard, concert_id: ConcertId, key: RoomKey) -> String {
         self.room_key(shard, concert_id, &[key.suffix()])
     }
 
-    fn room_key(&self, shard: Shard, concert_id: Uuid, suffix: &[&str]) -> String {
+    fn room_key(&self, shard: Shard, concert_id: ConcertId, suffix: &[&str]) -> String {
         let mut buffer = Uuid::encode_buffer();
         let concert = id_text(concert_id, &mut buffer);
         let mut parts = vec![":queue:", concert, ":"];
@@ -181,12 +186,12 @@ impl Keyspace {
     }
 
     /// A ticket's id names its shard (see `ids`), so it is found without its concert.
-    pub fn queue_ticket(&self, shard: Shard, ticket_id: Uuid) -> String {
+    pub fn queue_ticket(&self, shard: Shard, ticket_id: QueueTicketId) -> String {
         let mut buffer = Uuid::encode_buffer();
         self.key(shard, &[":queue-ticket:", id_text(ticket_id, &mut buffer)])
     }
 
-    pub fn queue_key(&self, shard: Shard, concert_id: Uuid, idempotency_key: &str) -> String {
+    pub fn queue_key(&self, shard: Shard, concert_id: ConcertId, idempotency_key: &str) -> String {
         self.room_key(shard, concert_id, &["key:", idempotency_key])
     }
 
@@ -238,8 +243,8 @@ impl RoomKey {
 }
 
 /// `id` in its hyphenated lower-case form, written into `buffer`.
-fn id_text(id: Uuid, buffer: &mut [u8; 45]) -> &str {
-    id.hyphenated().encode_lower(buffer)
+fn id_text(id: impl Into<Uuid>, buffer: &mut [u8; 45]) -> &str {
+    id.into().hyphenated().encode_lower(buffer)
 }
 
 /// `value` in decimal, written into `digits`.
@@ -271,16 +276,19 @@ mod tests {
             let shard = Shard::new(shard);
             assert_eq!(keys.epoch(shard), format!("{{tix:{digits}}}:epoch"));
             assert_eq!(
-                keys.stock(shard, id),
+                keys.stock(shard, id.into()),
                 format!("{{tix:{digits}}}:stock:{id}")
             );
             assert_eq!(
-                keys.idempotency(shard, id, "k-1"),
+                keys.idempotency(shard, id.into(), "k-1"),
                 format!("{{tix:{digits}}}:idem:{id}:k-1")
             );
-            assert_eq!(keys.held(shard, id), format!("{{tix:{digits}}}:held:{id}"));
             assert_eq!(
-                keys.queue(shard, id, RoomKey::Spent),
+                keys.held(shard, id.into()),
+                format!("{{tix:{digits}}}:held:{id}")
+            );
+            assert_eq!(
+                keys.queue(shard, id.into(), RoomKey::Spent),
                 format!("{{tix:{digits}}}:queue:{id}:spent")
             );
         }
@@ -292,14 +300,14 @@ mod tests {
         let shard = Shard::new(3);
         let id = Uuid::nil();
         for key in [
-            keys.stock(shard, id),
-            keys.idempotency(shard, id, "k{1}"),
+            keys.stock(shard, id.into()),
+            keys.idempotency(shard, id.into(), "k{1}"),
             keys.epoch(shard),
             keys.run_id(shard),
-            keys.booking(shard, id),
-            keys.held(shard, id),
+            keys.booking(shard, id.into()),
+            keys.held(shard, id.into()),
             keys.stream(shard),
-            keys.pending(shard, id),
+            keys.pending(shard, id.into()),
         ] {
             assert!(key.starts_with("{tix:3}:"), "{key}");
         }
@@ -310,7 +318,7 @@ mod tests {
         let keys = Keyspace::new("tix", 4);
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..200 {
-            seen.insert(keys.shard_for_new_concert(Uuid::new_v4()));
+            seen.insert(keys.shard_for_new_concert(Uuid::new_v4().into()));
         }
         assert_eq!(seen.len(), 4);
     }

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use domain::ids::Shard;
+use domain::ids::{BookingId, ConcertId, Shard, TierId};
 use domain::money::Money;
 use domain::record::{BookingStatus, Packed, field, fingerprint, idempotency_record};
 use domain::values::{Email, IdempotencyKey, Quantity};
@@ -41,7 +41,6 @@ use pg_store::{LockLasts, TierSales};
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::keys::{
@@ -237,10 +236,10 @@ async fn survivors(
 async fn settled_outcomes(
     tx: &mut Transaction<'_, Postgres>,
     bookings: &[Packed],
-) -> Result<HashMap<Uuid, (BookingStatus, Option<String>)>, StoreError> {
+) -> Result<HashMap<BookingId, (BookingStatus, Option<String>)>, StoreError> {
     let mut outcomes = HashMap::new();
     for chunk in bookings.chunks(PAGE) {
-        let ids: Vec<Uuid> = chunk.iter().map(|packed| packed.booking.id).collect();
+        let ids: Vec<BookingId> = chunk.iter().map(|packed| packed.booking.id).collect();
         outcomes.extend(pg_store::outcomes(tx, &ids).await?);
     }
     Ok(outcomes)
@@ -253,7 +252,7 @@ async fn mark_final(
     keys: &Keyspace,
     shard: Shard,
     settled: &[&Packed],
-    outcomes: &HashMap<Uuid, (BookingStatus, Option<String>)>,
+    outcomes: &HashMap<BookingId, (BookingStatus, Option<String>)>,
 ) -> Result<(), StoreError> {
     for chunk in settled.chunks(PAGE) {
         let pipeline = client.pipeline();
@@ -328,7 +327,7 @@ impl Rebuild<'_> {
     async fn stock(&self, tx: &mut Transaction<'_, Postgres>) -> Result<usize, StoreError> {
         let (client, keys, shard, carried) = (self.client, self.keys, self.shard, self.carried);
         let tiers = pg_store::shard_sales(tx, shard).await?;
-        let mut pending: HashMap<Uuid, i64> = HashMap::new();
+        let mut pending: HashMap<TierId, i64> = HashMap::new();
         for packed in carried {
             *pending.entry(packed.booking.ticket_tier_id).or_default() +=
                 i64::from(packed.booking.quantity.get());
@@ -353,7 +352,7 @@ impl Rebuild<'_> {
         let rows = pg_store::held(tx, shard, HELD_GRACE_SECONDS as f64).await?;
         let now = Utc::now();
         // Per concert: each customer's tickets, and when the concert's hash expires.
-        let mut held: HashMap<Uuid, (HashMap<String, i64>, i64)> = HashMap::new();
+        let mut held: HashMap<ConcertId, (HashMap<String, i64>, i64)> = HashMap::new();
         for row in rows {
             let until = held_until(row.concert_date, now);
             let (counts, expires) = held
@@ -464,7 +463,7 @@ pub async fn load_missing(
         tiers.iter().map(|t| (t.shard, t.tier_id)),
     )
     .await?;
-    let mut by_shard: HashMap<Shard, Vec<Uuid>> = HashMap::new();
+    let mut by_shard: HashMap<Shard, Vec<TierId>> = HashMap::new();
     for tier in tiers {
         if matches!(available.get(&tier.tier_id), Some(None)) {
             by_shard.entry(tier.shard).or_default().push(tier.tier_id);

@@ -3,11 +3,10 @@
 
 use std::collections::HashMap;
 
-use domain::ids::Shard;
+use domain::ids::{BookingId, ConcertId, Shard, TierId};
 use domain::record::BookingStatus;
 use fred::prelude::{KeysInterface, Pool, PubsubInterface};
 use futures::future::try_join_all;
-use uuid::Uuid;
 
 use crate::keys::Keyspace;
 
@@ -15,8 +14,8 @@ use crate::keys::Keyspace;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TierRef {
     pub shard: Shard,
-    pub concert_id: Uuid,
-    pub tier_id: Uuid,
+    pub concert_id: ConcertId,
+    pub tier_id: TierId,
 }
 
 /// Which per-tier counter to read.
@@ -34,9 +33,9 @@ pub async fn read(
     redis: &Pool,
     keys: &Keyspace,
     counter: Counter,
-    tiers: impl IntoIterator<Item = (Shard, Uuid)>,
-) -> Result<HashMap<Uuid, Option<i64>>, fred::error::Error> {
-    let mut by_shard: HashMap<Shard, Vec<Uuid>> = HashMap::new();
+    tiers: impl IntoIterator<Item = (Shard, TierId)>,
+) -> Result<HashMap<TierId, Option<i64>>, fred::error::Error> {
+    let mut by_shard: HashMap<Shard, Vec<TierId>> = HashMap::new();
     for (shard, tier_id) in tiers {
         by_shard.entry(shard).or_default().push(tier_id);
     }
@@ -55,15 +54,15 @@ pub async fn read(
 }
 
 /// The stock message without its count: the scripts append the count after every change.
-pub fn message_prefix(concert_id: Uuid, tier_id: Uuid) -> String {
+pub fn message_prefix(concert_id: ConcertId, tier_id: TierId) -> String {
     format!("{concert_id} {tier_id} ")
 }
 
 /// A stock change as published: `<concertId> <tierId> <available>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StockChange {
-    pub concert_id: Uuid,
-    pub tier_id: Uuid,
+    pub concert_id: ConcertId,
+    pub tier_id: TierId,
     pub available: i64,
 }
 
@@ -80,12 +79,12 @@ impl StockChange {
 }
 
 /// A booking status change as published: `<bookingId> <status>`.
-pub fn status_message(booking_id: Uuid, status: BookingStatus) -> String {
+pub fn status_message(booking_id: BookingId, status: BookingStatus) -> String {
     format!("{booking_id} {status}")
 }
 
 /// The booking of a status message.
-pub fn parse_status_message(message: &str) -> Option<Uuid> {
+pub fn parse_status_message(message: &str) -> Option<BookingId> {
     let (id, status) = message.split_once(' ')?;
     status.parse::<BookingStatus>().ok()?;
     id.parse().ok()
@@ -95,8 +94,8 @@ pub fn parse_status_message(message: &str) -> Option<Uuid> {
 pub async fn publish(
     redis: &Pool,
     keys: &Keyspace,
-    concert_id: Uuid,
-    tier_id: Uuid,
+    concert_id: ConcertId,
+    tier_id: TierId,
     available: i64,
 ) -> Result<(), fred::error::Error> {
     let message = format!("{}{available}", message_prefix(concert_id, tier_id));
@@ -109,7 +108,7 @@ mod tests {
 
     #[test]
     fn messages_read_back() {
-        let (concert_id, tier_id) = (Uuid::new_v4(), Uuid::new_v4());
+        let (concert_id, tier_id) = (uuid::Uuid::new_v4().into(), uuid::Uuid::new_v4().into());
         let message = format!("{}42", message_prefix(concert_id, tier_id));
         assert_eq!(
             StockChange::parse(&message),
@@ -120,7 +119,7 @@ mod tests {
             })
         );
         assert_eq!(StockChange::parse("nope 1 2"), None);
-        let id = Uuid::now_v7();
+        let id = BookingId::new(Shard::new(0));
         assert_eq!(
             parse_status_message(&status_message(id, BookingStatus::Failed)),
             Some(id)

@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use domain::ids::Shard;
+use domain::ids::{BookingId, ConcertId, Shard, TierId};
 use domain::money::Money;
 use domain::record::{Booking, BookingRecord, BookingStatus, Packed};
 use domain::values::{Email, IdempotencyKey, Quantity};
@@ -22,49 +22,56 @@ pub type Outcome = (BookingStatus, Option<String>);
 /// The outcome of those `ids` that Postgres already holds: a row, or a dead letter (failed).
 pub async fn outcomes(
     db: &mut PgConnection,
-    ids: &[Uuid],
-) -> Result<HashMap<Uuid, Outcome>, sqlx::Error> {
+    ids: &[BookingId],
+) -> Result<HashMap<BookingId, Outcome>, sqlx::Error> {
+    let ids = uuids(ids);
     let rows = sqlx::query!(
         r#"SELECT id AS "id!", status AS "status!: BookingStatus", failure_reason
            FROM bookings WHERE id = ANY($1)
            UNION ALL
            SELECT booking_id, 'failed', reason FROM dead_letters WHERE booking_id = ANY($1)"#,
-        ids
+        &ids
     )
     .fetch_all(db)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|row| (row.id, (row.status, row.failure_reason)))
+        .map(|row| (row.id.into(), (row.status, row.failure_reason)))
         .collect())
 }
 
 /// Those of `ids` Postgres holds a row or a dead letter of.
-pub async fn known(db: &PgPool, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar!(
+pub async fn known(db: &PgPool, ids: &[BookingId]) -> Result<Vec<BookingId>, sqlx::Error> {
+    let known = sqlx::query_scalar!(
         r#"SELECT id AS "id!" FROM bookings WHERE id = ANY($1)
            UNION ALL SELECT booking_id FROM dead_letters WHERE booking_id = ANY($1)"#,
-        ids
+        &uuids(ids)
     )
     .fetch_all(db)
-    .await
+    .await?;
+    Ok(known.into_iter().map(BookingId::from).collect())
+}
+
+/// The UUIDs of `ids`, to bind as a `uuid[]` (the query macros check a bind's type as written).
+fn uuids<Id: Copy + Into<Uuid>>(ids: &[Id]) -> Vec<Uuid> {
+    ids.iter().copied().map(Into::into).collect()
 }
 
 /// A booking the settler has written: its row, or the dead letter it was resolved into when no
 /// row could hold it (failed, with the letter's reason).
-pub async fn booking(db: &PgPool, id: Uuid) -> Result<Option<BookingRecord>, sqlx::Error> {
+pub async fn booking(db: &PgPool, id: BookingId) -> Result<Option<BookingRecord>, sqlx::Error> {
     let row = sqlx::query!(
         r#"SELECT id, ticket_tier_id, concert_id, user_email, quantity, total_price, currency,
                   status AS "status: BookingStatus", failure_reason, created_at, idempotency_key
            FROM bookings WHERE id = $1"#,
-        id
+        id.uuid()
     )
     .fetch_optional(db)
     .await?;
     let Some(row) = row else {
         let dead = sqlx::query!(
             "SELECT entry, reason FROM dead_letters WHERE booking_id = $1",
-            id
+            id.uuid()
         )
         .fetch_optional(db)
         .await?;
@@ -79,9 +86,9 @@ pub async fn booking(db: &PgPool, id: Uuid) -> Result<Option<BookingRecord>, sql
     };
     Ok(Some(BookingRecord {
         booking: Booking {
-            id: row.id,
-            ticket_tier_id: row.ticket_tier_id,
-            concert_id: row.concert_id,
+            id: row.id.into(),
+            ticket_tier_id: row.ticket_tier_id.into(),
+            concert_id: row.concert_id.into(),
             user_email: Email::parse(&row.user_email).map_err(|e| corrupt("user_email", e))?,
             quantity: Quantity::new(i64::from(row.quantity)).map_err(|e| corrupt("quantity", e))?,
             total_price: Money::new(row.total_price).map_err(|e| corrupt("total_price", e))?,
@@ -165,7 +172,7 @@ pub async fn epoch_for_share(
 /// A tier's size and how many of its tickets are confirmed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TierSales {
-    pub tier_id: Uuid,
+    pub tier_id: TierId,
     pub total: i64,
     pub confirmed: i64,
 }
@@ -192,7 +199,7 @@ pub async fn shard_sales(
 /// The tiers of `ids` with their confirmed tickets.
 pub async fn tier_sales(
     db: &mut PgConnection,
-    ids: &[Uuid],
+    ids: &[TierId],
 ) -> Result<Vec<TierSales>, sqlx::Error> {
     sqlx::query_as!(
         TierSales,
@@ -201,7 +208,7 @@ pub async fn tier_sales(
                       AS "confirmed!"
            FROM ticket_tiers t LEFT JOIN bookings b ON b.ticket_tier_id = t.id
            WHERE t.id = ANY($1) GROUP BY t.id"#,
-        ids
+        &uuids(ids)
     )
     .fetch_all(db)
     .await
@@ -210,7 +217,7 @@ pub async fn tier_sales(
 /// Confirmed tickets a customer holds for a concert on the shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held {
-    pub concert_id: Uuid,
+    pub concert_id: ConcertId,
     pub user_email: String,
     pub tickets: i64,
     pub concert_date: DateTime<Utc>,
@@ -241,10 +248,10 @@ pub async fn held(
 /// What an idempotency record is made of, as a booking row holds it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IdempotencyRow {
-    pub id: Uuid,
-    pub concert_id: Uuid,
+    pub id: BookingId,
+    pub concert_id: ConcertId,
     pub idempotency_key: String,
-    pub ticket_tier_id: Uuid,
+    pub ticket_tier_id: TierId,
     pub user_email: String,
     pub quantity: i16,
     pub total_price: Decimal,

@@ -16,9 +16,8 @@ use std::time::Duration;
 
 use fred::prelude::Pool;
 use sqlx::PgPool;
-use uuid::Uuid;
 
-use domain::ids::Shard;
+use domain::ids::{Shard, TierId};
 use redis_store::error::StoreError;
 use redis_store::keys::{Keyspace, SETTLER_GROUP};
 use redis_store::scripts::guard::{GuardScript, ShardState};
@@ -30,7 +29,7 @@ use crate::store;
 /// One tier's books.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TierBalance {
-    pub tier_id: Uuid,
+    pub tier_id: TierId,
     pub shard: Shard,
     pub total: i64,
     /// `None` when Redis holds no stock for the tier.
@@ -111,7 +110,7 @@ pub async fn run(
     keys: &Keyspace,
     stuck_after: Duration,
 ) -> Result<Audit, StoreError> {
-    let tiers: Vec<(Uuid, Shard, i64)> = store::tiers(db)
+    let tiers: Vec<(TierId, Shard, i64)> = store::tiers(db)
         .await?
         .into_iter()
         .filter_map(|tier| {
@@ -165,7 +164,7 @@ pub async fn run(
 /// Remembers the last check, so that only a drift seen twice in a row is reported.
 #[derive(Debug, Default)]
 pub struct DriftWatch {
-    last: HashMap<Uuid, i64>,
+    last: HashMap<TierId, i64>,
 }
 
 impl DriftWatch {
@@ -190,8 +189,9 @@ impl DriftWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
-    fn balance(tier_id: Uuid, available: i64) -> TierBalance {
+    fn balance(tier_id: TierId, available: i64) -> TierBalance {
         TierBalance {
             tier_id,
             shard: Shard::new(0),
@@ -204,7 +204,7 @@ mod tests {
 
     #[test]
     fn only_a_drift_seen_twice_is_reported() {
-        let tier = Uuid::new_v4();
+        let tier = TierId::from(Uuid::new_v4());
         let mut watch = DriftWatch::default();
         assert!(watch.observe(&[balance(tier, 5)]).is_empty(), "balanced");
         assert!(
@@ -221,7 +221,7 @@ mod tests {
 
     #[test]
     fn every_broken_invariant_is_named() {
-        let tier = Uuid::new_v4();
+        let tier = TierId::from(Uuid::new_v4());
         let oversold = TierBalance {
             confirmed: 11,
             available: Some(-1),

@@ -3,14 +3,13 @@
 
 use std::time::Duration;
 
-use domain::ids::Shard;
+use domain::ids::{Shard, TierId};
 use domain::record::BookingStatus;
 use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
 use redis_store::scripts::trim::Depth;
 use runtime::health::HealthMetrics;
-use uuid::Uuid;
 
 const SETTLED: &str = "settler_bookings_settled_total";
 const ACCEPT_TO_FINAL: &str = "settler_accept_to_final_seconds";
@@ -131,6 +130,6 @@ pub fn readmitted(outcome: &'static str) {
     counter!(READMITTED, "outcome" => outcome).increment(1);
 }
 
-pub fn stock_drift(tier_id: Uuid, drift: i64) {
+pub fn stock_drift(tier_id: TierId, drift: i64) {
     gauge!(STOCK_DRIFT, "tier" => tier_id.to_string()).set(drift as f64);
 }

@@ -11,9 +11,9 @@ use std::ops::RangeInclusive;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use domain::ids::BookingId;
 use domain::money::{Currency, Money};
 use rand::Rng;
-use uuid::Uuid;
 
 /// What the provider decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,13 +37,16 @@ pub trait PaymentProvider: Send + Sync + std::fmt::Debug + 'static {
     /// Charges `amount` for `booking_id`; the same id always gets the same outcome, charged once.
     fn charge(
         &self,
-        booking_id: Uuid,
+        booking_id: BookingId,
         amount: Money,
         currency: Currency,
     ) -> impl Future<Output = Result<PaymentOutcome, PaymentError>> + Send;
 
     /// Refunds the booking's charge, or voids it if none was made; repeating it changes nothing.
-    fn refund(&self, booking_id: Uuid) -> impl Future<Output = Result<(), PaymentError>> + Send;
+    fn refund(
+        &self,
+        booking_id: BookingId,
+    ) -> impl Future<Output = Result<(), PaymentError>> + Send;
 }
 
 /// A provider that waits a random latency and declines a share of payments. Which ones is decided
@@ -54,7 +57,7 @@ pub struct SimulatedProvider {
     latency_ms: RangeInclusive<u64>,
     failure_rate: f64,
     /// Outcomes by booking id: the provider's own idempotency records.
-    charges: Mutex<HashMap<Uuid, PaymentOutcome>>,
+    charges: Mutex<HashMap<BookingId, PaymentOutcome>>,
     /// Approved charges refunded since.
     refunded: Mutex<usize>,
 }
@@ -86,7 +89,7 @@ impl SimulatedProvider {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, PaymentOutcome>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<BookingId, PaymentOutcome>> {
         match self.charges.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
@@ -95,7 +98,7 @@ impl SimulatedProvider {
 }
 
 /// Where `booking_id` falls in [0, 1): the same in every process (SipHash with fixed keys).
-fn share_of(booking_id: Uuid) -> f64 {
+fn share_of(booking_id: BookingId) -> f64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::hash::DefaultHasher::new();
     booking_id.hash(&mut hasher);
@@ -105,7 +108,7 @@ fn share_of(booking_id: Uuid) -> f64 {
 impl PaymentProvider for SimulatedProvider {
     async fn charge(
         &self,
-        booking_id: Uuid,
+        booking_id: BookingId,
         _amount: Money,
         _currency: Currency,
     ) -> Result<PaymentOutcome, PaymentError> {
@@ -118,13 +121,13 @@ impl PaymentProvider for SimulatedProvider {
             }
         } else {
             PaymentOutcome::Approved {
-                reference: format!("sim_{}", booking_id.simple()),
+                reference: format!("sim_{}", booking_id.uuid().simple()),
             }
         };
         Ok(self.lock().entry(booking_id).or_insert(outcome).clone())
     }
 
-    async fn refund(&self, booking_id: Uuid) -> Result<(), PaymentError> {
+    async fn refund(&self, booking_id: BookingId) -> Result<(), PaymentError> {
         let previous = self.lock().insert(booking_id, PaymentOutcome::Refunded);
         if matches!(previous, Some(PaymentOutcome::Approved { .. })) {
             match self.refunded.lock() {
@@ -139,11 +142,12 @@ impl PaymentProvider for SimulatedProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     #[tokio::test]
     async fn the_same_booking_gets_its_first_outcome_and_one_charge() {
         let provider = SimulatedProvider::new(0..=0, 0.5);
-        let id = Uuid::now_v7();
+        let id = BookingId::from(Uuid::now_v7());
         let price: Money = "10".parse().expect("money");
         let first = provider
             .charge(id, price, Currency::Usd)
@@ -165,7 +169,10 @@ mod tests {
     async fn a_refund_is_made_once_and_a_refunded_booking_is_never_charged_again() {
         let provider = SimulatedProvider::new(0..=0, 0.0);
         let price: Money = "10".parse().expect("money");
-        let (charged, voided) = (Uuid::now_v7(), Uuid::now_v7());
+        let (charged, voided) = (
+            BookingId::from(Uuid::now_v7()),
+            BookingId::from(Uuid::now_v7()),
+        );
         assert!(matches!(
             provider.charge(charged, price, Currency::Usd).await,
             Ok(PaymentOutcome::Approved { .. })
@@ -193,7 +200,7 @@ mod tests {
         );
         let mut declined = 0;
         for _ in 0..200 {
-            let id = Uuid::now_v7();
+            let id = BookingId::from(Uuid::now_v7());
             let answer = one.charge(id, price, Currency::Usd).await.expect("answer");
             assert_eq!(
                 std::mem::discriminant(&answer),
@@ -216,12 +223,12 @@ mod tests {
         let none = SimulatedProvider::new(0..=0, 0.0);
         for _ in 0..50 {
             let declined = all
-                .charge(Uuid::now_v7(), price, Currency::Usd)
+                .charge(BookingId::from(Uuid::now_v7()), price, Currency::Usd)
                 .await
                 .expect("answer");
             assert!(matches!(declined, PaymentOutcome::Declined { .. }));
             let approved = none
-                .charge(Uuid::now_v7(), price, Currency::Usd)
+                .charge(BookingId::from(Uuid::now_v7()), price, Currency::Usd)
                 .await
                 .expect("answer");
             assert!(matches!(approved, PaymentOutcome::Approved { .. }));

@@ -30,7 +30,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use domain::ids::Shard;
+use domain::ids::{BookingId, Shard};
 use domain::record::{BookingStatus, Packed, Stub, field};
 use redis_store::error::StoreError;
 use redis_store::keys::Keyspace;
@@ -287,7 +287,7 @@ impl<P: PaymentProvider> Settler<P> {
         &self,
         bookings: Vec<(String, u64, Packed)>,
     ) -> Result<Vec<Decided>, SettleError> {
-        let ids: Vec<uuid::Uuid> = bookings.iter().map(|(_, _, p)| p.booking.id).collect();
+        let ids: Vec<BookingId> = bookings.iter().map(|(_, _, p)| p.booking.id).collect();
         let known = self.retry_db(|| store::settled(&self.db, &ids)).await?;
         let decisions = bookings.into_iter().map(|(entry_id, epoch, packed)| {
             let known = known.get(&packed.booking.id).cloned();
@@ -654,7 +654,7 @@ impl<P: PaymentProvider> Settler<P> {
         Ok(ids.len())
     }
 
-    async fn refund(&self, booking_id: uuid::Uuid) -> Result<(), SettleError> {
+    async fn refund(&self, booking_id: BookingId) -> Result<(), SettleError> {
         self.provider.refund(booking_id).await?;
         metrics::refunded();
         Ok(())

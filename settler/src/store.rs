@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use domain::ids::Shard;
+use domain::ids::{BookingId, ConcertId, Shard, TierId};
 use domain::record::{BookingStatus, Packed};
 use pg_store::Outcome;
 
@@ -28,7 +28,10 @@ pub struct Stamped<'a> {
 }
 
 /// The final status of those `ids` that Postgres already holds: a row, or a dead letter (failed).
-pub async fn settled(db: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, Outcome>, sqlx::Error> {
+pub async fn settled(
+    db: &PgPool,
+    ids: &[BookingId],
+) -> Result<HashMap<BookingId, Outcome>, sqlx::Error> {
     pg_store::outcomes(&mut *db.acquire().await?, ids).await
 }
 
@@ -72,7 +75,7 @@ pub async fn commit(
         .map(|(stamped, _)| stamped.settlement)
         .collect();
     let inserted = insert(&mut tx, &settlements).await?;
-    let existing: Vec<Uuid> = settlements
+    let existing: Vec<BookingId> = settlements
         .iter()
         .map(|s| s.packed.booking.id)
         .filter(|id| !inserted.contains(id))
@@ -104,18 +107,18 @@ pub async fn commit(
 async fn insert(
     db: &mut sqlx::PgConnection,
     settlements: &[&Settlement],
-) -> Result<std::collections::HashSet<Uuid>, sqlx::Error> {
+) -> Result<std::collections::HashSet<BookingId>, sqlx::Error> {
     if settlements.is_empty() {
         return Ok(Default::default());
     }
     let bookings = settlements.iter().map(|s| &s.packed.booking);
-    let ids: Vec<Uuid> = bookings.clone().map(|b| b.id).collect();
+    let ids: Vec<Uuid> = bookings.clone().map(|b| b.id.uuid()).collect();
     let keys: Vec<String> = bookings
         .clone()
         .map(|b| b.idempotency_key.as_str().to_owned())
         .collect();
-    let tiers: Vec<Uuid> = bookings.clone().map(|b| b.ticket_tier_id).collect();
-    let concerts: Vec<Uuid> = bookings.clone().map(|b| b.concert_id).collect();
+    let tiers: Vec<Uuid> = bookings.clone().map(|b| b.ticket_tier_id.uuid()).collect();
+    let concerts: Vec<Uuid> = bookings.clone().map(|b| b.concert_id.uuid()).collect();
     let emails: Vec<String> = bookings.clone().map(|b| b.user_email.to_string()).collect();
     let quantities: Vec<i16> = bookings
         .clone()
@@ -187,7 +190,7 @@ async fn insert(
     )
     .fetch_all(db)
     .await?;
-    Ok(inserted.into_iter().collect())
+    Ok(inserted.into_iter().map(BookingId::from).collect())
 }
 
 /// An accepted booking that can never be written, as the stream held it.
@@ -196,7 +199,7 @@ pub struct DeadLetter<'a> {
     pub shard: Shard,
     pub epoch: u64,
     pub stream_entry_id: &'a str,
-    pub booking_id: Option<Uuid>,
+    pub booking_id: Option<BookingId>,
     pub entry: &'a str,
     pub reason: &'a str,
 }
@@ -207,7 +210,7 @@ pub async fn dead_letter(db: &PgPool, letter: DeadLetter<'_>) -> Result<(), sqlx
     sqlx::query!(
         "INSERT INTO dead_letters (booking_id, shard, epoch, stream_entry_id, entry, reason)
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        letter.booking_id,
+        letter.booking_id.map(BookingId::uuid),
         i16::from(letter.shard.index()),
         i64::try_from(letter.epoch).unwrap_or(i64::MAX),
         letter.stream_entry_id,
@@ -222,7 +225,7 @@ pub async fn dead_letter(db: &PgPool, letter: DeadLetter<'_>) -> Result<(), sqlx
 /// A tier as the audit reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TierRow {
-    pub id: Uuid,
+    pub id: TierId,
     pub shard: i16,
     pub total_quantity: i32,
 }
@@ -230,7 +233,7 @@ pub struct TierRow {
 /// A concert's shard and date: where its held counts live and how long they are kept.
 #[derive(Debug)]
 pub struct ConcertRow {
-    pub id: Uuid,
+    pub id: ConcertId,
     pub shard: i16,
     pub date: DateTime<Utc>,
 }
@@ -253,7 +256,7 @@ pub async fn tiers(db: &PgPool) -> Result<Vec<TierRow>, sqlx::Error> {
 }
 
 /// Confirmed tickets per tier, of the tiers that sold any.
-pub async fn confirmed_per_tier(db: &PgPool) -> Result<HashMap<Uuid, i64>, sqlx::Error> {
+pub async fn confirmed_per_tier(db: &PgPool) -> Result<HashMap<TierId, i64>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"SELECT ticket_tier_id, SUM(quantity)::int8 AS "confirmed!" FROM bookings
            WHERE status = 'confirmed' GROUP BY ticket_tier_id"#
@@ -262,7 +265,7 @@ pub async fn confirmed_per_tier(db: &PgPool) -> Result<HashMap<Uuid, i64>, sqlx:
     .await?;
     Ok(rows
         .into_iter()
-        .map(|row| (row.ticket_tier_id, row.confirmed))
+        .map(|row| (row.ticket_tier_id.into(), row.confirmed))
         .collect())
 }
 

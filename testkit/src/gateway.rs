@@ -132,7 +132,7 @@ impl TestApp {
         self.state
             .catalog
             .current()
-            .concert(concert_id)
+            .concert(concert_id.into())
             .expect("known concert")
             .shard
     }
@@ -174,10 +174,13 @@ impl TestApp {
     /// The tier's stock as Redis holds it.
     pub async fn redis_stock(&self, concert_id: Uuid, tier_id: Uuid) -> Option<i64> {
         let catalog = self.state.catalog.current();
-        let shard = catalog.concert(concert_id).expect("known concert").shard;
+        let shard = catalog
+            .concert(concert_id.into())
+            .expect("known concert")
+            .shard;
         self.state
             .redis
-            .get(self.state.keys.stock(shard, tier_id))
+            .get(self.state.keys.stock(shard, tier_id.into()))
             .await
             .expect("redis answers")
     }
@@ -285,7 +288,7 @@ pub fn counter(metrics: &str, line_start: &str) -> f64 {
 pub fn booking_body(tier: &TestTier, quantity: u32, email: &str, key: &str) -> Value {
     let price: Money = tier.price.to_string().parse().expect("money");
     let body = BookingBody {
-        ticket_tier_id: tier.id,
+        ticket_tier_id: tier.id.into(),
         user_email: Email::parse(email).expect("email"),
         quantity: Quantity::new(i64::from(quantity)).expect("quantity"),
         total_price: price.times(quantity).expect("total"),

@@ -83,8 +83,14 @@ impl Harness {
         let requests = (0..count).map(|_| async {
             let email = format!("{}@example.com", Uuid::new_v4().simple());
             let price = self.price.to_string().parse().expect("money");
-            let body = BookingBody::new(self.tier, &email, 1, price, &Uuid::new_v4().to_string())
-                .expect("booking");
+            let body = BookingBody::new(
+                self.tier.into(),
+                &email,
+                1,
+                price,
+                &Uuid::new_v4().to_string(),
+            )
+            .expect("booking");
             let response = self
                 .client
                 .post(format!("{}/api/bookings", self.gateway))
@@ -178,14 +184,18 @@ impl Harness {
     }
 
     pub async fn available(&self) -> Option<i64> {
-        self.counter(self.gateway_state.keys.stock(self.shard, self.tier))
+        self.counter(self.gateway_state.keys.stock(self.shard, self.tier.into()))
             .await
     }
 
     pub async fn pending(&self) -> i64 {
-        self.counter(self.gateway_state.keys.pending(self.shard, self.tier))
-            .await
-            .unwrap_or(0)
+        self.counter(
+            self.gateway_state
+                .keys
+                .pending(self.shard, self.tier.into()),
+        )
+        .await
+        .unwrap_or(0)
     }
 
     /// Rows in Postgres by status.

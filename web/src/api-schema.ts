@@ -313,17 +313,14 @@ export interface components {
     schemas: {
         /** @description What a booking is, fixed when the gateway accepts it. */
         Booking: {
-            /** Format: uuid */
-            concertId: string;
+            concertId: components["schemas"]["ConcertId"];
             /** Format: date-time */
             createdAt: string;
             currency: components["schemas"]["Currency"];
-            /** Format: uuid */
-            id: string;
+            id: components["schemas"]["BookingId"];
             idempotencyKey: components["schemas"]["IdempotencyKey"];
             quantity: components["schemas"]["Quantity"];
-            /** Format: uuid */
-            ticketTierId: string;
+            ticketTierId: components["schemas"]["TierId"];
             totalPrice: components["schemas"]["Money"];
             userEmail: components["schemas"]["Email"];
         };
@@ -335,8 +332,7 @@ export interface components {
             currency?: null | components["schemas"]["Currency"];
             idempotencyKey?: null | components["schemas"]["IdempotencyKey"];
             quantity: components["schemas"]["Quantity"];
-            /** Format: uuid */
-            ticketTierId: string;
+            ticketTierId: components["schemas"]["TierId"];
             /** @description Price x quantity, exactly; as a number or a decimal string. */
             totalPrice: components["schemas"]["Money"];
             userEmail: components["schemas"]["Email"];
@@ -349,6 +345,11 @@ export interface components {
         BookingEvent: {
             booking: components["schemas"]["BookingRecord"];
         };
+        /**
+         * Format: uuid
+         * @description A booking: a UUIDv7 whose last byte names its shard.
+         */
+        BookingId: string;
         /** @description One booking as the API shows it: what it is, and where it stands. */
         BookingRecord: components["schemas"]["Booking"] & {
             /** @description Why it failed; present exactly when `status` is `failed`. */
@@ -377,8 +378,7 @@ export interface components {
             /** Format: date-time */
             date: string;
             description: string;
-            /** Format: uuid */
-            id: string;
+            id: components["schemas"]["ConcertId"];
             location: string;
             name: string;
             /**
@@ -394,6 +394,11 @@ export interface components {
             ticketTiers: components["schemas"]["TicketTier"][];
             waitingRoom?: null | components["schemas"]["WaitingRoomBody"];
         };
+        /**
+         * Format: uuid
+         * @description A concert.
+         */
+        ConcertId: string;
         /** @description The catalog. */
         ConcertList: {
             concerts: components["schemas"]["Concert"][];
@@ -522,6 +527,11 @@ export interface components {
         };
         Quantity: number;
         /**
+         * Format: uuid
+         * @description A waiting-room ticket: made like a booking id, so it names its shard too.
+         */
+        QueueTicketId: string;
+        /**
          * @description `{"status","redis","postgres","recoveringShards"}`: each dependency `ok` or `unavailable`,
          *     and the shards whose data is not (yet) whole.
          */
@@ -553,12 +563,10 @@ export interface components {
         StockEvent: {
             /** Format: int64 */
             availableQuantity: number;
-            /** Format: uuid */
-            concertId: string;
+            concertId: components["schemas"]["ConcertId"];
             /** Format: int64 */
             newAvailableQuantity: number;
-            /** Format: uuid */
-            ticketTierId: string;
+            ticketTierId: components["schemas"]["TierId"];
         };
         /** @description Confirmed sales of the window. */
         Summary: {
@@ -578,10 +586,8 @@ export interface components {
              * @description Tickets still for sale, as Redis holds them now.
              */
             availableQuantity: number;
-            /** Format: uuid */
-            concertId: string;
-            /** Format: uuid */
-            id: string;
+            concertId: components["schemas"]["ConcertId"];
+            id: components["schemas"]["TierId"];
             name: string;
             price: components["schemas"]["Money"];
             /** Format: int32 */
@@ -592,15 +598,13 @@ export interface components {
             /** @description Sent as `Admission-Token` with the booking, once admitted. */
             admissionToken?: string | null;
             admitted: boolean;
-            /** Format: uuid */
-            concertId: string;
+            concertId: components["schemas"]["ConcertId"];
             /**
              * Format: date-time
              * @description When the token stops admitting.
              */
             expiresAt?: string | null;
-            /** Format: uuid */
-            id: string;
+            id: components["schemas"]["QueueTicketId"];
             /**
              * Format: int64
              * @description People ahead plus one while waiting, 0 once admitted; `null` for an early joiner until
@@ -610,6 +614,11 @@ export interface components {
             /** @description True once the concert sold out before this ticket was admitted. */
             soldOut: boolean;
         };
+        /**
+         * Format: uuid
+         * @description A ticket tier of a concert.
+         */
+        TierId: string;
         /** @description Revenue of one tier. */
         TierRevenue: {
             concertName: string;
@@ -626,10 +635,8 @@ export interface components {
         TierStock: {
             /** Format: int64 */
             availableQuantity: number;
-            /** Format: uuid */
-            concertId: string;
-            /** Format: uuid */
-            ticketTierId: string;
+            concertId: components["schemas"]["ConcertId"];
+            ticketTierId: components["schemas"]["TierId"];
         };
         /** @description A concert's waiting room: people are let in at this rate, in a fair order. */
         WaitingRoomBody: {

@@ -15,6 +15,7 @@ use serde_json::Value;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+use domain::ids::{ConcertId, TierId};
 use domain::money::Money;
 use redis_store::stock;
 
@@ -216,7 +217,7 @@ impl NewConcert {
 
 /// Stores `new` in Postgres and its stock in Redis, then adds it to this gateway's catalog.
 pub async fn create_concert(state: &AppState, new: NewConcert) -> Result<Concert, ApiError> {
-    let id = Uuid::now_v7();
+    let id = ConcertId::from(Uuid::now_v7());
     let concert = Concert {
         id,
         shard: state.keys.shard_for_new_concert(id),
@@ -224,7 +225,7 @@ pub async fn create_concert(state: &AppState, new: NewConcert) -> Result<Concert
             .tiers
             .into_iter()
             .map(|tier| Tier {
-                id: Uuid::now_v7(),
+                id: TierId::from(Uuid::now_v7()),
                 concert_id: id,
                 name: tier.name,
                 price: tier.price,
@@ -296,7 +297,7 @@ pub async fn create_concert(state: &AppState, new: NewConcert) -> Result<Concert
 pub async fn create(state: &AppState, body: Vec<u8>) -> Result<Response<Body>, ApiError> {
     let new = NewConcert::parse(&body, Utc::now())?;
     let concert = create_concert(state, new).await?;
-    let available: HashMap<Uuid, Option<i64>> = concert
+    let available: HashMap<TierId, Option<i64>> = concert
         .tiers
         .iter()
         .map(|tier| (tier.id, Some(i64::from(tier.total_quantity))))

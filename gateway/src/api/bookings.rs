@@ -4,7 +4,6 @@
 //! catalog, then the reservation script decides everything else atomically. Postgres is never on
 //! this path; it only answers for bookings Redis no longer holds.
 
-use api_types::BookingBody;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -16,12 +15,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
+use api_types::BookingBody;
 use api_types::headers::{
     ADMISSION_TOKEN, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, PREFER, PREFERENCE_APPLIED,
 };
-use domain::ids::{new_booking_id, shard_of_booking};
+use domain::ids::{BookingId, TierId};
 use domain::money::{Currency, Money};
 use domain::record::{Booking, BookingRecord, BookingStatus, Packed, field};
 use domain::values::{Email, IdempotencyKey, MAX_QUANTITY, Quantity};
@@ -96,7 +95,7 @@ async fn outcome_within(state: &AppState, record: BookingRecord, wait: Duration)
 /// A booking request that passed validation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BookingRequest {
-    pub ticket_tier_id: Uuid,
+    pub ticket_tier_id: TierId,
     pub user_email: Email,
     pub quantity: Quantity,
     pub total_price: Money,
@@ -133,7 +132,7 @@ impl BookingRequest {
         };
         let ticket_tier_id = check
             .required(&form.ticket_tier_id, "ticketTierId")
-            .and_then(|v| check.uuid(v, "ticketTierId"));
+            .and_then(|v| check.id(v, "ticketTierId"));
         let user_email = check
             .required(&form.user_email, "userEmail")
             .and_then(|v| check.string(v, "userEmail"))
@@ -251,7 +250,7 @@ pub async fn book(state: &AppState, request: BookingRequest) -> Result<Booked, A
     };
     let packed = Packed {
         booking: Booking {
-            id: new_booking_id(concert.shard),
+            id: BookingId::new(concert.shard),
             ticket_tier_id: request.ticket_tier_id,
             concert_id: concert.id,
             user_email: request.user_email,
@@ -478,8 +477,8 @@ pub async fn get(state: &AppState, id: &str) -> Result<Response<Body>, ApiError>
 /// Redis first (it holds every unsettled booking, and settled ones for an hour, with their live
 /// status), then Postgres. A Redis failure only matters if Postgres does not have the booking
 /// either.
-pub async fn find(state: &AppState, id: Uuid) -> Result<Option<BookingRecord>, ApiError> {
-    let from_redis = match shard_of_booking(id, state.keys.shard_count()) {
+pub async fn find(state: &AppState, id: BookingId) -> Result<Option<BookingRecord>, ApiError> {
+    let from_redis = match id.shard(state.keys.shard_count()) {
         None => Ok(None),
         Some(shard) => {
             let fields: Result<(Option<String>, Option<String>, Option<String>), _> = state
@@ -576,7 +575,7 @@ mod tests {
 
     #[test]
     fn the_body_clients_send_is_the_one_the_gateway_reads() {
-        let tier = Uuid::parse_str(TIER).expect("uuid");
+        let tier: TierId = TIER.parse().expect("a tier id");
         let body = BookingBody::new(
             tier,
             "Fan@Example.com",

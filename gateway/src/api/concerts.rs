@@ -3,10 +3,10 @@
 use api_types::WaitingRoomBody;
 use std::collections::HashMap;
 
+use domain::ids::{ConcertId, TierId};
 use http::{Response, StatusCode};
 use serde::Serialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use domain::ids::Shard;
 use domain::money::Money;
@@ -25,7 +25,7 @@ use crate::state::AppState;
 #[serde(rename_all = "camelCase")]
 #[schema(as = Concert)]
 pub struct ConcertView<'a> {
-    id: Uuid,
+    id: ConcertId,
     name: &'a str,
     description: &'a str,
     location: &'a str,
@@ -48,8 +48,8 @@ pub struct ConcertView<'a> {
 #[serde(rename_all = "camelCase")]
 #[schema(as = TicketTier)]
 pub struct TierView<'a> {
-    id: Uuid,
-    concert_id: Uuid,
+    id: TierId,
+    concert_id: ConcertId,
     name: &'a str,
     price: Money,
     total_quantity: u32,
@@ -59,7 +59,7 @@ pub struct TierView<'a> {
 
 impl<'a> ConcertView<'a> {
     /// `available` maps tier ids to their stock; a tier it lacks shows 0.
-    pub fn new(concert: &'a Concert, available: &HashMap<Uuid, Option<i64>>) -> Self {
+    pub fn new(concert: &'a Concert, available: &HashMap<TierId, Option<i64>>) -> Self {
         Self {
             id: concert.id,
             name: &concert.name,
@@ -96,8 +96,8 @@ pub struct ConcertList<'a> {
 /// Stock of `tiers`; a tier Redis does not know wakes the stock loader and shows 0 meanwhile.
 pub async fn available(
     state: &AppState,
-    tiers: impl IntoIterator<Item = (Shard, Uuid)>,
-) -> Result<HashMap<Uuid, Option<i64>>, ApiError> {
+    tiers: impl IntoIterator<Item = (Shard, TierId)>,
+) -> Result<HashMap<TierId, Option<i64>>, ApiError> {
     let stock = stock::read(&state.redis, &state.keys, Counter::Available, tiers).await?;
     if stock.values().any(Option::is_none) {
         state.stock_missing.notify_one();

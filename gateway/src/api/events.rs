@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use domain::ids::{BookingId, ConcertId, TierId};
 use futures::stream;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Response};
@@ -25,7 +26,6 @@ use tokio::sync::{OwnedSemaphorePermit, broadcast};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use api_types::headers::X_ACCEL_BUFFERING;
 use domain::record::BookingRecord;
@@ -102,8 +102,8 @@ pub struct ServerSentEvent {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TierStock {
-    concert_id: Uuid,
-    ticket_tier_id: Uuid,
+    concert_id: ConcertId,
+    ticket_tier_id: TierId,
     available_quantity: i64,
 }
 
@@ -247,7 +247,7 @@ fn status_frame(state: &AppState, record: &BookingRecord) -> Option<Bytes> {
 /// What a booking stream holds while it is open.
 struct BookingStream {
     state: Arc<AppState>,
-    id: Uuid,
+    id: BookingId,
     changes: broadcast::Receiver<StatusChange>,
     heartbeat: Interval,
     recheck: Interval,

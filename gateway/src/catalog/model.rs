@@ -4,15 +4,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
-use domain::ids::Shard;
+use domain::ids::{ConcertId, Shard, TierId};
 use domain::money::Money;
 use redis_store::stock::TierRef;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Concert {
-    pub id: Uuid,
+    pub id: ConcertId,
     pub name: String,
     pub description: String,
     pub location: String,
@@ -29,15 +28,15 @@ pub struct Concert {
 
 impl Concert {
     /// This concert's tier ids with its shard, for stock reads.
-    pub fn tier_keys(&self) -> impl Iterator<Item = (Shard, Uuid)> + '_ {
+    pub fn tier_keys(&self) -> impl Iterator<Item = (Shard, TierId)> + '_ {
         self.tiers.iter().map(|tier| (self.shard, tier.id))
     }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tier {
-    pub id: Uuid,
-    pub concert_id: Uuid,
+    pub id: TierId,
+    pub concert_id: ConcertId,
     pub name: String,
     pub price: Money,
     pub total_quantity: u32,
@@ -54,7 +53,7 @@ pub struct TierEntry {
 #[derive(Debug, Default)]
 pub struct Catalog {
     pub(super) concerts: Vec<Arc<Concert>>,
-    tiers: HashMap<Uuid, TierEntry>,
+    tiers: HashMap<TierId, TierEntry>,
 }
 
 impl Catalog {
@@ -87,16 +86,16 @@ impl Catalog {
         &self.concerts
     }
 
-    pub fn concert(&self, id: Uuid) -> Option<&Arc<Concert>> {
+    pub fn concert(&self, id: ConcertId) -> Option<&Arc<Concert>> {
         self.concerts.iter().find(|concert| concert.id == id)
     }
 
-    pub fn tier(&self, id: Uuid) -> Option<&TierEntry> {
+    pub fn tier(&self, id: TierId) -> Option<&TierEntry> {
         self.tiers.get(&id)
     }
 
     /// Every tier id with its shard, for stock reads.
-    pub fn tiers(&self) -> impl Iterator<Item = (Shard, Uuid)> + '_ {
+    pub fn tiers(&self) -> impl Iterator<Item = (Shard, TierId)> + '_ {
         self.concerts.iter().flat_map(|concert| concert.tier_keys())
     }
 

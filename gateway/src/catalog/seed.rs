@@ -4,6 +4,7 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use domain::ids::{ConcertId, TierId};
 use domain::money::Money;
 use redis_store::keys::Keyspace;
 use rust_decimal::Decimal;
@@ -28,7 +29,7 @@ fn demo_concert(
     location: &str,
     date: DateTime<Utc>,
 ) -> Concert {
-    let id = Uuid::now_v7();
+    let id = ConcertId::from(Uuid::now_v7());
     Concert {
         id,
         name: name.to_owned(),
@@ -42,7 +43,7 @@ fn demo_concert(
         tiers: DEMO_TIERS
             .iter()
             .map(|(tier, price, total)| Tier {
-                id: Uuid::now_v7(),
+                id: TierId::from(Uuid::now_v7()),
                 concert_id: id,
                 name: (*tier).to_owned(),
                 price: Money::new(Decimal::from(*price)).expect("demo prices are valid money"),

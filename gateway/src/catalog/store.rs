@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use domain::ids::Shard;
+use domain::ids::{ConcertId, Shard};
 use domain::money::Money;
 use pg_store::corrupt;
 
@@ -29,18 +29,18 @@ pub async fn catalog(db: &PgPool) -> Result<Catalog, sqlx::Error> {
     )
     .fetch_all(db)
     .await?;
-    let mut tiers_by_concert: HashMap<Uuid, Vec<Tier>> = HashMap::new();
+    let mut tiers_by_concert: HashMap<ConcertId, Vec<Tier>> = HashMap::new();
     for row in tiers {
         let tier = Tier {
-            id: row.id,
-            concert_id: row.concert_id,
+            id: row.id.into(),
+            concert_id: row.concert_id.into(),
             name: row.name,
             price: Money::new(row.price).map_err(|error| corrupt("price", error))?,
             total_quantity: u32::try_from(row.total_quantity)
                 .map_err(|error| corrupt("total_quantity", error))?,
         };
         tiers_by_concert
-            .entry(row.concert_id)
+            .entry(ConcertId::from(row.concert_id))
             .or_default()
             .push(tier);
     }
@@ -48,8 +48,10 @@ pub async fn catalog(db: &PgPool) -> Result<Catalog, sqlx::Error> {
         .into_iter()
         .map(|row| {
             Ok(Concert {
-                id: row.id,
-                tiers: tiers_by_concert.remove(&row.id).unwrap_or_default(),
+                id: row.id.into(),
+                tiers: tiers_by_concert
+                    .remove(&ConcertId::from(row.id))
+                    .unwrap_or_default(),
                 name: row.name,
                 description: row.description,
                 location: row.location,
@@ -78,7 +80,7 @@ pub async fn insert_concert(db: &mut PgConnection, concert: &Concert) -> Result<
              (id, name, description, location, date, sales_open_at, sales_close_at, shard,
               admit_per_second)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        concert.id,
+        concert.id.uuid(),
         concert.name,
         concert.description,
         concert.location,
@@ -92,7 +94,7 @@ pub async fn insert_concert(db: &mut PgConnection, concert: &Concert) -> Result<
     )
     .execute(&mut *db)
     .await?;
-    let ids: Vec<Uuid> = concert.tiers.iter().map(|t| t.id).collect();
+    let ids: Vec<Uuid> = concert.tiers.iter().map(|t| t.id.uuid()).collect();
     let names: Vec<String> = concert.tiers.iter().map(|t| t.name.clone()).collect();
     let prices: Vec<Decimal> = concert.tiers.iter().map(|t| t.price.amount()).collect();
     let totals: Vec<i32> = concert
@@ -105,7 +107,7 @@ pub async fn insert_concert(db: &mut PgConnection, concert: &Concert) -> Result<
          SELECT id, $2, name, price, total
          FROM UNNEST($1::uuid[], $3::text[], $4::numeric[], $5::int[]) AS t(id, name, price, total)",
         &ids,
-        concert.id,
+        concert.id.uuid(),
         &names,
         &prices,
         &totals,
@@ -119,7 +121,7 @@ pub async fn insert_concert(db: &mut PgConnection, concert: &Concert) -> Result<
 /// `None` leaves a field as it is. Returns whether the concert exists.
 pub async fn change_sales(
     db: &PgPool,
-    id: Uuid,
+    id: ConcertId,
     sales_open_at: Option<DateTime<Utc>>,
     admit_per_second: Option<Option<u32>>,
 ) -> Result<bool, sqlx::Error> {
@@ -134,7 +136,7 @@ pub async fn change_sales(
         "UPDATE concerts SET sales_open_at = COALESCE($2, sales_open_at),
              admit_per_second = CASE WHEN $3 THEN $4 ELSE admit_per_second END
          WHERE id = $1",
-        id,
+        id.uuid(),
         sales_open_at,
         set_rate,
         rate,

@@ -7,11 +7,11 @@
 
 use std::time::Duration;
 
+use domain::ids::{BookingId, ConcertId, QueueTicketId, TierId};
 use http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 use serde::Serialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use domain::ids::Shard;
 use domain::money::Money;
@@ -78,15 +78,15 @@ pub enum ApiError {
     #[error("the admin API is disabled")]
     AdminDisabled,
     #[error("concert {0} does not exist")]
-    ConcertNotFound(Uuid),
+    ConcertNotFound(ConcertId),
     #[error("ticket tier {0} does not exist")]
-    TicketTierNotFound(Uuid),
+    TicketTierNotFound(TierId),
     #[error("booking {0} does not exist")]
-    BookingNotFound(Uuid),
+    BookingNotFound(BookingId),
     #[error("queue ticket {0} does not exist")]
-    QueueTicketNotFound(Uuid),
+    QueueTicketNotFound(QueueTicketId),
     #[error("concert {0} sells without a waiting room: book directly")]
-    NoWaitingRoom(Uuid),
+    NoWaitingRoom(ConcertId),
     #[error("{0}")]
     AdmissionRequired(&'static str),
     #[error("{requested} tickets requested, {available} left")]
@@ -116,7 +116,7 @@ pub enum ApiError {
     #[error("analytics: {0}")]
     Analytics(String),
     #[error("stock of tier {0} is not loaded in Redis yet")]
-    StockNotLoaded(Uuid),
+    StockNotLoaded(TierId),
     #[error("shard {0} is recovering from a loss of Redis data")]
     ShardRecovering(Shard),
     #[error("the reservation's outcome is unknown: Redis did not answer in time")]

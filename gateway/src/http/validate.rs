@@ -65,8 +65,9 @@ fn type_name(value: &Value) -> &'static str {
 
 /// `parent.name`, or `name` at the top level.
 /// The id in a path (`/api/bookings/{id}`), or the problem naming it.
-pub fn path_id(id: &str) -> Result<Uuid, ApiError> {
+pub fn path_id<Id: From<Uuid>>(id: &str) -> Result<Id, ApiError> {
     Uuid::parse_str(id)
+        .map(Id::from)
         .map_err(|_| ApiError::Validation(vec![FieldError::new("id", "format", "must be a UUID")]))
 }
 
@@ -198,10 +199,10 @@ impl Checker {
         None
     }
 
-    pub fn uuid(&mut self, value: &Value, field: &str) -> Option<Uuid> {
+    pub fn id<Id: From<Uuid>>(&mut self, value: &Value, field: &str) -> Option<Id> {
         let text = self.text(value, field, 1, 64)?;
         match Uuid::parse_str(text) {
-            Ok(id) => Some(id),
+            Ok(id) => Some(id.into()),
             Err(_) => {
                 self.error(field, "format", "must be a UUID");
                 None

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use domain::ids::{BookingId, ConcertId, TierId};
 use fred::clients::SubscriberClient;
 use fred::prelude::{
     Builder, ClientLike, Config, EventInterface, PubsubInterface, ReconnectPolicy, Server,
@@ -23,7 +24,6 @@ use fred::types::Message;
 use serde::Serialize;
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use redis_store::keys::Keyspace;
 use redis_store::stock::{StockChange, parse_status_message};
@@ -57,7 +57,7 @@ pub enum StockUpdate {
 /// A waiting room's admission tick: places up to `admitted` may book.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueTick {
-    pub concert_id: Uuid,
+    pub concert_id: ConcertId,
     pub admitted: u64,
     pub sold_out: bool,
 }
@@ -82,7 +82,7 @@ impl QueueTick {
 /// A booking whose status changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatusChange {
-    pub booking_id: Uuid,
+    pub booking_id: BookingId,
 }
 
 /// A stock change, sent as an unnamed event: a tier's stock after the change, as
@@ -90,8 +90,8 @@ pub struct StatusChange {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StockEvent {
-    pub concert_id: Uuid,
-    pub ticket_tier_id: Uuid,
+    pub concert_id: ConcertId,
+    pub ticket_tier_id: TierId,
     pub available_quantity: i64,
     pub new_available_quantity: i64,
 }

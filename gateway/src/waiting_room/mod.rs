@@ -17,8 +17,7 @@ use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use domain::ids::Shard;
-use domain::ids::{new_queue_ticket_id, shard_of_queue_ticket};
+use domain::ids::{ConcertId, QueueTicketId, Shard, TierId};
 use domain::record::format_timestamp;
 use domain::values::IdempotencyKey;
 use redis_store::keys::{Keyspace, RoomKey, held_until, ticket_field};
@@ -41,11 +40,11 @@ const LEASE: Duration = Duration::from_secs(1);
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error("concert {0} sells without a waiting room: book directly")]
-    NoWaitingRoom(Uuid),
+    NoWaitingRoom(ConcertId),
     #[error("sales closed at {}", format_timestamp(closed_at))]
     SalesClosed { closed_at: DateTime<Utc> },
     #[error("queue ticket {0} does not exist")]
-    TicketNotFound(Uuid),
+    TicketNotFound(QueueTicketId),
     #[error("shard {0} is recovering from a loss of Redis data")]
     Recovering(Shard),
     #[error("redis: {0}")]
@@ -81,8 +80,8 @@ pub struct WaitingRooms {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TicketView {
-    pub id: Uuid,
-    pub concert_id: Uuid,
+    pub id: QueueTicketId,
+    pub concert_id: ConcertId,
     /// People ahead plus one while waiting, 0 once admitted; `null` for an early joiner until
     /// the draw at opening.
     pub position: Option<u64>,
@@ -108,8 +107,8 @@ pub struct TicketEnvelope {
 /// What is known of a ticket, read from Redis.
 #[derive(Debug, Clone, Copy)]
 pub struct Ticket {
-    pub id: Uuid,
-    pub concert_id: Uuid,
+    pub id: QueueTicketId,
+    pub concert_id: ConcertId,
     pub shard: Shard,
     /// `None` for an early joiner until the draw.
     pub place: Option<u64>,
@@ -128,7 +127,7 @@ impl Ticket {
     }
 }
 
-fn room<'t>(concert: &Concert, tiers: &'t [Uuid], now: DateTime<Utc>) -> Room<'t> {
+fn room<'t>(concert: &Concert, tiers: &'t [TierId], now: DateTime<Utc>) -> Room<'t> {
     Room {
         concert_id: concert.id,
         shard: concert.shard,
@@ -186,10 +185,10 @@ impl WaitingRooms {
                 closed_at: concert.sales_close_at,
             });
         }
-        let ticket_id = new_queue_ticket_id(concert.shard);
+        let ticket_id = QueueTicketId::new(concert.shard);
         // Without a key every call joins anew: the ticket id is then the key.
         let key = key.map_or_else(|| ticket_id.to_string(), |key| key.as_str().to_owned());
-        let tiers: Vec<Uuid> = concert.tiers.iter().map(|tier| tier.id).collect();
+        let tiers: Vec<TierId> = concert.tiers.iter().map(|tier| tier.id).collect();
         let joined = self
             .scripts
             .join(
@@ -243,8 +242,9 @@ impl WaitingRooms {
 
     /// Reads `id` from Redis, with how far its room's admission has reached and whether it sold
     /// out.
-    pub async fn read(&self, id: Uuid) -> Result<(Ticket, u64, bool), QueueError> {
-        let shard = shard_of_queue_ticket(id, self.keys.shard_count())
+    pub async fn read(&self, id: QueueTicketId) -> Result<(Ticket, u64, bool), QueueError> {
+        let shard = id
+            .shard(self.keys.shard_count())
             .ok_or(QueueError::TicketNotFound(id))?;
         let client = self.redis.next();
         let fields: HashMap<String, String> =
@@ -293,7 +293,7 @@ impl WaitingRooms {
         ))
     }
 
-    pub async fn ticket_view(&self, id: Uuid) -> Result<TicketView, QueueError> {
+    pub async fn ticket_view(&self, id: QueueTicketId) -> Result<TicketView, QueueError> {
         let (ticket, admitted, sold_out) = self.read(id).await?;
         Ok(self.view(&ticket, admitted, sold_out))
     }
@@ -309,7 +309,7 @@ impl WaitingRooms {
             if now < concert.sales_open_at || now >= concert.sales_close_at {
                 continue;
             }
-            let tiers: Vec<Uuid> = concert.tiers.iter().map(|tier| tier.id).collect();
+            let tiers: Vec<TierId> = concert.tiers.iter().map(|tier| tier.id).collect();
             let room = room(concert, &tiers, now);
             if let Err(error) = self.admit(&room, per_second).await {
                 tracing::warn!(concert_id = %concert.id, %error, "admission tick failed; next tick retries");

@@ -3,12 +3,12 @@
 //! asking Redis; Redis' reservation script spends it (once) with the booking.
 
 use chrono::{DateTime, Utc};
+use domain::ids::{ConcertId, QueueTicketId};
 use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use sha2::Sha256;
-use uuid::Uuid;
 
 use crate::config::ADMISSION_SECRET_MIN_BYTES;
 
@@ -75,9 +75,13 @@ impl AdmissionSecret {
     }
 
     /// The token admitting `ticket` to book for `concert` until `expires_at_ms`.
-    pub fn issue(&self, concert: Uuid, ticket: Uuid, expires_at_ms: i64) -> String {
+    pub fn issue(&self, concert: ConcertId, ticket: QueueTicketId, expires_at_ms: i64) -> String {
         let expires = expires_at_ms.to_string();
-        let mac = self.mac(&[concert.as_bytes(), ticket.as_bytes(), expires.as_bytes()]);
+        let mac = self.mac(&[
+            concert.uuid().as_bytes(),
+            ticket.uuid().as_bytes(),
+            expires.as_bytes(),
+        ]);
         format!(
             "{ticket}.{expires}.{}",
             hex::encode(mac.finalize().into_bytes())
@@ -87,10 +91,10 @@ impl AdmissionSecret {
     /// The ticket `token` admits for `concert` at `now`.
     pub fn verify(
         &self,
-        concert: Uuid,
+        concert: ConcertId,
         token: Option<&str>,
         now: DateTime<Utc>,
-    ) -> Result<Uuid, Refusal> {
+    ) -> Result<QueueTicketId, Refusal> {
         let token = token.ok_or(Refusal::Missing)?;
         let mut parts = token.split('.');
         let (Some(ticket), Some(expires), Some(signature), None) =
@@ -98,12 +102,16 @@ impl AdmissionSecret {
         else {
             return Err(Refusal::Malformed);
         };
-        let ticket = Uuid::parse_str(ticket).map_err(|_| Refusal::Malformed)?;
+        let ticket: QueueTicketId = ticket.parse().map_err(|_| Refusal::Malformed)?;
         let expires_at_ms: i64 = expires.parse().map_err(|_| Refusal::Malformed)?;
         let signature = hex::decode(signature).map_err(|_| Refusal::Malformed)?;
-        self.mac(&[concert.as_bytes(), ticket.as_bytes(), expires.as_bytes()])
-            .verify_slice(&signature)
-            .map_err(|_| Refusal::Forged)?;
+        self.mac(&[
+            concert.uuid().as_bytes(),
+            ticket.uuid().as_bytes(),
+            expires.as_bytes(),
+        ])
+        .verify_slice(&signature)
+        .map_err(|_| Refusal::Forged)?;
         if now.timestamp_millis() >= expires_at_ms {
             return Err(Refusal::Expired);
         }
@@ -113,9 +121,9 @@ impl AdmissionSecret {
     /// Puts `tickets` (the early joiners, in arrival order) in the drawn order: a shuffle in
     /// which every order is equally likely, from a generator seeded by the secret and the
     /// concert, so every gateway draws the same order and nobody outside can predict it.
-    pub fn draw<T>(&self, concert: Uuid, tickets: &mut [T]) {
+    pub fn draw<T>(&self, concert: ConcertId, tickets: &mut [T]) {
         let seed: [u8; 32] = self
-            .mac(&[b"draw", concert.as_bytes()])
+            .mac(&[b"draw", concert.uuid().as_bytes()])
             .finalize()
             .into_bytes()
             .into();
@@ -128,6 +136,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use uuid::Uuid;
 
     fn secret() -> AdmissionSecret {
         AdmissionSecret::new(&[7u8; 32]).expect("long enough")
@@ -135,12 +144,15 @@ mod tests {
 
     #[test]
     fn a_token_admits_its_ticket_to_its_concert_until_it_expires() {
-        let (concert, ticket) = (Uuid::now_v7(), Uuid::now_v7());
+        let (concert, ticket) = (
+            ConcertId::from(Uuid::now_v7()),
+            QueueTicketId::from(Uuid::now_v7()),
+        );
         let now = Utc::now();
         let token = secret().issue(concert, ticket, now.timestamp_millis() + 1_000);
         assert_eq!(secret().verify(concert, Some(&token), now), Ok(ticket));
         assert_eq!(
-            secret().verify(Uuid::now_v7(), Some(&token), now),
+            secret().verify(Uuid::now_v7().into(), Some(&token), now),
             Err(Refusal::Forged)
         );
         let later = now + chrono::Duration::seconds(2);
@@ -153,7 +165,10 @@ mod tests {
             other.verify(concert, Some(&token), now),
             Err(Refusal::Forged)
         );
-        assert_eq!(secret().verify(concert, None, now), Err(Refusal::Missing));
+        assert_eq!(
+            secret().verify(concert, None, now),
+            Err(Refusal::Missing)
+        );
         assert_eq!(
             secret().verify(concert, Some("x.y.z"), now),
             Err(Refusal::Malformed)
@@ -193,7 +208,7 @@ mod tests {
     #[test]
     fn every_order_of_the_early_joiners_is_equally_likely() {
         // Five degrees of freedom: above 20.5 happens once in a thousand for a fair draw.
-        let fair = chi_square(|concert, order| secret().draw(concert, order));
+        let fair = chi_square(|concert, order| secret().draw(concert.into(), order));
         assert!(fair < 20.5, "chi-square {fair:.1}");
         // The same measure refuses arrival order and its reverse.
         assert!(chi_square(|_, _| {}) > 20.5);
@@ -201,8 +216,8 @@ mod tests {
         // Every gateway with the secret draws the same order for a concert.
         let concert = Uuid::now_v7();
         let (mut a, mut b) = ([1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 3, 4, 5, 6, 7, 8]);
-        secret().draw(concert, &mut a);
-        secret().draw(concert, &mut b);
+        secret().draw(concert.into(), &mut a);
+        secret().draw(concert.into(), &mut b);
         assert_eq!(a, b);
     }
 

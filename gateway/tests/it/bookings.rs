@@ -137,11 +137,11 @@ async fn an_accepted_booking_is_answered_and_readable_while_pending() {
 async fn a_settled_booking_is_read_from_postgres_once_redis_forgot_it() {
     let app = spawn_app().await;
     let (concert, tiers) = app.create_concert(&[(10.0, 10)]).await;
-    let id = domain::ids::new_booking_id(domain::ids::Shard::new(0));
+    let id = domain::ids::BookingId::new(domain::ids::Shard::new(0));
     plant_booking(
         &app.state.db,
         PlantedBooking {
-            id,
+            id: id.into(),
             idempotency_key: "k",
             tier_id: tiers[0].id,
             concert_id: concert,
@@ -223,7 +223,7 @@ async fn a_customer_may_hold_at_most_the_limit_per_concert() {
 async fn held(app: &TestApp, concert: Uuid) -> HashMap<String, i64> {
     app.state
         .redis
-        .hgetall(app.state.keys.held(app.shard_of(concert), concert))
+        .hgetall(app.state.keys.held(app.shard_of(concert), concert.into()))
         .await
         .expect("read")
 }
@@ -328,7 +328,7 @@ async fn stock_is_conserved_through_a_random_storm() {
         .state
         .catalog
         .current()
-        .concert(concert)
+        .concert(concert.into())
         .expect("concert")
         .shard;
     let entries: Vec<(String, HashMap<String, String>)> = app
@@ -351,7 +351,7 @@ async fn stock_is_conserved_through_a_random_storm() {
         let pending: i64 = entries
             .iter()
             .map(|(_, fields)| Packed::from_json(&fields[field::PACKED]).expect("booking"))
-            .filter(|packed| packed.booking.ticket_tier_id == tier.id)
+            .filter(|packed| packed.booking.ticket_tier_id == tier.id.into())
             .map(|packed| i64::from(packed.booking.quantity.get()))
             .sum();
         let available = app.redis_stock(concert, tier.id).await.expect("stock");
@@ -365,7 +365,7 @@ async fn stock_is_conserved_through_a_random_storm() {
         let pending_counter: Option<i64> = app
             .state
             .redis
-            .get(app.state.keys.pending(shard, tier.id))
+            .get(app.state.keys.pending(shard, tier.id.into()))
             .await
             .expect("redis answers");
         assert_eq!(

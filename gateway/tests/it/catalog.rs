@@ -214,13 +214,13 @@ async fn a_starting_gateway_loads_missing_stock_from_postgres() {
         .state
         .catalog
         .current()
-        .concert(concert)
+        .concert(concert.into())
         .expect("concert")
         .shard;
     let _: i64 = first
         .state
         .redis
-        .del(first.state.keys.stock(shard, tiers[0].id))
+        .del(first.state.keys.stock(shard, tiers[0].id.into()))
         .await
         .expect("deleted");
 

@@ -53,7 +53,7 @@ async fn twenty_copies_of_one_request_at_once_book_once() {
         .state
         .catalog
         .current()
-        .concert(concert)
+        .concert(concert.into())
         .expect("concert")
         .shard;
     let length: u64 = app

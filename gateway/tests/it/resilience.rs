@@ -259,7 +259,7 @@ async fn a_stalled_redis_never_gets_a_booking_a_wrong_answer() {
         .state
         .catalog
         .current()
-        .concert(concert)
+        .concert(concert.into())
         .expect("concert")
         .shard;
     let entries: u64 = app

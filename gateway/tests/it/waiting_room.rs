@@ -111,7 +111,9 @@ async fn book_once(app: &TestApp, tier: &TestTier, key: &str, token: Option<&str
 
 /// One of the room's Redis keys.
 fn room_key(app: &TestApp, concert: Uuid, what: RoomKey) -> String {
-    app.state.keys.queue(app.shard_of(concert), concert, what)
+    app.state
+        .keys
+        .queue(app.shard_of(concert), concert.into(), what)
 }
 
 /// Spearman's rank correlation of two equally long lists of distinct ranks.
@@ -280,7 +282,7 @@ async fn two_gateways_admit_at_the_rate_fairly_and_sell_exactly_the_stock() {
                 second
                     .state
                     .keys
-                    .queue_ticket(second.shard_of(concert), *ticket),
+                    .queue_ticket(second.shard_of(concert), (*ticket).into()),
                 "n",
             )
             .await

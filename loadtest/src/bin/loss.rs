@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
+use domain::ids::BookingId;
 use http_body_util::Full;
 use loadtest::pressure::{self, Load};
 use loadtest::services::{Launch, Service, free_port, sibling};
@@ -200,7 +201,7 @@ async fn measure(policy: &'static str) -> anyhow::Result<Row> {
         }
         last = Some(count);
     }
-    let ids: Vec<Uuid> = accepted.iter().copied().collect();
+    let ids: Vec<BookingId> = accepted.iter().copied().map(BookingId::from).collect();
     let found = pg_store::known(&db, &ids).await?;
     db.close().await;
     gateway.stop().await?;

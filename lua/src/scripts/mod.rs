@@ -281,7 +281,7 @@ mod tests {
 
     #[test]
     fn an_idempotency_record_starts_with_an_id_of_the_width_the_scripts_read() {
-        let id = uuid::Uuid::now_v7();
+        let id = domain::ids::BookingId::from(uuid::Uuid::now_v7());
         let record = domain::record::idempotency_record(id, "print");
         assert_eq!(
             record.get(..IDEMPOTENCY_RECORD_ID_CHARS),

@@ -1,11 +1,10 @@
 //! `lua/queue_join.lua`, `lua/queue_draw.lua` and `lua/queue_admit.lua`: a concert's waiting
 //! room, every key on the concert's shard.
 
-use domain::ids::Shard;
+use domain::ids::{ConcertId, QueueTicketId, Shard, TierId};
 use fred::prelude::Client;
 use fred::types::Value;
 use fred::types::scripts::Script;
-use uuid::Uuid;
 
 use super::{Reply, ScriptError, Verify, deciding, decode, evalsha, integer};
 use crate::keys::{IDEMPOTENCY_TTL_SECONDS, Keyspace, RoomKey};
@@ -21,7 +20,7 @@ pub enum Joined {
         admitted: u64,
     },
     /// The key joined before: its ticket.
-    Known(Uuid),
+    Known(QueueTicketId),
     /// The shard is recovering from a loss of Redis data.
     Recovering,
 }
@@ -61,13 +60,13 @@ pub enum Draw {
 /// The concert a waiting room belongs to, as its scripts need it.
 #[derive(Debug, Clone, Copy)]
 pub struct Room<'a> {
-    pub concert_id: Uuid,
+    pub concert_id: ConcertId,
     pub shard: Shard,
     /// Sales open at this unix time in milliseconds: joiners before it are drawn.
     pub opens_at_ms: i64,
     /// The room's keys expire at this unix time (a day after the concert).
     pub keep_until: i64,
-    pub tiers: &'a [Uuid],
+    pub tiers: &'a [TierId],
 }
 
 impl Room<'_> {
@@ -128,7 +127,7 @@ impl QueueScripts {
         client: &Client,
         keys: &Keyspace,
         room: &Room<'_>,
-        ticket_id: Uuid,
+        ticket_id: QueueTicketId,
         idempotency_key: &str,
         verify: &impl Verify,
     ) -> Result<Joined, ScriptError> {
@@ -164,7 +163,7 @@ impl QueueScripts {
             Reply::Known => reply
                 .get(1)
                 .and_then(Value::as_str)
-                .and_then(|id| Uuid::parse_str(&id).ok())
+                .and_then(|id| id.parse().ok())
                 .map(Joined::Known)
                 .ok_or_else(|| ScriptError::reply("queue_join.lua", &reply)),
             Reply::Recovering => Ok(Joined::Recovering),

@@ -2,13 +2,12 @@
 
 use std::time::Duration;
 
-use domain::ids::Shard;
+use domain::ids::{BookingId, QueueTicketId, Shard};
 use domain::record::Packed;
 use fred::prelude::{Client, ClientLike, LuaInterface};
 use fred::types::Value;
 use fred::types::config::Options;
 use fred::types::scripts::Script;
-use uuid::Uuid;
 
 use super::{Reply, ScriptError, Verify, deciding, decode, evalsha, integer};
 use crate::keys::{IDEMPOTENCY_TTL_SECONDS, Keyspace, RoomKey};
@@ -23,7 +22,7 @@ pub enum Outcome {
     Accepted { available: i64 },
     /// The key is known with the same request: the booking it made (this one, when the same
     /// booking is reserved again).
-    Replayed(Uuid),
+    Replayed(BookingId),
     /// The key is known with a different request.
     KeyReused,
     /// Fewer than the requested tickets are left.
@@ -44,7 +43,7 @@ pub struct Reservation<'a> {
     pub packed: &'a Packed,
     /// The queue ticket whose admission the booking spends; `None` without a waiting room, and
     /// for a booking accepted again after a loss of Redis data (it was admitted once already).
-    pub admission: Option<Uuid>,
+    pub admission: Option<QueueTicketId>,
 }
 
 /// The loaded script; cheap to share.
@@ -192,7 +191,7 @@ fn parse_reply(reply: Value) -> Result<Outcome, ScriptError> {
         Reply::Known => parts
             .get(1)
             .and_then(Value::as_str)
-            .and_then(|id| Uuid::parse_str(&id).ok())
+            .and_then(|id| id.parse().ok())
             .map(Outcome::Replayed)
             .ok_or_else(|| ScriptError::reply(NAME, &parts)),
         Reply::KeyReused => Ok(Outcome::KeyReused),

@@ -100,7 +100,7 @@ async fn the_dashboard_equals_a_plain_aggregate_for_any_window() {
             let quantity: u8 = rng.random_range(1..=4);
             let confirmed = rng.random_bool(0.7);
             let booking = Booking {
-                id: Uuid::now_v7(),
+                id: Uuid::now_v7().into(),
                 ticket_tier_id: tier.id,
                 concert_id: *concert_id,
                 user_email: Email::parse(&format!("fan{n}@example.com")).expect("email"),
@@ -164,7 +164,7 @@ async fn the_dashboard_equals_a_plain_aggregate_for_any_window() {
         if rng.random_bool(0.5) {
             let concert = &concerts[rng.random_range(0..concerts.len())];
             params.push(format!("concertId={}", concert.id));
-            concert_id = Some(concert.id);
+            concert_id = Some(concert.id.uuid());
         }
         let (mut start, mut end) = (None, None);
         if rng.random_bool(0.7) {

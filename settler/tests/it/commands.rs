@@ -78,7 +78,7 @@ async fn audit_prints_the_books_and_says_whether_they_balance() {
     let state = &harness.gateway_state;
     let _: i64 = fred::prelude::KeysInterface::incr_by(
         &state.redis,
-        state.keys.stock(harness.shard, harness.tier),
+        state.keys.stock(harness.shard, harness.tier.into()),
         3,
     )
     .await

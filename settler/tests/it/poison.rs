@@ -27,9 +27,9 @@ async fn reserve_doctored(
 ) -> Uuid {
     let state = &harness.gateway_state;
     let booking = Booking {
-        id: domain::ids::new_booking_id(harness.shard),
-        ticket_tier_id: harness.tier,
-        concert_id: harness.concert,
+        id: domain::ids::BookingId::new(harness.shard),
+        ticket_tier_id: harness.tier.into(),
+        concert_id: harness.concert.into(),
         user_email: Email::parse("poison@example.com").expect("email"),
         quantity: Quantity::new(i64::from(quantity)).expect("quantity"),
         total_price: "12.50"
@@ -64,8 +64,10 @@ async fn reserve_doctored(
         .and_then(|id| id.parse().ok())
         .expect("concert");
     let email = json["booking"]["userEmail"].as_str().expect("email");
-    keys[2] = state.keys.idempotency(harness.shard, concert, "doctored");
-    keys[4] = state.keys.held(harness.shard, concert);
+    keys[2] = state
+        .keys
+        .idempotency(harness.shard, concert.into(), "doctored");
+    keys[4] = state.keys.held(harness.shard, concert.into());
     args[5] = email.to_owned();
     let script = ReserveScript::default();
     script.load(state.redis.next()).await.expect("loaded");
@@ -76,7 +78,7 @@ async fn reserve_doctored(
         .await
         .expect("reserved");
     assert_eq!(reply[0].as_i64(), Some(0), "accepted");
-    packed.booking.id
+    packed.booking.id.into()
 }
 
 async fn dead_letters(harness: &Harness) -> Vec<(Option<Uuid>, String)> {
@@ -112,7 +114,7 @@ async fn bookings_postgres_can_never_hold_are_failed_once_and_hold_nothing_back(
     let state = &harness.gateway_state;
     let status: Option<String> = state
         .redis
-        .hget(state.keys.booking(harness.shard, unreadable), "s")
+        .hget(state.keys.booking(harness.shard, unreadable.into()), "s")
         .await
         .expect("read");
     assert_eq!(status.as_deref(), Some("failed"));
@@ -149,7 +151,7 @@ async fn bookings_postgres_can_never_hold_are_failed_once_and_hold_nothing_back(
     let _: i64 = state
         .redis
         .hdel(
-            state.keys.booking(harness.shard, refused),
+            state.keys.booking(harness.shard, refused.into()),
             vec!["b", "s", "r"],
         )
         .await

@@ -15,7 +15,7 @@ use testkit::settler::Harness;
 /// the `Preference-Applied` header and the body.
 async fn post(harness: &Harness, key: &str, prefer: Option<&str>) -> (u16, Option<String>, Value) {
     let body = BookingBody::new(
-        harness.tier,
+        harness.tier.into(),
         "fan@example.com",
         1,
         "12.50".parse().expect("money"),

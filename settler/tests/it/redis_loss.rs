@@ -280,12 +280,12 @@ async fn a_restart_from_an_older_file_loses_the_last_writes_and_nothing_else() {
     }
     let _: i64 = state
         .redis
-        .incr_by(keys.stock(shard, harness.tier), 2)
+        .incr_by(keys.stock(shard, harness.tier.into()), 2)
         .await
         .expect("restored");
     let _: i64 = state
         .redis
-        .decr_by(keys.pending(shard, harness.tier), 2)
+        .decr_by(keys.pending(shard, harness.tier.into()), 2)
         .await
         .expect("restored");
     let _: () = state
@@ -315,7 +315,7 @@ async fn a_restart_from_an_older_file_loses_the_last_writes_and_nothing_else() {
     assert_eq!(harness.rows().await.get("confirmed"), Some(&5));
     assert_eq!(provider.charges(), 5, "one charge per booking");
     for packed in &lost {
-        assert_eq!(harness.status(packed.booking.id).await, "confirmed");
+        assert_eq!(harness.status(packed.booking.id.into()).await, "confirmed");
     }
     audit_is_clean(&harness).await;
 }

@@ -109,7 +109,7 @@ async fn declined_payments_fail_and_give_every_ticket_back_once() {
     let held = harness
         .gateway_state
         .keys
-        .held(harness.shard, harness.concert);
+        .held(harness.shard, harness.concert.into());
     let left: i64 = harness
         .gateway_state
         .redis
@@ -185,7 +185,7 @@ async fn the_audit_finds_drift_and_missing_stock_is_loaded_again() {
 
     let _: i64 = state
         .redis
-        .incr_by(state.keys.stock(harness.shard, harness.tier), 2)
+        .incr_by(state.keys.stock(harness.shard, harness.tier.into()), 2)
         .await
         .expect("tampered");
     let tampered = check().await.expect("checked");
@@ -211,7 +211,7 @@ async fn the_audit_finds_drift_and_missing_stock_is_loaded_again() {
 
     let _: i64 = state
         .redis
-        .del(state.keys.stock(harness.shard, harness.tier))
+        .del(state.keys.stock(harness.shard, harness.tier.into()))
         .await
         .expect("lost");
     assert!(check().await.expect("checked").problems()[0].contains("no stock"));
@@ -283,7 +283,7 @@ async fn held_counts_get_their_expiry_from_the_sweep_and_keep_it() {
     let harness = Harness::start(10).await;
     harness.book(2).await;
     let state = &harness.gateway_state;
-    let held = state.keys.held(harness.shard, harness.concert);
+    let held = state.keys.held(harness.shard, harness.concert.into());
     let client = state.redis.next();
     let expiry = || async {
         let at: i64 = client.expire_time(&held).await.expect("read");
@@ -300,7 +300,7 @@ async fn held_counts_get_their_expiry_from_the_sweep_and_keep_it() {
     let date = state
         .catalog
         .current()
-        .concert(harness.concert)
+        .concert(harness.concert.into())
         .expect("known")
         .date;
     let until = redis_store::keys::held_until(date, chrono::Utc::now());

@@ -246,7 +246,7 @@ async fn stock_rounds(
             .post(format!("http://{gateway}/api/bookings"))
             .json(
                 &BookingBody::new(
-                    tier.id,
+                    tier.id.into(),
                     &format!("{}@fanout.example", Uuid::new_v4().simple()),
                     1,
                     tier.price,

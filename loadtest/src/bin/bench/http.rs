@@ -76,7 +76,7 @@ pub(crate) fn book(host: SocketAddr, tier: &Tier, run: &'static str) -> pressure
     let tier = tier.clone();
     Arc::new(move |n| {
         let booking = BookingBody::new(
-            tier.id,
+            tier.id.into(),
             &format!("{run}{n}@bench.example"),
             1,
             tier.price,
@@ -143,8 +143,8 @@ pub(crate) fn join(host: SocketAddr, concert: Uuid) -> pressure::MakeRequest {
 /// Admissions per second of `concert`'s waiting room over [`ADMISSION_WINDOW`], as Redis counts
 /// them.
 pub(crate) async fn admission_rate(run: &Run, concert: Uuid) -> anyhow::Result<f64> {
-    let shard = run.keys.shard_for_new_concert(concert);
-    let key = run.keys.queue(shard, concert, RoomKey::Admitted);
+    let shard = run.keys.shard_for_new_concert(concert.into());
+    let key = run.keys.queue(shard, concert.into(), RoomKey::Admitted);
     let before: u64 = run.redis.get(&key).await?;
     let started = std::time::Instant::now();
     tokio::time::sleep(ADMISSION_WINDOW).await;

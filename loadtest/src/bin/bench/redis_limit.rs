@@ -127,9 +127,9 @@ fn median(mut runs: Vec<ScriptRate>) -> anyhow::Result<ScriptRate> {
 fn packed(id: Uuid, concert: Uuid, tier: Uuid, customer: &str) -> anyhow::Result<Packed> {
     Ok(Packed {
         booking: Booking {
-            id,
-            ticket_tier_id: tier,
-            concert_id: concert,
+            id: id.into(),
+            ticket_tier_id: tier.into(),
+            concert_id: concert.into(),
             user_email: Email::parse(&format!("{customer}@bench.example"))
                 .map_err(anyhow::Error::msg)?,
             quantity: Quantity::new(1).map_err(anyhow::Error::msg)?,
@@ -182,8 +182,8 @@ fn reference_command(keys: &Keyspace, shard: Shard, sha1: &str, tier: Uuid) -> V
         "EVALSHA",
         sha1,
         "3",
-        &keys.idempotency(shard, Uuid::nil(), &format!("ref-{random}")),
-        &keys.stock(shard, tier),
+        &keys.idempotency(shard, Uuid::nil().into(), &format!("ref-{random}")),
+        &keys.stock(shard, tier.into()),
         &format!("{}-reference", keys.stream(shard)),
         &format!("{random}-0000-7000-8000-000000000000"),
         &tier.to_string(),
@@ -254,8 +254,11 @@ async fn booking_memory(run: &Run, shard: Shard, tier: Uuid) -> anyhow::Result<B
     let pending = used_memory(&run.redis).await?;
     let sample = bookings.first().context("no booking")?;
     let record_bytes = memory_usage(&run.redis, keys.booking(shard, sample.id)).await?;
-    let idempotency_bytes =
-        memory_usage(&run.redis, keys.idempotency(shard, concert, "memory-0-0")).await?;
+    let idempotency_bytes = memory_usage(
+        &run.redis,
+        keys.idempotency(shard, concert.into(), "memory-0-0"),
+    )
+    .await?;
 
     for batch in bookings.chunks(1_000) {
         let mut calls = JoinSet::new();
@@ -296,7 +299,13 @@ pub(crate) async fn redis_limit(settings: &Settings, run: &Run) -> anyhow::Resul
     let shard = Shard::new(0);
     let (concert, tier) = (Uuid::new_v4(), Uuid::new_v4());
     run.redis
-        .set::<(), _, _>(keys.stock(shard, tier), 1_000_000_000, None, None, false)
+        .set::<(), _, _>(
+            keys.stock(shard, tier.into()),
+            1_000_000_000,
+            None,
+            None,
+            false,
+        )
         .await?;
     let _: () = run
         .redis
@@ -329,7 +338,7 @@ pub(crate) async fn redis_limit(settings: &Settings, run: &Run) -> anyhow::Resul
     let memory_shard = Shard::new(1);
     run.redis
         .set::<(), _, _>(
-            keys.stock(memory_shard, tier),
+            keys.stock(memory_shard, tier.into()),
             1_000_000_000,
             None,
             None,
