@@ -37,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
         let names = Isolated::names(backends.redis_shards);
         backends.database_url = names.database_url.clone();
         backends.key_prefix = names.key_prefix.clone();
-        Isolated::adopt(backends.clone())
+        Isolated::adopt((&backends).into())
     };
     let mut settler_config = SettlerConfig::from_env()?;
     settler_config.backends = backends.clone();

@@ -37,7 +37,7 @@ pub fn init_logs() {
 pub fn test_config() -> GatewayConfig {
     GatewayConfig {
         admin_token: Some(ADMIN_TOKEN.into()),
-        ..GatewayConfig::embedded(Isolated::names(4))
+        ..GatewayConfig::embedded(Isolated::names(4).into())
     }
 }
 
@@ -53,7 +53,7 @@ fn isolation(config: &GatewayConfig) -> Arc<Isolated> {
     if let Some(isolated) = live.get(url).and_then(Weak::upgrade) {
         return isolated;
     }
-    let isolated = Arc::new(Isolated::adopt(config.backends.clone()));
+    let isolated = Arc::new(Isolated::adopt((&config.backends).into()));
     live.insert(url.clone(), Arc::downgrade(&isolated));
     isolated
 }

@@ -5,10 +5,11 @@
 use std::time::Duration;
 
 use fred::prelude::ClientLike;
-use runtime::config::Backends;
 use sqlx::Postgres;
 use sqlx::migrate::MigrateDatabase;
 use uuid::Uuid;
+
+use redis_store::keys::Keyspace;
 
 use crate::delete_keys;
 
@@ -63,11 +64,54 @@ impl Drop for ScratchDatabase {
     }
 }
 
+/// Where a test's data lives: the servers, its own database and key prefix, and its shards. The
+/// apps take it as their `Backends` (`apps` feature); the lower crates' tests need only this.
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub redis_url: String,
+    pub database_url: String,
+    pub key_prefix: String,
+    pub redis_shards: u8,
+    pub redis_timeout: Duration,
+}
+
+impl Names {
+    pub fn keyspace(&self) -> Keyspace {
+        Keyspace::new(self.key_prefix.clone(), self.redis_shards)
+    }
+}
+
+#[cfg(feature = "apps")]
+impl From<Names> for runtime::config::Backends {
+    fn from(names: Names) -> Self {
+        Self {
+            redis_url: names.redis_url,
+            database_url: names.database_url,
+            key_prefix: names.key_prefix,
+            redis_shards: names.redis_shards,
+            redis_timeout: names.redis_timeout,
+        }
+    }
+}
+
+#[cfg(feature = "apps")]
+impl From<&runtime::config::Backends> for Names {
+    fn from(backends: &runtime::config::Backends) -> Self {
+        Self {
+            redis_url: backends.redis_url.clone(),
+            database_url: backends.database_url.clone(),
+            key_prefix: backends.key_prefix.clone(),
+            redis_shards: backends.redis_shards,
+            redis_timeout: backends.redis_timeout,
+        }
+    }
+}
+
 /// A test's own database and key prefix on the shared servers. Its keys are deleted and its
 /// database dropped when it is dropped.
 #[derive(Debug)]
 pub struct Isolated {
-    pub backends: Backends,
+    pub names: Names,
     /// How long removing them may take before it gives up (and leaves them behind).
     patience: Duration,
 }
@@ -75,9 +119,9 @@ pub struct Isolated {
 impl Isolated {
     /// New names (database, key prefix) with `shards` Redis shards; nothing is created yet, and
     /// nothing is removed unless [`Isolated::adopt`] takes them.
-    pub fn names(shards: u8) -> Backends {
+    pub fn names(shards: u8) -> Names {
         let unique = Uuid::new_v4().simple();
-        Backends {
+        Names {
             redis_url: redis_url(),
             database_url: format!("{}/test_{unique}", postgres_server()),
             key_prefix: format!("test-{unique}"),
@@ -91,10 +135,10 @@ impl Isolated {
         Self::adopt(Self::names(shards))
     }
 
-    /// Takes `backends`' database and key prefix, to remove them when dropped.
-    pub fn adopt(backends: Backends) -> Self {
+    /// Takes `names`' database and key prefix, to remove them when dropped.
+    pub fn adopt(names: Names) -> Self {
         Self {
-            backends,
+            names,
             patience: CLEANUP_PATIENCE,
         }
     }
@@ -109,7 +153,7 @@ impl Isolated {
 
 impl Drop for Isolated {
     fn drop(&mut self) {
-        let backends = self.backends.clone();
+        let backends = self.names.clone();
         off_runtime(self.patience, async move {
             if let Err(error) = Postgres::force_drop_database(&backends.database_url).await {
                 eprintln!(

@@ -13,7 +13,7 @@ pub mod sql;
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-pub use isolation::{Isolated, ScratchDatabase, postgres_server, redis_url};
+pub use isolation::{Isolated, Names, ScratchDatabase, postgres_server, redis_url};
 pub use postgres::PrivatePostgres;
 pub use process::Process;
 pub use redis::{Persistence, PrivateRedis, delete_keys};

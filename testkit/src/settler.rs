@@ -57,7 +57,7 @@ pub struct Harness {
 impl Harness {
     /// A gateway with one concert of one tier of `total` tickets.
     pub async fn start(total: u32) -> Self {
-        let backends = Isolated::names(2);
+        let backends: Backends = Isolated::names(2).into();
         let app = spawn_app_with(GatewayConfig {
             admin_token: Some(ADMIN_TOKEN.into()),
             ..GatewayConfig::embedded(backends.clone())

@@ -165,10 +165,7 @@ mod tests {
             other.verify(concert, Some(&token), now),
             Err(Refusal::Forged)
         );
-        assert_eq!(
-            secret().verify(concert, None, now),
-            Err(Refusal::Missing)
-        );
+        assert_eq!(secret().verify(concert, None, now), Err(Refusal::Missing));
         assert_eq!(
             secret().verify(concert, Some("x.y.z"), now),
             Err(Refusal::Malformed)

@@ -21,7 +21,7 @@ struct Limited {
 impl Limited {
     fn start() -> Self {
         let isolated = Isolated::new(4);
-        let backends = &isolated.backends;
+        let backends = &isolated.names;
         let port = testkit::free_port();
         let env = [
             ("GATEWAY_ADDR", format!("127.0.0.1:{port}")),

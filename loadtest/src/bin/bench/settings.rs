@@ -51,11 +51,11 @@ pub(crate) struct Run {
 
 impl Run {
     pub(crate) fn new(settings: &Settings, redis: fred::prelude::Client) -> Self {
-        let mut backends = Isolated::names(settings.backends.redis_shards);
-        backends.redis_url = settings.backends.redis_url.clone();
-        let isolated = Isolated::adopt(backends).with_patience(CLEANUP_PATIENCE);
+        let mut names = Isolated::names(settings.backends.redis_shards);
+        names.redis_url = settings.backends.redis_url.clone();
+        let isolated = Isolated::adopt(names).with_patience(CLEANUP_PATIENCE);
         Self {
-            keys: isolated.backends.keyspace(),
+            keys: isolated.names.keyspace(),
             isolated,
             redis,
         }
@@ -70,7 +70,7 @@ impl Run {
         vec![
             ("GATEWAY_ADDR", addr.to_string()),
             ("REDIS_URL", settings.backends.redis_url.clone()),
-            ("DATABASE_URL", self.isolated.backends.database_url.clone()),
+            ("DATABASE_URL", self.isolated.names.database_url.clone()),
             ("KEY_PREFIX", self.keys.prefix().to_owned()),
             ("REDIS_SHARDS", self.keys.shard_count().to_string()),
             ("ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
