@@ -32,8 +32,8 @@ pub async fn run(state: Arc<AppState>, shutdown: CancellationToken) {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(REFRESH_INTERVAL) => {}
-            () = state.stock_missing.notified() => {}
-            () = state.hub.catalog_changed() => {}
+            () = state.stock.missing.notified() => {}
+            () = state.streams.hub.catalog_changed() => {}
         }
         refresh(&state).await;
     }

@@ -24,10 +24,10 @@ use crate::config::GatewayConfig;
 use crate::http::connection::{Activity, Watched};
 use crate::http::event_stream;
 use crate::http::limits::{Capacity, FORGET_EVERY, RateLimits};
-use crate::live::hub::Subscription;
+use crate::live::hub::{Hub, Subscription};
 use crate::live::snapshots::Snapshots;
 use crate::routes;
-use crate::state::AppState;
+use crate::state::{Admin, AppState, BookingDesk, Edge, LiveStock, Streams};
 use crate::web::WebApp;
 use crate::{losses, metrics, refresh};
 
@@ -103,33 +103,69 @@ impl Application {
                 .unwrap_or_else(AdmissionSecret::random),
             config.admission_ttl,
         ));
-        let state = Arc::new(AppState {
-            redis,
-            db,
-            keys,
-            catalog,
-            cors: config.cors_allowed_origins.clone().unwrap_or_default(),
-            dashboards: Dashboards::new(analytics_db),
+        let shutdown = CancellationToken::new();
+        let hub = Arc::<Hub>::default();
+        let stock = LiveStock {
+            redis: redis.clone(),
+            keys: keys.clone(),
+            missing: Arc::default(),
+        };
+        let bookings = Arc::new(BookingDesk {
+            redis: redis.clone(),
+            db: db.clone(),
+            keys: keys.clone(),
+            catalog: Arc::clone(&catalog),
+            waiting_rooms: Arc::clone(&waiting_rooms),
             reserve: ReserveScript::default(),
-            guard,
-            accepted: Default::default(),
-            loss_check_delay: config.loss_check_delay,
-            waiting_rooms,
-            stock_missing: Default::default(),
-            admin_token: config.admin_token.clone(),
+            guard: Arc::clone(&guard),
+            accepted: Arc::default(),
+            stock: stock.clone(),
             max_tickets_per_customer: config.max_tickets_per_customer,
-            hub: Arc::default(),
+            hub: Arc::clone(&hub),
+            shutdown: shutdown.clone(),
+        });
+        let admin = Admin {
+            token: config.admin_token.clone(),
+            redis: redis.clone(),
+            db: db.clone(),
+            keys: keys.clone(),
+            catalog: Arc::clone(&catalog),
+            stock: stock.clone(),
+        };
+        let streams = Arc::new(Streams {
+            hub,
+            catalog: Arc::clone(&catalog),
+            stock: stock.clone(),
             snapshots: Snapshots::default(),
+            capacity: Capacity::new(config.max_sse_clients),
+            shutdown: shutdown.clone(),
+        });
+        let edge = Edge {
+            cors: config.cors_allowed_origins.clone().unwrap_or_default(),
             limits: RateLimits::new(config.rate_limit_per_ip, config.booking_limit_per_ip),
             trusted_proxies: config.trusted_proxies.clone(),
             request_capacity: Capacity::new(config.max_in_flight),
             connection_capacity: Capacity::new(config.max_connections),
             connection_limits: config.connection_limits,
             body_timeout: config.body_timeout,
-            sse_capacity: Capacity::new(config.max_sse_clients),
+        };
+        let state = Arc::new(AppState {
+            redis,
+            db,
+            keys,
+            guard,
+            catalog,
+            stock,
+            bookings,
+            admin,
+            waiting_rooms,
+            streams,
+            dashboards: Dashboards::new(analytics_db),
             web,
             metrics: crate::metrics::install(),
-            shutdown: CancellationToken::new(),
+            edge,
+            loss_check_delay: config.loss_check_delay,
+            shutdown,
         });
         // Every shard whole (recovered where Redis lacks it) before the first booking.
         if state
@@ -137,7 +173,7 @@ impl Application {
             .start(&CancellationToken::new(), REDIS_START_WAIT)
             .await
         {
-            if let Err(error) = state.reserve.load(state.redis.next()).await {
+            if let Err(error) = state.bookings.reserve.load(state.redis.next()).await {
                 tracing::warn!(%error, "loading the reservation script failed; it loads on first use");
             }
             refresh::refresh(&state).await;
@@ -178,11 +214,11 @@ impl Application {
         } = self;
         let mut background = JoinSet::new();
         background.spawn(refresh::run(Arc::clone(&state), shutdown.clone()));
-        background.spawn(subscription.run(Arc::clone(&state.hub), shutdown.clone()));
+        background.spawn(subscription.run(Arc::clone(&state.streams.hub), shutdown.clone()));
         background.spawn(forget_idle_clients(Arc::clone(&state), shutdown.clone()));
         background.spawn(guard_shards(Arc::clone(&state), shutdown.clone()));
         background.spawn(Arc::clone(&state.waiting_rooms).run(shutdown.clone()));
-        let limits = state.connection_limits;
+        let limits = state.edge.connection_limits;
         let mut server = auto::Builder::new(TokioExecutor::new());
         server
             .http1()
@@ -198,7 +234,7 @@ impl Application {
             // closes, rather than taking file descriptors the open ones need.
             let permit = tokio::select! {
                 () = shutdown.cancelled() => break,
-                permit = state.connection_capacity.wait() => permit,
+                permit = state.edge.connection_capacity.wait() => permit,
             };
             let (stream, peer) = tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -308,7 +344,7 @@ async fn guard_shards(state: Arc<AppState>, shutdown: CancellationToken) {
                         redis: state.redis.clone(),
                         db: state.db.clone(),
                         keys: state.keys.clone(),
-                        accepted: Arc::clone(&state.accepted),
+                        accepted: Arc::clone(&state.bookings.accepted),
                     };
                     tokio::spawn(losses::count_lost(
                         places,
@@ -327,7 +363,7 @@ async fn forget_idle_clients(state: Arc<AppState>, shutdown: CancellationToken) 
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(FORGET_EVERY) => state.limits.forget_idle(),
+            () = tokio::time::sleep(FORGET_EVERY) => state.edge.limits.forget_idle(),
         }
     }
 }

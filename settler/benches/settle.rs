@@ -57,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
     let mut tiers = Vec::new();
     for index in 0..CONCERTS {
         let concert = gateway::api::admin::create_concert(
-            &state,
+            &state.admin,
             NewConcert {
                 name: format!("Bench {index}"),
                 description: String::new(),
@@ -93,7 +93,7 @@ async fn main() -> anyhow::Result<()> {
                     idempotency_key: IdempotencyKey::parse(&format!("bench-{i}")).expect("key"),
                     admission_token: None,
                 };
-                book(state, request).await.is_ok()
+                book(&state.bookings, request).await.is_ok()
             }
         })
         .buffer_unordered(64)

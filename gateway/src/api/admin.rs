@@ -1,7 +1,6 @@
 //! `POST /api/admin/concerts`: creating a concert (its stock is live in Redis before the answer),
 //! and `PATCH /api/admin/concerts/{id}`: changing when its sales open and its waiting room.
 
-use api_types::{ConcertUpdateBody, NewConcertBody};
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -15,18 +14,19 @@ use serde_json::Value;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+use api_types::{ConcertUpdateBody, NewConcertBody};
 use domain::ids::{ConcertId, TierId};
 use domain::money::Money;
 use redis_store::stock;
 
-use crate::api::concerts::{ConcertView, available};
+use crate::api::concerts::ConcertView;
 use crate::api::problems::{AdminWriteProblems, NotFound};
 use crate::catalog::store;
 use crate::catalog::{Concert, Tier};
 use crate::http::body::{Body, json};
 use crate::http::error::{ApiError, FieldError};
 use crate::http::validate::{Checker, parse_form, path, path_id};
-use crate::state::AppState;
+use crate::state::Admin;
 
 const MAX_TIERS: usize = 20;
 const MAX_TIER_QUANTITY: i64 = 1_000_000;
@@ -35,8 +35,8 @@ const MAX_ADMIT_PER_SECOND: i64 = 100_000;
 const MAX_TIER_PRICE: &str = "1000000";
 
 /// Checks `Authorization: Bearer <ADMIN_TOKEN>` in constant time.
-pub fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(expected) = &state.admin_token else {
+pub fn authorize(admin: &Admin, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = &admin.token else {
         return Err(ApiError::AdminDisabled);
     };
     let given = headers
@@ -216,11 +216,11 @@ impl NewConcert {
 }
 
 /// Stores `new` in Postgres and its stock in Redis, then adds it to this gateway's catalog.
-pub async fn create_concert(state: &AppState, new: NewConcert) -> Result<Concert, ApiError> {
+pub async fn create_concert(admin: &Admin, new: NewConcert) -> Result<Concert, ApiError> {
     let id = ConcertId::from(Uuid::now_v7());
     let concert = Concert {
         id,
-        shard: state.keys.shard_for_new_concert(id),
+        shard: admin.keys.shard_for_new_concert(id),
         tiers: new
             .tiers
             .into_iter()
@@ -240,22 +240,22 @@ pub async fn create_concert(state: &AppState, new: NewConcert) -> Result<Concert
         sales_close_at: new.sales_close_at.unwrap_or(new.date),
         admit_per_second: new.admit_per_second,
     };
-    let mut tx = state.db.begin().await?;
+    let mut tx = admin.db.begin().await?;
     store::insert_concert(&mut tx, &concert).await?;
     tx.commit().await?;
     // Stock goes live only once the rows exist, so no booking can name a tier Postgres lacks.
     let stock_writes = concert.tiers.iter().map(|tier| {
-        let key = state.keys.stock(concert.shard, tier.id);
-        state
+        let key = admin.keys.stock(concert.shard, tier.id);
+        admin
             .redis
             .set::<(), _, _>(key, tier.total_quantity, None, Some(SetOptions::NX), false)
     });
     try_join_all(stock_writes).await?;
-    state.catalog.add(concert.clone());
+    admin.catalog.add(concert.clone());
     for tier in &concert.tiers {
         stock::publish(
-            &state.redis,
-            &state.keys,
+            &admin.redis,
+            &admin.keys,
             concert.id,
             tier.id,
             i64::from(tier.total_quantity),
@@ -264,10 +264,10 @@ pub async fn create_concert(state: &AppState, new: NewConcert) -> Result<Concert
     }
     // Every other gateway reloads its catalog now rather than at its next periodic refresh, so
     // the new tiers are bookable through all of them within milliseconds.
-    state
+    admin
         .redis
         .next()
-        .publish::<(), _, _>(state.keys.catalog_channel(), concert.id.to_string())
+        .publish::<(), _, _>(admin.keys.catalog_channel(), concert.id.to_string())
         .await?;
     tracing::info!(concert_id = %concert.id, tiers = concert.tiers.len(), "concert created");
     Ok(concert)
@@ -294,9 +294,9 @@ pub async fn create_concert(state: &AppState, new: NewConcert) -> Result<Concert
         AdminWriteProblems,
     )
 )]
-pub async fn create(state: &AppState, body: Vec<u8>) -> Result<Response<Body>, ApiError> {
+pub async fn create(admin: &Admin, body: Vec<u8>) -> Result<Response<Body>, ApiError> {
     let new = NewConcert::parse(&body, Utc::now())?;
-    let concert = create_concert(state, new).await?;
+    let concert = create_concert(admin, new).await?;
     let available: HashMap<TierId, Option<i64>> = concert
         .tiers
         .iter()
@@ -375,10 +375,10 @@ fn admit_rate(check: &mut Checker, room: &Value) -> Option<u32> {
         (status = 404, response = NotFound),
     )
 )]
-pub async fn update(state: &AppState, id: &str, body: Vec<u8>) -> Result<Response<Body>, ApiError> {
+pub async fn update(admin: &Admin, id: &str, body: Vec<u8>) -> Result<Response<Body>, ApiError> {
     let id = path_id(id)?;
     let update = ConcertUpdate::parse(&body)?;
-    let found = store::change_sales(&state.db, id, update.sales_open_at, update.admit_per_second)
+    let found = store::change_sales(&admin.db, id, update.sales_open_at, update.admit_per_second)
         .await
         .map_err(|error| match &error {
             sqlx::Error::Database(db) if db.constraint() == Some("concerts_sales_window_check") => {
@@ -393,16 +393,16 @@ pub async fn update(state: &AppState, id: &str, body: Vec<u8>) -> Result<Respons
     if !found {
         return Err(ApiError::ConcertNotFound(id));
     }
-    state.catalog.reload(&state.db).await?;
-    state
+    admin.catalog.reload(&admin.db).await?;
+    admin
         .redis
         .next()
-        .publish::<(), _, _>(state.keys.catalog_channel(), id.to_string())
+        .publish::<(), _, _>(admin.keys.catalog_channel(), id.to_string())
         .await?;
     tracing::info!(concert_id = %id, ?update, "concert updated");
-    let catalog = state.catalog.current();
+    let catalog = admin.catalog.current();
     let concert = catalog.concert(id).ok_or(ApiError::ConcertNotFound(id))?;
-    let stock = available(state, concert.tier_keys()).await?;
+    let stock = admin.stock.available(concert.tier_keys()).await?;
     json(StatusCode::OK, &ConcertView::new(concert, &stock))
 }
 

@@ -36,7 +36,7 @@ use crate::http::error::{ApiError, Problem};
 use crate::http::limits::Slot;
 use crate::http::validate::{Checker, parse_form, path_id};
 use crate::metrics;
-use crate::state::AppState;
+use crate::state::BookingDesk;
 
 /// How long a booking whose reservation timed out waits to learn what the script did.
 const UNKNOWN_OUTCOME_WAIT: Duration = Duration::from_secs(2);
@@ -64,13 +64,17 @@ pub fn preferred_wait(headers: &HeaderMap) -> Option<Duration> {
 /// The booking once it is final, or as it stands when `wait` has passed (or the gateway is
 /// stopping). Woken by the booking's status message, not by polling; the booking is read once
 /// after subscribing, so a settlement before the subscription is not missed.
-async fn outcome_within(state: &AppState, record: BookingRecord, wait: Duration) -> BookingRecord {
+async fn outcome_within(
+    desk: &BookingDesk,
+    record: BookingRecord,
+    wait: Duration,
+) -> BookingRecord {
     let deadline = tokio::time::Instant::now() + wait;
     let id = record.booking.id;
-    let mut changes = state.hub.status();
+    let mut changes = desk.hub.status();
     let mut current = record;
     loop {
-        match find(state, id).await {
+        match find(desk, id).await {
             Ok(Some(found)) => current = found,
             Ok(None) => {}
             Err(error) => tracing::warn!(%error, "re-reading a booking awaited failed"),
@@ -80,7 +84,7 @@ async fn outcome_within(state: &AppState, record: BookingRecord, wait: Duration)
         }
         loop {
             let change = tokio::select! {
-                () = state.shutdown.cancelled() => return current,
+                () = desk.shutdown.cancelled() => return current,
                 change = tokio::time::timeout_at(deadline, changes.recv()) => change,
             };
             match change {
@@ -210,8 +214,8 @@ pub enum Booked {
 }
 
 /// Books `request`: prices it against the catalog, then runs the reservation script once.
-pub async fn book(state: &AppState, request: BookingRequest) -> Result<Booked, ApiError> {
-    let catalog = state.catalog.current();
+pub async fn book(desk: &BookingDesk, request: BookingRequest) -> Result<Booked, ApiError> {
+    let catalog = desk.catalog.current();
     let entry = catalog
         .tier(request.ticket_tier_id)
         .ok_or(ApiError::TicketTierNotFound(request.ticket_tier_id))?;
@@ -241,8 +245,7 @@ pub async fn book(state: &AppState, request: BookingRequest) -> Result<Booked, A
     let admission = match concert.admit_per_second {
         None => None,
         Some(_) => Some(
-            state
-                .waiting_rooms
+            desk.waiting_rooms
                 .secret()
                 .verify(concert.id, request.admission_token.as_deref(), now)
                 .map_err(|refusal| ApiError::AdmissionRequired(refusal.reason()))?,
@@ -261,17 +264,17 @@ pub async fn book(state: &AppState, request: BookingRequest) -> Result<Booked, A
             idempotency_key: request.idempotency_key,
         },
         held_until: held_until(concert.date, now),
-        customer_limit: state.max_tickets_per_customer,
+        customer_limit: desk.max_tickets_per_customer,
     };
     let reservation = Reservation {
         packed: &packed,
         admission,
     };
-    let outcome = reserve(state, concert.shard, reservation).await?;
+    let outcome = reserve(desk, concert.shard, reservation).await?;
     let booking = packed.booking;
     match outcome {
         Outcome::Accepted { .. } => {
-            state.accepted.record(concert.shard, booking.id);
+            desk.accepted.record(concert.shard, booking.id);
             if admission.is_some() {
                 metrics::admission_spent(concert.id);
             }
@@ -279,10 +282,10 @@ pub async fn book(state: &AppState, request: BookingRequest) -> Result<Booked, A
         }
         // Our own reservation answered a second time (asked again after a timeout).
         Outcome::Replayed(id) if id == booking.id => {
-            state.accepted.record(concert.shard, booking.id);
+            desk.accepted.record(concert.shard, booking.id);
             Ok(Booked::Created(BookingRecord::pending(booking)))
         }
-        Outcome::Replayed(id) => match find(state, id).await? {
+        Outcome::Replayed(id) => match find(desk, id).await? {
             Some(record) => Ok(Booked::Replayed(record)),
             None => Err(ApiError::Internal(format!(
                 "idempotency record names booking {id}, which is nowhere"
@@ -297,15 +300,15 @@ pub async fn book(state: &AppState, request: BookingRequest) -> Result<Booked, A
             available,
         }),
         Outcome::CustomerLimit { held } => Err(ApiError::CustomerLimitExceeded {
-            limit: state.max_tickets_per_customer,
+            limit: desk.max_tickets_per_customer,
             held,
         }),
         Outcome::StockMissing => {
-            state.stock_missing.notify_one();
+            desk.stock.missing.notify_one();
             Err(ApiError::StockNotLoaded(booking.ticket_tier_id))
         }
         Outcome::Recovering => {
-            state.guard.wake();
+            desk.guard.wake();
             Err(ApiError::ShardRecovering(concert.shard))
         }
     }
@@ -316,15 +319,15 @@ pub async fn book(state: &AppState, request: BookingRequest) -> Result<Booked, A
 /// after the first run and is safe to repeat (the same booking finds its own idempotency record).
 /// Only if that too goes unanswered, or the connection is down, is the outcome reported unknown.
 async fn reserve(
-    state: &AppState,
+    desk: &BookingDesk,
     shard: domain::ids::Shard,
     reservation: Reservation<'_>,
 ) -> Result<Outcome, ApiError> {
-    let client = state.redis.next();
+    let client = desk.redis.next();
     let started = Instant::now();
-    let first = state
+    let first = desk
         .reserve
-        .run(client, &state.keys, shard, reservation, &*state.guard)
+        .run(client, &desk.keys, shard, reservation, &*desk.guard)
         .await;
     metrics::script(started.elapsed());
     let timed_out = match first {
@@ -338,15 +341,15 @@ async fn reserve(
         return Err(ApiError::OutcomeUnknown);
     }
     tracing::warn!(booking_id = %reservation.packed.booking.id, error = %timed_out, "reservation timed out; asking again");
-    state
+    desk
         .reserve
         .run_within(
             client,
-            &state.keys,
+            &desk.keys,
             shard,
             reservation,
             UNKNOWN_OUTCOME_WAIT,
-            &*state.guard,
+            &*desk.guard,
         )
         .await
         .map_err(|error| {
@@ -415,13 +418,13 @@ fn outcome(booked: &Result<Booked, ApiError>) -> &'static str {
     )
 )]
 pub async fn create(
-    state: &AppState,
+    desk: &BookingDesk,
     headers: &HeaderMap,
     body: Vec<u8>,
     slot: Option<Slot>,
 ) -> Result<Response<Body>, ApiError> {
     let booked = match BookingRequest::parse(&body, headers) {
-        Ok(request) => book(state, request).await,
+        Ok(request) => book(desk, request).await,
         Err(error) => Err(error),
     };
     metrics::booking(outcome(&booked));
@@ -435,7 +438,7 @@ pub async fn create(
     drop(slot);
     let wait = preferred_wait(headers);
     if let Some(wait) = wait {
-        record = outcome_within(state, record, wait).await;
+        record = outcome_within(desk, record, wait).await;
     }
     let applied = wait.filter(|_| record.status.is_final());
     let mut response = match (applied, record.status) {
@@ -466,25 +469,23 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/bookings/{id}", operation_id = "getBooking", tag = "bookings",
     params(("id" = Uuid, Path, description = "The booking")),
     responses((status = 200, description = "The booking", body = BookingEnvelope), ReadProblems))]
-pub async fn get(state: &AppState, id: &str) -> Result<Response<Body>, ApiError> {
+pub async fn get(desk: &BookingDesk, id: &str) -> Result<Response<Body>, ApiError> {
     let id = path_id(id)?;
-    let record = find(state, id)
-        .await?
-        .ok_or(ApiError::BookingNotFound(id))?;
+    let record = find(desk, id).await?.ok_or(ApiError::BookingNotFound(id))?;
     json(StatusCode::OK, &BookingEnvelope { booking: &record })
 }
 
 /// Redis first (it holds every unsettled booking, and settled ones for an hour, with their live
 /// status), then Postgres. A Redis failure only matters if Postgres does not have the booking
 /// either.
-pub async fn find(state: &AppState, id: BookingId) -> Result<Option<BookingRecord>, ApiError> {
-    let from_redis = match id.shard(state.keys.shard_count()) {
+pub async fn find(desk: &BookingDesk, id: BookingId) -> Result<Option<BookingRecord>, ApiError> {
+    let from_redis = match id.shard(desk.keys.shard_count()) {
         None => Ok(None),
         Some(shard) => {
-            let fields: Result<(Option<String>, Option<String>, Option<String>), _> = state
+            let fields: Result<(Option<String>, Option<String>, Option<String>), _> = desk
                 .redis
                 .hmget(
-                    state.keys.booking(shard, id),
+                    desk.keys.booking(shard, id),
                     vec![field::PACKED, field::STATUS, field::REASON],
                 )
                 .await;
@@ -501,8 +502,8 @@ pub async fn find(state: &AppState, id: BookingId) -> Result<Option<BookingRecor
     };
     match from_redis {
         Ok(Some(record)) => Ok(Some(record)),
-        Ok(None) => Ok(pg_store::booking(&state.db, id).await?),
-        Err(redis_error) => match pg_store::booking(&state.db, id).await? {
+        Ok(None) => Ok(pg_store::booking(&desk.db, id).await?),
+        Err(redis_error) => match pg_store::booking(&desk.db, id).await? {
             Some(record) => Ok(Some(record)),
             None => Err(redis_error),
         },

@@ -1,24 +1,22 @@
 //! `GET /api/concerts` and `GET /api/concerts/{id}`: the in-memory catalog with live stock.
 
-use api_types::WaitingRoomBody;
 use std::collections::HashMap;
 
-use domain::ids::{ConcertId, TierId};
 use http::{Response, StatusCode};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use domain::ids::Shard;
+use api_types::WaitingRoomBody;
+use domain::ids::{ConcertId, TierId};
 use domain::money::Money;
 use domain::record::format_timestamp;
-use redis_store::stock::{self, Counter};
 
 use crate::api::problems::{RateLimited, ReadProblems, Recovering};
-use crate::catalog::Concert;
+use crate::catalog::{CatalogHandle, Concert};
 use crate::http::body::{Body, json};
 use crate::http::error::ApiError;
 use crate::http::validate::path_id;
-use crate::state::AppState;
+use crate::state::LiveStock;
 
 /// A concert with its tiers and their live stock.
 #[derive(Debug, Serialize, ToSchema)]
@@ -93,18 +91,6 @@ pub struct ConcertList<'a> {
     concerts: Vec<ConcertView<'a>>,
 }
 
-/// Stock of `tiers`; a tier Redis does not know wakes the stock loader and shows 0 meanwhile.
-pub async fn available(
-    state: &AppState,
-    tiers: impl IntoIterator<Item = (Shard, TierId)>,
-) -> Result<HashMap<TierId, Option<i64>>, ApiError> {
-    let stock = stock::read(&state.redis, &state.keys, Counter::Available, tiers).await?;
-    if stock.values().any(Option::is_none) {
-        state.stock_missing.notify_one();
-    }
-    Ok(stock)
-}
-
 /// Every concert with its tiers and their live stock.
 #[utoipa::path(get, path = "/api/concerts", operation_id = "listConcerts", tag = "concerts",
     responses(
@@ -113,9 +99,9 @@ pub async fn available(
         (status = 503, response = Recovering),
     )
 )]
-pub async fn list(state: &AppState) -> Result<Response<Body>, ApiError> {
-    let catalog = state.catalog.current();
-    let stock = available(state, catalog.tiers()).await?;
+pub async fn list(catalog: &CatalogHandle, stock: &LiveStock) -> Result<Response<Body>, ApiError> {
+    let catalog = catalog.current();
+    let stock = stock.available(catalog.tiers()).await?;
     let concerts = catalog
         .concerts()
         .iter()
@@ -128,10 +114,14 @@ pub async fn list(state: &AppState) -> Result<Response<Body>, ApiError> {
 #[utoipa::path(get, path = "/api/concerts/{id}", operation_id = "getConcert", tag = "concerts",
     params(("id" = Uuid, Path, description = "The concert")),
     responses((status = 200, description = "The concert", body = ConcertView), ReadProblems))]
-pub async fn get(state: &AppState, id: &str) -> Result<Response<Body>, ApiError> {
+pub async fn get(
+    catalog: &CatalogHandle,
+    stock: &LiveStock,
+    id: &str,
+) -> Result<Response<Body>, ApiError> {
     let id = path_id(id)?;
-    let catalog = state.catalog.current();
+    let catalog = catalog.current();
     let concert = catalog.concert(id).ok_or(ApiError::ConcertNotFound(id))?;
-    let stock = available(state, concert.tier_keys()).await?;
+    let stock = stock.available(concert.tier_keys()).await?;
     json(StatusCode::OK, &ConcertView::new(concert, &stock))
 }

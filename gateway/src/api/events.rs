@@ -30,14 +30,16 @@ use utoipa::ToSchema;
 use api_types::headers::X_ACCEL_BUFFERING;
 use domain::record::BookingRecord;
 
+use crate::api::bookings;
 use crate::api::problems::{RateLimited, StreamProblems, StreamUnavailable};
-use crate::api::{bookings, concerts};
 use crate::http::body::Body;
 use crate::http::error::ApiError;
 use crate::http::validate::path_id;
-use crate::live::hub::{QueueTick, StatusChange, StockUpdate, frame};
+use crate::live::hub::{Hub, QueueTick, StatusChange, StockUpdate, frame};
+use crate::live::snapshots::SnapshotError;
 use crate::metrics::{self, SseClient};
-use crate::state::AppState;
+use crate::state::{BookingDesk, Streams};
+use crate::waiting_room::WaitingRooms;
 use crate::waiting_room::{Ticket, TicketEnvelope};
 
 /// How often an idle stream sends a comment.
@@ -114,10 +116,12 @@ pub struct Snapshot {
 }
 
 /// A `snapshot` event of every tier's stock, read from Redis now.
-async fn snapshot(state: &AppState) -> Result<Bytes, ApiError> {
-    let tiers = state.catalog.current().tier_refs();
-    let available =
-        concerts::available(state, tiers.iter().map(|tier| (tier.shard, tier.tier_id))).await?;
+async fn snapshot(streams: &Streams) -> Result<Bytes, SnapshotError> {
+    let tiers = streams.catalog.current().tier_refs();
+    let available = streams
+        .stock
+        .available(tiers.iter().map(|tier| (tier.shard, tier.tier_id)))
+        .await?;
     let tiers = tiers
         .into_iter()
         .map(|tier| TierStock {
@@ -127,14 +131,14 @@ async fn snapshot(state: &AppState) -> Result<Bytes, ApiError> {
         })
         .collect();
     let data = simd_json::to_string(&Snapshot { tiers })
-        .map_err(|error| ApiError::Internal(error.to_string()))?;
+        .map_err(|error| SnapshotError::Unwritable(error.to_string()))?;
     metrics::sse_event("snapshot");
-    Ok(frame("snapshot", state.hub.next_event_id(), &data))
+    Ok(frame("snapshot", streams.hub.next_event_id(), &data))
 }
 
 /// What a stock stream holds while it is open.
 struct StockStream {
-    state: Arc<AppState>,
+    streams: Arc<Streams>,
     updates: broadcast::Receiver<StockUpdate>,
     heartbeat: Interval,
     shutdown: CancellationToken,
@@ -179,9 +183,9 @@ impl Feed for StockStream {
             if self.snapshot_due {
                 self.snapshot_due = false;
                 return match self
-                    .state
+                    .streams
                     .snapshots
-                    .since(Instant::now(), || snapshot(&self.state))
+                    .since(Instant::now(), || snapshot(&self.streams))
                     .await
                 {
                     Ok(frame) => Some(frame),
@@ -212,17 +216,17 @@ impl Feed for StockStream {
         (status = 503, response = StreamUnavailable),
     )
 )]
-pub async fn stock_stream(state: Arc<AppState>) -> Result<Response<Body>, ApiError> {
-    let permit = state.sse_capacity.admit()?;
+pub async fn stock_stream(streams: Arc<Streams>) -> Result<Response<Body>, ApiError> {
+    let permit = streams.capacity.admit()?;
     // Subscribed before the snapshot is read, so no change falls between the two.
-    let updates = state.hub.stock();
-    let first = state
+    let updates = streams.hub.stock();
+    let first = streams
         .snapshots
-        .since(Instant::now(), || snapshot(&state))
+        .since(Instant::now(), || snapshot(&streams))
         .await?;
     let feed = StockStream {
-        shutdown: state.shutdown.clone(),
-        state,
+        shutdown: streams.shutdown.clone(),
+        streams,
         updates,
         heartbeat: heartbeat(),
         snapshot_due: false,
@@ -238,15 +242,16 @@ pub struct BookingEvent<'a> {
     booking: &'a BookingRecord,
 }
 
-fn status_frame(state: &AppState, record: &BookingRecord) -> Option<Bytes> {
+fn status_frame(hub: &Hub, record: &BookingRecord) -> Option<Bytes> {
     let data = simd_json::to_string(&BookingEvent { booking: record }).ok()?;
     metrics::sse_event("status");
-    Some(frame("status", state.hub.next_event_id(), &data))
+    Some(frame("status", hub.next_event_id(), &data))
 }
 
 /// What a booking stream holds while it is open.
 struct BookingStream {
-    state: Arc<AppState>,
+    streams: Arc<Streams>,
+    desk: Arc<BookingDesk>,
     id: BookingId,
     changes: broadcast::Receiver<StatusChange>,
     heartbeat: Interval,
@@ -278,10 +283,10 @@ impl Feed for BookingStream {
             if !look {
                 continue;
             }
-            match bookings::find(&self.state, self.id).await {
+            match bookings::find(&self.desk, self.id).await {
                 Ok(Some(record)) if record.status != self.sent => {
                     self.sent = record.status;
-                    return status_frame(&self.state, &record);
+                    return status_frame(&self.streams.hub, &record);
                 }
                 Ok(_) => {}
                 Err(error) => {
@@ -297,18 +302,23 @@ impl Feed for BookingStream {
 #[utoipa::path(get, path = "/api/bookings/{id}/events", operation_id = "bookingEvents", tag = "bookings",
     params(("id" = Uuid, Path, description = "The booking")),
     responses((status = 200, description = "Events: `status` (a `BookingEvent`)", content_type = "text/event-stream", body = ServerSentEvent), StreamProblems))]
-pub async fn booking_stream(state: Arc<AppState>, id: &str) -> Result<Response<Body>, ApiError> {
+pub async fn booking_stream(
+    streams: Arc<Streams>,
+    desk: Arc<BookingDesk>,
+    id: &str,
+) -> Result<Response<Body>, ApiError> {
     let id = path_id(id)?;
-    let permit = state.sse_capacity.admit()?;
-    let changes = state.hub.status();
-    let record = bookings::find(&state, id)
+    let permit = streams.capacity.admit()?;
+    let changes = streams.hub.status();
+    let record = bookings::find(&desk, id)
         .await?
         .ok_or(ApiError::BookingNotFound(id))?;
-    let first = status_frame(&state, &record)
+    let first = status_frame(&streams.hub, &record)
         .ok_or_else(|| ApiError::Internal("booking event".to_owned()))?;
     let feed = BookingStream {
-        shutdown: state.shutdown.clone(),
-        state,
+        shutdown: streams.shutdown.clone(),
+        streams,
+        desk,
         id,
         changes,
         heartbeat: heartbeat(),
@@ -322,7 +332,8 @@ pub async fn booking_stream(state: Arc<AppState>, id: &str) -> Result<Response<B
 
 /// What a waiting-room ticket's stream holds while it is open.
 struct QueueStream {
-    state: Arc<AppState>,
+    streams: Arc<Streams>,
+    rooms: Arc<WaitingRooms>,
     ticket: Ticket,
     /// How far the room's admission has reached, as last heard.
     admitted: u64,
@@ -340,7 +351,7 @@ struct QueueStream {
 impl QueueStream {
     /// The event the ticket's state calls for now, if it differs from the last one sent.
     fn event(&mut self) -> Option<Bytes> {
-        let rooms = &self.state.waiting_rooms;
+        let rooms = &self.rooms;
         let view = rooms.view(&self.ticket, self.admitted, self.sold_out);
         let event = if view.admitted {
             "admitted"
@@ -355,14 +366,14 @@ impl QueueStream {
         self.sent = Some(view.position);
         let data = simd_json::to_string(&TicketEnvelope { queue_ticket: view }).ok()?;
         metrics::sse_event(event);
-        Some(frame(event, self.state.hub.next_event_id(), &data))
+        Some(frame(event, self.streams.hub.next_event_id(), &data))
     }
 
     /// Reads the ticket again: for its place after the draw, its token once admission reached it,
     /// or after the hub fell behind. Every tick carries the room's whole state (how far
     /// admission reached), so a missed tick is made good by the next: no periodic re-read.
     async fn reread(&mut self) {
-        match self.state.waiting_rooms.read(self.ticket.id).await {
+        match self.rooms.read(self.ticket.id).await {
             Ok((ticket, admitted, sold_out)) => {
                 self.ticket = ticket;
                 self.admitted = admitted.max(self.admitted);
@@ -413,14 +424,19 @@ impl Feed for QueueStream {
 #[utoipa::path(get, path = "/api/queue/{id}/events", operation_id = "queueEvents", tag = "waiting room",
     params(("id" = Uuid, Path, description = "The queue ticket")),
     responses((status = 200, description = "Events `position`, `admitted` and `soldout`, each a `TicketEnvelope`", content_type = "text/event-stream", body = ServerSentEvent), StreamProblems))]
-pub async fn queue_stream(state: Arc<AppState>, id: &str) -> Result<Response<Body>, ApiError> {
+pub async fn queue_stream(
+    streams: Arc<Streams>,
+    rooms: Arc<WaitingRooms>,
+    id: &str,
+) -> Result<Response<Body>, ApiError> {
     let id = path_id(id)?;
-    let permit = state.sse_capacity.admit()?;
-    let ticks = state.hub.queue();
-    let (ticket, admitted, sold_out) = state.waiting_rooms.read(id).await?;
+    let permit = streams.capacity.admit()?;
+    let ticks = streams.hub.queue();
+    let (ticket, admitted, sold_out) = rooms.read(id).await?;
     let mut feed = QueueStream {
-        shutdown: state.shutdown.clone(),
-        state,
+        shutdown: streams.shutdown.clone(),
+        streams,
+        rooms,
         ticket,
         admitted,
         sold_out,
@@ -435,6 +451,15 @@ pub async fn queue_stream(state: Arc<AppState>, id: &str) -> Result<Response<Bod
         .event()
         .ok_or_else(|| ApiError::Internal("queue event".to_owned()))?;
     Ok(open(first, feed))
+}
+
+impl From<SnapshotError> for ApiError {
+    fn from(error: SnapshotError) -> Self {
+        match error {
+            SnapshotError::Redis(error) => ApiError::Redis(error),
+            SnapshotError::Unwritable(reason) => ApiError::Internal(reason),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,15 +1,18 @@
 //! `GET /api/health` (liveness) and `GET /api/health/ready` (readiness: this gateway can take
 //! bookings, so Redis answers and every shard is whole; Postgres is reported, not required).
 
+use fred::prelude::Pool;
 use http::header::RETRY_AFTER;
 use http::{HeaderValue, Response, StatusCode};
-use runtime::health::Readiness;
 use serde::Serialize;
+use sqlx::PgPool;
 use utoipa::ToSchema;
+
+use redis_store::recovery::ShardGuard;
+use runtime::health::Readiness;
 
 use crate::http::body::{Body, json};
 use crate::http::error::ApiError;
-use crate::state::AppState;
 
 /// The process runs.
 #[derive(Debug, Serialize, ToSchema)]
@@ -34,14 +37,13 @@ pub fn live() -> Result<Response<Body>, ApiError> {
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     )
 )]
-pub async fn ready(state: &AppState) -> Result<Response<Body>, ApiError> {
-    let readiness = runtime::health::check(
-        &state.redis,
-        &state.db,
-        &state.guard,
-        runtime::health::Postgres::Reported,
-    )
-    .await;
+pub async fn ready(
+    redis: &Pool,
+    db: &PgPool,
+    guard: &ShardGuard,
+) -> Result<Response<Body>, ApiError> {
+    let readiness =
+        runtime::health::check(redis, db, guard, runtime::health::Postgres::Reported).await;
     crate::metrics::HEALTH.dependencies(&readiness);
     if readiness.is_ready() {
         return json(StatusCode::OK, &readiness);

@@ -8,10 +8,11 @@ use api_types::headers::IDEMPOTENCY_KEY;
 use domain::values::IdempotencyKey;
 
 use crate::api::problems::{Invalid, NotFound, RateLimited};
+use crate::catalog::CatalogHandle;
 use crate::http::body::{Body, json};
 use crate::http::error::{ApiError, FieldError, Problem};
 use crate::http::validate::path_id;
-use crate::state::AppState;
+use crate::waiting_room::WaitingRooms;
 use crate::waiting_room::{QueueError, TicketEnvelope};
 
 /// Joins the concert's waiting room. Before sales open, everyone who joins is drawn into a random
@@ -37,7 +38,8 @@ use crate::waiting_room::{QueueError, TicketEnvelope};
     )
 )]
 pub async fn join(
-    state: &AppState,
+    catalog: &CatalogHandle,
+    rooms: &WaitingRooms,
     concert_id: &str,
     headers: &HeaderMap,
 ) -> Result<Response<Body>, ApiError> {
@@ -54,11 +56,11 @@ pub async fn join(
                 })?,
         ),
     };
-    let catalog = state.catalog.current();
+    let catalog = catalog.current();
     let concert = catalog
         .concert(concert_id)
         .ok_or(ApiError::ConcertNotFound(concert_id))?;
-    let (ticket, new) = state.waiting_rooms.join(concert, key.as_ref()).await?;
+    let (ticket, new) = rooms.join(concert, key.as_ref()).await?;
     let status = if new {
         StatusCode::CREATED
     } else {
@@ -89,9 +91,9 @@ pub async fn join(
         (status = 503, description = "Redis is down or the gateway is at capacity", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
     )
 )]
-pub async fn get(state: &AppState, id: &str) -> Result<Response<Body>, ApiError> {
+pub async fn get(rooms: &WaitingRooms, id: &str) -> Result<Response<Body>, ApiError> {
     let id = path_id(id)?;
-    let ticket = state.waiting_rooms.ticket_view(id).await?;
+    let ticket = rooms.ticket_view(id).await?;
     json(
         StatusCode::OK,
         &TicketEnvelope {

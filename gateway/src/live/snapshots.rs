@@ -3,14 +3,21 @@
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use crate::http::error::ApiError;
+/// Why a snapshot could not be had. Cloned to every client that shares the failed read.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("reading stock: {0}")]
+    Redis(#[from] fred::error::Error),
+    #[error("writing the snapshot: {0}")]
+    Unwritable(String),
+}
 
 /// The latest snapshot read (its frame, or Redis' error) and when it began. Clients that arrive
 /// while one is being read share the next one, so a connection storm (an on-sale opening, or every
 /// client resynchronising after pub/sub reconnected) costs Redis one read at a time instead of one
 /// per client, and with Redis down they all get the same quick 503 instead of a timeout each.
 #[derive(Debug, Default)]
-pub struct Snapshots(tokio::sync::Mutex<Option<(Instant, Result<Bytes, fred::error::Error>)>>);
+pub struct Snapshots(tokio::sync::Mutex<Option<(Instant, Result<Bytes, SnapshotError>)>>);
 
 impl Snapshots {
     /// A snapshot whose read began at or after `since` (so it holds every change published
@@ -19,24 +26,19 @@ impl Snapshots {
         &self,
         since: Instant,
         read: impl FnOnce() -> F,
-    ) -> Result<Bytes, ApiError>
+    ) -> Result<Bytes, SnapshotError>
     where
-        F: Future<Output = Result<Bytes, ApiError>>,
+        F: Future<Output = Result<Bytes, SnapshotError>>,
     {
         let mut latest = self.0.lock().await;
         if let Some((started, outcome)) = &*latest
             && *started >= since
         {
-            return outcome.clone().map_err(ApiError::Redis);
+            return outcome.clone();
         }
         let started = Instant::now();
         let read = read().await;
-        let outcome = match &read {
-            Ok(frame) => Ok(frame.clone()),
-            Err(ApiError::Redis(error)) => Err(error.clone()),
-            Err(_) => return read,
-        };
-        *latest = Some((started, outcome));
+        *latest = Some((started, read.clone()));
         read
     }
 }

@@ -285,7 +285,7 @@ where
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let origin = request.headers().get(ORIGIN).cloned();
-    if let Some(mut answer) = cors::preflight(&state.cors, &method, &path, request.headers()) {
+    if let Some(mut answer) = cors::preflight(&state.edge.cors, &method, &path, request.headers()) {
         metrics::request(
             "preflight",
             method.as_str(),
@@ -324,7 +324,12 @@ where
         started.elapsed(),
     );
     response.headers_mut().insert(REQUEST_ID, id);
-    cors::decorate(&state.cors, &path, origin.as_ref(), response.headers_mut());
+    cors::decorate(
+        &state.edge.cors,
+        &path,
+        origin.as_ref(),
+        response.headers_mut(),
+    );
     response
 }
 
@@ -343,22 +348,22 @@ where
     let (parts, body) = request.into_parts();
     let policy = route.policy;
     if policy.rate != Rate::Exempt {
-        let client = state.client_address(peer, &parts.headers);
-        state.limits.check(Limit::Requests, client)?;
+        let client = state.edge.client_address(peer, &parts.headers);
+        state.edge.limits.check(Limit::Requests, client)?;
         if policy.rate == Rate::Bookings {
-            state.limits.check(Limit::Bookings, client)?;
+            state.edge.limits.check(Limit::Bookings, client)?;
         }
     }
     if policy.admin {
-        admin::authorize(&state, &parts.headers)?;
+        admin::authorize(&state.admin, &parts.headers)?;
     }
     let body = if policy.json_body {
-        read_json(&parts.headers, body, state.body_timeout).await?
+        read_json(&parts.headers, body, state.edge.body_timeout).await?
     } else {
         Vec::new()
     };
     let slot = match policy.admission {
-        Admission::Slot => Some(state.request_capacity.slot()?),
+        Admission::Slot => Some(state.edge.request_capacity.slot()?),
         Admission::Always | Admission::Stream => None,
     };
     let call = Call {

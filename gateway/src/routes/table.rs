@@ -2,6 +2,8 @@
 //! and the path template), what it goes through on the way, and the handler it calls with the
 //! services that handler uses.
 
+use std::sync::Arc;
+
 use http::Method;
 // The hidden traits utoipa-axum's `routes!` builds a document from: a path's tags and schemas.
 use utoipa::__dev::{SchemaReferences, Tags};
@@ -52,49 +54,73 @@ pub(super) fn routes() -> Vec<Route> {
     use queue::{__path_get as __path_ticket, __path_join};
     vec![
         documented::<__path_concerts>(Policy::READ, |call| {
-            Box::pin(async move { concerts::list(&call.state).await })
+            Box::pin(async move { concerts::list(&call.state.catalog, &call.state.stock).await })
         }),
         documented::<__path_concert>(Policy::READ, |call| {
-            Box::pin(async move { concerts::get(&call.state, call.param()).await })
+            Box::pin(async move {
+                let state = &call.state;
+                concerts::get(&state.catalog, &state.stock, call.param()).await
+            })
         }),
         documented::<__path_stock_stream>(Policy::STREAM, |call| {
-            Box::pin(events::stock_stream(call.state))
+            Box::pin(events::stock_stream(Arc::clone(&call.state.streams)))
         }),
         documented::<__path_create>(Policy::ADMIN_WRITE, |call| {
-            Box::pin(async move { admin::create(&call.state, call.body).await })
+            Box::pin(async move { admin::create(&call.state.admin, call.body).await })
         }),
         documented::<__path_update>(Policy::ADMIN_WRITE, |mut call| {
             Box::pin(async move {
                 let body = std::mem::take(&mut call.body);
-                admin::update(&call.state, call.param(), body).await
+                admin::update(&call.state.admin, call.param(), body).await
             })
         }),
         documented::<__path_book>(Policy::BOOKING, |call| {
             Box::pin(async move {
-                bookings::create(&call.state, &call.parts.headers, call.body, call.slot).await
+                bookings::create(
+                    &call.state.bookings,
+                    &call.parts.headers,
+                    call.body,
+                    call.slot,
+                )
+                .await
             })
         }),
         documented::<__path_booking>(Policy::READ, |call| {
-            Box::pin(async move { bookings::get(&call.state, call.param()).await })
+            Box::pin(async move { bookings::get(&call.state.bookings, call.param()).await })
         }),
         documented::<__path_booking_stream>(Policy::STREAM, |call| {
             Box::pin(async move {
                 let id = call.param().to_owned();
-                events::booking_stream(call.state, &id).await
+                let state = &call.state;
+                events::booking_stream(Arc::clone(&state.streams), Arc::clone(&state.bookings), &id)
+                    .await
             })
         }),
         documented::<__path_join>(Policy::READ, |call| {
-            Box::pin(
-                async move { queue::join(&call.state, call.param(), &call.parts.headers).await },
-            )
+            Box::pin(async move {
+                let state = &call.state;
+                queue::join(
+                    &state.catalog,
+                    &state.waiting_rooms,
+                    call.param(),
+                    &call.parts.headers,
+                )
+                .await
+            })
         }),
         documented::<__path_ticket>(Policy::READ, |call| {
-            Box::pin(async move { queue::get(&call.state, call.param()).await })
+            Box::pin(async move { queue::get(&call.state.waiting_rooms, call.param()).await })
         }),
         documented::<__path_queue_stream>(Policy::STREAM, |call| {
             Box::pin(async move {
                 let id = call.param().to_owned();
-                events::queue_stream(call.state, &id).await
+                let state = &call.state;
+                events::queue_stream(
+                    Arc::clone(&state.streams),
+                    Arc::clone(&state.waiting_rooms),
+                    &id,
+                )
+                .await
             })
         }),
         documented::<__path_dashboard>(Policy::READ, |call| {
@@ -104,7 +130,10 @@ pub(super) fn routes() -> Vec<Route> {
         }),
         documented::<__path_live>(Policy::OPERATIONS, |_| Box::pin(async { health::live() })),
         documented::<__path_ready>(Policy::OPERATIONS, |call| {
-            Box::pin(async move { health::ready(&call.state).await })
+            Box::pin(async move {
+                let state = &call.state;
+                health::ready(&state.redis, &state.db, &state.guard).await
+            })
         }),
         documented::<__path_metrics>(Policy::OPERATIONS, |call| {
             Box::pin(async move { Ok(health::metrics(&call.state.metrics)) })

@@ -311,11 +311,11 @@ async fn rate_limits_refuse_per_address_and_spare_the_others() {
     // A flood of distinct addresses is forgotten once their limits have recovered.
     join_all((0..2000).map(|n| get_from(&app, n))).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    app.state.limits.forget_idle();
+    app.state.edge.limits.forget_idle();
     assert!(
-        app.state.limits.tracked() < 10,
+        app.state.edge.limits.tracked() < 10,
         "{} still tracked",
-        app.state.limits.tracked()
+        app.state.edge.limits.tracked()
     );
 }
 

@@ -216,7 +216,7 @@ async fn the_audit_finds_drift_and_missing_stock_is_loaded_again() {
         .expect("lost");
     assert!(check().await.expect("checked").problems()[0].contains("no stock"));
     // The gateway loads a missing tier of a whole shard from Postgres.
-    state.stock_missing.notify_one();
+    state.stock.missing.notify_one();
     let deadline = Instant::now() + Duration::from_secs(5);
     while harness.available().await != Some(13) {
         assert!(Instant::now() < deadline, "stock not loaded again");
