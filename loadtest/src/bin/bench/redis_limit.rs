@@ -3,7 +3,7 @@
 //! Redis memory a booking takes while pending and once settled.
 
 use anyhow::{Context, bail};
-use domain::ids::Shard;
+use domain::ids::{BookingId, ConcertId, Shard, TierId};
 use domain::money::{Currency, Money};
 use domain::record::{Booking, BookingStatus, Packed, Stub};
 use domain::values::{Email, IdempotencyKey, Quantity};
@@ -124,12 +124,17 @@ fn median(mut runs: Vec<ScriptRate>) -> anyhow::Result<ScriptRate> {
 }
 
 /// A new booking of `tier`, as the gateway packs it.
-fn packed(id: Uuid, concert: Uuid, tier: Uuid, customer: &str) -> anyhow::Result<Packed> {
+fn packed(
+    id: BookingId,
+    concert: ConcertId,
+    tier: TierId,
+    customer: &str,
+) -> anyhow::Result<Packed> {
     Ok(Packed {
         booking: Booking {
-            id: id.into(),
-            ticket_tier_id: tier.into(),
-            concert_id: concert.into(),
+            id,
+            ticket_tier_id: tier,
+            concert_id: concert,
             user_email: Email::parse(&format!("{customer}@bench.example"))
                 .map_err(anyhow::Error::msg)?,
             quantity: Quantity::new(1).map_err(anyhow::Error::msg)?,
@@ -150,11 +155,11 @@ fn reserve_command(
     keys: &Keyspace,
     shard: Shard,
     script: &ReserveScript,
-    concert: Uuid,
-    tier: Uuid,
+    concert: ConcertId,
+    tier: TierId,
 ) -> anyhow::Result<Vec<String>> {
     let random = "__rand_int__";
-    let packed = packed(Uuid::nil(), concert, tier, random)?;
+    let packed = packed(Uuid::nil().into(), concert, tier, random)?;
     let nil = Uuid::nil().to_string();
     let reservation = Reservation {
         packed: &packed,
@@ -176,14 +181,14 @@ fn reserve_command(
 }
 
 /// `loadtest/reference.lua` on the same shard's keys, every call a new booking.
-fn reference_command(keys: &Keyspace, shard: Shard, sha1: &str, tier: Uuid) -> Vec<String> {
+fn reference_command(keys: &Keyspace, shard: Shard, sha1: &str, tier: TierId) -> Vec<String> {
     let random = "__rand_int__";
     [
         "EVALSHA",
         sha1,
         "3",
         &keys.idempotency(shard, Uuid::nil().into(), &format!("ref-{random}")),
-        &keys.stock(shard, tier.into()),
+        &keys.stock(shard, tier),
         &format!("{}-reference", keys.stream(shard)),
         &format!("{random}-0000-7000-8000-000000000000"),
         &tier.to_string(),
@@ -215,9 +220,9 @@ async fn memory_usage(redis: &Client, key: String) -> anyhow::Result<u64> {
 
 /// Reserves [`MEMORY_BOOKINGS`] bookings of `tier`, each its own customer, then settles them as
 /// confirmed and trims the stream as the settler would, reading Redis' memory at each step.
-async fn booking_memory(run: &Run, shard: Shard, tier: Uuid) -> anyhow::Result<BookingMemory> {
+async fn booking_memory(run: &Run, shard: Shard, tier: TierId) -> anyhow::Result<BookingMemory> {
     let keys = &run.keys;
-    let concert = Uuid::new_v4();
+    let concert = ConcertId::from(Uuid::new_v4());
     let (reserve, settle) = (ReserveScript::default(), SettleScript::default());
     reserve.load(&run.redis).await?;
     let before = used_memory(&run.redis).await?;
@@ -226,7 +231,7 @@ async fn booking_memory(run: &Run, shard: Shard, tier: Uuid) -> anyhow::Result<B
         let mut calls = JoinSet::new();
         for n in 0..1_000 {
             let booking = packed(
-                Uuid::now_v7(),
+                Uuid::now_v7().into(),
                 concert,
                 tier,
                 &format!("memory-{batch}-{n}"),
@@ -254,11 +259,8 @@ async fn booking_memory(run: &Run, shard: Shard, tier: Uuid) -> anyhow::Result<B
     let pending = used_memory(&run.redis).await?;
     let sample = bookings.first().context("no booking")?;
     let record_bytes = memory_usage(&run.redis, keys.booking(shard, sample.id)).await?;
-    let idempotency_bytes = memory_usage(
-        &run.redis,
-        keys.idempotency(shard, concert.into(), "memory-0-0"),
-    )
-    .await?;
+    let idempotency_bytes =
+        memory_usage(&run.redis, keys.idempotency(shard, concert, "memory-0-0")).await?;
 
     for batch in bookings.chunks(1_000) {
         let mut calls = JoinSet::new();
@@ -292,25 +294,30 @@ async fn booking_memory(run: &Run, shard: Shard, tier: Uuid) -> anyhow::Result<B
     })
 }
 
-/// Runs `reserve.lua` and the reference script in turn, [`RUNS`] times each (`BENCH_REDIS_REQUESTS`
-/// calls of each script in all), then measures a booking's memory.
-pub(crate) async fn redis_limit(settings: &Settings, run: &Run) -> anyhow::Result<RedisLimit> {
+/// Makes `shard` whole (an epoch) with a billion tickets of `tier`, so no run sells out.
+async fn open_shard(run: &Run, shard: Shard, tier: TierId) -> anyhow::Result<()> {
     let keys = &run.keys;
-    let shard = Shard::new(0);
-    let (concert, tier) = (Uuid::new_v4(), Uuid::new_v4());
-    run.redis
-        .set::<(), _, _>(
-            keys.stock(shard, tier.into()),
-            1_000_000_000,
-            None,
-            None,
-            false,
-        )
+    let _: () = run
+        .redis
+        .set(keys.stock(shard, tier), 1_000_000_000, None, None, false)
         .await?;
     let _: () = run
         .redis
         .set(keys.epoch(shard), 1, None, None, false)
         .await?;
+    Ok(())
+}
+
+/// Runs `reserve.lua` and the reference script in turn, [`RUNS`] times each (`BENCH_REDIS_REQUESTS`
+/// calls of each script in all), then measures a booking's memory.
+pub(crate) async fn redis_limit(settings: &Settings, run: &Run) -> anyhow::Result<RedisLimit> {
+    let keys = &run.keys;
+    let shard = Shard::new(0);
+    let (concert, tier) = (
+        ConcertId::from(Uuid::new_v4()),
+        TierId::from(Uuid::new_v4()),
+    );
+    open_shard(run, shard, tier).await?;
     let script = ReserveScript::default();
     script.load(&run.redis).await?;
     let reference = Script::from_lua(include_str!("../../../reference.lua"));
@@ -336,19 +343,7 @@ pub(crate) async fn redis_limit(settings: &Settings, run: &Run) -> anyhow::Resul
     println!("bench: Redis memory of {MEMORY_BOOKINGS} bookings, pending then settled");
     // On a shard of its own: the benchmark's bookings fill shard 0's stream.
     let memory_shard = Shard::new(1);
-    run.redis
-        .set::<(), _, _>(
-            keys.stock(memory_shard, tier.into()),
-            1_000_000_000,
-            None,
-            None,
-            false,
-        )
-        .await?;
-    let _: () = run
-        .redis
-        .set(keys.epoch(memory_shard), 1, None, None, false)
-        .await?;
+    open_shard(run, memory_shard, tier).await?;
     let memory = booking_memory(run, memory_shard, tier).await?;
     Ok(RedisLimit {
         reserve: median(reserve_runs)?,
