@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use runtime::config::{self, Backends, Secret};
+use redis_store::scripts::Replication;
+use runtime::config::{self, Backends, ConfigError, Secret};
 
 /// Where `make run` builds the web app, relative to the repository.
 const DEFAULT_WEB_DIR: &str = "web/dist";
@@ -84,6 +85,14 @@ pub struct GatewayConfig {
     /// deployment needs the same one. Unset, a random key of this process.
     #[arg(long, env = "ADMISSION_SECRET", hide_env_values = true, value_parser = admission_secret)]
     pub admission_secret: Option<Secret>,
+    /// Replicas a booking must reach before it is answered 202 (0: the master alone). A failover
+    /// then loses no answered booking; one that cannot reach them in time is answered 503.
+    #[arg(long, env = "REDIS_MIN_REPLICAS", default_value = "0", value_parser = count(0, 16))]
+    pub redis_min_replicas: u32,
+    /// How long (milliseconds) a booking may wait for those replicas; below `REDIS_TIMEOUT_MS`.
+    #[arg(long = "redis-wait-ms", env = "REDIS_WAIT_MS", default_value = "100",
+        value_parser = config::millis(1, 60_000))]
+    pub redis_wait: Duration,
 }
 
 /// The limits every connection is held to.
@@ -234,7 +243,28 @@ impl GatewayConfig {
             cors_allowed_origins: None,
             // Gateways started on one config share it, as a deployment's gateways do.
             admission_secret: Some(Secret::new(hex::encode(rand::random::<[u8; 32]>()))),
+            redis_min_replicas: 0,
+            redis_wait: Duration::from_millis(100),
         }
+    }
+
+    /// What a booking must reach before it is answered. The wait must end before Redis
+    /// commands time out, or every wait that runs long would look like a Redis failure.
+    pub fn replication(&self) -> Result<Replication, ConfigError> {
+        if self.redis_min_replicas > 0 && self.redis_wait >= self.backends.redis_timeout {
+            return Err(ConfigError::new(
+                "REDIS_WAIT_MS",
+                self.redis_wait.as_millis().to_string(),
+                format!(
+                    "must be below REDIS_TIMEOUT_MS ({} ms)",
+                    self.backends.redis_timeout.as_millis()
+                ),
+            ));
+        }
+        Ok(Replication {
+            replicas: u8::try_from(self.redis_min_replicas).unwrap_or(u8::MAX),
+            wait: self.redis_wait,
+        })
     }
 }
 

@@ -26,8 +26,12 @@ const QUEUE_SPENT: &str = "gateway_queue_admissions_spent_total";
 const LOST: &str = "gateway_bookings_lost_total";
 const CONNECTIONS_CLOSED: &str = "gateway_connections_closed_total";
 
-/// `gateway_dependency_up`, `gateway_shard_recoveries_total` and `gateway_shards_not_whole`.
-pub const HEALTH: HealthMetrics = HealthMetrics::new("gateway");
+pub const HEALTH: HealthMetrics = HealthMetrics {
+    service: "gateway",
+    recoveries: "gateway_shard_recoveries_total",
+    dependency_up: "gateway_dependency_up",
+    not_whole: "gateway_shards_not_whole",
+};
 
 /// A millisecond service: most answers take well under 5 ms; anything past 1 s is an incident.
 const REQUEST_BUCKETS: [f64; 12] = [

@@ -61,6 +61,7 @@ pub struct Application {
 impl Application {
     /// Connects, migrates, seeds, loads the catalog and stock, and binds the listener.
     pub async fn build(config: GatewayConfig) -> anyhow::Result<Self> {
+        let replication = config.replication()?;
         let backends = &config.backends;
         let db = pg_store::connect(&backends.database_url, DB_POOL_SIZE)
             .await
@@ -116,7 +117,7 @@ impl Application {
             keys: keys.clone(),
             catalog: Arc::clone(&catalog),
             waiting_rooms: Arc::clone(&waiting_rooms),
-            reserve: ReserveScript::default(),
+            reserve: ReserveScript::with_replication(replication),
             guard: Arc::clone(&guard),
             accepted: Arc::default(),
             stock: stock.clone(),

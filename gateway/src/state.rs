@@ -87,6 +87,7 @@ pub struct BookingDesk {
     pub catalog: Arc<CatalogHandle>,
     /// Checks the admission tokens of concerts with a waiting room.
     pub waiting_rooms: Arc<WaitingRooms>,
+    /// The reservation, with the replicas a booking must reach before it is answered.
     pub reserve: ReserveScript,
     pub guard: Arc<ShardGuard>,
     /// Bookings accepted lately, to count those Redis then lost.

@@ -26,6 +26,7 @@
 //! | `{p:s}:queue:<concertId>:outstanding` | sorted set | admitted tickets not yet spent, by the expiry of their token | until spent or expired |
 //! | `{p:s}:queue:<concertId>:key:<idempotencyKey>` | string | the ticket a join under the key made | 24 h |
 //! | `{p:s}:queue-ticket:<ticketId>` | hash | `c` concert id, `n` arrival number, `e` 1 for an early joiner (its place is in `place-of`; a late one's place is its arrival number) | until a day after the concert |
+//! | `{p:s}:fence` | string (integer) | counts replays that waited for the replicas; written only so that `WAIT` covers every earlier write | none (one small key per shard) |
 //! | `{p:s}:bookings` | stream | accepted bookings waiting for settlement: `b` the packed booking, `e` the epoch it was accepted in (group `settlers`) | trimmed behind the oldest unacknowledged entry |
 //!
 //! | channel | payload |
@@ -158,6 +159,12 @@ impl Keyspace {
 
     pub fn stream(&self, shard: Shard) -> String {
         self.key(shard, &[":bookings"])
+    }
+
+    /// A counter written only so that a `WAIT` after it covers everything the master wrote
+    /// before (see [`crate::scripts::Replication::fence`]).
+    pub fn fence(&self, shard: Shard) -> String {
+        self.key(shard, &[":fence"])
     }
 
     pub fn stock_channel(&self) -> String {

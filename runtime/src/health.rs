@@ -77,50 +77,36 @@ pub async fn check(redis: &Pool, db: &PgPool, guard: &ShardGuard, postgres: Post
     }
 }
 
-/// What a service reports of its dependencies and of the shards' wholeness, each metric named
-/// for the service (`gateway_dependency_up`, `settler_shard_recoveries_total`): the same three
-/// in both binaries.
+/// What a service reports of its dependencies and of the shards' wholeness: the same three
+/// metrics in both binaries, each named for its service where the binary defines it.
 #[derive(Debug, Clone, Copy)]
 pub struct HealthMetrics {
-    /// The metrics' prefix: `gateway` or `settler`.
-    service: &'static str,
+    /// `gateway` or `settler`, for the help texts.
+    pub service: &'static str,
+    /// Counter: shards this process rebuilt, by cause.
+    pub recoveries: &'static str,
+    /// Gauge: 1 when a dependency answered the last readiness check, by dependency.
+    pub dependency_up: &'static str,
+    /// Gauge: shards whose data is not known to be whole.
+    pub not_whole: &'static str,
 }
 
 impl HealthMetrics {
-    pub const fn new(service: &'static str) -> Self {
-        Self { service }
-    }
-
-    /// `<service>_shard_recoveries_total`: shards this process rebuilt, by cause.
-    fn recoveries(self) -> String {
-        format!("{}_shard_recoveries_total", self.service)
-    }
-
-    /// `<service>_dependency_up`: 1 when a dependency answered the last readiness check.
-    fn dependency_up(self) -> String {
-        format!("{}_dependency_up", self.service)
-    }
-
-    /// `<service>_shards_not_whole`: shards whose data is not known to be whole.
-    fn not_whole(self) -> String {
-        format!("{}_shards_not_whole", self.service)
-    }
-
     /// Registers the three help texts; `not_whole_means` says what such a shard costs here.
     pub fn describe(self, not_whole_means: &str) {
         metrics::describe_counter!(
-            self.recoveries(),
+            self.recoveries,
             format!(
                 "Shards this {} rebuilt after Redis lost (or may have lost) their data, by cause (lost, restarted).",
                 self.service
             )
         );
         metrics::describe_gauge!(
-            self.dependency_up(),
+            self.dependency_up,
             "1 when a dependency (redis, postgres) answered the last readiness check, else 0."
         );
         metrics::describe_gauge!(
-            self.not_whole(),
+            self.not_whole,
             format!(
                 "Shards whose data is not known to be whole (recovering, or unchecked while Redis is away){not_whole_means}."
             )
@@ -130,19 +116,19 @@ impl HealthMetrics {
     /// Records what a readiness check found of each dependency.
     pub fn dependencies(self, readiness: &Readiness) {
         for (dependency, up) in readiness.dependencies() {
-            metrics::gauge!(self.dependency_up(), "dependency" => dependency)
+            metrics::gauge!(self.dependency_up, "dependency" => dependency)
                 .set(f64::from(u8::from(up)));
         }
     }
 
     /// Records a round of the shard guard: how many shards are not whole, and each recovery.
     pub fn guarded(self, guard: &ShardGuard, changes: &[EpochChange]) {
-        metrics::gauge!(self.not_whole()).set(guard.not_whole().len() as f64);
+        metrics::gauge!(self.not_whole).set(guard.not_whole().len() as f64);
         for report in changes
             .iter()
             .filter_map(|change| change.recovered.as_ref())
         {
-            metrics::counter!(self.recoveries(), "cause" => report.cause.label()).increment(1);
+            metrics::counter!(self.recoveries, "cause" => report.cause.label()).increment(1);
         }
     }
 }

@@ -23,8 +23,12 @@ const OLDEST_UNSETTLED: &str = "settler_oldest_unsettled_seconds";
 const REFUNDS: &str = "settler_refunds_total";
 const READMITTED: &str = "settler_readmitted_total";
 
-/// `settler_dependency_up`, `settler_shard_recoveries_total` and `settler_shards_not_whole`.
-pub const HEALTH: HealthMetrics = HealthMetrics::new("settler");
+pub const HEALTH: HealthMetrics = HealthMetrics {
+    service: "settler",
+    recoveries: "settler_shard_recoveries_total",
+    dependency_up: "settler_dependency_up",
+    not_whole: "settler_shards_not_whole",
+};
 
 /// Seconds from a booking's acceptance to its final status: payments take 0.2-0.8 s, a backlog
 /// much longer.

@@ -5,6 +5,7 @@ pub mod gateway;
 mod isolation;
 mod postgres;
 mod process;
+mod proxy;
 mod redis;
 #[cfg(feature = "apps")]
 pub mod settler;
@@ -16,7 +17,8 @@ use std::time::{Duration, Instant};
 pub use isolation::{Isolated, Names, ScratchDatabase, postgres_server, redis_url};
 pub use postgres::PrivatePostgres;
 pub use process::Process;
-pub use redis::{Persistence, PrivateRedis, delete_keys};
+pub use proxy::Proxy;
+pub use redis::{Persistence, PrivateRedis, delete_keys, redis_client};
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

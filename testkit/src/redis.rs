@@ -25,20 +25,67 @@ pub enum Persistence {
 pub struct PrivateRedis {
     pub port: u16,
     persistence: Persistence,
+    /// The port of the master this server replicates, if it is a replica.
+    master: Option<u16>,
     dir: TempDir,
     child: Option<Child>,
 }
 
 impl PrivateRedis {
     pub fn start(persistence: Persistence) -> Self {
+        Self::launch(persistence, None)
+    }
+
+    /// A replica of `master`, with its persistence; it has caught up when this returns.
+    pub async fn replica_of(master: &PrivateRedis) -> Self {
+        Self::replica_at(master.persistence, master.port).await
+    }
+
+    /// A replica of the master reached at `port` of 127.0.0.1 (the master's own, or a
+    /// [`crate::Proxy`]'s in front of it); it has caught up when this returns.
+    pub async fn replica_at(persistence: Persistence, port: u16) -> Self {
+        let replica = Self::launch(persistence, Some(port));
+        let client = redis_client(&replica.url()).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let info: String = client
+                .custom(fred::cmd!("INFO"), vec!["replication"])
+                .await
+                .expect("INFO answers");
+            if info.contains("master_link_status:up") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the replica never caught up: {info}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = client.quit().await;
+        replica
+    }
+
+    fn launch(persistence: Persistence, master: Option<u16>) -> Self {
         let mut redis = Self {
             port: free_port(),
             persistence,
+            master,
             dir: TempDir::new("redis"),
             child: None,
         };
         redis.restart();
         redis
+    }
+
+    /// Makes this replica a master (`REPLICAOF NO ONE`), as a failover promotes one.
+    pub async fn promote(&mut self) {
+        let client = redis_client(&self.url()).await;
+        let _: () = client
+            .custom(fred::cmd!("REPLICAOF"), vec!["NO", "ONE"])
+            .await
+            .expect("promoted");
+        let _ = client.quit().await;
+        self.master = None;
     }
 
     pub fn url(&self) -> String {
@@ -62,6 +109,17 @@ impl PrivateRedis {
                 "--appendfsync",
                 fsync,
             ])
+            .args(
+                self.master
+                    .map(|port| {
+                        vec![
+                            "--replicaof".to_owned(),
+                            "127.0.0.1".to_owned(),
+                            port.to_string(),
+                        ]
+                    })
+                    .unwrap_or_default(),
+            )
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -104,6 +162,16 @@ impl Drop for PrivateRedis {
         }
         self.kill();
     }
+}
+
+/// A client of the Redis at `url`, connected.
+pub async fn redis_client(url: &str) -> Client {
+    let config = fred::types::config::Config::from_url(url).expect("a redis url");
+    let client = fred::types::Builder::from_config(config)
+        .build()
+        .expect("a redis client");
+    client.init().await.expect("redis answers");
+    client
 }
 
 /// Keys a SCAN page asks for: a run that leaves millions (a bench) is removed in seconds.

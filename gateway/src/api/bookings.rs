@@ -332,6 +332,12 @@ async fn reserve(
     metrics::script(started.elapsed());
     let timed_out = match first {
         Ok(outcome) => return Ok(outcome),
+        // On the master, not yet on enough replicas: a failover now could lose it, so it is not
+        // answered as booked; the same key asks again safely.
+        Err(error @ ScriptError::NotReplicated { .. }) => {
+            tracing::warn!(booking_id = %reservation.packed.booking.id, %error, "reservation not replicated in time");
+            return Err(ApiError::OutcomeUnknown);
+        }
         Err(ScriptError::Redis(error)) if *error.kind() == ErrorKind::Timeout => error,
         Err(ScriptError::Redis(error)) => return Err(ApiError::Redis(error)),
         Err(error) => return Err(ApiError::Internal(error.to_string())),

@@ -15,31 +15,47 @@ fn a_bad_variable_is_named_and_exits_2() {
         ("MAX_TICKETS_PER_CUSTOMER", "-1"),
         ("ADMIN_TOKEN", "short"),
         ("REDIS_TIMEOUT_MS", "0"),
+        ("REDIS_MIN_REPLICAS", "-1"),
+        ("REDIS_WAIT_MS", "0"),
         ("RUST_LOG", "[[["),
         ("WEB_DIR", "/no/such/app"),
     ];
     for (name, value) in cases {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-            .env(name, value)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("gateway runs");
-        // A value wrongly accepted would start a server: stop it rather than hang the suite.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("{name}={value} was accepted: the gateway started");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let output = child.wait_with_output().expect("stderr");
-        assert_eq!(status.code(), Some(2), "{name}={value}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains(name), "{name}: {stderr}");
+        exits_2_naming(name, &[(name, value)]);
     }
+    // Only the two together are wrong: a wait for replicas no Redis command outlives.
+    exits_2_naming(
+        "REDIS_WAIT_MS",
+        &[
+            ("REDIS_MIN_REPLICAS", "1"),
+            ("REDIS_WAIT_MS", "500"),
+            ("REDIS_TIMEOUT_MS", "500"),
+        ],
+    );
+}
+
+/// Starts the gateway with `env` and expects exit status 2 and `name` in what it printed.
+fn exits_2_naming(name: &str, env: &[(&str, &str)]) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gateway runs");
+    // A value wrongly accepted would start a server: stop it rather than hang the suite.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{env:?} was accepted: the gateway started");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = child.wait_with_output().expect("stderr");
+    assert_eq!(status.code(), Some(2), "{env:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(name), "{name}: {stderr}");
 }

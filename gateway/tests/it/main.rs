@@ -9,6 +9,7 @@ mod event_streams;
 mod hostile;
 mod idempotency;
 mod live;
+mod replication;
 mod resilience;
 mod validation;
 mod waiting_room;

@@ -15,9 +15,11 @@ pub mod settle;
 pub mod trim;
 
 use domain::record::{IDEMPOTENCY_RECORD_ID_CHARS, field};
-use fred::prelude::{Client, LuaInterface};
+use fred::prelude::{Client, ClientLike, LuaInterface};
 use fred::types::scripts::Script;
+use fred::types::{ClusterHash, CustomCommand};
 use fred::types::{FromValue, Value};
+use fred::util::redis_keyslot;
 
 use crate::keys::ticket_field;
 
@@ -173,12 +175,134 @@ pub enum ScriptError {
     Reply { script: &'static str, reply: String },
     #[error("checking the shards before loading a script failed: {0}")]
     Verify(String),
+    /// The write is on the master but reached only `acked` of the replicas it must reach
+    /// before anyone is told of it: its outcome is unknown to the client, who may ask again.
+    #[error("the write reached {acked} of {wanted} replicas in time")]
+    NotReplicated { acked: i64, wanted: u8 },
+}
+
+/// How many replicas a write must reach before a client is told of it, and how long that may
+/// take (`REDIS_MIN_REPLICAS`, `REDIS_WAIT_MS`). Redis replicates asynchronously: without this,
+/// an acknowledged write lives on one machine until the replicas catch up, and a failover
+/// before then loses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Replication {
+    pub replicas: u8,
+    pub wait: std::time::Duration,
+}
+
+impl Replication {
+    /// Acknowledged as soon as the master has it.
+    pub const NONE: Self = Self {
+        replicas: 0,
+        wait: std::time::Duration::ZERO,
+    };
+
+    /// `WAIT`'s timeout, milliseconds; at least 1, since 0 would wait forever.
+    fn wait_ms(self) -> i64 {
+        i64::try_from(self.wait.as_millis())
+            .unwrap_or(i64::MAX)
+            .max(1)
+    }
+
+    /// The error for a `WAIT` that answered `acked`, if too few.
+    fn check(self, acked: i64) -> Result<(), ScriptError> {
+        if acked >= i64::from(self.replicas) {
+            Ok(())
+        } else {
+            Err(ScriptError::NotReplicated {
+                acked,
+                wanted: self.replicas,
+            })
+        }
+    }
+
+    /// Waits until `client`'s writes so far reached the replicas. `fence` is written first (a
+    /// key of the shard), so the wait covers every write the master made before this call, also
+    /// those of other connections: `WAIT` counts only its own connection's writes.
+    pub async fn fence(self, client: &Client, fence: String) -> Result<(), ScriptError> {
+        if self.replicas == 0 {
+            return Ok(());
+        }
+        let slot = redis_keyslot(fence.as_bytes());
+        let pipeline = client.pipeline();
+        let _: () = pipeline
+            .custom(
+                CustomCommand::new_static("INCR", ClusterHash::Custom(slot), false),
+                vec![fence],
+            )
+            .await?;
+        let _: () = pipeline
+            .custom(self.wait_command(slot), self.wait_args())
+            .await?;
+        let (_, acked): (i64, i64) = pipeline.all().await?;
+        self.check(acked)
+    }
+
+    /// `WAIT` on the node of hash `slot`: the same connection as the writes before it.
+    fn wait_command(self, slot: u16) -> CustomCommand {
+        CustomCommand::new_static("WAIT", ClusterHash::Custom(slot), false)
+    }
+
+    fn wait_args(self) -> Vec<Value> {
+        vec![
+            Value::from(i64::from(self.replicas)),
+            Value::from(self.wait_ms()),
+        ]
+    }
 }
 
 /// What must happen before a script that changes stock is loaded into a server that lacks it:
 /// the shard guard's look at every shard (`redis_store::recovery::ShardGuard`).
 pub trait Verify: Sync {
     fn verify(&self) -> impl Future<Output = Result<(), ScriptError>> + Send;
+}
+
+/// [`evalsha`], followed on the same connection and in the same round trip by `WAIT` for
+/// `replication`'s replicas: the script's reply, and how many replicas acknowledged its writes.
+async fn evalsha_replicated(
+    script: &Script,
+    client: &Client,
+    keys: Vec<String>,
+    args: Vec<String>,
+    replication: Replication,
+    verify: &impl Verify,
+) -> Result<(Value, i64), ScriptError> {
+    // Both on the node of the script's keys (one hash tag), so on one connection, in order.
+    let slot = redis_keyslot(keys.first().map(String::as_bytes).unwrap_or_default());
+    let mut argv: Vec<Value> = Vec::with_capacity(keys.len() + args.len() + 2);
+    argv.push(Value::from(script.sha1().to_string()));
+    argv.push(Value::from(i64::try_from(keys.len()).unwrap_or(i64::MAX)));
+    argv.extend(keys.into_iter().chain(args).map(Value::from));
+    let run = || async {
+        let pipeline = client.pipeline();
+        let _: () = pipeline
+            .custom(
+                CustomCommand::new_static("EVALSHA", ClusterHash::Custom(slot), false),
+                argv.clone(),
+            )
+            .await?;
+        let _: () = pipeline
+            .custom(replication.wait_command(slot), replication.wait_args())
+            .await?;
+        let mut replies = pipeline.try_all::<Value>().await.into_iter();
+        let reply = replies.next().unwrap_or(Ok(Value::Null));
+        let acked = replies
+            .next()
+            .unwrap_or(Ok(Value::Null))?
+            .as_i64()
+            .unwrap_or(0);
+        Ok::<_, fred::error::Error>((reply, acked))
+    };
+    match run().await? {
+        (Err(error), _) if error.details().starts_with("NOSCRIPT") => {
+            verify.verify().await?;
+            script.load(client).await?;
+            let (reply, acked) = run().await?;
+            Ok((reply?, acked))
+        }
+        (reply, acked) => Ok((reply?, acked)),
+    }
 }
 
 /// Runs `script` by SHA; on NOSCRIPT, verifies the server, loads the script and runs it again.

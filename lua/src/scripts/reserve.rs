@@ -9,7 +9,9 @@ use fred::types::Value;
 use fred::types::config::Options;
 use fred::types::scripts::Script;
 
-use super::{Reply, ScriptError, Verify, deciding, decode, evalsha, integer};
+use super::{
+    Replication, Reply, ScriptError, Verify, deciding, decode, evalsha, evalsha_replicated, integer,
+};
 use crate::keys::{IDEMPOTENCY_TTL_SECONDS, Keyspace, RoomKey};
 use crate::stock;
 
@@ -46,29 +48,45 @@ pub struct Reservation<'a> {
     pub admission: Option<QueueTicketId>,
 }
 
-/// The loaded script; cheap to share.
+/// The loaded script, and the replicas a booking must reach before it is answered; cheap to
+/// share.
 #[derive(Debug, Clone)]
-pub struct ReserveScript(Script);
+pub struct ReserveScript {
+    script: Script,
+    replication: Replication,
+}
 
 impl Default for ReserveScript {
     fn default() -> Self {
-        Self(deciding(include_str!("../../reserve.lua")))
+        Self {
+            script: deciding(include_str!("../../reserve.lua")),
+            replication: Replication::NONE,
+        }
     }
 }
 
 impl ReserveScript {
+    /// The script answering a booking (accepted or replayed) only once `replication`'s replicas
+    /// hold it: the script and `WAIT` go out together, in one round trip.
+    pub fn with_replication(replication: Replication) -> Self {
+        Self {
+            replication,
+            ..Self::default()
+        }
+    }
+
     /// The script's text as Redis runs it.
     pub fn source(&self) -> String {
-        super::text(&self.0)
+        super::text(&self.script)
     }
 
     /// Loads the script into Redis' script cache ahead of the first booking.
     pub async fn load(&self, client: &Client) -> Result<(), fred::error::Error> {
-        self.0.load(client).await
+        self.script.load(client).await
     }
 
     pub fn sha1(&self) -> &str {
-        self.0.sha1()
+        self.script.sha1()
     }
 
     /// KEYS (all on the booking's shard, so one hash tag):
@@ -135,6 +153,9 @@ impl ReserveScript {
 
     /// Reserves `reservation` on `shard`. Safe to repeat with the same booking: the second run finds
     /// the first one's idempotency record and answers [`Outcome::Replayed`] with this booking.
+    ///
+    /// With replication, a replay writes the shard's fence before it waits, since the booking it
+    /// finds may have been written on another connection.
     pub async fn run(
         &self,
         client: &Client,
@@ -143,9 +164,22 @@ impl ReserveScript {
         reservation: Reservation<'_>,
         verify: &impl Verify,
     ) -> Result<Outcome, ScriptError> {
+        let replication = self.replication;
         let (script_keys, args) = Self::keys_and_args(keys, shard, reservation);
-        let reply: Value = evalsha(&self.0, client, script_keys, args, verify).await?;
-        parse_reply(reply)
+        if replication.replicas == 0 {
+            let reply: Value = evalsha(&self.script, client, script_keys, args, verify).await?;
+            return parse_reply(reply);
+        }
+        let (reply, acked) =
+            evalsha_replicated(&self.script, client, script_keys, args, replication, verify)
+                .await?;
+        let outcome = parse_reply(reply)?;
+        match outcome {
+            Outcome::Accepted { .. } => replication.check(acked)?,
+            Outcome::Replayed(_) => replication.fence(client, keys.fence(shard)).await?,
+            _ => {}
+        }
+        Ok(outcome)
     }
 
     /// [`ReserveScript::run`] allowing `wait` for the answer instead of the client's command
@@ -177,7 +211,11 @@ impl ReserveScript {
             }
             reply => reply?,
         };
-        parse_reply(reply)
+        let outcome = parse_reply(reply)?;
+        if matches!(outcome, Outcome::Accepted { .. } | Outcome::Replayed(_)) {
+            self.replication.fence(client, keys.fence(shard)).await?;
+        }
+        Ok(outcome)
     }
 }
 

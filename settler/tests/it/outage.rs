@@ -7,52 +7,9 @@ use std::time::Duration;
 
 use fred::prelude::StreamsInterface;
 use settler::settle::{Processed, SettleError};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
+use testkit::Proxy;
 use testkit::settler::{Harness, settler_config};
-
-/// A TCP proxy to Postgres that can be cut (every connection closed, new ones refused) and
-/// restored, so a test can take Postgres away from one client without stopping the server
-/// other tests share.
-struct Proxy {
-    addr: SocketAddr,
-    up: watch::Sender<bool>,
-}
-
-impl Proxy {
-    async fn start(upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bound");
-        let addr = listener.local_addr().expect("address");
-        let (up, watcher) = watch::channel(true);
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !*watcher.borrow() {
-                    continue;
-                }
-                let mut watcher = watcher.clone();
-                tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(upstream).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = watcher.wait_for(|up| !up) => {}
-                    }
-                });
-            }
-        });
-        Self { addr, up }
-    }
-
-    fn cut(&self) {
-        self.up.send_replace(false);
-    }
-
-    fn restore(&self) {
-        self.up.send_replace(true);
-    }
-}
 
 async fn held(harness: &Harness) -> usize {
     let pending: Vec<(String, String, u64, u64)> = harness
