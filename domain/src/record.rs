@@ -9,7 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
-use crate::ids::{BookingId, ConcertId, TierId};
+use crate::ids::{BookingId, ConcertId, QueueTicketId, TierId};
 use crate::money::{Currency, Money};
 use crate::values::{Email, IdempotencyKey, Quantity};
 
@@ -139,6 +139,10 @@ pub struct Packed {
     pub held_until: i64,
     /// Tickets one customer may hold per concert (0: no limit).
     pub customer_limit: u32,
+    /// The waiting-room admission the booking spent, kept with it (and in Postgres) so that a
+    /// shard rebuilt after Redis lost its data still knows it spent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission: Option<QueueTicketId>,
 }
 
 impl Packed {
@@ -283,6 +287,7 @@ pub(crate) mod tests {
             },
             held_until: 1_900_000_000,
             customer_limit: 10,
+            admission: Some(Uuid::now_v7().into()),
         }
     }
 
@@ -290,6 +295,22 @@ pub(crate) mod tests {
     fn a_packed_booking_reads_back_the_same() {
         let packed = sample();
         assert_eq!(Packed::from_json(&packed.to_json()), Ok(packed));
+    }
+
+    #[test]
+    fn a_packed_booking_written_before_admissions_were_kept_reads_back_without_one() {
+        let mut json: serde_json::Value = serde_json::from_str(&sample().to_json()).expect("json");
+        json.as_object_mut().expect("object").remove("admission");
+        let packed = Packed::from_json(&json.to_string()).expect("reads back");
+        assert_eq!(packed.admission, None);
+        let without = Packed {
+            admission: None,
+            ..sample()
+        };
+        assert!(
+            !without.to_json().contains("admission"),
+            "nothing written for none"
+        );
     }
 
     #[test]

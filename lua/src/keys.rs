@@ -22,7 +22,7 @@
 //! | `{p:s}:queue:<concertId>:lease` | string | the gateway admitting for the concert now | a few seconds, renewed while it lives |
 //! | `{p:s}:queue:<concertId>:place-of` | hash | early joiner's ticket id -> the place the draw gave it | until a day after the concert |
 //! | `{p:s}:queue:<concertId>:expiry` | hash | admitted ticket id -> its token's expiry (unix ms) | until a day after the concert |
-//! | `{p:s}:queue:<concertId>:spent` | hash | admitted ticket id -> the booking its admission was spent on | until a day after the concert |
+//! | `{p:s}:queue:<concertId>:spent` | hash | admitted ticket id -> the booking its admission was spent on (rebuilt by recovery from the bookings' rows) | until a day after the concert |
 //! | `{p:s}:queue:<concertId>:outstanding` | sorted set | admitted tickets not yet spent, by the expiry of their token | until spent or expired |
 //! | `{p:s}:queue:<concertId>:key:<idempotencyKey>` | string | the ticket a join under the key made | 24 h |
 //! | `{p:s}:queue-ticket:<ticketId>` | hash | `c` concert id, `n` arrival number, `e` 1 for an early joiner (its place is in `place-of`; a late one's place is its arrival number) | until a day after the concert |

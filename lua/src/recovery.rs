@@ -44,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::StoreError;
 use crate::keys::{
-    HELD_GRACE_SECONDS, IDEMPOTENCY_TTL_SECONDS, Keyspace, SETTLER_GROUP, held_until,
+    HELD_GRACE_SECONDS, IDEMPOTENCY_TTL_SECONDS, Keyspace, RoomKey, SETTLER_GROUP, held_until,
 };
 use crate::scripts::guard::{GuardScript, ShardState};
 use crate::scripts::{ScriptError, Verify};
@@ -89,6 +89,8 @@ pub struct Report {
     pub settled: usize,
     pub idempotency_records: usize,
     pub held_counts: usize,
+    /// Waiting-room admissions written back as spent.
+    pub spent_admissions: usize,
     pub took: Duration,
 }
 
@@ -162,6 +164,7 @@ async fn recover_locked(
     let tiers = rebuild.stock(&mut tx).await?;
     let held_counts = rebuild.held(&mut tx).await?;
     let idempotency_records = rebuild.idempotency(&mut tx).await?;
+    let spent_admissions = rebuild.spent_admissions(&mut tx).await?;
     // The new epoch is durable before the shard opens in it, and the shard opens before the
     // lock is released: another recovery can only start from an open shard, or a closed one.
     tx.commit().await?;
@@ -180,6 +183,7 @@ async fn recover_locked(
         settled: settled.len(),
         idempotency_records,
         held_counts,
+        spent_admissions,
         took: started.elapsed(),
     };
     tracing::warn!(?report, "shard recovered");
@@ -382,6 +386,42 @@ impl Rebuild<'_> {
             let _: Vec<fred::types::Value> = pipeline.all().await?;
         }
         Ok(written)
+    }
+
+    /// The waiting-room admissions bookings spent (Postgres' and the carried ones), so that none
+    /// books a second time after Redis lost them. Returns how many were written.
+    async fn spent_admissions(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+    ) -> Result<usize, StoreError> {
+        let (client, keys, shard, carried) = (self.client, self.keys, self.shard, self.carried);
+        let rows = pg_store::spent_admissions(tx, shard, HELD_GRACE_SECONDS as f64).await?;
+        let now = Utc::now();
+        let from_rows = rows.into_iter().map(|row| {
+            let until = held_until(row.concert_date, now);
+            (row.concert_id, row.ticket_id, row.booking_id, until)
+        });
+        let from_carried = carried.iter().filter_map(|packed| {
+            let booking = &packed.booking;
+            let ticket = packed.admission?;
+            Some((booking.concert_id, ticket, booking.id, packed.held_until))
+        });
+        let spent: Vec<_> = from_rows.chain(from_carried).collect();
+        for chunk in spent.chunks(PAGE) {
+            let pipeline = client.pipeline();
+            for (concert, ticket, booking, until) in chunk {
+                let key = keys.queue(shard, *concert, RoomKey::Spent);
+                let _: () = HashesInterface::hset(
+                    &pipeline,
+                    &key,
+                    (ticket.to_string(), booking.to_string()),
+                )
+                .await?;
+                let _: () = pipeline.expire_at(&key, *until, None).await?;
+            }
+            let _: Vec<fred::types::Value> = pipeline.all().await?;
+        }
+        Ok(spent.len())
     }
 
     /// The idempotency records of the bookings of the last 24 hours, where Redis lacks them.

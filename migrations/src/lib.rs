@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use domain::ids::{BookingId, ConcertId, Shard, TierId};
+use domain::ids::{BookingId, ConcertId, QueueTicketId, Shard, TierId};
 use domain::money::Money;
 use domain::record::{Booking, BookingRecord, BookingStatus, Packed};
 use domain::values::{Email, IdempotencyKey, Quantity};
@@ -238,6 +238,35 @@ pub async fn held(
            WHERE c.shard = $1 AND b.status = 'confirmed'
              AND c.date > now() - make_interval(secs => $2)
            GROUP BY b.concert_id, b.user_email, c.date"#,
+        i16::from(shard.index()),
+        grace_seconds
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// A waiting-room admission a booking on the shard spent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpentAdmission {
+    pub concert_id: ConcertId,
+    pub ticket_id: QueueTicketId,
+    pub booking_id: BookingId,
+    pub concert_date: DateTime<Utc>,
+}
+
+/// The admissions spent by bookings on `shard`, of concerts not yet `grace_seconds` past.
+pub async fn spent_admissions(
+    db: &mut PgConnection,
+    shard: Shard,
+    grace_seconds: f64,
+) -> Result<Vec<SpentAdmission>, sqlx::Error> {
+    sqlx::query_as!(
+        SpentAdmission,
+        r#"SELECT b.concert_id, b.admission_ticket_id AS "ticket_id!", b.id AS booking_id,
+                  c.date AS concert_date
+           FROM bookings b JOIN concerts c ON c.id = b.concert_id
+           WHERE c.shard = $1 AND b.admission_ticket_id IS NOT NULL
+             AND c.date > now() - make_interval(secs => $2)"#,
         i16::from(shard.index()),
         grace_seconds
     )

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use domain::ids::{BookingId, ConcertId, Shard, TierId};
+use domain::ids::{BookingId, ConcertId, QueueTicketId, Shard, TierId};
 use domain::record::{BookingStatus, Packed};
 use pg_store::Outcome;
 
@@ -140,20 +140,25 @@ async fn insert(
         .iter()
         .map(|s| s.payment_reference.clone())
         .collect();
+    let admissions: Vec<Option<Uuid>> = settlements
+        .iter()
+        .map(|s| s.packed.admission.map(QueueTicketId::uuid))
+        .collect();
     let inserted = sqlx::query_scalar!(
         r#"WITH input AS (
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::text[],
                                   $6::int2[], $7::numeric[], $8::text[], $9::booking_status[], $10::text[],
-                                  $11::timestamptz[], $12::text[])
+                                  $11::timestamptz[], $12::text[], $13::uuid[])
              AS t(id, idempotency_key, ticket_tier_id, concert_id, user_email, quantity,
-                  total_price, currency, status, failure_reason, created_at, payment_reference)
+                  total_price, currency, status, failure_reason, created_at, payment_reference,
+                  admission_ticket_id)
          ), inserted AS (
              INSERT INTO bookings (id, idempotency_key, ticket_tier_id, concert_id, user_email,
                                    quantity, total_price, currency, status, failure_reason,
-                                   created_at, payment_reference)
+                                   created_at, payment_reference, admission_ticket_id)
              SELECT id, idempotency_key, ticket_tier_id, concert_id, user_email, quantity,
                     total_price, currency, status, failure_reason, created_at,
-                    payment_reference
+                    payment_reference, admission_ticket_id
              FROM input
              WHERE NOT EXISTS (SELECT 1 FROM dead_letters d WHERE d.booking_id = input.id)
              ON CONFLICT (id) DO NOTHING
@@ -187,6 +192,7 @@ async fn insert(
         &reasons as &[Option<String>],
         &created,
         &references as &[Option<String>],
+        &admissions as &[Option<Uuid>],
     )
     .fetch_all(db)
     .await?;

@@ -7,10 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api_types::BookingBody;
+use chrono::Utc;
 use domain::ids::Shard;
-use domain::record::{Packed, field};
+use domain::money::Currency;
+use domain::record::{Booking, Packed, field};
+use domain::values::{Email, IdempotencyKey, Quantity};
 use fred::prelude::KeysInterface;
+use fred::prelude::LuaInterface;
 use gateway::GatewayConfig;
+use redis_store::scripts::reserve::{Reservation, ReserveScript};
 use runtime::config::Backends;
 use serde_json::Value;
 use settler::payment::SimulatedProvider;
@@ -160,6 +165,70 @@ impl Harness {
             })
             .collect();
         settler.decide(bookings).await.expect("decided")
+    }
+
+    /// Reserves `quantity` tickets through the reservation script itself, but with the packed
+    /// booking `doctor` rewrote: what a gateway with a weaker check, or a foreign writer, could put
+    /// in the stream. Returns the booking id.
+    pub async fn reserve_doctored(
+        &self,
+        quantity: u8,
+        doctor: impl Fn(&mut serde_json::Value),
+    ) -> Uuid {
+        let state = &self.gateway_state;
+        let booking = Booking {
+            id: domain::ids::BookingId::new(self.shard),
+            ticket_tier_id: self.tier.into(),
+            concert_id: self.concert.into(),
+            user_email: Email::parse("poison@example.com").expect("email"),
+            quantity: Quantity::new(i64::from(quantity)).expect("quantity"),
+            total_price: "12.50"
+                .parse::<domain::money::Money>()
+                .expect("money")
+                .times(u32::from(quantity))
+                .expect("total"),
+            currency: Currency::Usd,
+            created_at: Utc::now(),
+            idempotency_key: IdempotencyKey::parse(&Uuid::new_v4().to_string()).expect("key"),
+        };
+        let packed = Packed {
+            booking,
+            held_until: Utc::now().timestamp() + 86_400,
+            customer_limit: 0,
+            admission: None,
+        };
+        let (mut keys, mut args) = ReserveScript::keys_and_args(
+            &state.keys,
+            self.shard,
+            Reservation {
+                packed: &packed,
+                admission: None,
+            },
+        );
+        // ARGV 2 is the packed booking.
+        let mut json: serde_json::Value = serde_json::from_str(&args[1]).expect("json");
+        doctor(&mut json);
+        args[1] = json.to_string();
+        // The keys follow the doctored booking, as they would had it been written so.
+        let concert: Uuid = json["booking"]["concertId"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .expect("concert");
+        let email = json["booking"]["userEmail"].as_str().expect("email");
+        let key = json["booking"]["idempotencyKey"].as_str().expect("key");
+        keys[2] = state.keys.idempotency(self.shard, concert.into(), key);
+        keys[4] = state.keys.held(self.shard, concert.into());
+        args[5] = email.to_owned();
+        let script = ReserveScript::default();
+        script.load(state.redis.next()).await.expect("loaded");
+        let reply: Vec<fred::types::Value> = state
+            .redis
+            .next()
+            .evalsha(script.sha1(), keys, args)
+            .await
+            .expect("reserved");
+        assert_eq!(reply[0].as_i64(), Some(0), "accepted");
+        packed.booking.id.into()
     }
 
     /// Runs batches until the shard's stream has nothing new.

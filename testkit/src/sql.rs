@@ -68,6 +68,14 @@ pub async fn settled_ids(db: &PgPool) -> Vec<Uuid> {
     .expect("settled ids")
 }
 
+/// The waiting-room admission booking `id`'s row says it spent.
+pub async fn admission_of(db: &PgPool, id: Uuid) -> Option<Uuid> {
+    sqlx::query_scalar!("SELECT admission_ticket_id FROM bookings WHERE id = $1", id)
+        .fetch_one(db)
+        .await
+        .expect("the booking's row")
+}
+
 /// A booking row written straight into Postgres, as the settler would have written it.
 #[derive(Debug, Clone)]
 pub struct PlantedBooking<'a> {
@@ -81,14 +89,17 @@ pub struct PlantedBooking<'a> {
     pub status: BookingStatus,
     pub failure_reason: Option<&'a str>,
     pub created_at: DateTime<Utc>,
+    /// The waiting-room admission it spent.
+    pub admission_ticket_id: Option<Uuid>,
 }
 
 /// Writes `booking`'s row.
 pub async fn plant_booking(db: &PgPool, booking: PlantedBooking<'_>) {
     sqlx::query!(
         "INSERT INTO bookings (id, idempotency_key, ticket_tier_id, concert_id, user_email,
-                               quantity, total_price, currency, status, failure_reason, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'USD', $8, $9, $10)",
+                               quantity, total_price, currency, status, failure_reason, created_at,
+                               admission_ticket_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'USD', $8, $9, $10, $11)",
         booking.id,
         booking.idempotency_key,
         booking.tier_id,
@@ -99,6 +110,7 @@ pub async fn plant_booking(db: &PgPool, booking: PlantedBooking<'_>) {
         booking.status as BookingStatus,
         booking.failure_reason,
         booking.created_at,
+        booking.admission_ticket_id,
     )
     .execute(db)
     .await

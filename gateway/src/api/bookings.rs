@@ -265,6 +265,7 @@ pub async fn book(desk: &BookingDesk, request: BookingRequest) -> Result<Booked,
         },
         held_until: held_until(concert.date, now),
         customer_limit: desk.max_tickets_per_customer,
+        admission,
     };
     let reservation = Reservation {
         packed: &packed,

@@ -151,6 +151,7 @@ async fn a_settled_booking_is_read_from_postgres_once_redis_forgot_it() {
             status: BookingStatus::Confirmed,
             failure_reason: None,
             created_at: chrono::Utc::now(),
+            admission_ticket_id: None,
         },
     )
     .await;

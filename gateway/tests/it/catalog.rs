@@ -197,6 +197,7 @@ async fn a_starting_gateway_loads_missing_stock_from_postgres() {
         status: BookingStatus::Confirmed,
         failure_reason: None,
         created_at: chrono::Utc::now(),
+        admission_ticket_id: None,
     };
     let failed = PlantedBooking {
         id: Uuid::now_v7(),

@@ -15,9 +15,12 @@ use redis_store::keys::RoomKey;
 use serde_json::Value;
 use uuid::Uuid;
 
+use domain::record::BookingStatus;
+use testkit::delete_keys;
 use testkit::gateway::{
     ADMIN_TOKEN, SseReader, TestApp, TestTier, booking_body, counter, spawn_app, spawn_app_with,
 };
+use testkit::sql::{PlantedBooking, plant_booking};
 
 /// Creates a concert of one tier of `total` tickets at 25.00 with a waiting room admitting
 /// `per_second`, its sales opening `opens_in` from now.
@@ -325,26 +328,8 @@ async fn tokens_that_are_missing_forged_or_for_another_concert_book_nothing() {
     let app = spawn_app().await;
     let (concert, tier) = create_room(&app, 10, 1_000, Duration::ZERO).await;
     let (other, _) = create_room(&app, 10, 1_000, Duration::ZERO).await;
-    let (_, answer) = join(&app, other, "elsewhere".to_owned()).await;
-    let ticket = ticket_id(&answer);
-    let mut stream = SseReader::open(&app, &format!("/api/queue/{ticket}/events")).await;
-    let admitted = loop {
-        let event = stream
-            .next()
-            .await
-            .expect("the stream goes on until admission");
-        if event.event == "admitted" {
-            break event.json();
-        }
-        assert_eq!(event.event, "position");
-    };
-    assert!(
-        stream.next().await.is_none(),
-        "the stream ends once admitted"
-    );
-    let token = admitted["queueTicket"]["admissionToken"]
-        .as_str()
-        .expect("token");
+    let (_, token) = admitted(&app, other, "elsewhere").await;
+    let token = token.as_str();
     for (key, token) in [
         ("none", None),
         ("garbage", Some("not-a-token")),
@@ -459,4 +444,88 @@ async fn admissions_left_to_expire_are_given_to_the_next_in_line() {
         &format!("gateway_queue_admissions_expired_total{{concert=\"{concert}\"}}"),
     );
     assert!(expired >= 3.0, "{expired} counted expired");
+}
+
+/// Joins `concert`'s room under `key` and waits for the admission: the ticket and its token.
+async fn admitted(app: &TestApp, concert: Uuid, key: &str) -> (Uuid, String) {
+    let (_, answer) = join(app, concert, key.to_owned()).await;
+    let ticket = ticket_id(&answer);
+    let mut stream = SseReader::open(app, &format!("/api/queue/{ticket}/events")).await;
+    loop {
+        let event = stream
+            .next()
+            .await
+            .expect("the stream goes on until admission");
+        if event.event == "admitted" {
+            let token = event.json()["queueTicket"]["admissionToken"]
+                .as_str()
+                .expect("token")
+                .to_owned();
+            assert!(
+                stream.next().await.is_none(),
+                "the stream ends once admitted"
+            );
+            return (ticket, token);
+        }
+        assert_eq!(event.event, "position");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admission_spent_before_redis_lost_its_data_books_nothing_after() {
+    let app = spawn_app().await;
+    let (concert, tier) = create_room(&app, 10, 1_000, Duration::ZERO).await;
+    let (ticket, token) = admitted(&app, concert, "fan").await;
+    let (status, booked) = book_with(&app, &tier, "first", Some(&token)).await;
+    assert_eq!(status, 202, "{booked}");
+    let booking = &booked["booking"];
+    // Settled, as the settler writes it, with the admission it spent.
+    plant_booking(
+        &app.state.db,
+        PlantedBooking {
+            id: booking["id"]
+                .as_str()
+                .and_then(|id| id.parse().ok())
+                .expect("id"),
+            idempotency_key: "first",
+            tier_id: tier.id,
+            concert_id: concert,
+            user_email: "first@queue.example",
+            quantity: 1,
+            total_price: 25.into(),
+            status: BookingStatus::Confirmed,
+            failure_reason: None,
+            created_at: Utc::now(),
+            admission_ticket_id: Some(ticket),
+        },
+    )
+    .await;
+
+    // Redis loses everything of this deployment; the gateway rebuilds the shard from Postgres.
+    let isolation = app.isolation();
+    delete_keys(
+        app.state.redis.next(),
+        &isolation.names.key_prefix,
+        isolation.names.redis_shards,
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (status, answer) = loop {
+        let (status, answer) = book_once(&app, &tier, "second", Some(&token)).await;
+        if status != 503 {
+            break (status, answer);
+        }
+        assert!(Instant::now() < deadline, "the shard was never rebuilt");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (403, Some("AdmissionRequired")),
+        "the admission was spent: {answer}"
+    );
+    assert_eq!(
+        app.redis_stock(concert, tier.id).await,
+        Some(9),
+        "one ticket sold"
+    );
 }

@@ -116,6 +116,7 @@ async fn the_dashboard_equals_a_plain_aggregate_for_any_window() {
                     booking,
                     held_until: 0,
                     customer_limit: 0,
+                    admission: None,
                 },
                 status: if confirmed {
                     BookingStatus::Confirmed

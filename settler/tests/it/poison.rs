@@ -4,82 +4,12 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
-use domain::money::Currency;
-use domain::record::{Booking, Packed};
-use domain::values::{Email, IdempotencyKey, Quantity};
-use fred::prelude::{HashesInterface, LuaInterface};
-use fred::types::Value;
-use redis_store::scripts::reserve::{Reservation, ReserveScript};
+use fred::prelude::HashesInterface;
 use redis_store::scripts::trim::Mode;
 use serde_json::json;
 use uuid::Uuid;
 
 use testkit::settler::{Harness, settler_config};
-
-/// Reserves `quantity` tickets through the reservation script itself, but with the packed
-/// booking `doctor` rewrote: what a gateway with a weaker check, or a foreign writer, could put
-/// in the stream. Returns the booking id.
-async fn reserve_doctored(
-    harness: &Harness,
-    quantity: u8,
-    doctor: impl Fn(&mut serde_json::Value),
-) -> Uuid {
-    let state = &harness.gateway_state;
-    let booking = Booking {
-        id: domain::ids::BookingId::new(harness.shard),
-        ticket_tier_id: harness.tier.into(),
-        concert_id: harness.concert.into(),
-        user_email: Email::parse("poison@example.com").expect("email"),
-        quantity: Quantity::new(i64::from(quantity)).expect("quantity"),
-        total_price: "12.50"
-            .parse::<domain::money::Money>()
-            .expect("money")
-            .times(u32::from(quantity))
-            .expect("total"),
-        currency: Currency::Usd,
-        created_at: Utc::now(),
-        idempotency_key: IdempotencyKey::parse(&Uuid::new_v4().to_string()).expect("key"),
-    };
-    let packed = Packed {
-        booking,
-        held_until: Utc::now().timestamp() + 86_400,
-        customer_limit: 0,
-    };
-    let (mut keys, mut args) = ReserveScript::keys_and_args(
-        &state.keys,
-        harness.shard,
-        Reservation {
-            packed: &packed,
-            admission: None,
-        },
-    );
-    // ARGV 2 is the packed booking.
-    let mut json: serde_json::Value = serde_json::from_str(&args[1]).expect("json");
-    doctor(&mut json);
-    args[1] = json.to_string();
-    // The keys follow the doctored booking, as they would had it been written so.
-    let concert: Uuid = json["booking"]["concertId"]
-        .as_str()
-        .and_then(|id| id.parse().ok())
-        .expect("concert");
-    let email = json["booking"]["userEmail"].as_str().expect("email");
-    keys[2] = state
-        .keys
-        .idempotency(harness.shard, concert.into(), "doctored");
-    keys[4] = state.keys.held(harness.shard, concert.into());
-    args[5] = email.to_owned();
-    let script = ReserveScript::default();
-    script.load(state.redis.next()).await.expect("loaded");
-    let reply: Vec<Value> = state
-        .redis
-        .next()
-        .evalsha(script.sha1(), keys, args)
-        .await
-        .expect("reserved");
-    assert_eq!(reply[0].as_i64(), Some(0), "accepted");
-    packed.booking.id.into()
-}
 
 async fn dead_letters(harness: &Harness) -> Vec<(Option<Uuid>, String)> {
     testkit::sql::dead_letters(&harness.gateway_state.db).await
@@ -90,15 +20,17 @@ async fn bookings_postgres_can_never_hold_are_failed_once_and_hold_nothing_back(
     let harness = Harness::start(50).await;
     let before = harness.book(3).await;
     // 316 characters once it reached Postgres: its length check refuses the row.
-    let unreadable = reserve_doctored(&harness, 5, |json| {
-        json["booking"]["userEmail"] = json!(format!("{}@example.com", "i\u{307}".repeat(150)));
-    })
-    .await;
+    let unreadable = harness
+        .reserve_doctored(5, |json| {
+            json["booking"]["userEmail"] = json!(format!("{}@example.com", "i\u{307}".repeat(150)));
+        })
+        .await;
     // Reads back, is charged, and then refused by a foreign key: no such concert.
-    let refused = reserve_doctored(&harness, 5, |json| {
-        json["booking"]["concertId"] = json!(Uuid::new_v4());
-    })
-    .await;
+    let refused = harness
+        .reserve_doctored(5, |json| {
+            json["booking"]["concertId"] = json!(Uuid::new_v4());
+        })
+        .await;
     let after = harness.book(3).await;
     assert_eq!(harness.available().await, Some(50 - 3 - 5 - 5 - 3));
 
@@ -172,10 +104,11 @@ async fn bookings_postgres_can_never_hold_are_failed_once_and_hold_nothing_back(
 async fn a_restarted_settler_recovers_past_a_bad_entry() {
     let harness = Harness::start(20).await;
     harness.book(2).await;
-    reserve_doctored(&harness, 1, |json| {
-        json["booking"]["currency"] = json!("EUR");
-    })
-    .await;
+    harness
+        .reserve_doctored(1, |json| {
+            json["booking"]["currency"] = json!("EUR");
+        })
+        .await;
     harness.book(2).await;
     let (crashed, provider) = harness.settler("same-name", false).await;
     let held = crashed

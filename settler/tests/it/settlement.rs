@@ -315,3 +315,18 @@ async fn held_counts_get_their_expiry_from_the_sweep_and_keep_it() {
     assert_eq!(swept().await.expect("swept"), 0);
     assert_eq!(expiry().await, until + 3_600, "an expiry it has is kept");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_row_keeps_the_waiting_room_admission_it_spent() {
+    let harness = Harness::start(10).await;
+    let ticket = uuid::Uuid::now_v7();
+    let admitted = harness
+        .reserve_doctored(1, |json| json["admission"] = serde_json::json!(ticket))
+        .await;
+    let plain = harness.reserve_doctored(1, |_| {}).await;
+    let (settler, _) = harness.settler("admissions", false).await;
+    assert_eq!(harness.drain(&settler).await, 2);
+    let db = &harness.gateway_state.db;
+    assert_eq!(testkit::sql::admission_of(db, admitted).await, Some(ticket));
+    assert_eq!(testkit::sql::admission_of(db, plain).await, None);
+}

@@ -146,6 +146,7 @@ fn packed(
         held_until: chrono::Utc::now().timestamp() + 86_400,
         // The gateway's default: the count is kept and checked, as in production.
         customer_limit: 10,
+        admission: None,
     })
 }
 
