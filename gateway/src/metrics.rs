@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use domain::ids::ConcertId;
-
 use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
@@ -26,13 +25,6 @@ const QUEUE_SPENT: &str = "gateway_queue_admissions_spent_total";
 const LOST: &str = "gateway_bookings_lost_total";
 const CONNECTIONS_CLOSED: &str = "gateway_connections_closed_total";
 
-pub const HEALTH: HealthMetrics = HealthMetrics {
-    service: "gateway",
-    recoveries: "gateway_shard_recoveries_total",
-    dependency_up: "gateway_dependency_up",
-    not_whole: "gateway_shards_not_whole",
-};
-
 /// A millisecond service: most answers take well under 5 ms; anything past 1 s is an incident.
 const REQUEST_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -41,6 +33,14 @@ const REQUEST_BUCKETS: [f64; 12] = [
 const SCRIPT_BUCKETS: [f64; 10] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5,
 ];
+
+/// The dependency, shard-recovery and not-whole metrics both binaries keep (`runtime::health`).
+pub const HEALTH: HealthMetrics = HealthMetrics {
+    service: "gateway",
+    recoveries: "gateway_shard_recoveries_total",
+    dependency_up: "gateway_dependency_up",
+    not_whole: "gateway_shards_not_whole",
+};
 
 /// Installs the Prometheus recorder (once per process) and returns its handle.
 pub fn install() -> runtime::telemetry::Exporter {

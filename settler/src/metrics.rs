@@ -23,13 +23,6 @@ const OLDEST_UNSETTLED: &str = "settler_oldest_unsettled_seconds";
 const REFUNDS: &str = "settler_refunds_total";
 const READMITTED: &str = "settler_readmitted_total";
 
-pub const HEALTH: HealthMetrics = HealthMetrics {
-    service: "settler",
-    recoveries: "settler_shard_recoveries_total",
-    dependency_up: "settler_dependency_up",
-    not_whole: "settler_shards_not_whole",
-};
-
 /// Seconds from a booking's acceptance to its final status: payments take 0.2-0.8 s, a backlog
 /// much longer.
 const ACCEPT_TO_FINAL_BUCKETS: [f64; 12] = [
@@ -37,6 +30,14 @@ const ACCEPT_TO_FINAL_BUCKETS: [f64; 12] = [
 ];
 /// Seconds one charge takes at the provider.
 const PAYMENT_BUCKETS: [f64; 10] = [0.005, 0.025, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0];
+
+/// The dependency, shard-recovery and not-whole metrics both binaries keep (`runtime::health`).
+pub const HEALTH: HealthMetrics = HealthMetrics {
+    service: "settler",
+    recoveries: "settler_shard_recoveries_total",
+    dependency_up: "settler_dependency_up",
+    not_whole: "settler_shards_not_whole",
+};
 
 /// Installs the Prometheus recorder (once per process) and returns its handle.
 pub fn install() -> runtime::telemetry::Exporter {
