@@ -5,7 +5,7 @@
 use api_types::headers::X_ACCEL_BUFFERING;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Once, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use api_types::BookingBody;
 use api_types::{NewConcertBody, NewTierBody};
@@ -135,6 +135,27 @@ impl TestApp {
             .concert(concert_id.into())
             .expect("known concert")
             .shard
+    }
+
+    /// Whether `GET /api/health/ready` answers 200 before `deadline`, asked every 50 ms.
+    pub async fn ready_by(&self, deadline: Instant) -> bool {
+        loop {
+            let ready = self
+                .client
+                .get(self.url("/api/health/ready"))
+                .send()
+                .await
+                .expect("answered")
+                .status()
+                == 200;
+            if ready {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// `GET /metrics`: the Prometheus text.

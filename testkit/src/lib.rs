@@ -18,7 +18,7 @@ pub use isolation::{Isolated, Names, ScratchDatabase, postgres_server, redis_url
 pub use postgres::PrivatePostgres;
 pub use process::Process;
 pub use proxy::Proxy;
-pub use redis::{Persistence, PrivateRedis, delete_keys, redis_client};
+pub use redis::{Persistence, PrivateRedis, delete_keys};
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

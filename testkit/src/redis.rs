@@ -45,10 +45,11 @@ impl PrivateRedis {
     /// [`crate::Proxy`]'s in front of it); it has caught up when this returns.
     pub async fn replica_at(persistence: Persistence, port: u16) -> Self {
         let replica = Self::launch(persistence, Some(port));
-        let client = redis_client(&replica.url()).await;
+        let redis = connected(&replica.url()).await;
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let info: String = client
+            let info: String = redis
+                .next()
                 .custom(fred::cmd!("INFO"), vec!["replication"])
                 .await
                 .expect("INFO answers");
@@ -61,7 +62,7 @@ impl PrivateRedis {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let _ = client.quit().await;
+        let _ = redis.quit().await;
         replica
     }
 
@@ -79,12 +80,13 @@ impl PrivateRedis {
 
     /// Makes this replica a master (`REPLICAOF NO ONE`), as a failover promotes one.
     pub async fn promote(&mut self) {
-        let client = redis_client(&self.url()).await;
-        let _: () = client
+        let redis = connected(&self.url()).await;
+        let _: () = redis
+            .next()
             .custom(fred::cmd!("REPLICAOF"), vec!["NO", "ONE"])
             .await
             .expect("promoted");
-        let _ = client.quit().await;
+        let _ = redis.quit().await;
         self.master = None;
     }
 
@@ -164,14 +166,11 @@ impl Drop for PrivateRedis {
     }
 }
 
-/// A client of the Redis at `url`, connected.
-pub async fn redis_client(url: &str) -> Client {
-    let config = fred::types::config::Config::from_url(url).expect("a redis url");
-    let client = fred::types::Builder::from_config(config)
-        .build()
-        .expect("a redis client");
-    client.init().await.expect("redis answers");
-    client
+/// A pool of one connection to the Redis at `url`, as the binaries connect.
+async fn connected(url: &str) -> fred::prelude::Pool {
+    redis_store::connect(url, 1, Duration::from_secs(5))
+        .await
+        .expect("redis answers")
 }
 
 /// Keys a SCAN page asks for: a run that leaves millions (a bench) is removed in seconds.

@@ -35,8 +35,10 @@ async fn a_booking_is_answered_only_once_a_replica_holds_it() {
     let replicated = app.book(&booking_body(tier, 1, "a@b.co", "first")).await;
     assert_eq!(replicated.status(), 202);
     // A master that lost its scripts (a restart, a promoted replica) is given them again.
-    let master_client = testkit::redis_client(&master.url()).await;
-    let _: () = master_client
+    let _: () = app
+        .state
+        .redis
+        .next()
         .custom(fred::cmd!("SCRIPT"), vec!["FLUSH"])
         .await
         .expect("scripts flushed");
@@ -127,23 +129,12 @@ async fn lost_after_failover(
     let mut config = app.config.clone();
     config.backends.redis_url = replica.url();
     let promoted = spawn_app_with(config).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = promoted
-            .client
-            .get(promoted.url("/api/health/ready"))
-            .send()
-            .await
-            .expect("answered");
-        if ready.status() == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the promoted replica never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert!(
+        promoted
+            .ready_by(Instant::now() + Duration::from_secs(30))
+            .await,
+        "the promoted replica never became ready"
+    );
     let mut lost = Vec::new();
     for id in answered {
         let found = promoted

@@ -163,18 +163,7 @@ async fn redis_down_answers_503_fast_and_the_gateway_heals_when_it_returns() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Every shard whole again: ready, with no restart.
-    while app
-        .client
-        .get(app.url("/api/health/ready"))
-        .send()
-        .await
-        .expect("sent")
-        .status()
-        != 200
-    {
-        assert!(Instant::now() < deadline, "never ready again");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(app.ready_by(deadline).await, "never ready again");
     // Redis lost the pending booking with its data; stock is rebuilt from Postgres' totals.
     assert_eq!(app.redis_stock(concert, tiers[0].id).await, Some(9));
     // The live feed resubscribed: a new booking reaches a new stream.
