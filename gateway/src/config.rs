@@ -85,8 +85,9 @@ pub struct GatewayConfig {
     /// deployment needs the same one. Unset, a random key of this process.
     #[arg(long, env = "ADMISSION_SECRET", hide_env_values = true, value_parser = admission_secret)]
     pub admission_secret: Option<Secret>,
-    /// Replicas a booking must reach before it is answered 202 (0: the master alone). A failover
-    /// then loses no answered booking; one that cannot reach them in time is answered 503.
+    /// Replicas a booking, a queue ticket or an admission must reach before anyone is told of it
+    /// (0: the master alone). A failover then loses none of them; one that cannot reach them in
+    /// time is answered 503.
     #[arg(long, env = "REDIS_MIN_REPLICAS", default_value = "0", value_parser = count(0, 16))]
     pub redis_min_replicas: u32,
     /// How long (milliseconds) a booking may wait for those replicas; below `REDIS_TIMEOUT_MS`.

@@ -96,6 +96,7 @@ impl Application {
                 keys: keys.clone(),
                 guard: Arc::clone(&guard),
                 catalog: Arc::clone(&catalog),
+                replication,
             },
             config
                 .admission_secret

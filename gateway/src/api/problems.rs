@@ -34,8 +34,8 @@ problem_responses! {
         headers(("Retry-After" = u32, description = "Seconds to wait"));
     NotFound: "Nothing has that id: the problem's `code` names what was looked for";
     Recovering: "A dependency is down, a shard is recovering or the gateway is at capacity; \
-        `OutcomeUnknown` when a booking's outcome is not known yet (retrying with the same \
-        idempotency key is safe)",
+        `OutcomeUnknown` when a booking or queue ticket is not known to be made yet (retrying \
+        with the same idempotency key is safe)",
         headers(("Retry-After" = u32, description = "Seconds to wait"));
 }
 

@@ -7,7 +7,7 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use api_types::headers::IDEMPOTENCY_KEY;
 use domain::values::IdempotencyKey;
 
-use crate::api::problems::{Invalid, NotFound, RateLimited};
+use crate::api::problems::{Invalid, NotFound, RateLimited, Recovering};
 use crate::catalog::CatalogHandle;
 use crate::http::body::{Body, json};
 use crate::http::error::{ApiError, FieldError, Problem};
@@ -34,7 +34,7 @@ use crate::waiting_room::{QueueError, TicketEnvelope};
         (status = 404, response = NotFound),
         (status = 409, description = "`NoWaitingRoom`: the concert sells without one; `SalesClosed`", body = Problem, content_type = "application/problem+json"),
         (status = 429, response = RateLimited),
-        (status = 503, description = "A dependency is down, a shard is recovering or the gateway is at capacity", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, response = Recovering),
     )
 )]
 pub async fn join(
@@ -110,6 +110,10 @@ impl From<QueueError> for ApiError {
             QueueError::TicketNotFound(ticket) => ApiError::QueueTicketNotFound(ticket),
             QueueError::Recovering(shard) => ApiError::ShardRecovering(shard),
             QueueError::Redis(error) => ApiError::Redis(error),
+            error @ QueueError::NotReplicated { .. } => {
+                tracing::warn!(%error, "waiting room answer not replicated in time");
+                ApiError::OutcomeUnknown
+            }
             QueueError::Script(error) => ApiError::Internal(error.to_string()),
         }
     }

@@ -296,9 +296,9 @@ impl ApiError {
         let detail = if status.is_server_error() {
             tracing::error!(error = %self, instance, code, "request failed");
             match (status, &self) {
-                (_, ApiError::OutcomeUnknown) => "Whether this booking was made is not known yet. \
-                    Retrying with the same idempotency key is safe: it answers with the booking if \
-                    it was made, and makes it once if it was not."
+                (_, ApiError::OutcomeUnknown) => "Whether this was done is not known yet. \
+                    Retrying with the same idempotency key is safe: it answers with what was made \
+                    (the booking, the queue ticket) if it was, and makes it once if it was not."
                     .to_owned(),
                 (StatusCode::SERVICE_UNAVAILABLE, _) => {
                     "A service this request needs is unavailable; retry shortly.".to_owned()

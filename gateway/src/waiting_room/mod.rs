@@ -22,8 +22,8 @@ use domain::record::format_timestamp;
 use domain::values::IdempotencyKey;
 use redis_store::keys::{Keyspace, RoomKey, held_until, ticket_field};
 use redis_store::recovery::ShardGuard;
-use redis_store::scripts::ScriptError;
 use redis_store::scripts::queue::{Admitter, Draw, Joined, QueueScripts, Room, Tick};
+use redis_store::scripts::{Replication, ScriptError};
 
 use crate::catalog::{CatalogHandle, Concert};
 use crate::metrics;
@@ -49,6 +49,9 @@ pub enum QueueError {
     Recovering(Shard),
     #[error("redis: {0}")]
     Redis(#[from] fred::error::Error),
+    /// Written on the master, not yet on enough replicas: the client may ask again.
+    #[error("the write reached {acked} of {wanted} replicas in time")]
+    NotReplicated { acked: i64, wanted: u8 },
     #[error(transparent)]
     Script(ScriptError),
 }
@@ -57,6 +60,9 @@ impl From<ScriptError> for QueueError {
     fn from(error: ScriptError) -> Self {
         match error {
             ScriptError::Redis(error) => QueueError::Redis(error),
+            ScriptError::NotReplicated { acked, wanted } => {
+                QueueError::NotReplicated { acked, wanted }
+            }
             other => QueueError::Script(other),
         }
     }
@@ -144,6 +150,8 @@ pub struct Backing {
     pub keys: Keyspace,
     pub guard: Arc<ShardGuard>,
     pub catalog: Arc<CatalogHandle>,
+    /// The replicas a ticket, a draw or an admission reaches before anyone is told of it.
+    pub replication: Replication,
 }
 
 impl WaitingRooms {
@@ -153,13 +161,14 @@ impl WaitingRooms {
             keys,
             guard,
             catalog,
+            replication,
         } = backing;
         Self {
             redis,
             keys,
             guard,
             catalog,
-            scripts: QueueScripts::default(),
+            scripts: QueueScripts::with_replication(replication),
             secret,
             token_ttl,
             owner: Uuid::now_v7().to_string(),

@@ -11,6 +11,8 @@ use serde_json::Value;
 use testkit::gateway::{TestApp, TestTier, booking_body, spawn_app_with, test_config};
 use testkit::{Persistence, PrivateRedis, Proxy};
 
+use crate::waiting_room::{create_room, join};
+
 /// A gateway on `master` that answers a booking once `replicas` replicas hold it.
 async fn gateway_on(master: &PrivateRedis, replicas: u32) -> TestApp {
     let mut config = test_config();
@@ -67,6 +69,29 @@ async fn a_booking_is_answered_only_once_a_replica_holds_it() {
     assert_eq!(answer.headers()["idempotent-replayed"], "true");
     // The attempts made one booking: three tickets gone, not four.
     assert_eq!(app.redis_stock(concert, tier.id).await, Some(7));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_ticket_is_handed_out_only_once_a_replica_holds_it() {
+    let master = PrivateRedis::start(Persistence::None);
+    let replica = PrivateRedis::replica_of(&master).await;
+    let app = gateway_on(&master, 1).await;
+    let (concert, _) = create_room(&app, 10, 5, Duration::from_secs(3_600)).await;
+    let (status, _) = join(&app, concert, "replicated".to_owned()).await;
+    assert_eq!(status, 201);
+
+    replica.stall();
+    let (status, problem) = join(&app, concert, "while-stalled".to_owned()).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (503, Some("OutcomeUnknown"))
+    );
+    replica.resume();
+    // The ticket the master made is handed out now, once: asked again, the key finds it.
+    let (status, answer) = join(&app, concert, "while-stalled".to_owned()).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, _) = join(&app, concert, "after".to_owned()).await;
+    assert_eq!(status, 201);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,7 +24,7 @@ use testkit::sql::{PlantedBooking, plant_booking};
 
 /// Creates a concert of one tier of `total` tickets at 25.00 with a waiting room admitting
 /// `per_second`, its sales opening `opens_in` from now.
-async fn create_room(
+pub(crate) async fn create_room(
     app: &TestApp,
     total: u32,
     per_second: u32,
@@ -67,7 +67,7 @@ async fn create_room(
     )
 }
 
-async fn join(app: &TestApp, concert: Uuid, key: String) -> (u16, Value) {
+pub(crate) async fn join(app: &TestApp, concert: Uuid, key: String) -> (u16, Value) {
     let response = app
         .client
         .post(app.url(&format!("/api/concerts/{concert}/queue")))

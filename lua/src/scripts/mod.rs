@@ -305,6 +305,37 @@ async fn evalsha_replicated(
     }
 }
 
+/// Runs `script` by SHA and, with `replication`, hands its reply back only once the replicas hold
+/// what the reply acknowledges: the script's own writes when it did something ([`Reply::Done`]),
+/// everything the shard's master wrote so far when it found the thing done before
+/// ([`Reply::Known`]: written perhaps on another connection, so `fence`, a key of the shard, is
+/// written and waited for). Any other reply wrote nothing a client is told of.
+async fn acknowledged(
+    script: &Script,
+    client: &Client,
+    keys: Vec<String>,
+    args: Vec<String>,
+    replication: Replication,
+    fence: String,
+    verify: &impl Verify,
+) -> Result<Value, ScriptError> {
+    if replication.replicas == 0 {
+        return evalsha(script, client, keys, args, verify).await;
+    }
+    let (reply, acked) =
+        evalsha_replicated(script, client, keys, args, replication, verify).await?;
+    let code = match &reply {
+        Value::Array(parts) => integer(parts, 0).and_then(Reply::from_code),
+        _ => None,
+    };
+    match code {
+        Some(Reply::Done) => replication.check(acked)?,
+        Some(Reply::Known) => replication.fence(client, fence).await?,
+        _ => {}
+    }
+    Ok(reply)
+}
+
 /// Runs `script` by SHA; on NOSCRIPT, verifies the server, loads the script and runs it again.
 async fn evalsha<R: FromValue>(
     script: &Script,

@@ -6,7 +6,7 @@ use fred::prelude::Client;
 use fred::types::Value;
 use fred::types::scripts::Script;
 
-use super::{Reply, ScriptError, Verify, deciding, decode, evalsha, integer};
+use super::{Replication, Reply, ScriptError, Verify, acknowledged, deciding, decode, integer};
 use crate::keys::{IDEMPOTENCY_TTL_SECONDS, Keyspace, RoomKey};
 
 /// What joining did.
@@ -87,11 +87,14 @@ pub struct Admitter<'a> {
     pub lease_ms: u64,
 }
 
+/// The room's three scripts, and the replicas what they tell a client (a ticket, a draw, an
+/// admission) must reach first.
 #[derive(Debug, Clone)]
 pub struct QueueScripts {
     join: Script,
     draw: Script,
     admit: Script,
+    replication: Replication,
 }
 
 impl Default for QueueScripts {
@@ -100,11 +103,21 @@ impl Default for QueueScripts {
             join: deciding(include_str!("../../queue_join.lua")),
             draw: deciding(include_str!("../../queue_draw.lua")),
             admit: deciding(include_str!("../../queue_admit.lua")),
+            replication: Replication::NONE,
         }
     }
 }
 
 impl QueueScripts {
+    /// The scripts answering only once `replication`'s replicas hold what they answer: a
+    /// failover then forgets no ticket handed out, no place drawn and no admission granted.
+    pub fn with_replication(replication: Replication) -> Self {
+        Self {
+            replication,
+            ..Self::default()
+        }
+    }
+
     /// The three scripts' texts as Redis runs them: `(file, source)`.
     pub fn sources(&self) -> [(&'static str, String); 3] {
         [
@@ -147,7 +160,17 @@ impl QueueScripts {
             IDEMPOTENCY_TTL_SECONDS.to_string(),
             room.keep_until.to_string(),
         ];
-        let reply: Value = evalsha(&self.join, client, script_keys, args, verify).await?;
+        let fence = keys.fence(room.shard);
+        let reply = acknowledged(
+            &self.join,
+            client,
+            script_keys,
+            args,
+            self.replication,
+            fence,
+            verify,
+        )
+        .await?;
         let (code, reply) = decode("queue_join.lua", reply)?;
         let number = |index| {
             integer(&reply, index)
@@ -194,7 +217,17 @@ impl QueueScripts {
         ];
         let mut args = vec![room.opens_at_ms.to_string(), room.keep_until.to_string()];
         args.extend(order);
-        let reply: Value = evalsha(&self.draw, client, script_keys, args, verify).await?;
+        let fence = keys.fence(room.shard);
+        let reply = acknowledged(
+            &self.draw,
+            client,
+            script_keys,
+            args,
+            self.replication,
+            fence,
+            verify,
+        )
+        .await?;
         match decode("queue_draw.lua", reply)? {
             (Reply::Done | Reply::Known, _) => Ok(Draw::Done),
             (Reply::TooEarly, _) => Ok(Draw::TooEarly),
@@ -246,7 +279,17 @@ impl QueueScripts {
             keys.queue_channel(),
             room.concert_id.to_string(),
         ];
-        let reply: Value = evalsha(&self.admit, client, script_keys, args, verify).await?;
+        let fence = keys.fence(room.shard);
+        let reply = acknowledged(
+            &self.admit,
+            client,
+            script_keys,
+            args,
+            self.replication,
+            fence,
+            verify,
+        )
+        .await?;
         let (code, reply) = decode("queue_admit.lua", reply)?;
         let number = |index| {
             integer(&reply, index)

@@ -9,9 +9,7 @@ use fred::types::Value;
 use fred::types::config::Options;
 use fred::types::scripts::Script;
 
-use super::{
-    Replication, Reply, ScriptError, Verify, deciding, decode, evalsha, evalsha_replicated, integer,
-};
+use super::{Replication, Reply, ScriptError, Verify, acknowledged, deciding, decode, integer};
 use crate::keys::{IDEMPOTENCY_TTL_SECONDS, Keyspace, RoomKey};
 use crate::stock;
 
@@ -164,22 +162,18 @@ impl ReserveScript {
         reservation: Reservation<'_>,
         verify: &impl Verify,
     ) -> Result<Outcome, ScriptError> {
-        let replication = self.replication;
         let (script_keys, args) = Self::keys_and_args(keys, shard, reservation);
-        if replication.replicas == 0 {
-            let reply: Value = evalsha(&self.script, client, script_keys, args, verify).await?;
-            return parse_reply(reply);
-        }
-        let (reply, acked) =
-            evalsha_replicated(&self.script, client, script_keys, args, replication, verify)
-                .await?;
-        let outcome = parse_reply(reply)?;
-        match outcome {
-            Outcome::Accepted { .. } => replication.check(acked)?,
-            Outcome::Replayed(_) => replication.fence(client, keys.fence(shard)).await?,
-            _ => {}
-        }
-        Ok(outcome)
+        let reply = acknowledged(
+            &self.script,
+            client,
+            script_keys,
+            args,
+            self.replication,
+            keys.fence(shard),
+            verify,
+        )
+        .await?;
+        parse_reply(reply)
     }
 
     /// [`ReserveScript::run`] allowing `wait` for the answer instead of the client's command
