@@ -354,8 +354,9 @@ k8s-test: k8s-tools
 		echo "k8s: a renamed probe path and metric passed the drift check"; exit 1; \
 	else echo "k8s: a renamed probe path and metric fail the drift check, as they must"; fi
 
-## cluster-test: the gateway's and settler's integration tests again (the process fault suite
-## aside), on a three-master Redis Cluster of their own on free ports, as production runs Redis
+## cluster-test: the gateway's and settler's integration tests again (aside from those that start
+## Redis servers of their own), on a three-master Redis Cluster of their own on free ports, as
+## production runs Redis
 CLUSTER_DIR := $(CURDIR)/target/redis-cluster
 cluster-test: services
 	@rm -rf $(CLUSTER_DIR); mkdir -p $(CLUSTER_DIR)
@@ -364,7 +365,7 @@ cluster-test: services
 			--cluster-config-file $(CLUSTER_DIR)/$$port/nodes.conf --dir $(CLUSTER_DIR)/$$port \
 			--logfile $(CLUSTER_DIR)/$$port/log --daemonize yes; 	done; 	trap 'for port in $$ports; do redis-cli -p $$port shutdown nosave >/dev/null 2>&1 || true; done' EXIT; 	for port in $$ports; do for _ in $$(seq 100); do redis-cli -p $$port ping >/dev/null 2>&1 && break; sleep 0.05; done; done; 	redis-cli --cluster create $$(printf '127.0.0.1:%s ' $$ports) --cluster-yes >/dev/null; 	for port in $$ports; do \
 		for _ in $$(seq 100); do redis-cli -p $$port cluster info | grep -q cluster_state:ok && break; sleep 0.1; done; \
-	done; 	set -- $$ports; url="redis-cluster://127.0.0.1:$$1?node=127.0.0.1:$$2&node=127.0.0.1:$$3"; 	echo "cluster: three masters on $$ports"; 	REDIS_URL="$$url" cargo test --locked -p gateway --test it; 	REDIS_URL="$$url" cargo test --locked -p settler --test it -- --skip faults::
+	done; 	set -- $$ports; url="redis-cluster://127.0.0.1:$$1?node=127.0.0.1:$$2&node=127.0.0.1:$$3"; 	echo "cluster: three masters on $$ports"; 	REDIS_URL="$$url" cargo test --locked -p gateway --test it -- --skip failover:: --skip replication::; 	REDIS_URL="$$url" cargo test --locked -p settler --test it -- --skip faults::
 
 ## sqlx-prepare: renew `.sqlx/` (the query data builds check the SQL against) from a scratch
 ## database migrated to the current schema; run it after changing a query or a migration

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use fred::prelude::{Builder, ClientLike, Config, Error, Pool, ReconnectPolicy};
+use fred::prelude::{Builder, ClientLike, Config, Error, Pool, ReconnectPolicy, ServerConfig};
+use fred::types::config::ClusterDiscoveryPolicy;
 
 /// Reconnect delays grow from 50 ms to at most 1 s, forever: Redis coming back is healed within a
 /// second.
@@ -19,6 +20,14 @@ pub async fn connect(url: &str, size: usize, command_timeout: Duration) -> Resul
     let mut config = Config::from_url(url)?;
     // Start even while Redis is down; readiness reports it until it answers.
     config.fail_fast = false;
+    if matches!(config.server, ServerConfig::Clustered { .. }) {
+        // Rediscover the cluster through every node it last named, not only those of the URL: a
+        // URL naming one master would otherwise lose the whole cluster with that master, and
+        // never learn of the replica promoted in its place.
+        config
+            .server
+            .set_cluster_discovery_policy(ClusterDiscoveryPolicy::UseCache)?;
+    }
     let pool = Builder::from_config(config)
         .with_performance_config(|performance| {
             performance.default_command_timeout = command_timeout;

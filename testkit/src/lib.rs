@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod cluster;
 #[cfg(feature = "apps")]
 pub mod gateway;
 mod isolation;
@@ -14,6 +15,7 @@ pub mod sql;
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
+pub use cluster::PrivateCluster;
 pub use isolation::{Isolated, Names, ScratchDatabase, postgres_server, redis_url};
 pub use postgres::PrivatePostgres;
 pub use process::Process;

@@ -27,6 +27,8 @@ pub struct PrivateRedis {
     persistence: Persistence,
     /// The port of the master this server replicates, if it is a replica.
     master: Option<u16>,
+    /// A node of a Redis Cluster ([`crate::PrivateCluster`]) rather than a server of its own.
+    clustered: bool,
     dir: TempDir,
     child: Option<Child>,
 }
@@ -67,10 +69,25 @@ impl PrivateRedis {
     }
 
     fn launch(persistence: Persistence, master: Option<u16>) -> Self {
+        Self::launch_on(free_port(), persistence, master, false)
+    }
+
+    /// A node of a Redis Cluster on `port`, joined to none yet.
+    pub(crate) fn cluster_node(port: u16, persistence: Persistence) -> Self {
+        Self::launch_on(port, persistence, None, true)
+    }
+
+    fn launch_on(
+        port: u16,
+        persistence: Persistence,
+        master: Option<u16>,
+        clustered: bool,
+    ) -> Self {
         let mut redis = Self {
-            port: free_port(),
+            port,
             persistence,
             master,
+            clustered,
             dir: TempDir::new("redis"),
             child: None,
         };
@@ -91,7 +108,16 @@ impl PrivateRedis {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        format!("redis://{}", self.address())
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Started and not killed since.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// Starts the server (again) on its port and data directory.
@@ -122,6 +148,12 @@ impl PrivateRedis {
                     })
                     .unwrap_or_default(),
             )
+            .args(if self.clustered {
+                // A node unanswered for a second is failed over: a test's failover takes seconds.
+                vec!["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"]
+            } else {
+                Vec::new()
+            })
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -167,7 +199,7 @@ impl Drop for PrivateRedis {
 }
 
 /// A pool of one connection to the Redis at `url`, as the binaries connect.
-async fn connected(url: &str) -> fred::prelude::Pool {
+pub(crate) async fn connected(url: &str) -> fred::prelude::Pool {
     redis_store::connect(url, 1, Duration::from_secs(5))
         .await
         .expect("redis answers")

@@ -6,6 +6,7 @@ mod catalog;
 mod clients;
 mod config;
 mod event_streams;
+mod failover;
 mod hostile;
 mod idempotency;
 mod live;
