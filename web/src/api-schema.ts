@@ -710,7 +710,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description A dependency is down, a shard is recovering or the gateway is at capacity; `OutcomeUnknown` when a booking's outcome is not known yet (retrying with the same idempotency key is safe) */
+        /** @description A dependency is down, a shard is recovering or the gateway is at capacity; `OutcomeUnknown` when a booking or queue ticket is not known to be made yet (retrying with the same idempotency key is safe) */
         Recovering: {
             headers: {
                 /** @description Seconds to wait */
@@ -1130,17 +1130,7 @@ export interface operations {
                 };
             };
             429: components["responses"]["RateLimited"];
-            /** @description A dependency is down, a shard is recovering or the gateway is at capacity */
-            503: {
-                headers: {
-                    /** @description Seconds to wait */
-                    "Retry-After"?: number;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
+            503: components["responses"]["Recovering"];
         };
     };
     health: {
