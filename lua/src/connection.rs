@@ -7,10 +7,11 @@ use std::time::Duration;
 use fred::prelude::{Builder, ClientLike, Config, Error, Pool, ReconnectPolicy, ServerConfig};
 use fred::types::config::ClusterDiscoveryPolicy;
 
-/// Reconnect delays grow from 50 ms to at most 1 s, forever: Redis coming back is healed within a
-/// second.
+/// Reconnect delays grow from 50 ms to at most 200 ms, forever: a Redis coming back, or the
+/// replica promoted in a dead master's place, is found within a fifth of a second (a refused
+/// connection costs a server next to nothing).
 const RECONNECT_MIN_MS: u32 = 50;
-const RECONNECT_MAX_MS: u32 = 1_000;
+const RECONNECT_MAX_MS: u32 = 200;
 
 /// Builds a pool of `size` multiplexed connections and connects it, waiting at most one
 /// `command_timeout` for Redis: a client of a Redis Cluster routes a command by the slot map its

@@ -8,6 +8,7 @@ mod postgres;
 mod process;
 mod proxy;
 mod redis;
+mod sentinel;
 #[cfg(feature = "apps")]
 pub mod settler;
 pub mod sql;
@@ -21,6 +22,7 @@ pub use postgres::PrivatePostgres;
 pub use process::Process;
 pub use proxy::Proxy;
 pub use redis::{Persistence, PrivateRedis, delete_keys};
+pub use sentinel::PrivateSentinels;
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
