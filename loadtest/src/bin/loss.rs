@@ -1,10 +1,13 @@
-//! `make bench-loss`: how many accepted bookings a `kill -9` of Redis loses at 1,000 bookings/s
-//! with each append-only-file fsync policy, and what the safer policy costs in booking throughput.
+//! `make bench-loss`: how many accepted bookings a `kill -9` of Redis loses at 1,000 bookings/s,
+//! and what each safeguard costs in booking throughput and latency: the append-only file's fsync
+//! policy on one server, and `REDIS_MIN_REPLICAS` on a master that fails over to a replica.
 //!
-//! For each policy: a private `redis-server` (its own port and directory), release settler and
-//! gateway, a closed-loop booking run for the throughput, then 1,000 bookings/s for eight seconds
-//! with Redis killed (`SIGKILL`) and restarted on the same files after three. A booking is lost
-//! when it was answered 202 and, once everything settled, Postgres holds no trace of it.
+//! For each setup: private Redis servers (ports and directories of their own), release settler
+//! and gateway, a closed-loop booking run for the throughput and latency, then 1,000 bookings/s
+//! for eight seconds with the Redis master killed (`SIGKILL`) after three. A lone server is
+//! restarted on the same files; a master under Sentinel (two replicas, three sentinels) stays dead
+//! and a replica is promoted. A booking is lost when it was answered 202 and, once everything
+//! settled, Postgres holds no trace of it.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -18,20 +21,127 @@ use http_body_util::Full;
 use loadtest::pressure::{self, Load};
 use loadtest::services::{Launch, Service, free_port, sibling};
 use serde_json::{Value, json};
-use testkit::ScratchDatabase;
+use testkit::{Persistence, PrivateSentinels, ScratchDatabase};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-const ADMIN_TOKEN: &str = "loss-bench-admin-token";
+const ADMIN_TOKEN: &str = "loss-bench-admin-token-0123456789ab";
 /// Bookings per second of the loss run.
 const RATE: u64 = 1_000;
 const LOSS_RUN: Duration = Duration::from_secs(8);
 const KILL_AFTER: Duration = Duration::from_secs(3);
 const THROUGHPUT_RUN: Duration = Duration::from_secs(5);
 
+/// The Redis a run books on, and how its master is lost.
+#[derive(Debug, Clone, Copy)]
+enum Setup {
+    /// One server with an append-only file under this `appendfsync` policy, restarted on its
+    /// files.
+    Restarted(&'static str),
+    /// A master (`appendfsync everysec`) with two replicas under three sentinels, failed over to
+    /// a replica; bookings are answered once this many replicas hold them.
+    FailedOver { min_replicas: u32 },
+}
+
+impl std::fmt::Display for Setup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Restarted(policy) => write!(f, "1 server, appendfsync {policy}"),
+            Self::FailedOver { min_replicas } => {
+                write!(f, "Sentinel, REDIS_MIN_REPLICAS={min_replicas}")
+            }
+        }
+    }
+}
+
+/// The running Redis of a setup.
+enum Redis {
+    Restarted(Box<LoneServer>),
+    FailedOver(PrivateSentinels),
+}
+
+/// A lone `redis-server` and what it takes to start it again on its files.
+struct LoneServer {
+    service: Service,
+    program: std::path::PathBuf,
+    args: Vec<String>,
+    addr: SocketAddr,
+    dir: std::path::PathBuf,
+}
+
+impl Redis {
+    async fn start(setup: Setup) -> anyhow::Result<Self> {
+        let Setup::Restarted(policy) = setup else {
+            return Ok(Self::FailedOver(
+                PrivateSentinels::start(Persistence::AofEverySec, 2).await,
+            ));
+        };
+        let dir = std::env::temp_dir().join(format!("loss-{policy}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let program = std::path::PathBuf::from("redis-server");
+        let args = redis_args(addr.port(), &dir, policy);
+        let service = Service::start(Launch {
+            program: &program,
+            args: &args,
+            env: &[],
+            addr,
+            ready: None,
+        })
+        .await?;
+        Ok(Self::Restarted(Box::new(LoneServer {
+            service,
+            program,
+            args,
+            addr,
+            dir,
+        })))
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Self::Restarted(lone) => format!("redis://{}", lone.addr),
+            Self::FailedOver(sentinels) => sentinels.url(),
+        }
+    }
+
+    /// `SIGKILL` of the master; a lone server is started again on its files.
+    async fn kill_master(&mut self) -> anyhow::Result<()> {
+        match self {
+            Self::Restarted(lone) => {
+                tokio::process::Command::new("kill")
+                    .args(["-KILL", &lone.service.pid()?.to_string()])
+                    .status()
+                    .await?;
+                lone.service = Service::start(Launch {
+                    program: &lone.program,
+                    args: &lone.args,
+                    env: &[],
+                    addr: lone.addr,
+                    ready: None,
+                })
+                .await?;
+            }
+            Self::FailedOver(sentinels) => sentinels.nodes[0].kill(),
+        }
+        Ok(())
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        if let Self::Restarted(lone) = self {
+            lone.service.stop().await?;
+            let _ = std::fs::remove_dir_all(&lone.dir);
+        }
+        Ok(())
+    }
+}
+
 struct Row {
-    policy: &'static str,
+    setup: Setup,
     throughput: f64,
+    p50_ms: f64,
+    p99_ms: f64,
     accepted: usize,
     lost: usize,
 }
@@ -57,26 +167,16 @@ fn redis_args(port: u16, dir: &std::path::Path, policy: &str) -> Vec<String> {
     .to_vec()
 }
 
-async fn measure(policy: &'static str) -> anyhow::Result<Row> {
-    let dir = std::env::temp_dir().join(format!("loss-{policy}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    let redis_port = free_port()?;
-    let redis_addr = SocketAddr::from(([127, 0, 0, 1], redis_port));
-    let redis_program = std::path::PathBuf::from("redis-server");
-    let args = redis_args(redis_port, &dir, policy);
-    let redis_launch = Launch {
-        program: &redis_program,
-        args: &args,
-        env: &[],
-        addr: redis_addr,
-        ready: None,
-    };
-    let mut redis = Service::start(redis_launch).await?;
+async fn measure(setup: Setup) -> anyhow::Result<Row> {
+    let mut redis = Redis::start(setup).await?;
     let database = ScratchDatabase::new("loss");
-    let prefix = format!("loss-{policy}-{}", Uuid::new_v4().simple());
+    let prefix = format!("loss-{}", Uuid::new_v4().simple());
+    let min_replicas = match setup {
+        Setup::Restarted(_) => 0,
+        Setup::FailedOver { min_replicas } => min_replicas,
+    };
     let common = [
-        ("REDIS_URL", format!("redis://{redis_addr}")),
+        ("REDIS_URL", redis.url()),
         ("DATABASE_URL", database.url.clone()),
         ("KEY_PREFIX", prefix),
         ("RUST_LOG", "error".to_owned()),
@@ -101,6 +201,7 @@ async fn measure(policy: &'static str) -> anyhow::Result<Row> {
             ("SEED_DEMO", "false"),
             ("RATE_LIMIT_PER_IP", "0"),
             ("BOOKING_LIMIT_PER_IP", "0"),
+            ("REDIS_MIN_REPLICAS", &min_replicas.to_string()),
         ],
         "/api/health/ready",
     )
@@ -147,9 +248,13 @@ async fn measure(policy: &'static str) -> anyhow::Result<Row> {
         })
         .await
     };
+    let (p50_ms, p99_ms) = (
+        throughput.percentile_ms(50.0),
+        throughput.percentile_ms(99.0),
+    );
     let throughput = throughput.with_status(202) as f64 / throughput.elapsed.as_secs_f64();
 
-    // The loss run: every 202's booking id, Redis killed and restarted on the same files.
+    // The loss run: every 202's booking id, the Redis master killed.
     let accepted = Arc::new(Mutex::new(HashSet::new()));
     let started = Instant::now();
     let mut sends = tokio::task::JoinSet::new();
@@ -160,12 +265,7 @@ async fn measure(policy: &'static str) -> anyhow::Result<Row> {
         tick.tick().await;
         if !killed && started.elapsed() >= KILL_AFTER {
             killed = true;
-            tokio::process::Command::new("kill")
-                .args(["-KILL", &redis.pid()?.to_string()])
-                .status()
-                .await?;
-            redis.stop().await?;
-            redis = Service::start(redis_launch).await?;
+            redis.kill_master().await?;
         }
         n += 1;
         let (client, accepted, body) = (client.clone(), Arc::clone(&accepted), booking(n));
@@ -207,10 +307,11 @@ async fn measure(policy: &'static str) -> anyhow::Result<Row> {
     gateway.stop().await?;
     settler.stop().await?;
     redis.stop().await?;
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(Row {
-        policy,
+        setup,
         throughput,
+        p50_ms,
+        p99_ms,
         accepted: accepted.len(),
         lost: accepted.len() - found.len(),
     })
@@ -219,14 +320,27 @@ async fn measure(policy: &'static str) -> anyhow::Result<Row> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
-    for policy in ["everysec", "always"] {
-        rows.push(measure(policy).await?);
+    for setup in [
+        Setup::Restarted("everysec"),
+        Setup::Restarted("always"),
+        Setup::FailedOver { min_replicas: 0 },
+        Setup::FailedOver { min_replicas: 1 },
+    ] {
+        rows.push(measure(setup).await?);
     }
-    println!("appendfsync  bookings/s (closed loop)  accepted at {RATE}/s  lost to kill -9");
+    println!(
+        "{:<32}  bookings/s (closed loop)  p50 ms  p99 ms  accepted at {RATE}/s  lost to kill -9",
+        "setup"
+    );
     for row in &rows {
         println!(
-            "{:<11}  {:>23.0}  {:>17}  {:>15}",
-            row.policy, row.throughput, row.accepted, row.lost
+            "{:<32}  {:>24.0}  {:>6.2}  {:>6.2}  {:>17}  {:>15}",
+            row.setup.to_string(),
+            row.throughput,
+            row.p50_ms,
+            row.p99_ms,
+            row.accepted,
+            row.lost
         );
     }
     Ok(())
