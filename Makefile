@@ -181,7 +181,7 @@ E2E_GATEWAY_ADDR := 127.0.0.1:18124
 E2E_SETTLER_ADDR := 127.0.0.1:18125
 web-e2e: services chromium web
 	cargo build --locked -p gateway -p settler
-	@db=gw_test_e2e_$$$$; prefix=e2e-$$$$; token=e2e-admin-token-0123456789; \
+	@db=gw_test_e2e_$$$$; prefix=e2e-$$$$; token=e2e-admin-token-0123456789abcdef; \
 	export DATABASE_URL="$${DATABASE_URL%/*}/$$db" KEY_PREFIX=$$prefix ADMIN_TOKEN=$$token RUST_LOG=warn; \
 	SETTLER_METRICS_ADDR=$(E2E_SETTLER_ADDR) PAYMENT_LATENCY_MS=100-300 PAYMENT_FAILURE_RATE=0 \
 		target/debug/settler & settler=$$!; \
@@ -226,7 +226,7 @@ contract: services python-tools
 	cargo build --locked -p gateway -p settler
 	target/debug/gateway openapi > target/openapi.json
 	target/venv/bin/openapi-spec-validator target/openapi.json
-	@db=gw_test_contract_$$$$; prefix=contract-$$$$; token=contract-admin-token-0123456789; \
+	@db=gw_test_contract_$$$$; prefix=contract-$$$$; token=contract-admin-token-0123456789abcdef; \
 	export DATABASE_URL="$${DATABASE_URL%/*}/$$db" KEY_PREFIX=$$prefix ADMIN_TOKEN=$$token RUST_LOG=error; \
 	SETTLER_METRICS_ADDR=$(CONTRACT_SETTLER_ADDR) PAYMENT_LATENCY_MS=5-20 target/debug/settler & settler=$$!; \
 	GATEWAY_ADDR=$(CONTRACT_GATEWAY_ADDR) SEED_DEMO=true RATE_LIMIT_PER_IP=0 BOOKING_LIMIT_PER_IP=0 \
@@ -303,7 +303,7 @@ compose-test: services python-tools promtool docker-base web
 	cargo build --locked -p loadtest
 	@tag=$$(cat Dockerfile .dockerignore target/release/gateway target/release/settler \
 		$$(find web/dist -type f | sort) | sha256sum | cut -c1-16); \
-	export TICKETS_IMAGE_TAG=$$tag ADMIN_TOKEN=compose-check-$$tag; \
+	export TICKETS_IMAGE_TAG=$$tag ADMIN_TOKEN=compose-check-admin-$$tag; \
 	$(COMPOSE) config --quiet; \
 	for image in $(STACK_IMAGES); do \
 		$(DOCKER) image inspect tickets/$$image:$$tag >/dev/null 2>&1 && continue; \
@@ -412,7 +412,7 @@ deny: $(DENY_ROOT)/bin/cargo-deny
 LOADTEST_ADDR := 127.0.0.1:18123
 loadtest-smoke: services
 	cargo build --locked -p gateway -p loadtest
-	@db=gw_test_loadtest_$$$$; prefix=loadtest-$$$$; token=loadtest-smoke-admin-token; \
+	@db=gw_test_loadtest_$$$$; prefix=loadtest-$$$$; token=loadtest-smoke-admin-token-0123456789; \
 	GATEWAY_ADDR=$(LOADTEST_ADDR) DATABASE_URL="$${DATABASE_URL%/*}/$$db" KEY_PREFIX=$$prefix \
 		ADMIN_TOKEN=$$token SEED_DEMO=false RATE_LIMIT_PER_IP=0 BOOKING_LIMIT_PER_IP=0 RUST_LOG=warn \
 		target/debug/gateway & gateway=$$!; \

@@ -26,8 +26,9 @@ pub struct GatewayConfig {
     #[arg(long, env = "SEED_DEMO", default_value = "true", value_parser = config::boolean,
         action = clap::ArgAction::Set)]
     pub seed_demo: bool,
-    /// Bearer token of the admin API (16 characters at least); unset turns the admin API off.
-    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true, value_parser = admin_token)]
+    /// Bearer token of the admin API (32 bytes at least, 8 different characters at least, no
+    /// spaces); unset turns the admin API off.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true, value_parser = secret)]
     pub admin_token: Option<Secret>,
     /// Tickets one email may hold per concert; 0 turns the limit off.
     #[arg(long, env = "MAX_TICKETS_PER_CUSTOMER", default_value = "10",
@@ -81,9 +82,10 @@ pub struct GatewayConfig {
     /// browser, or `*` for any; unset, same-origin only.
     #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_parser = allowed_origins)]
     pub cors_allowed_origins: Option<AllowedOrigins>,
-    /// The HMAC key (32 bytes at least) of admission tokens and of the draw; every gateway of a
-    /// deployment needs the same one. Unset, a random key of this process.
-    #[arg(long, env = "ADMISSION_SECRET", hide_env_values = true, value_parser = admission_secret)]
+    /// The HMAC key (as `ADMIN_TOKEN`: 32 bytes, 8 different characters, no spaces) of
+    /// admission tokens and of the draw; every gateway of a deployment needs the same one.
+    /// Unset, a random key of this process.
+    #[arg(long, env = "ADMISSION_SECRET", hide_env_values = true, value_parser = secret)]
     pub admission_secret: Option<Secret>,
     /// Replicas a booking, a queue ticket or an admission must reach before anyone is told of it
     /// (0: the master alone). A failover then loses none of them; one that cannot reach them in
@@ -171,22 +173,28 @@ fn capacity(value: &str) -> Result<usize, String> {
     config::within(1, 1_000_000, "a whole number")(value).map(|n| n as usize)
 }
 
-fn admin_token(token: &str) -> Result<Secret, &'static str> {
-    if token.len() >= 16 {
-        Ok(Secret::new(token))
-    } else {
-        Err("use at least 16 characters")
-    }
-}
+/// The shortest `ADMIN_TOKEN` or `ADMISSION_SECRET` accepted, in bytes.
+pub const SECRET_MIN_BYTES: usize = 32;
+/// The fewest different characters such a secret may have: `aaaa…` or a word repeated is long
+/// and guessable; 32 random hex digits have 8 different ones but once in about 10^11.
+const SECRET_MIN_DISTINCT: usize = 8;
 
-/// The shortest `ADMISSION_SECRET` accepted, in bytes.
-pub const ADMISSION_SECRET_MIN_BYTES: usize = 32;
-
-fn admission_secret(key: &str) -> Result<Secret, String> {
-    if key.len() >= ADMISSION_SECRET_MIN_BYTES {
-        Ok(Secret::new(key))
+/// `ADMIN_TOKEN` and `ADMISSION_SECRET`: long, varied, and printable without spaces (a bearer
+/// token travels in a header). The reason never quotes the value.
+fn secret(value: &str) -> Result<Secret, String> {
+    let distinct = value
+        .chars()
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    if value.len() < SECRET_MIN_BYTES || distinct < SECRET_MIN_DISTINCT {
+        Err(format!(
+            "use at least {SECRET_MIN_BYTES} bytes with at least {SECRET_MIN_DISTINCT} different \
+             characters (for example `openssl rand -hex 32`)"
+        ))
+    } else if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Err("spaces and control characters are not allowed".to_owned())
     } else {
-        Err(format!("use at least {ADMISSION_SECRET_MIN_BYTES} bytes"))
+        Ok(Secret::new(value))
     }
 }
 
@@ -312,8 +320,8 @@ mod tests {
     #[test]
     fn the_admin_token_is_not_printed() {
         let mut config = GatewayConfig::embedded(config::from_env().expect("defaults"));
-        config.admin_token = Some(Secret::new("a-token-of-sixteen-or-more"));
+        config.admin_token = Some(Secret::new("a-token-of-thirty-two-bytes-or-more"));
         let printed = format!("{config:?}");
-        assert!(!printed.contains("a-token-of-sixteen"), "{printed}");
+        assert!(!printed.contains("thirty-two"), "{printed}");
     }
 }

@@ -69,10 +69,38 @@ impl<Settings: clap::Args, Command: clap::Subcommand> Cli<Settings, Command> {
                 };
                 arg.value_name(variable)
             });
-        let mut matches = command.get_matches_mut();
+        let mut matches = command
+            .try_get_matches_from_mut(std::env::args_os())
+            .unwrap_or_else(|error| without_secrets(error, &command).exit());
         Self::from_arg_matches_mut(&mut matches)
             .unwrap_or_else(|error| error.format(&mut command).exit())
     }
+}
+
+/// clap quotes a refused value in its error. For a setting whose values are hidden (a secret),
+/// the error names the variable and the rule, not the value.
+fn without_secrets(error: clap::Error, command: &clap::Command) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if error.kind() != ErrorKind::ValueValidation {
+        return error;
+    }
+    let Some(ContextValue::String(refused)) = error.get(ContextKind::InvalidArg) else {
+        return error;
+    };
+    let secret = command.get_arguments().find_map(|arg| {
+        let variable = arg.get_env()?.to_str()?;
+        (arg.is_hide_env_values_set() && refused.contains(variable)).then_some(variable)
+    });
+    let Some(variable) = secret else {
+        return error;
+    };
+    let rule = std::error::Error::source(&error)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    clap::Error::raw(
+        ErrorKind::ValueValidation,
+        format!("{variable} is invalid (its value is not shown): {rule}\n"),
+    )
 }
 
 /// The variable's value, or `None` when it is unset or empty.
@@ -100,8 +128,11 @@ where
 /// Reads `T`'s variables from the environment alone, with no command line: for processes that
 /// run a component without its binary (benchmarks). A bad value names its variable.
 pub fn from_env<T: clap::Args + clap::FromArgMatches>() -> Result<T, clap::Error> {
-    let command = T::augment_args(clap::Command::new("env").no_binary_name(true));
-    T::from_arg_matches(&command.try_get_matches_from(std::iter::empty::<String>())?)
+    let mut command = T::augment_args(clap::Command::new("env").no_binary_name(true));
+    let matches = command
+        .try_get_matches_from_mut(std::iter::empty::<String>())
+        .map_err(|error| without_secrets(error, &command))?;
+    T::from_arg_matches(&matches)
 }
 
 /// A whole number from `min` to `max` of `unit`, for a value parser.

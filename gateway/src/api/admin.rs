@@ -34,7 +34,8 @@ const MAX_ADMIT_PER_SECOND: i64 = 100_000;
 /// Ten tickets at the highest price still fit a booking total.
 const MAX_TIER_PRICE: &str = "1000000";
 
-/// Checks `Authorization: Bearer <ADMIN_TOKEN>` in constant time.
+/// Checks `Authorization: Bearer <ADMIN_TOKEN>` in constant time; the scheme's case does not
+/// matter (RFC 9110, section 11.1).
 pub fn authorize(admin: &Admin, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = &admin.token else {
         return Err(ApiError::AdminDisabled);
@@ -42,7 +43,9 @@ pub fn authorize(admin: &Admin, headers: &HeaderMap) -> Result<(), ApiError> {
     let given = headers
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim_start_matches(' '))
         .unwrap_or_default();
     match bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes())) {
         true => Ok(()),

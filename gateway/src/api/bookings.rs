@@ -20,17 +20,18 @@ use api_types::BookingBody;
 use api_types::headers::{
     ADMISSION_TOKEN, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, PREFER, PREFERENCE_APPLIED,
 };
-use domain::ids::{BookingId, TierId};
+use domain::ids::{BookingId, QueueTicketId, Shard, TierId};
 use domain::money::{Currency, Money};
 use domain::record::{Booking, BookingRecord, BookingStatus, Packed, field};
 use domain::values::{Email, IdempotencyKey, MAX_QUANTITY, Quantity};
 use redis_store::keys::held_until;
 use redis_store::scripts::ScriptError;
-use redis_store::scripts::reserve::{Outcome, Reservation};
+use redis_store::scripts::reserve::{Earlier, Outcome, Reservation};
 
 use crate::api::problems::{
     BodyLate, BodyTooLarge, Invalid, NotJson, RateLimited, ReadProblems, Recovering,
 };
+use crate::catalog::TierEntry;
 use crate::http::body::{Body, json};
 use crate::http::error::{ApiError, Problem};
 use crate::http::limits::Slot;
@@ -213,45 +214,17 @@ pub enum Booked {
     Replayed(BookingRecord),
 }
 
-/// Books `request`: prices it against the catalog, then runs the reservation script once.
+/// Books `request`: prices it against the catalog, then runs the reservation script once. A
+/// request the catalog refuses (price, sales window, admission) is first looked up by its key:
+/// one that booked before answers what it made.
 pub async fn book(desk: &BookingDesk, request: BookingRequest) -> Result<Booked, ApiError> {
     let catalog = desk.catalog.current();
     let entry = catalog
         .tier(request.ticket_tier_id)
         .ok_or(ApiError::TicketTierNotFound(request.ticket_tier_id))?;
-    let expected = entry
-        .tier
-        .price
-        .times(u32::from(request.quantity.get()))
-        .ok_or_else(|| ApiError::Internal("tier price out of range".to_owned()))?;
-    if expected != request.total_price {
-        return Err(ApiError::PriceMismatch {
-            expected,
-            given: request.total_price,
-        });
-    }
     let concert = &entry.concert;
     let now = Utc::now();
-    if now < concert.sales_open_at {
-        return Err(ApiError::SalesNotOpen {
-            opens_at: concert.sales_open_at,
-        });
-    }
-    if now >= concert.sales_close_at {
-        return Err(ApiError::SalesClosed {
-            closed_at: concert.sales_close_at,
-        });
-    }
-    let admission = match concert.admit_per_second {
-        None => None,
-        Some(_) => Some(
-            desk.waiting_rooms
-                .secret()
-                .verify(concert.id, request.admission_token.as_deref(), now)
-                .map_err(|refusal| ApiError::AdmissionRequired(refusal.reason()))?,
-        ),
-    };
-    let packed = Packed {
+    let mut packed = Packed {
         booking: Booking {
             id: BookingId::new(concert.shard),
             ticket_tier_id: request.ticket_tier_id,
@@ -265,8 +238,14 @@ pub async fn book(desk: &BookingDesk, request: BookingRequest) -> Result<Booked,
         },
         held_until: held_until(concert.date, now),
         customer_limit: desk.max_tickets_per_customer,
-        admission,
+        admission: None,
     };
+    let token = request.admission_token.as_deref();
+    let admission = match admissible(desk, entry, &packed.booking, token) {
+        Ok(admission) => admission,
+        Err(refusal) => return booked_before(desk, concert.shard, &packed.booking, refusal).await,
+    };
+    packed.admission = admission;
     let reservation = Reservation {
         packed: &packed,
         admission,
@@ -286,12 +265,7 @@ pub async fn book(desk: &BookingDesk, request: BookingRequest) -> Result<Booked,
             desk.accepted.record(concert.shard, booking.id);
             Ok(Booked::Created(BookingRecord::pending(booking)))
         }
-        Outcome::Replayed(id) => match find(desk, id).await? {
-            Some(record) => Ok(Booked::Replayed(record)),
-            None => Err(ApiError::Internal(format!(
-                "idempotency record names booking {id}, which is nowhere"
-            ))),
-        },
+        Outcome::Replayed(id) => replayed(desk, id).await,
         Outcome::KeyReused => Err(ApiError::IdempotencyKeyReused),
         Outcome::AdmissionSpent => Err(ApiError::AdmissionRequired(
             "this admission was already used for another booking",
@@ -311,6 +285,89 @@ pub async fn book(desk: &BookingDesk, request: BookingRequest) -> Result<Booked,
         Outcome::Recovering => {
             desk.guard.wake();
             Err(ApiError::ShardRecovering(concert.shard))
+        }
+    }
+}
+
+/// The booking `id` that an idempotency record names, as a replay answers it.
+async fn replayed(desk: &BookingDesk, id: BookingId) -> Result<Booked, ApiError> {
+    match find(desk, id).await? {
+        Some(record) => Ok(Booked::Replayed(record)),
+        None => Err(ApiError::Internal(format!(
+            "idempotency record names booking {id}, which is nowhere"
+        ))),
+    }
+}
+
+/// The checks against the catalog: the price, the sales window, and for a concert with a waiting
+/// room the admission `token`, which names the queue ticket the booking spends.
+fn admissible(
+    desk: &BookingDesk,
+    entry: &TierEntry,
+    booking: &Booking,
+    token: Option<&str>,
+) -> Result<Option<QueueTicketId>, ApiError> {
+    let expected = entry
+        .tier
+        .price
+        .times(u32::from(booking.quantity.get()))
+        .ok_or_else(|| ApiError::Internal("tier price out of range".to_owned()))?;
+    if expected != booking.total_price {
+        return Err(ApiError::PriceMismatch {
+            expected,
+            given: booking.total_price,
+        });
+    }
+    let concert = &entry.concert;
+    let now = booking.created_at;
+    if now < concert.sales_open_at {
+        return Err(ApiError::SalesNotOpen {
+            opens_at: concert.sales_open_at,
+        });
+    }
+    if now >= concert.sales_close_at {
+        return Err(ApiError::SalesClosed {
+            closed_at: concert.sales_close_at,
+        });
+    }
+    match concert.admit_per_second {
+        None => Ok(None),
+        Some(_) => desk
+            .waiting_rooms
+            .secret()
+            .verify(concert.id, token, now)
+            .map(Some)
+            .map_err(|refusal| ApiError::AdmissionRequired(refusal.reason())),
+    }
+}
+
+/// What `booking`'s key made before, or `refusal` when it made nothing (DESIGN invariant 3: the
+/// same key and request answer the same booking, whatever changed since).
+async fn booked_before(
+    desk: &BookingDesk,
+    shard: Shard,
+    booking: &Booking,
+    refusal: ApiError,
+) -> Result<Booked, ApiError> {
+    let earlier = desk
+        .reserve
+        .earlier(desk.redis.next(), &desk.keys, shard, booking)
+        .await
+        .map_err(|error| match error {
+            ScriptError::Redis(error) => ApiError::Redis(error),
+            error @ ScriptError::NotReplicated { .. } => {
+                tracing::warn!(%error, "replayed booking not replicated in time");
+                ApiError::OutcomeUnknown
+            }
+            error => ApiError::Internal(error.to_string()),
+        })?;
+    match earlier {
+        Earlier::Booked(id) => replayed(desk, id).await,
+        Earlier::KeyReused => Err(ApiError::IdempotencyKeyReused),
+        Earlier::Nothing => Err(refusal),
+        Earlier::Recovering => {
+            desk.guard.wake();
+            Err(ApiError::ShardRecovering(shard))
         }
     }
 }

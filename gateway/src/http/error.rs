@@ -24,6 +24,8 @@ use crate::http::response::{Body, full};
 pub enum Limit {
     Requests,
     Bookings,
+    /// Wrong credentials.
+    Authentication,
 }
 
 impl Limit {
@@ -31,6 +33,7 @@ impl Limit {
         match self {
             Limit::Requests => "requests",
             Limit::Bookings => "bookings",
+            Limit::Authentication => "authentication",
         }
     }
 }

@@ -1,10 +1,11 @@
 //! Protection against floods: per-address rate limits (governor), a bound on requests in flight
 //! and on open event streams, and finding the client's address behind trusted proxies.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use api_types::headers::X_FORWARDED_FOR;
 use governor::clock::{Clock, DefaultClock};
@@ -15,11 +16,20 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::http::error::{ApiError, Limit};
 
+/// Wrong credentials one address may send: this many at once, then one every
+/// `60 / AUTH_FAILURES_PER_MINUTE` seconds.
+const AUTH_FAILURES_PER_MINUTE: u32 = 10;
+
 /// Per-address limiters; `None` where the limit is off.
 #[derive(Debug)]
 pub struct RateLimits {
     requests: Option<DefaultKeyedRateLimiter<IpAddr>>,
     bookings: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Wrong credentials, by address; always on.
+    auth_failures: DefaultKeyedRateLimiter<IpAddr>,
+    /// Addresses out of wrong credentials, and until when every credential they send (a right
+    /// one too) is answered 429: a guess is told nothing, so guessing runs at the limit's pace.
+    locked_out: Mutex<HashMap<IpAddr, Instant>>,
     clock: DefaultClock,
 }
 
@@ -34,18 +44,56 @@ fn limiter(per_second: u32) -> Option<DefaultKeyedRateLimiter<IpAddr>> {
 
 impl RateLimits {
     pub fn new(requests_per_second: u32, bookings_per_second: u32) -> Self {
+        let failures = NonZeroU32::new(AUTH_FAILURES_PER_MINUTE).unwrap_or(NonZeroU32::MIN);
         Self {
             requests: limiter(requests_per_second),
             bookings: limiter(bookings_per_second),
+            auth_failures: DefaultKeyedRateLimiter::keyed(Quota::per_minute(failures)),
+            locked_out: Mutex::new(HashMap::new()),
             clock: DefaultClock::default(),
+        }
+    }
+
+    /// Runs `check` of `client`'s credentials unless the address is locked out; a check that
+    /// answers [`ApiError::Unauthorized`] counts against the address.
+    pub fn authenticate(
+        &self,
+        client: IpAddr,
+        check: impl FnOnce() -> Result<(), ApiError>,
+    ) -> Result<(), ApiError> {
+        let now = Instant::now();
+        let mut locked_out = self
+            .locked_out
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(until) = locked_out.get(&client).filter(|until| **until > now) {
+            return Err(self.auth_refused(*until - now));
+        }
+        let checked = check();
+        if matches!(checked, Err(ApiError::Unauthorized))
+            && let Err(not_until) = self.auth_failures.check_key(&client)
+        {
+            let wait = not_until.wait_time_from(self.clock.now());
+            locked_out.insert(client, now + wait);
+            return Err(self.auth_refused(wait));
+        }
+        checked
+    }
+
+    fn auth_refused(&self, retry_after: Duration) -> ApiError {
+        crate::metrics::rate_limited(Limit::Authentication.name());
+        ApiError::RateLimited {
+            limit: Limit::Authentication,
+            retry_after,
         }
     }
 
     /// Takes one request of `client` from `limit`, or says how long to wait.
     pub fn check(&self, limit: Limit, client: IpAddr) -> Result<(), ApiError> {
         let limiter = match limit {
-            Limit::Requests => &self.requests,
-            Limit::Bookings => &self.bookings,
+            Limit::Requests => self.requests.as_ref(),
+            Limit::Bookings => self.bookings.as_ref(),
+            Limit::Authentication => Some(&self.auth_failures),
         };
         let Some(limiter) = limiter else {
             return Ok(());
@@ -62,10 +110,19 @@ impl RateLimits {
     /// Forgets addresses whose limit has fully recovered, so a flood of distinct addresses
     /// costs memory only for as long as their limits matter (about two seconds).
     pub fn forget_idle(&self) {
-        for limiter in [&self.requests, &self.bookings].into_iter().flatten() {
+        for limiter in [&self.requests, &self.bookings]
+            .into_iter()
+            .flatten()
+            .chain([&self.auth_failures])
+        {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
+        let now = Instant::now();
+        self.locked_out
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|_, until| *until > now);
     }
 
     /// Addresses currently tracked, across both limits.

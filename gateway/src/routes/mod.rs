@@ -347,15 +347,18 @@ where
 {
     let (parts, body) = request.into_parts();
     let policy = route.policy;
+    let client = state.edge.client_address(peer, &parts.headers);
     if policy.rate != Rate::Exempt {
-        let client = state.edge.client_address(peer, &parts.headers);
         state.edge.limits.check(Limit::Requests, client)?;
         if policy.rate == Rate::Bookings {
             state.edge.limits.check(Limit::Bookings, client)?;
         }
     }
     if policy.admin {
-        admin::authorize(&state.admin, &parts.headers)?;
+        state
+            .edge
+            .limits
+            .authenticate(client, || admin::authorize(&state.admin, &parts.headers))?;
     }
     let body = if policy.json_body {
         read_json(&parts.headers, body, state.edge.body_timeout).await?

@@ -179,20 +179,41 @@ impl WaitingRooms {
         &self.secret
     }
 
-    /// Joins `concert`'s waiting room; the same `key` joins once.
+    /// Joins `concert`'s waiting room; the same `key` joins once, and answers its ticket even
+    /// once the room would refuse a new join.
     pub async fn join(
         &self,
         concert: &Concert,
         key: Option<&IdempotencyKey>,
     ) -> Result<(TicketView, bool), QueueError> {
-        if concert.admit_per_second.is_none() {
-            return Err(QueueError::NoWaitingRoom(concert.id));
-        }
         let now = Utc::now();
-        if now >= concert.sales_close_at {
-            return Err(QueueError::SalesClosed {
+        let refusal = if concert.admit_per_second.is_none() {
+            Some(QueueError::NoWaitingRoom(concert.id))
+        } else if now >= concert.sales_close_at {
+            Some(QueueError::SalesClosed {
                 closed_at: concert.sales_close_at,
-            });
+            })
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            let Some(key) = key else {
+                return Err(refusal);
+            };
+            let earlier = self
+                .scripts
+                .joined_before(
+                    self.redis.next(),
+                    &self.keys,
+                    concert.shard,
+                    concert.id,
+                    key.as_str(),
+                )
+                .await?;
+            return match earlier {
+                Some(id) => Ok((self.ticket_view(id).await?, false)),
+                None => Err(refusal),
+            };
         }
         let ticket_id = QueueTicketId::new(concert.shard);
         // Without a key every call joins anew: the ticket id is then the key.

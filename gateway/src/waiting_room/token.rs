@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use sha2::Sha256;
 
-use crate::config::ADMISSION_SECRET_MIN_BYTES;
+use crate::config::SECRET_MIN_BYTES;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -49,9 +49,9 @@ impl Refusal {
 }
 
 impl AdmissionSecret {
-    /// `None` when shorter than [`ADMISSION_SECRET_MIN_BYTES`].
+    /// `None` when shorter than [`SECRET_MIN_BYTES`].
     pub fn new(key: &[u8]) -> Option<Self> {
-        if key.len() < ADMISSION_SECRET_MIN_BYTES {
+        if key.len() < SECRET_MIN_BYTES {
             return None;
         }
         <HmacSha256 as KeyInit>::new_from_slice(key).ok().map(Self)

@@ -5,7 +5,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use domain::record::BookingStatus;
-use testkit::gateway::{ADMIN_TOKEN, booking_body, spawn_app, spawn_app_with, test_config};
+use testkit::gateway::{
+    ADMIN_TOKEN, booking_body, counter, spawn_app, spawn_app_with, test_config,
+};
 use testkit::sql::{PlantedBooking, plant_booking};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,4 +398,59 @@ async fn a_concert_created_through_one_gateway_is_bookable_through_every_other_a
     );
     assert_eq!(second.catalog_stock(concert, tiers[0].id).await, 4);
     second.stop().await;
+}
+
+/// RFC 9110: the auth scheme is case-insensitive. Wrong tokens are limited per address, and an
+/// address out of them is refused even the right token until it may try again, so guessing
+/// learns nothing faster than the limit allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheme_is_any_case_and_wrong_admin_tokens_lock_an_address_out() {
+    let app = spawn_app().await;
+    let url = app.url("/api/admin/concerts");
+    let send = |authorization: String| {
+        let request = app
+            .client
+            .post(&url)
+            .header("authorization", authorization)
+            .json(&json!({}));
+        async move { request.send().await.expect("sent") }
+    };
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let answer = send(format!("{scheme} {ADMIN_TOKEN}")).await;
+        assert_eq!(
+            answer.status(),
+            400,
+            "{scheme}: authorized, then the body is refused"
+        );
+    }
+    for guess in 0..10 {
+        let answer = send(format!("Bearer guess-{guess}")).await;
+        assert_eq!(answer.status(), 401, "guess {guess}");
+    }
+    let limited = send("Bearer guess-10".to_owned()).await;
+    assert_eq!(limited.status(), 429);
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=6).contains(&retry_after), "{retry_after}");
+    let right = send(format!("Bearer {ADMIN_TOKEN}")).await;
+    assert_eq!(
+        right.status(),
+        429,
+        "the right token is told nothing either"
+    );
+
+    tokio::time::sleep(std::time::Duration::from_secs(retry_after)).await;
+    let answer = send(format!("Bearer {ADMIN_TOKEN}")).await;
+    assert_eq!(answer.status(), 400, "let in again once the lock-out ends");
+    let metrics = app.metrics().await;
+    assert!(
+        counter(
+            &metrics,
+            "gateway_rate_limited_total{limit=\"authentication\"}"
+        ) >= 2.0,
+        "{metrics}"
+    );
 }

@@ -34,8 +34,33 @@ fn a_bad_variable_is_named_and_exits_2() {
     );
 }
 
-/// Starts the gateway with `env` and expects exit status 2 and `name` in what it printed.
-fn exits_2_naming(name: &str, env: &[(&str, &str)]) {
+/// A weak secret stops the start, and what is printed names the variable and the rule, never the
+/// value.
+#[test]
+fn a_weak_secret_is_refused_without_being_printed() {
+    let long_but_uniform = "a".repeat(40);
+    let whitespace = " ".repeat(40);
+    let repeated = "abcabcabcabcabcabcabcabcabcabcabcabc";
+    let spaced = "correct horse battery staple 0123456789";
+    for name in ["ADMIN_TOKEN", "ADMISSION_SECRET"] {
+        for value in [
+            "short-secret-value",
+            &long_but_uniform,
+            &whitespace,
+            repeated,
+            spaced,
+        ] {
+            let printed = exits_2_naming(name, &[(name, value)]);
+            if !value.trim().is_empty() {
+                assert!(!printed.contains(value), "{name} echoed: {printed}");
+            }
+        }
+    }
+}
+
+/// Starts the gateway with `env` and expects exit status 2 and `name` in what it printed, which
+/// it returns.
+fn exits_2_naming(name: &str, env: &[(&str, &str)]) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
         .envs(env.iter().copied())
         .stdout(Stdio::null())
@@ -56,6 +81,7 @@ fn exits_2_naming(name: &str, env: &[(&str, &str)]) {
     };
     let output = child.wait_with_output().expect("stderr");
     assert_eq!(status.code(), Some(2), "{env:?}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(stderr.contains(name), "{name}: {stderr}");
+    stderr
 }

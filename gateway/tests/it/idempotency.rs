@@ -3,10 +3,12 @@
 use api_types::headers::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
 use std::collections::HashSet;
 
+use chrono::Utc;
 use fred::prelude::StreamsInterface;
 use futures::future::join_all;
 use serde_json::{Value, json};
 
+use crate::waiting_room::closing_soon;
 use testkit::gateway::{booking_body, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -174,4 +176,33 @@ async fn a_key_is_scoped_to_its_concert() {
         422,
         "another request under the key, same concert"
     );
+}
+
+/// DESIGN invariant 3 holds whatever changed since: a client retrying after a lost answer is told
+/// the booking it has, although sales closed in between and a new booking is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_made_answers_its_replay_after_sales_closed() {
+    let app = spawn_app().await;
+    let (concert, tier, closes) = closing_soon(&app, None).await;
+    let made = app.book(&booking_body(&tier, 2, "late@b.co", "made")).await;
+    assert_eq!(made.status(), 202);
+    let made: Value = made.json().await.expect("json");
+
+    let wait = (closes - Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(wait + std::time::Duration::from_millis(100)).await;
+    let replay = app.book(&booking_body(&tier, 2, "late@b.co", "made")).await;
+    assert_eq!(replay.status(), 202);
+    assert_eq!(replay.headers()[IDEMPOTENT_REPLAYED], "true");
+    let replay: Value = replay.json().await.expect("json");
+    assert_eq!(replay["booking"]["id"], made["booking"]["id"]);
+
+    let other = app.book(&booking_body(&tier, 3, "late@b.co", "made")).await;
+    assert_eq!(other.status(), 422, "another request under the key");
+    let fresh = app
+        .book(&booking_body(&tier, 2, "late@b.co", "fresh"))
+        .await;
+    assert_eq!(fresh.status(), 409);
+    let fresh: Value = fresh.json().await.expect("json");
+    assert_eq!(fresh["code"], "SalesClosed");
+    assert_eq!(app.redis_stock(concert, tier.id).await, Some(48));
 }

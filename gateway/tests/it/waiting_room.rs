@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use api_types::WaitingRoomBody;
 use api_types::{NewConcertBody, NewTierBody};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use fred::prelude::{HashesInterface, KeysInterface};
 use futures::future::join_all;
 use redis_store::keys::RoomKey;
@@ -527,5 +527,79 @@ async fn an_admission_spent_before_redis_lost_its_data_books_nothing_after() {
         app.redis_stock(concert, tier.id).await,
         Some(9),
         "one ticket sold"
+    );
+}
+
+/// A booking made with an admission answers its replay without one (the token expired, or the
+/// client lost it with the answer): the key's record comes before the admission check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_made_with_an_admission_answers_its_replay_without_one() {
+    let app = spawn_app().await;
+    let (concert, tier) = create_room(&app, 10, 1_000, Duration::ZERO).await;
+    let (_, token) = admitted(&app, concert, "fan").await;
+    let (status, booked) = book_with(&app, &tier, "bought", Some(&token)).await;
+    assert_eq!(status, 202, "{booked}");
+    for token in [None, Some("not-a-token")] {
+        let (status, replay) = book_once(&app, &tier, "bought", token).await;
+        assert_eq!(
+            (status, &replay["booking"]["id"]),
+            (202, &booked["booking"]["id"]),
+            "{token:?}: {replay}"
+        );
+    }
+    let (status, refused) = book_once(&app, &tier, "another", None).await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (403, Some("AdmissionRequired"))
+    );
+    assert_eq!(app.redis_stock(concert, tier.id).await, Some(9));
+}
+
+/// A queue ticket joined under a key answers that key's replay after sales closed; a new join is
+/// refused.
+/// Creates a concert of one tier of 50 tickets at 10.00 whose sales close two seconds from now,
+/// with a waiting room admitting `room` a second if given: the concert, and when sales close.
+pub(crate) async fn closing_soon(
+    app: &TestApp,
+    room: Option<u32>,
+) -> (Uuid, TestTier, DateTime<Utc>) {
+    let closes = Utc::now() + chrono::Duration::seconds(2);
+    let concert = app
+        .post_concert(&NewConcertBody {
+            sales_close_at: Some(closes),
+            waiting_room: room.map(|admit_per_second| WaitingRoomBody { admit_per_second }),
+            ..NewConcertBody::new(
+                "Closing Night",
+                "Hall",
+                "2099-01-01T20:00:00Z".parse().expect("date"),
+                &[("GA", "10".parse().expect("money"), 50)],
+            )
+        })
+        .await;
+    let id = |value: &Value| value.as_str().and_then(|id| id.parse().ok()).expect("id");
+    let tier = TestTier {
+        id: id(&concert["ticketTiers"][0]["id"]),
+        price: 10.0,
+        total: 50,
+    };
+    (id(&concert["id"]), tier, closes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_place_taken_answers_its_replay_after_sales_closed() {
+    let app = spawn_app().await;
+    let (concert, _, closes) = closing_soon(&app, Some(1)).await;
+    let (status, joined) = join(&app, concert, "early-bird".to_owned()).await;
+    assert_eq!(status, 201, "{joined}");
+
+    let wait = (closes - Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_millis(100)).await;
+    let (status, replay) = join(&app, concert, "early-bird".to_owned()).await;
+    assert_eq!(status, 200, "{replay}");
+    assert_eq!(ticket_id(&replay), ticket_id(&joined));
+    let (status, refused) = join(&app, concert, "latecomer".to_owned()).await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (409, Some("SalesClosed"))
     );
 }

@@ -2,7 +2,7 @@
 //! room, every key on the concert's shard.
 
 use domain::ids::{ConcertId, QueueTicketId, Shard, TierId};
-use fred::prelude::Client;
+use fred::prelude::{Client, KeysInterface};
 use fred::types::Value;
 use fred::types::scripts::Script;
 
@@ -192,6 +192,30 @@ impl QueueScripts {
             Reply::Recovering => Ok(Joined::Recovering),
             _ => Err(ScriptError::reply("queue_join.lua", &reply)),
         }
+    }
+
+    /// The ticket `idempotency_key` joined `concert_id`'s room with before, changing nothing:
+    /// what a join refused before the script (sales closed, the room removed) answers instead.
+    /// With replication, a ticket found is answered once the replicas hold it.
+    pub async fn joined_before(
+        &self,
+        client: &Client,
+        keys: &Keyspace,
+        shard: Shard,
+        concert_id: ConcertId,
+        idempotency_key: &str,
+    ) -> Result<Option<QueueTicketId>, ScriptError> {
+        let known: Option<String> = client
+            .get(keys.queue_key(shard, concert_id, idempotency_key))
+            .await?;
+        let Some(known) = known else {
+            return Ok(None);
+        };
+        let ticket = known
+            .parse()
+            .map_err(|_| ScriptError::reply("queue_join.lua", &known))?;
+        self.replication.fence(client, keys.fence(shard)).await?;
+        Ok(Some(ticket))
     }
 
     /// Gives the early joiners `order` (every ticket of the early list, drawn) their places.

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use domain::ids::{BookingId, QueueTicketId, Shard};
-use domain::record::Packed;
-use fred::prelude::{Client, ClientLike, LuaInterface};
+use domain::record::{Booking, IDEMPOTENCY_RECORD_ID_CHARS, Packed};
+use fred::prelude::{Client, ClientLike, KeysInterface, LuaInterface};
 use fred::types::Value;
 use fred::types::config::Options;
 use fred::types::scripts::Script;
@@ -35,6 +35,19 @@ pub enum Outcome {
     Recovering,
     /// The waiting-room admission was spent on another booking.
     AdmissionSpent,
+}
+
+/// What an idempotency key made before, looked up without reserving anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Earlier {
+    /// The key is known with the same request: the booking it made.
+    Booked(BookingId),
+    /// The key is known with a different request.
+    KeyReused,
+    /// The key made nothing (or its record expired).
+    Nothing,
+    /// The shard's data is being rebuilt: its records cannot be trusted yet.
+    Recovering,
 }
 
 /// One booking to reserve, with the waiting-room admission it spends, if its concert has one.
@@ -176,6 +189,41 @@ impl ReserveScript {
         parse_reply(reply)
     }
 
+    /// What `booking`'s idempotency key made before, read as the script reads it but changing
+    /// nothing: the answer for a request refused before it reaches the script (sales window,
+    /// admission, price), so that a client asking again after a lost answer is told the booking
+    /// it has, whatever changed since. With replication, a booking found is answered once the
+    /// replicas hold it, as the script's own replay is.
+    pub async fn earlier(
+        &self,
+        client: &Client,
+        keys: &Keyspace,
+        shard: Shard,
+        booking: &Booking,
+    ) -> Result<Earlier, ScriptError> {
+        let (epoch, known): (Option<String>, Option<String>) = client
+            .mget(vec![
+                keys.epoch(shard),
+                keys.idempotency(shard, booking.concert_id, booking.idempotency_key.as_str()),
+            ])
+            .await?;
+        let Some(known) = known.filter(|_| epoch.is_some()) else {
+            return Ok(if epoch.is_some() {
+                Earlier::Nothing
+            } else {
+                Earlier::Recovering
+            });
+        };
+        let (id, fingerprint) =
+            split_record(&known).ok_or_else(|| ScriptError::reply(NAME, &known))?;
+        if fingerprint != booking.fingerprint() {
+            return Ok(Earlier::KeyReused);
+        }
+        let id = id.parse().map_err(|_| ScriptError::reply(NAME, &known))?;
+        self.replication.fence(client, keys.fence(shard)).await?;
+        Ok(Earlier::Booked(id))
+    }
+
     /// [`ReserveScript::run`] allowing `wait` for the answer instead of the client's command
     /// timeout: asking again, on the connection a timed-out run went out on, after an outcome
     /// went unknown. Redis answers commands of one connection in order, so this answer comes
@@ -211,6 +259,15 @@ impl ReserveScript {
         }
         Ok(outcome)
     }
+}
+
+/// An idempotency record's booking id and fingerprint.
+fn split_record(record: &str) -> Option<(&str, &str)> {
+    let id = record.get(..IDEMPOTENCY_RECORD_ID_CHARS)?;
+    let fingerprint = record
+        .get(IDEMPOTENCY_RECORD_ID_CHARS..)?
+        .strip_prefix(' ')?;
+    Some((id, fingerprint))
 }
 
 fn parse_reply(reply: Value) -> Result<Outcome, ScriptError> {

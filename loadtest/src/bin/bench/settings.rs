@@ -10,7 +10,7 @@ use runtime::config::Backends;
 
 use testkit::Isolated;
 
-pub(crate) const ADMIN_TOKEN: &str = "bench-admin-token";
+pub(crate) const ADMIN_TOKEN: &str = "bench-admin-token-0123456789abcdef";
 
 /// How long removing the run's keys and database may take: a run leaves millions of keys, which
 /// later tests would otherwise scan past on every cleanup.
