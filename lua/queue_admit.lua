@@ -3,11 +3,13 @@
 -- Returns {code, ...}, the codes defined by the wrapper's prelude (booking::scripts::Reply):
 --   {DONE, admittedUpTo, admittedNow, expired, joined, state}  state: 'open' or 'soldout'
 --   {NOT_HOLDER}  another gateway holds the lease
---   {NOT_DRAWN}   the early joiners are not drawn yet
+--   {NOT_DRAWN}   early joiners wait to be drawn: their arrival numbers are not places yet, so
+--                 admitting past them would skip them
 --   {RECOVERING}  the shard is recovering from a loss of Redis data
 
 local epoch_key, lease_key, clock_key, admitted_key, seq_key, places_key, outstanding_key,
-  expiry_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+  expiry_key, early_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8],
+  KEYS[9]
 local owner, rate, token_ms, lease_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local tiers, keep_until, channel, concert_id = tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
 -- At most this much time is made up after no gateway admitted (all of them away).
@@ -21,7 +23,7 @@ if holder and holder ~= owner then
   return {NOT_HOLDER}
 end
 redis.call('SET', lease_key, owner, 'PX', lease_ms)
-if not redis.call('HGET', clock_key, 'drawn') then
+if redis.call('LLEN', early_key) > 0 then
   return {NOT_DRAWN}
 end
 
@@ -42,8 +44,8 @@ count = count + expired
 
 local stock, pending = 0, 0
 for tier = 1, tiers do
-  stock = stock + tonumber(redis.call('GET', KEYS[8 + tier]) or '0')
-  pending = pending + tonumber(redis.call('GET', KEYS[8 + tiers + tier]) or '0')
+  stock = stock + tonumber(redis.call('GET', KEYS[9 + tier]) or '0')
+  pending = pending + tonumber(redis.call('GET', KEYS[9 + tiers + tier]) or '0')
 end
 local state = 'open'
 if stock <= 0 then

@@ -15,12 +15,12 @@
 //! | `{p:s}:booking:<bookingId>` | hash | `b` the packed booking, `s` its status, `r` why it failed | until settled, then an hour; Postgres answers after |
 //! | `{p:s}:held:<concertId>` | hash | customer's email -> tickets they hold for the concert (pending + confirmed); one hash per concert, since a key of its own with an expiry cost each booking about a tenth of Redis' rate | a day after the concert, from the settler's sweep (a booking creates it without one) |
 //! | `{p:s}:queue:<concertId>:seq` | string (integer) | people who joined the concert's waiting room | until a day after the concert |
-//! | `{p:s}:queue:<concertId>:early` | list | tickets of those who joined before sales opened, in arrival order, until the draw | until the draw |
+//! | `{p:s}:queue:<concertId>:early` | list | tickets of those who joined before sales opened (or before a postponed opening), in arrival order, until their draw; admission waits while it holds any | until the draw |
 //! | `{p:s}:queue:<concertId>:places` | hash | place in line -> ticket id (late joiners at joining, early ones at the draw) | until a day after the concert |
 //! | `{p:s}:queue:<concertId>:admitted` | string (integer) | how far admission has reached: places up to it are admitted | until a day after the concert |
-//! | `{p:s}:queue:<concertId>:clock` | hash | `drawn` once the early joiners have places; the admitter's `last` tick (ms), its fractional `carry` of admissions and the room's `state` (`open`, `soldout`) | until a day after the concert |
+//! | `{p:s}:queue:<concertId>:clock` | hash | the admitter's `last` tick (ms), its fractional `carry` of admissions and the room's `state` (`open`, `soldout`) | until a day after the concert |
 //! | `{p:s}:queue:<concertId>:lease` | string | the gateway admitting for the concert now | a few seconds, renewed while it lives |
-//! | `{p:s}:queue:<concertId>:place-of` | hash | early joiner's ticket id -> the place the draw gave it | until a day after the concert |
+//! | `{p:s}:queue:<concertId>:place-of` | hash | early joiner's ticket id -> the place the draw gave it (one of the drawn joiners' arrival numbers) | until a day after the concert |
 //! | `{p:s}:queue:<concertId>:expiry` | hash | admitted ticket id -> its token's expiry (unix ms) | until a day after the concert |
 //! | `{p:s}:queue:<concertId>:spent` | hash | admitted ticket id -> the booking its admission was spent on (rebuilt by recovery from the bookings' rows) | until a day after the concert |
 //! | `{p:s}:queue:<concertId>:outstanding` | sorted set | admitted tickets not yet spent, by the expiry of their token | until spent or expired |

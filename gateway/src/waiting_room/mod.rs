@@ -373,21 +373,53 @@ impl WaitingRooms {
         Ok(())
     }
 
-    /// Draws the early joiners' order (any gateway may; the first draw stands).
+    /// Draws the early joiners' order (any gateway may; the first draw of a list stands): the
+    /// places they are shuffled over are their own arrival numbers.
     async fn draw(&self, room: &Room<'_>) -> Result<(), ScriptError> {
         let client = self.redis.next();
-        let mut order: Vec<String> = client
+        let order: Vec<String> = client
             .lrange(
                 self.keys.queue(room.shard, room.concert_id, RoomKey::Early),
                 0,
                 -1,
             )
             .await?;
+        let listed = order.len();
+        // A ticket whose record is gone (it expired with its room) is drawn no place.
+        let tickets: Vec<QueueTicketId> = order
+            .iter()
+            .filter_map(|ticket| ticket.parse().ok())
+            .collect();
+        let arrivals: Vec<Option<u64>> = if tickets.is_empty() {
+            Vec::new()
+        } else {
+            let pipeline = client.pipeline();
+            for ticket in &tickets {
+                pipeline
+                    .hget::<(), _, _>(
+                        self.keys.queue_ticket(room.shard, *ticket),
+                        ticket_field::ARRIVAL,
+                    )
+                    .await?;
+            }
+            pipeline
+                .try_all::<Option<u64>>()
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()?
+        };
+        let (mut places, mut order): (Vec<u64>, Vec<String>) = arrivals
+            .into_iter()
+            .zip(&tickets)
+            .filter_map(|(arrival, ticket)| Some((arrival?, ticket.to_string())))
+            .unzip();
+        places.sort_unstable();
         self.secret.draw(room.concert_id, &mut order);
         let drawn = order.len();
+        let places = places.into_iter().zip(order).collect();
         match self
             .scripts
-            .draw(client, &self.keys, room, order, &*self.guard)
+            .draw(client, &self.keys, room, listed, places, &*self.guard)
             .await?
         {
             Draw::Done => {

@@ -603,3 +603,75 @@ async fn a_place_taken_answers_its_replay_after_sales_closed() {
         (409, Some("SalesClosed"))
     );
 }
+
+/// Sales opened, people queued and were admitted, then the opening was moved later: those who
+/// join before the new opening are early again, drawn at it over their own arrival numbers, and
+/// admitted in their turn (none stranded without a place), ahead of everyone who joins after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joiners_before_a_postponed_opening_are_drawn_at_it_and_admitted() {
+    let app = spawn_app().await;
+    let (concert, _) = create_room(&app, 100, 1_000, Duration::ZERO).await;
+    admitted(&app, concert, "before").await;
+
+    let reopens = Utc::now() + chrono::Duration::seconds(2);
+    let postponed = app
+        .client
+        .patch(app.url(&format!("/api/admin/concerts/{concert}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({ "salesOpenAt": reopens }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(postponed.status(), 200);
+    let mut waiting = Vec::new();
+    for n in 0..5 {
+        let key = format!("postponed-{n}");
+        let (status, answer) = join(&app, concert, key.clone()).await;
+        assert_eq!(status, 201, "{answer}");
+        assert!(
+            answer["queueTicket"]["position"].is_null(),
+            "early again: no place before the draw: {answer}"
+        );
+        waiting.push((key, ticket_id(&answer)));
+    }
+
+    let wait = (reopens - Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_millis(200)).await;
+    let (_, after) = join(&app, concert, "after".to_owned()).await;
+    let after = ticket_id(&after);
+    let admitted_all = tokio::time::timeout(Duration::from_secs(20), async {
+        for (key, _) in &waiting {
+            admitted(&app, concert, key).await;
+        }
+    })
+    .await;
+    assert!(
+        admitted_all.is_ok(),
+        "a joiner of the postponement was never admitted"
+    );
+
+    let place_of = room_key(&app, concert, RoomKey::PlaceOf);
+    let mut places = Vec::new();
+    for (_, ticket) in &waiting {
+        let place: Option<u64> = app
+            .state
+            .redis
+            .hget(&place_of, ticket.to_string())
+            .await
+            .expect("hget");
+        places.push(place.expect("drawn a place"));
+    }
+    places.sort_unstable();
+    assert_eq!(
+        places,
+        [2, 3, 4, 5, 6],
+        "their own arrival numbers, the first joiner's 1 kept"
+    );
+    let places_key = room_key(&app, concert, RoomKey::Places);
+    let later: Option<String> = app.state.redis.hget(&places_key, 7).await.expect("hget");
+    assert_eq!(
+        later,
+        Some(after.to_string()),
+        "the joiner after the opening comes after them"
+    );
+}

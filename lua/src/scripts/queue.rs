@@ -218,29 +218,39 @@ impl QueueScripts {
         Ok(Some(ticket))
     }
 
-    /// Gives the early joiners `order` (every ticket of the early list, drawn) their places.
+    /// Gives the early joiners their places: `places` pairs each ticket of the early list (as
+    /// read, `listed` of them) with the place it was drawn, one of the joiners' own arrival
+    /// numbers.
     ///
     /// KEYS: 1. `queue:<concertId>:early` 2. `queue:<concertId>:places`
-    /// 3. `queue:<concertId>:place-of` 4. `queue:<concertId>:clock`
+    /// 3. `queue:<concertId>:place-of`
     ///
-    /// ARGV: 1. sales opening, unix ms 2. unix time the room's keys expire 3... the tickets in
-    /// their drawn order
+    /// ARGV: 1. sales opening, unix ms 2. unix time the room's keys expire 3. how many tickets the
+    /// early list held when read 4... place and ticket, a pair a joiner
     pub async fn draw(
         &self,
         client: &Client,
         keys: &Keyspace,
         room: &Room<'_>,
-        order: Vec<String>,
+        listed: usize,
+        places: Vec<(u64, String)>,
         verify: &impl Verify,
     ) -> Result<Draw, ScriptError> {
         let script_keys = vec![
             room.key(keys, RoomKey::Early),
             room.key(keys, RoomKey::Places),
             room.key(keys, RoomKey::PlaceOf),
-            room.key(keys, RoomKey::Clock),
         ];
-        let mut args = vec![room.opens_at_ms.to_string(), room.keep_until.to_string()];
-        args.extend(order);
+        let mut args = Vec::with_capacity(3 + 2 * places.len());
+        args.extend([
+            room.opens_at_ms.to_string(),
+            room.keep_until.to_string(),
+            listed.to_string(),
+        ]);
+        for (place, ticket) in places {
+            args.push(place.to_string());
+            args.push(ticket);
+        }
         let fence = keys.fence(room.shard);
         let reply = acknowledged(
             &self.draw,
@@ -264,8 +274,8 @@ impl QueueScripts {
     ///
     /// KEYS: 1. `epoch` 2. `queue:<concertId>:lease` 3. `queue:<concertId>:clock`
     /// 4. `queue:<concertId>:admitted` 5. `queue:<concertId>:seq` 6. `queue:<concertId>:places`
-    /// 7. `queue:<concertId>:outstanding` 8. `queue:<concertId>:expiry`, then `stock:<tierId>`
-    /// of every tier, then `pending:<tierId>` of every tier
+    /// 7. `queue:<concertId>:outstanding` 8. `queue:<concertId>:expiry` 9. `queue:<concertId>:early`,
+    /// then `stock:<tierId>` of every tier, then `pending:<tierId>` of every tier
     ///
     /// ARGV: 1. owner 2. admissions per second 3. token lifetime, ms 4. lease, ms 5. the number
     /// of tiers 6. unix time the room's keys expire 7. the queue channel 8. the concert id
@@ -286,6 +296,7 @@ impl QueueScripts {
             room.key(keys, RoomKey::Places),
             room.key(keys, RoomKey::Outstanding),
             room.key(keys, RoomKey::Expiry),
+            room.key(keys, RoomKey::Early),
         ];
         script_keys.extend(room.tiers.iter().map(|tier| keys.stock(room.shard, *tier)));
         script_keys.extend(
