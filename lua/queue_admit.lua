@@ -1,7 +1,8 @@
 -- One admission tick of a concert's waiting room, by the gateway holding (or taking) its lease.
 -- KEYS and ARGV are documented on the Rust wrapper, booking/src/scripts/queue.rs.
 -- Returns {code, ...}, the codes defined by the wrapper's prelude (booking::scripts::Reply):
---   {DONE, admittedUpTo, admittedNow, expired, joined, state}  state: 'open' or 'soldout'
+--   {DONE, admittedUpTo, admittedNow, expired, joined, state}  state: 'open', 'paused' (no
+--                 stock left, but unsettled bookings may give some back) or 'soldout'
 --   {NOT_HOLDER}  another gateway holds the lease
 --   {NOT_DRAWN}   early joiners wait to be drawn: their arrival numbers are not places yet, so
 --                 admitting past them would skip them
@@ -51,6 +52,7 @@ local state = 'open'
 if stock <= 0 then
   -- Paused while unsettled bookings may still give tickets back; sold out once none can.
   count, carry = 0, 0
+  state = 'paused'
   if pending <= 0 then
     state = 'soldout'
   end

@@ -2,12 +2,13 @@
 -- KEYS and ARGV are documented on the Rust wrapper, booking/src/scripts/queue.rs.
 -- Returns {code, ...}, the codes (and T_*, the ticket hash's fields) defined by the wrapper's
 -- prelude (booking::scripts::Reply):
---   {DONE, arrival, place, admitted}  joined: place is 0 for an early joiner until the draw
+--   {DONE, arrival, place, admitted, state}  joined: place is 0 for an early joiner until the
+--                                     draw; state the room's ('open' before its first tick)
 --   {KNOWN, ticketId}                 the key already joined: its ticket
 --   {RECOVERING}                      the shard is recovering from a loss of Redis data
 
-local epoch_key, join_key, seq_key, early_key, places_key, ticket_key, admitted_key =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local epoch_key, join_key, seq_key, early_key, places_key, ticket_key, admitted_key, clock_key =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local ticket_id, concert_id, opens_at = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local join_ttl, keep_until = ARGV[4], ARGV[5]
 
@@ -40,4 +41,5 @@ redis.call('EXPIREAT', seq_key, keep_until)
 redis.call('HSET', ticket_key, T_CONCERT, concert_id, T_ARRIVAL, arrival, T_EARLY, early)
 redis.call('EXPIREAT', ticket_key, keep_until)
 redis.call('SET', join_key, ticket_id, 'EX', join_ttl)
-return {DONE, arrival, place, tonumber(redis.call('GET', admitted_key) or '0')}
+return {DONE, arrival, place, tonumber(redis.call('GET', admitted_key) or '0'),
+  redis.call('HGET', clock_key, 'state') or 'open'}

@@ -18,7 +18,7 @@
 //! | `{p:s}:queue:<concertId>:early` | list | tickets of those who joined before sales opened (or before a postponed opening), in arrival order, until their draw; admission waits while it holds any | until the draw |
 //! | `{p:s}:queue:<concertId>:places` | hash | place in line -> ticket id (late joiners at joining, early ones at the draw) | until a day after the concert |
 //! | `{p:s}:queue:<concertId>:admitted` | string (integer) | how far admission has reached: places up to it are admitted | until a day after the concert |
-//! | `{p:s}:queue:<concertId>:clock` | hash | the admitter's `last` tick (ms), its fractional `carry` of admissions and the room's `state` (`open`, `soldout`) | until a day after the concert |
+//! | `{p:s}:queue:<concertId>:clock` | hash | the admitter's `last` tick (ms), its fractional `carry` of admissions and the room's `state` (`open`, `paused`, `soldout`) | until a day after the concert |
 //! | `{p:s}:queue:<concertId>:lease` | string | the gateway admitting for the concert now | a few seconds, renewed while it lives |
 //! | `{p:s}:queue:<concertId>:place-of` | hash | early joiner's ticket id -> the place the draw gave it (one of the drawn joiners' arrival numbers) | until a day after the concert |
 //! | `{p:s}:queue:<concertId>:expiry` | hash | admitted ticket id -> its token's expiry (unix ms) | until a day after the concert |
@@ -34,7 +34,7 @@
 //! | `<p>:stock` | `<concertId> <tierId> <available>` after every stock change |
 //! | `<p>:booking-status` | `<bookingId> <status>` when a booking settles |
 //! | `<p>:catalog` | `<concertId>` when a concert is created or changed: other gateways reload their catalog |
-//! | `<p>:queue` | `<concertId> <admittedUpTo> <open\|soldout>` after every admission tick |
+//! | `<p>:queue` | `<concertId> <admittedUpTo> <open\|paused\|soldout>` after every admission tick |
 
 use domain::ids::{BookingId, ConcertId, QueueTicketId, Shard, TierId};
 use uuid::Uuid;

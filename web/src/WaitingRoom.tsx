@@ -40,6 +40,11 @@ export function WaitingRoomPanel(props: { concert: Concert; line: Line; join: ()
           <p className="in-line">You are in line</p>
           {position == null ? (
             <p>Your place is drawn when sales open at {timeFormat.format(new Date(concert.salesOpenAt))}.</p>
+          ) : line.ticket.paused ? (
+            <p>
+              Position <strong className="position">{position.toLocaleString("en-US")}</strong> · admission is
+              paused: the last tickets are being paid for, and any that come back go to the line in order.
+            </p>
           ) : (
             <p>
               Position <strong className="position">{position.toLocaleString("en-US")}</strong> · estimated wait{" "}

@@ -278,8 +278,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * A waiting-room ticket as server-sent events: `position` now and whenever it changes, then
-         *     `admitted` (with the admission token) or `soldout`, then the end.
+         * A waiting-room ticket as server-sent events: `position` now and whenever it (or `paused`)
+         *     changes, then `admitted` (with the admission token) or `soldout`, then the end.
          */
         get: operations["queueEvents"];
         put?: never;
@@ -605,6 +605,11 @@ export interface components {
              */
             expiresAt?: string | null;
             id: components["schemas"]["QueueTicketId"];
+            /**
+             * @description True while admission is paused: no tickets are left, but unsettled bookings may still give
+             *     some back. Nobody is admitted meanwhile, so no wait can be told from the position.
+             */
+            paused: boolean;
             /**
              * Format: int64
              * @description People ahead plus one while waiting, 0 once admitted; `null` for an early joiner until

@@ -41,6 +41,7 @@ use crate::metrics::{self, SseClient};
 use crate::state::{BookingDesk, Streams};
 use crate::waiting_room::WaitingRooms;
 use crate::waiting_room::{Ticket, TicketEnvelope};
+use redis_store::scripts::queue::RoomState;
 
 /// How often an idle stream sends a comment.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -337,12 +338,13 @@ struct QueueStream {
     ticket: Ticket,
     /// How far the room's admission has reached, as last heard.
     admitted: u64,
-    sold_out: bool,
+    state: RoomState,
     ticks: broadcast::Receiver<QueueTick>,
     heartbeat: Interval,
     shutdown: CancellationToken,
-    /// The position last sent; the stream ends after `admitted` or `soldout`.
-    sent: Option<Option<u64>>,
+    /// The position, and whether admission was paused, last sent; the stream ends after
+    /// `admitted` or `soldout`.
+    sent: Option<(Option<u64>, bool)>,
     done: bool,
     _client: SseClient,
     _permit: OwnedSemaphorePermit,
@@ -352,18 +354,19 @@ impl QueueStream {
     /// The event the ticket's state calls for now, if it differs from the last one sent.
     fn event(&mut self) -> Option<Bytes> {
         let rooms = &self.rooms;
-        let view = rooms.view(&self.ticket, self.admitted, self.sold_out);
+        let view = rooms.view(&self.ticket, self.admitted, self.state);
+        let now = (view.position, view.paused);
         let event = if view.admitted {
             "admitted"
         } else if view.sold_out {
             "soldout"
-        } else if self.sent == Some(view.position) {
+        } else if self.sent == Some(now) {
             return None;
         } else {
             "position"
         };
         self.done = event != "position";
-        self.sent = Some(view.position);
+        self.sent = Some(now);
         let data = simd_json::to_string(&TicketEnvelope { queue_ticket: view }).ok()?;
         metrics::sse_event(event);
         Some(frame(event, self.streams.hub.next_event_id(), &data))
@@ -374,10 +377,10 @@ impl QueueStream {
     /// admission reached), so a missed tick is made good by the next: no periodic re-read.
     async fn reread(&mut self) {
         match self.rooms.read(self.ticket.id).await {
-            Ok((ticket, admitted, sold_out)) => {
+            Ok((ticket, admitted, state)) => {
                 self.ticket = ticket;
                 self.admitted = admitted.max(self.admitted);
-                self.sold_out = sold_out;
+                self.state = state;
             }
             Err(error) => {
                 tracing::warn!(ticket_id = %self.ticket.id, %error, "re-reading a queue ticket failed");
@@ -398,7 +401,7 @@ impl Feed for QueueStream {
                 tick = self.ticks.recv() => match tick {
                     Ok(tick) if tick.concert_id == self.ticket.concert_id => {
                         self.admitted = tick.admitted.max(self.admitted);
-                        self.sold_out = tick.sold_out;
+                        self.state = tick.state;
                         // Only a ticket without a place yet, or one admission just reached,
                         // asks Redis: a tick costs nothing else per client.
                         self.ticket.place.is_none_or(|place| place <= self.admitted)
@@ -419,8 +422,8 @@ impl Feed for QueueStream {
     }
 }
 
-/// A waiting-room ticket as server-sent events: `position` now and whenever it changes, then
-/// `admitted` (with the admission token) or `soldout`, then the end.
+/// A waiting-room ticket as server-sent events: `position` now and whenever it (or `paused`)
+/// changes, then `admitted` (with the admission token) or `soldout`, then the end.
 #[utoipa::path(get, path = "/api/queue/{id}/events", operation_id = "queueEvents", tag = "waiting room",
     params(("id" = Uuid, Path, description = "The queue ticket")),
     responses((status = 200, description = "Events `position`, `admitted` and `soldout`, each a `TicketEnvelope`", content_type = "text/event-stream", body = ServerSentEvent), StreamProblems))]
@@ -432,14 +435,14 @@ pub async fn queue_stream(
     let id = path_id(id)?;
     let permit = streams.capacity.admit()?;
     let ticks = streams.hub.queue();
-    let (ticket, admitted, sold_out) = rooms.read(id).await?;
+    let (ticket, admitted, state) = rooms.read(id).await?;
     let mut feed = QueueStream {
         shutdown: streams.shutdown.clone(),
         streams,
         rooms,
         ticket,
         admitted,
-        sold_out,
+        state,
         ticks,
         heartbeat: heartbeat(),
         sent: None,

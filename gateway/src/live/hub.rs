@@ -26,6 +26,7 @@ use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use redis_store::keys::Keyspace;
+use redis_store::scripts::queue::RoomState;
 use redis_store::stock::{StockChange, parse_status_message};
 
 /// Events a stream client may fall behind by before it is resynchronised with a snapshot.
@@ -59,21 +60,17 @@ pub enum StockUpdate {
 pub struct QueueTick {
     pub concert_id: ConcertId,
     pub admitted: u64,
-    pub sold_out: bool,
+    pub state: RoomState,
 }
 
 impl QueueTick {
-    /// A tick as published: `<concertId> <admittedUpTo> <open|soldout>`.
+    /// A tick as published: `<concertId> <admittedUpTo> <open|paused|soldout>`.
     fn parse(message: &str) -> Option<Self> {
         let mut parts = message.split(' ');
         let tick = Self {
             concert_id: parts.next()?.parse().ok()?,
             admitted: parts.next()?.parse().ok()?,
-            sold_out: match parts.next()? {
-                "soldout" => true,
-                "open" => false,
-                _ => return None,
-            },
+            state: RoomState::parse(parts.next()?)?,
         };
         parts.next().is_none().then_some(tick)
     }

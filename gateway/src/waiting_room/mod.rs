@@ -22,7 +22,7 @@ use domain::record::format_timestamp;
 use domain::values::IdempotencyKey;
 use redis_store::keys::{Keyspace, RoomKey, held_until, ticket_field};
 use redis_store::recovery::ShardGuard;
-use redis_store::scripts::queue::{Admitter, Draw, Joined, QueueScripts, Room, Tick};
+use redis_store::scripts::queue::{Admitter, Draw, Joined, QueueScripts, Room, RoomState, Tick};
 use redis_store::scripts::{Replication, ScriptError};
 
 use crate::catalog::{CatalogHandle, Concert};
@@ -94,6 +94,9 @@ pub struct TicketView {
     pub admitted: bool,
     /// True once the concert sold out before this ticket was admitted.
     pub sold_out: bool,
+    /// True while admission is paused: no tickets are left, but unsettled bookings may still give
+    /// some back. Nobody is admitted meanwhile, so no wait can be told from the position.
+    pub paused: bool,
     /// Sent as `Admission-Token` with the booking, once admitted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admission_token: Option<String>,
@@ -232,7 +235,10 @@ impl WaitingRooms {
             .await?;
         match joined {
             Joined::New {
-                place, admitted, ..
+                place,
+                admitted,
+                state,
+                ..
             } => {
                 let ticket = Ticket {
                     id: ticket_id,
@@ -241,7 +247,7 @@ impl WaitingRooms {
                     place,
                     expires_at_ms: None,
                 };
-                Ok((self.view(&ticket, admitted, false), true))
+                Ok((self.view(&ticket, admitted, state), true))
             }
             Joined::Known(id) => Ok((self.ticket_view(id).await?, false)),
             Joined::Recovering => {
@@ -251,8 +257,9 @@ impl WaitingRooms {
         }
     }
 
-    /// What the client is told of `ticket` when admission has reached `admitted`.
-    pub fn view(&self, ticket: &Ticket, admitted: u64, sold_out: bool) -> TicketView {
+    /// What the client is told of `ticket` when admission has reached `admitted` and the room
+    /// is in `state`.
+    pub fn view(&self, ticket: &Ticket, admitted: u64, state: RoomState) -> TicketView {
         let token = ticket
             .expires_at_ms
             .map(|expires| self.secret.issue(ticket.concert_id, ticket.id, expires));
@@ -261,7 +268,8 @@ impl WaitingRooms {
             concert_id: ticket.concert_id,
             position: ticket.position(admitted),
             admitted: ticket.expires_at_ms.is_some(),
-            sold_out: sold_out && ticket.expires_at_ms.is_none(),
+            sold_out: state == RoomState::SoldOut && ticket.expires_at_ms.is_none(),
+            paused: state == RoomState::Paused && ticket.expires_at_ms.is_none(),
             admission_token: token,
             expires_at: ticket
                 .expires_at_ms
@@ -270,9 +278,8 @@ impl WaitingRooms {
         }
     }
 
-    /// Reads `id` from Redis, with how far its room's admission has reached and whether it sold
-    /// out.
-    pub async fn read(&self, id: QueueTicketId) -> Result<(Ticket, u64, bool), QueueError> {
+    /// Reads `id` from Redis, with how far its room's admission has reached and where it stands.
+    pub async fn read(&self, id: QueueTicketId) -> Result<(Ticket, u64, RoomState), QueueError> {
         let shard = id
             .shard(self.keys.shard_count())
             .ok_or(QueueError::TicketNotFound(id))?;
@@ -319,13 +326,16 @@ impl WaitingRooms {
         Ok((
             ticket,
             admitted.unwrap_or(0),
-            room_state.as_deref() == Some("soldout"),
+            room_state
+                .as_deref()
+                .and_then(RoomState::parse)
+                .unwrap_or_default(),
         ))
     }
 
     pub async fn ticket_view(&self, id: QueueTicketId) -> Result<TicketView, QueueError> {
-        let (ticket, admitted, sold_out) = self.read(id).await?;
-        Ok(self.view(&ticket, admitted, sold_out))
+        let (ticket, admitted, state) = self.read(id).await?;
+        Ok(self.view(&ticket, admitted, state))
     }
 
     /// One tick of every room on sale: draws the early joiners where that is due, then admits.

@@ -675,3 +675,31 @@ async fn joiners_before_a_postponed_opening_are_drawn_at_it_and_admitted() {
         "the joiner after the opening comes after them"
     );
 }
+
+/// The last ticket booked and not yet paid for: admission pauses, and a ticket says so (and not a
+/// wait it cannot know), without being told the concert sold out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_whose_last_tickets_are_being_paid_for_says_admission_is_paused() {
+    let app = spawn_app().await;
+    let (concert, tier) = create_room(&app, 1, 1_000, Duration::ZERO).await;
+    let (_, token) = admitted(&app, concert, "buyer").await;
+    let (status, booked) = book_with(&app, &tier, "buyer", Some(&token)).await;
+    assert_eq!(status, 202, "{booked}");
+
+    let (_, joined) = join(&app, concert, "next".to_owned()).await;
+    let ticket = ticket_id(&joined);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let view = loop {
+        let view: Value = app.get_json(&format!("/api/queue/{ticket}")).await;
+        if view["queueTicket"]["paused"] == true {
+            break view;
+        }
+        assert!(Instant::now() < deadline, "never paused: {view}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(view["queueTicket"]["soldOut"], false, "{view}");
+    assert_eq!(view["queueTicket"]["admitted"], false, "{view}");
+    let mut stream = SseReader::open(&app, &format!("/api/queue/{ticket}/events")).await;
+    let event = stream.expect("position").await;
+    assert_eq!(event.json()["queueTicket"]["paused"], true);
+}

@@ -13,16 +13,53 @@ use crate::keys::{IDEMPOTENCY_TTL_SECONDS, Keyspace, RoomKey};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Joined {
     /// A new ticket: its arrival number, its place (`None` for an early joiner until the draw),
-    /// and how far admission has reached.
+    /// how far admission has reached, and where the room stands.
     New {
         arrival: u64,
         place: Option<u64>,
         admitted: u64,
+        state: RoomState,
     },
     /// The key joined before: its ticket.
     Known(QueueTicketId),
     /// The shard is recovering from a loss of Redis data.
     Recovering,
+}
+
+/// Where a room's admission stands, as `queue_admit.lua` records it in the room's clock and
+/// publishes it with every tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RoomState {
+    /// Admitting at the room's rate.
+    #[default]
+    Open,
+    /// No stock left, but unsettled bookings may still give tickets back: nobody is admitted,
+    /// and nobody can tell how long that lasts.
+    Paused,
+    /// No stock left and none can come back.
+    SoldOut,
+}
+
+impl RoomState {
+    /// The state as the script writes it: `open`, `paused` or `soldout`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "open" => Some(Self::Open),
+            "paused" => Some(Self::Paused),
+            "soldout" => Some(Self::SoldOut),
+            _ => None,
+        }
+    }
+}
+
+/// The room state at `index` of `script`'s reply.
+fn state_at(script: &'static str, reply: &[Value], index: usize) -> Result<RoomState, ScriptError> {
+    reply
+        .get(index)
+        .and_then(Value::as_str)
+        .as_deref()
+        .and_then(RoomState::parse)
+        .ok_or_else(|| ScriptError::reply(script, reply))
 }
 
 /// What one admission tick did.
@@ -37,7 +74,7 @@ pub enum Tick {
         expired: u64,
         /// Everyone who ever joined.
         joined: u64,
-        sold_out: bool,
+        state: RoomState,
     },
     /// Another gateway holds the lease.
     NotHolder,
@@ -131,7 +168,7 @@ impl QueueScripts {
     ///
     /// KEYS: 1. `epoch` 2. `queue:<concertId>:key:<idempotencyKey>` 3. `queue:<concertId>:seq`
     /// 4. `queue:<concertId>:early` 5. `queue:<concertId>:places` 6. `queue-ticket:<ticketId>`
-    /// 7. `queue:<concertId>:admitted`
+    /// 7. `queue:<concertId>:admitted` 8. `queue:<concertId>:clock`
     ///
     /// ARGV: 1. the new ticket's id 2. the concert id 3. sales opening, unix ms 4. lifetime of
     /// the key's record, seconds 5. unix time the room's keys expire
@@ -152,6 +189,7 @@ impl QueueScripts {
             room.key(keys, RoomKey::Places),
             keys.queue_ticket(room.shard, ticket_id),
             room.key(keys, RoomKey::Admitted),
+            room.key(keys, RoomKey::Clock),
         ];
         let args = vec![
             ticket_id.to_string(),
@@ -182,6 +220,7 @@ impl QueueScripts {
                 arrival: number(1)?,
                 place: Some(number(2)?).filter(|place| *place > 0),
                 admitted: number(3)?,
+                state: state_at("queue_join.lua", &reply, 4)?,
             }),
             Reply::Known => reply
                 .get(1)
@@ -337,7 +376,7 @@ impl QueueScripts {
                 now: number(2)?,
                 expired: number(3)?,
                 joined: number(4)?,
-                sold_out: reply.get(5).and_then(Value::as_str).as_deref() == Some("soldout"),
+                state: state_at("queue_admit.lua", &reply, 5)?,
             }),
             Reply::NotHolder => Ok(Tick::NotHolder),
             Reply::NotDrawn => Ok(Tick::NotDrawn),

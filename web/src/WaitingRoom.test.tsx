@@ -1,0 +1,41 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { cleanup, render, screen } from "@testing-library/react";
+import { WaitingRoomPanel } from "./WaitingRoom";
+import type { Concert, QueueTicket } from "./api";
+
+const concert: Concert = {
+  id: "c-1",
+  name: "Night",
+  description: "",
+  location: "Hall",
+  date: "2030-01-01T20:00:00Z",
+  salesOpenAt: "2029-01-01T00:00:00Z",
+  salesCloseAt: "2030-01-01T20:00:00Z",
+  waitingRoom: { admitPerSecond: 10 },
+  ticketTiers: [],
+};
+
+function ticket(paused: boolean): QueueTicket {
+  return { id: "t-1", concertId: concert.id, position: 1200, admitted: false, soldOut: false, paused };
+}
+
+function renderWaiting(paused: boolean) {
+  render(<WaitingRoomPanel concert={concert} line={{ state: "waiting", ticket: ticket(paused) }} join={() => {}} />);
+}
+
+afterEach(cleanup);
+
+describe("the waiting room panel", () => {
+  it("estimates the wait from the admission rate while the room admits", () => {
+    renderWaiting(false);
+    expect(screen.getByRole("region", { name: "Waiting room" }).textContent).toContain("estimated wait about 2 minutes");
+  });
+
+  it("tells no wait while admission is paused, since nobody knows how long that lasts", () => {
+    renderWaiting(true);
+    const text = screen.getByRole("region", { name: "Waiting room" }).textContent ?? "";
+    expect(text).toContain("admission is paused");
+    expect(text).not.toContain("estimated wait");
+    expect(text).toContain("1,200");
+  });
+});
