@@ -107,6 +107,14 @@ impl NewConcertBody {
     }
 }
 
+/// Joining a waiting room, as clients send it: one place per email.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueJoinBody {
+    /// Who joins: the admission books for this email alone.
+    pub user_email: Email,
+}
+
 /// A tier of a new concert.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -24,8 +24,8 @@
 //! | `{p:s}:queue:<concertId>:expiry` | hash | admitted ticket id -> its token's expiry (unix ms) | until a day after the concert |
 //! | `{p:s}:queue:<concertId>:spent` | hash | admitted ticket id -> the booking its admission was spent on (rebuilt by recovery from the bookings' rows) | until a day after the concert |
 //! | `{p:s}:queue:<concertId>:outstanding` | sorted set | admitted tickets not yet spent, by the expiry of their token | until spent or expired |
-//! | `{p:s}:queue:<concertId>:key:<idempotencyKey>` | string | the ticket a join under the key made | 24 h |
-//! | `{p:s}:queue-ticket:<ticketId>` | hash | `c` concert id, `n` arrival number, `e` 1 for an early joiner (its place is in `place-of`; a late one's place is its arrival number) | until a day after the concert |
+//! | `{p:s}:queue:<concertId>:email:<email>` | string | the ticket that email joined with: one place per person | until a day after the concert |
+//! | `{p:s}:queue-ticket:<ticketId>` | hash | `c` concert id, `n` arrival number, `m` the email that joined (its admission books for it alone), `e` 1 for an early joiner (its place is in `place-of`; a late one's place is its arrival number) | until a day after the concert |
 //! | `{p:s}:fence` | string (integer) | counts replays that waited for the replicas; written only so that `WAIT` covers every earlier write | none (one small key per shard) |
 //! | `{p:s}:bookings` | stream | accepted bookings waiting for settlement: `b` the packed booking, `e` the epoch it was accepted in (group `settlers`) | trimmed behind the oldest unacknowledged entry |
 //!
@@ -198,8 +198,9 @@ impl Keyspace {
         self.key(shard, &[":queue-ticket:", id_text(ticket_id, &mut buffer)])
     }
 
-    pub fn queue_key(&self, shard: Shard, concert_id: ConcertId, idempotency_key: &str) -> String {
-        self.room_key(shard, concert_id, &["key:", idempotency_key])
+    /// The place `email` holds in the concert's room: one per person.
+    pub fn queue_place(&self, shard: Shard, concert_id: ConcertId, email: &str) -> String {
+        self.room_key(shard, concert_id, &["email:", email])
     }
 
     pub fn queue_channel(&self) -> String {
@@ -215,6 +216,8 @@ pub mod ticket_field {
     pub const ARRIVAL: &str = "n";
     /// `1` for an early joiner.
     pub const EARLY: &str = "e";
+    /// The email that joined.
+    pub const EMAIL: &str = "m";
 }
 
 /// The keys of a concert's waiting room, as the table above names them.

@@ -2,6 +2,7 @@ import { useId, useState, type FormEvent } from "react";
 import { useMutation } from "@tanstack/react-query";
 import { ApiProblem, createBooking, type Booking, type Concert, type Tier } from "./api";
 import { BookingStatusView } from "./BookingStatus";
+import { EmailInput } from "./EmailInput";
 import { formatMoney, totalPrice } from "./money";
 import { attemptFor, type Attempt } from "./purchase";
 
@@ -19,11 +20,13 @@ export function BookingForm(props: {
   available: number;
   /** The waiting room's admission, for a concert that has one. */
   admissionToken?: string;
+  /** The email the waiting room was joined with: the admission books for it alone. */
+  joinedEmail?: string;
 }) {
-  const { concert, tier, available, admissionToken } = props;
+  const { concert, tier, available, admissionToken, joinedEmail } = props;
   const ids = useId();
   const [quantity, setQuantity] = useState(1);
-  const [email, setEmail] = useState("");
+  const [email, setEmail] = useState(joinedEmail ?? "");
   const [attempt, setAttempt] = useState<Attempt>();
   const [booking, setBooking] = useState<Booking>();
   const submission = useMutation({
@@ -101,16 +104,14 @@ export function BookingForm(props: {
       </div>
       <div className="field">
         <label htmlFor={`${ids}-email`}>Email</label>
-        <input
+        <EmailInput
           id={`${ids}-email`}
-          type="email"
-          autoComplete="email"
-          required
           value={email}
-          onChange={(event) => setEmail(event.target.value)}
-          aria-invalid={Boolean(emailError)}
-          aria-describedby={emailError ? `${ids}-email-error` : undefined}
+          onChange={setEmail}
+          readOnly={joinedEmail !== undefined}
+          errorId={emailError ? `${ids}-email-error` : undefined}
         />
+        {joinedEmail !== undefined && <p className="meta">The email you joined the line with.</p>}
         {emailError && (
           <p className="error" id={`${ids}-email-error`}>
             {emailError}

@@ -62,7 +62,7 @@ function ConcertCard(props: {
   onSelect: (tierId?: string) => void;
 }) {
   const { concert, stock, selected, onSelect } = props;
-  const { line, join } = useWaitingRoom(concert.id);
+  const { line, join, email } = useWaitingRoom(concert.id);
   const queued = Boolean(concert.waitingRoom);
   // With a waiting room, only an admission opens the booking form.
   const admission = line.state === "admitted" ? line.ticket.admissionToken : undefined;
@@ -106,6 +106,7 @@ function ConcertCard(props: {
           tier={chosen}
           available={available(chosen, stock)}
           admissionToken={admission}
+          joinedEmail={admission !== undefined ? (email ?? undefined) : undefined}
         />
       )}
     </article>

@@ -1,11 +1,19 @@
+import { useId, useState, type FormEvent } from "react";
 import type { Concert } from "./api";
+import { EmailInput } from "./EmailInput";
 import { describeWait, waitSeconds, type Line } from "./queue";
 
 const timeFormat = new Intl.DateTimeFormat("en-US", { timeStyle: "short" });
 
-/** Where the visitor stands in a concert's line, and the button to join it. */
-export function WaitingRoomPanel(props: { concert: Concert; line: Line; join: () => void }) {
+/** Where the visitor stands in a concert's line, and the form to join it: one place per email. */
+export function WaitingRoomPanel(props: { concert: Concert; line: Line; join: (email: string) => void }) {
   const { concert, line, join } = props;
+  const ids = useId();
+  const [email, setEmail] = useState("");
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    join(email.trim());
+  };
   const rate = concert.waitingRoom?.admitPerSecond ?? 1;
   const opensLater = new Date(concert.salesOpenAt).getTime() > Date.now();
   switch (line.state) {
@@ -17,9 +25,16 @@ export function WaitingRoomPanel(props: { concert: Concert; line: Line; join: ()
             Tickets for this concert are sold through a waiting room
             {opensLater ? `: everyone who joins before ${timeFormat.format(new Date(concert.salesOpenAt))} gets a random place at opening.` : "."}
           </p>
-          <button type="button" className="primary" onClick={join}>
-            Join the line
-          </button>
+          <form onSubmit={submit} aria-label="Join the line">
+            <div className="field">
+              <label htmlFor={`${ids}-email`}>Email</label>
+              <EmailInput id={`${ids}-email`} value={email} onChange={setEmail} />
+            </div>
+            <p className="meta">One place per email; the tickets are booked for it.</p>
+            <button type="submit" className="primary">
+              Join the line
+            </button>
+          </form>
           {line.state === "failed" && (
             <p className="error" role="alert">
               {line.message}

@@ -186,8 +186,9 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Joins the concert's waiting room. Before sales open, everyone who joins is drawn into a random
-         *     order at opening; after, places go in order of arrival. The same `Idempotency-Key` joins once.
+         * Joins the concert's waiting room for `userEmail`. Before sales open, everyone who joins is
+         *     drawn into a random order at opening; after, places go in order of arrival. One place per
+         *     email: a second join answers the first place, and its admission books for that email alone.
          */
         post: operations["joinQueue"];
         delete?: never;
@@ -526,6 +527,11 @@ export interface components {
             type: string;
         };
         Quantity: number;
+        /** @description Joining a waiting room, as clients send it: one place per email. */
+        QueueJoinBody: {
+            /** @description Who joins: the admission books for this email alone. */
+            userEmail: components["schemas"]["Email"];
+        };
         /**
          * Format: uuid
          * @description A waiting-room ticket: made like a booking id, so it names its shard too.
@@ -918,7 +924,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["Invalid"];
-            /** @description `AdmissionRequired`: the concert has a waiting room and no valid, unspent admission token for it was sent */
+            /** @description `AdmissionRequired`: the concert has a waiting room and no valid, unspent admission token for it and this email was sent */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1091,19 +1097,20 @@ export interface operations {
     joinQueue: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Joins once under this key: the same key answers the same ticket */
-                "Idempotency-Key"?: components["schemas"]["IdempotencyKey"];
-            };
+            header?: never;
             path: {
                 /** @description The concert */
                 id: string;
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QueueJoinBody"];
+            };
+        };
         responses: {
-            /** @description Joined before under this key: the same ticket */
+            /** @description The email joined before: its ticket */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1125,6 +1132,7 @@ export interface operations {
             };
             400: components["responses"]["Invalid"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["BodyLate"];
             /** @description `NoWaitingRoom`: the concert sells without one; `SalesClosed` */
             409: {
                 headers: {
@@ -1134,6 +1142,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["NotJson"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Recovering"];
         };

@@ -100,11 +100,13 @@ export async function createBooking(request: BookingRequest & { admissionToken?:
   return body.booking;
 }
 
-/** Joins a concert's waiting room; the same key joins once (a double click, a retry). */
-export async function joinQueue(concertId: string, key: string): Promise<QueueTicket> {
+/** Joins a concert's waiting room as `email`: one place per email, so joining again (a double
+ * click, a retry, another tab) answers the same place, and its admission books for that email. */
+export async function joinQueue(concertId: string, email: string): Promise<QueueTicket> {
   const body = await call<{ queueTicket: QueueTicket }>(`/api/concerts/${concertId}/queue`, {
     method: "POST",
-    headers: { "idempotency-key": key },
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ userEmail: email }),
   });
   return body.queueTicket;
 }

@@ -1,10 +1,11 @@
-// A concert's waiting room, as one visitor lives it: join once (the ticket id kept in local
-// storage, so a reload keeps the place), follow the position over `/api/queue/{id}/events`, and
+// A concert's waiting room, as one visitor lives it: join once with an email (the ticket id and
+// the email kept in local storage, so a reload keeps the place, and the booking uses that email), follow the position over `/api/queue/{id}/events`, and
 // end admitted (with the token to book with) or told it sold out.
 import { useCallback, useEffect, useRef, useState } from "react";
 import { ApiProblem, fetchQueueTicket, joinQueue, type QueueTicket } from "./api";
 
 const storageKey = (concertId: string) => `queue:${concertId}`;
+const emailKey = (concertId: string) => `queue-email:${concertId}`;
 
 /** Seconds until a place `position` is reached at `admitPerSecond`, rounded up. */
 export function waitSeconds(position: number, admitPerSecond: number): number {
@@ -38,10 +39,16 @@ export type Line =
   | { state: "soldout"; ticket: QueueTicket }
   | { state: "failed"; message: string };
 
-/** The visitor's place in a concert's line: follows it live once joined. */
-export function useWaitingRoom(concertId: string): { line: Line; join: () => void } {
+/** The visitor's place in a concert's line, and the email it was taken with: follows it live
+ * once joined. */
+export function useWaitingRoom(concertId: string): {
+  line: Line;
+  join: (email: string) => void;
+  email: string | null;
+} {
   const [line, setLine] = useState<Line>({ state: "outside" });
   const [ticketId, setTicketId] = useState<string | null>(() => localStorage.getItem(storageKey(concertId)));
+  const [email, setEmail] = useState<string | null>(() => localStorage.getItem(emailKey(concertId)));
   // Bumped to read the ticket and open its stream again after either failed.
   const [attempt, setAttempt] = useState(0);
   const failures = useRef(0);
@@ -92,6 +99,7 @@ export function useWaitingRoom(concertId: string): { line: Line; join: () => voi
         }
         // A ticket the service no longer knows: join again.
         localStorage.removeItem(storageKey(concertId));
+        localStorage.removeItem(emailKey(concertId));
         if (!closed) {
           setTicketId(null);
           setLine({ state: "outside" });
@@ -104,16 +112,21 @@ export function useWaitingRoom(concertId: string): { line: Line; join: () => voi
     };
   }, [concertId, ticketId, follow, attempt]);
 
-  const join = useCallback(() => {
-    setLine({ state: "joining" });
-    joinQueue(concertId, crypto.randomUUID())
-      .then((ticket) => {
-        localStorage.setItem(storageKey(concertId), ticket.id);
-        follow(ticket);
-        setTicketId(ticket.id);
-      })
-      .catch((error: Error) => setLine({ state: "failed", message: error.message }));
-  }, [concertId, follow]);
+  const join = useCallback(
+    (joining: string) => {
+      setLine({ state: "joining" });
+      joinQueue(concertId, joining)
+        .then((ticket) => {
+          localStorage.setItem(storageKey(concertId), ticket.id);
+          localStorage.setItem(emailKey(concertId), joining);
+          follow(ticket);
+          setEmail(joining);
+          setTicketId(ticket.id);
+        })
+        .catch((error: Error) => setLine({ state: "failed", message: error.message }));
+    },
+    [concertId, follow],
+  );
 
-  return { line, join };
+  return { line, join, email };
 }

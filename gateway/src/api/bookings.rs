@@ -335,7 +335,7 @@ fn admissible(
         Some(_) => desk
             .waiting_rooms
             .secret()
-            .verify(concert.id, token, now)
+            .verify(concert.id, token, booking.user_email.as_str(), now)
             .map(Some)
             .map_err(|refusal| ApiError::AdmissionRequired(refusal.reason())),
     }
@@ -470,7 +470,7 @@ fn outcome(booked: &Result<Booked, ApiError>) -> &'static str {
             )
         ),
         (status = 400, response = Invalid),
-        (status = 403, description = "`AdmissionRequired`: the concert has a waiting room and no valid, unspent admission token for it was sent", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`AdmissionRequired`: the concert has a waiting room and no valid, unspent admission token for it and this email was sent", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such ticket tier", body = Problem, content_type = "application/problem+json"),
         (status = 408, response = BodyLate),
         (status = 409, description = "Not enough tickets left (`TicketTierOutOfStock`), or outside the concert's sales window (`SalesNotOpen` with `Retry-After`, `SalesClosed`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds until sales open"))),

@@ -2,26 +2,29 @@
 //! a ticket's position and, once admitted, its admission token (`/events` streams the same).
 
 use http::header::LOCATION;
-use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http::{HeaderValue, Response, StatusCode};
+use serde::Deserialize;
+use serde_json::Value;
 
-use api_types::headers::IDEMPOTENCY_KEY;
-use domain::values::IdempotencyKey;
+use api_types::QueueJoinBody;
+use domain::values::Email;
 
-use crate::api::problems::{Invalid, NotFound, RateLimited, Recovering};
+use crate::api::problems::{
+    BodyLate, BodyTooLarge, Invalid, NotFound, NotJson, RateLimited, Recovering,
+};
 use crate::catalog::CatalogHandle;
 use crate::http::body::{Body, json};
-use crate::http::error::{ApiError, FieldError, Problem};
-use crate::http::validate::path_id;
+use crate::http::error::{ApiError, Problem};
+use crate::http::validate::{Checker, parse_form, path_id};
 use crate::waiting_room::WaitingRooms;
 use crate::waiting_room::{QueueError, TicketEnvelope};
 
-/// Joins the concert's waiting room. Before sales open, everyone who joins is drawn into a random
-/// order at opening; after, places go in order of arrival. The same `Idempotency-Key` joins once.
+/// Joins the concert's waiting room for `userEmail`. Before sales open, everyone who joins is
+/// drawn into a random order at opening; after, places go in order of arrival. One place per
+/// email: a second join answers the first place, and its admission books for that email alone.
 #[utoipa::path(post, path = "/api/concerts/{id}/queue", operation_id = "joinQueue", tag = "waiting room",
-    params(
-        ("id" = Uuid, Path, description = "The concert"),
-        ("Idempotency-Key" = Option<IdempotencyKey>, Header, nullable = false, description = "Joins once under this key: the same key answers the same ticket"),
-    ),
+    params(("id" = Uuid, Path, description = "The concert")),
+    request_body = QueueJoinBody,
     responses(
         (status = 201, description = "Joined", body = TicketEnvelope,
             headers(("Location" = String, description = "The ticket: `/api/queue/{id}`")),
@@ -29,10 +32,13 @@ use crate::waiting_room::{QueueError, TicketEnvelope};
                 ("GetQueueTicket" = (operation_id = "getQueueTicket", parameters(("id" = "$response.body#/queueTicket/id")))),
                 ("QueueEvents" = (operation_id = "queueEvents", parameters(("id" = "$response.body#/queueTicket/id")))),
             )),
-        (status = 200, description = "Joined before under this key: the same ticket", body = TicketEnvelope),
+        (status = 200, description = "The email joined before: its ticket", body = TicketEnvelope),
         (status = 400, response = Invalid),
         (status = 404, response = NotFound),
+        (status = 408, response = BodyLate),
         (status = 409, description = "`NoWaitingRoom`: the concert sells without one; `SalesClosed`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = BodyTooLarge),
+        (status = 415, response = NotJson),
         (status = 429, response = RateLimited),
         (status = 503, response = Recovering),
     )
@@ -41,26 +47,21 @@ pub async fn join(
     catalog: &CatalogHandle,
     rooms: &WaitingRooms,
     concert_id: &str,
-    headers: &HeaderMap,
+    body: &[u8],
 ) -> Result<Response<Body>, ApiError> {
     let concert_id = path_id(concert_id)?;
-    let key = match headers.get(IDEMPOTENCY_KEY) {
-        None => None,
-        Some(value) => Some(
-            value
-                .to_str()
-                .map_err(|_| IdempotencyKey::REFUSED)
-                .and_then(IdempotencyKey::parse)
-                .map_err(|reason| {
-                    ApiError::Validation(vec![FieldError::new("Idempotency-Key", "format", reason)])
-                })?,
-        ),
-    };
+    let form: JoinForm = parse_form(body)?;
+    let mut check = Checker::default();
+    let email = check
+        .required(&form.user_email, "userEmail")
+        .and_then(|v| check.string(v, "userEmail"))
+        .and_then(|email| check.parsed("userEmail", "format", Email::parse(email)));
+    let email = check.finish(email)?;
     let catalog = catalog.current();
     let concert = catalog
         .concert(concert_id)
         .ok_or(ApiError::ConcertNotFound(concert_id))?;
-    let (ticket, new) = rooms.join(concert, key.as_ref()).await?;
+    let (ticket, new) = rooms.join(concert, &email).await?;
     let status = if new {
         StatusCode::CREATED
     } else {
@@ -77,6 +78,13 @@ pub async fn join(
         response.headers_mut().insert(LOCATION, location);
     }
     Ok(response)
+}
+
+/// A join as sent, read field by field like a booking.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JoinForm {
+    user_email: Option<Value>,
 }
 
 /// A waiting-room ticket: its position (0 once admitted), and when admitted the token to book

@@ -96,14 +96,15 @@ pub(super) fn routes() -> Vec<Route> {
                     .await
             })
         }),
-        documented::<__path_join>(Policy::READ, |call| {
+        // Joins are limited per address like bookings: a place is worth as much.
+        documented::<__path_join>(Policy::BOOKING, |call| {
             Box::pin(async move {
                 let state = &call.state;
                 queue::join(
                     &state.catalog,
                     &state.waiting_rooms,
                     call.param(),
-                    &call.parts.headers,
+                    &call.body,
                 )
                 .await
             })

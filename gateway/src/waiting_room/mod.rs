@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use domain::ids::{ConcertId, QueueTicketId, Shard, TierId};
 use domain::record::format_timestamp;
-use domain::values::IdempotencyKey;
+use domain::values::Email;
 use redis_store::keys::{Keyspace, RoomKey, held_until, ticket_field};
 use redis_store::recovery::ShardGuard;
 use redis_store::scripts::queue::{Admitter, Draw, Joined, QueueScripts, Room, RoomState, Tick};
@@ -114,7 +114,7 @@ pub struct TicketEnvelope {
 }
 
 /// What is known of a ticket, read from Redis.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Ticket {
     pub id: QueueTicketId,
     pub concert_id: ConcertId,
@@ -123,6 +123,8 @@ pub struct Ticket {
     pub place: Option<u64>,
     /// Its token's expiry (unix ms), once admitted.
     pub expires_at_ms: Option<i64>,
+    /// Who joined with it: its admission books for this email alone.
+    pub email: String,
 }
 
 impl Ticket {
@@ -182,12 +184,12 @@ impl WaitingRooms {
         &self.secret
     }
 
-    /// Joins `concert`'s waiting room; the same `key` joins once, and answers its ticket even
-    /// once the room would refuse a new join.
+    /// Joins `concert`'s waiting room for `email`: one place per email, so a second join answers
+    /// the first place, even once the room would refuse a new join.
     pub async fn join(
         &self,
         concert: &Concert,
-        key: Option<&IdempotencyKey>,
+        email: &Email,
     ) -> Result<(TicketView, bool), QueueError> {
         let now = Utc::now();
         let refusal = if concert.admit_per_second.is_none() {
@@ -200,9 +202,6 @@ impl WaitingRooms {
             None
         };
         if let Some(refusal) = refusal {
-            let Some(key) = key else {
-                return Err(refusal);
-            };
             let earlier = self
                 .scripts
                 .joined_before(
@@ -210,7 +209,7 @@ impl WaitingRooms {
                     &self.keys,
                     concert.shard,
                     concert.id,
-                    key.as_str(),
+                    email.as_str(),
                 )
                 .await?;
             return match earlier {
@@ -219,8 +218,6 @@ impl WaitingRooms {
             };
         }
         let ticket_id = QueueTicketId::new(concert.shard);
-        // Without a key every call joins anew: the ticket id is then the key.
-        let key = key.map_or_else(|| ticket_id.to_string(), |key| key.as_str().to_owned());
         let tiers: Vec<TierId> = concert.tiers.iter().map(|tier| tier.id).collect();
         let joined = self
             .scripts
@@ -229,7 +226,7 @@ impl WaitingRooms {
                 &self.keys,
                 &room(concert, &tiers, now),
                 ticket_id,
-                &key,
+                email.as_str(),
                 &*self.guard,
             )
             .await?;
@@ -246,6 +243,7 @@ impl WaitingRooms {
                     shard: concert.shard,
                     place,
                     expires_at_ms: None,
+                    email: email.as_str().to_owned(),
                 };
                 Ok((self.view(&ticket, admitted, state), true))
             }
@@ -260,9 +258,10 @@ impl WaitingRooms {
     /// What the client is told of `ticket` when admission has reached `admitted` and the room
     /// is in `state`.
     pub fn view(&self, ticket: &Ticket, admitted: u64, state: RoomState) -> TicketView {
-        let token = ticket
-            .expires_at_ms
-            .map(|expires| self.secret.issue(ticket.concert_id, ticket.id, expires));
+        let token = ticket.expires_at_ms.map(|expires| {
+            self.secret
+                .issue(ticket.concert_id, ticket.id, &ticket.email, expires)
+        });
         TicketView {
             id: ticket.id,
             concert_id: ticket.concert_id,
@@ -322,6 +321,7 @@ impl WaitingRooms {
             shard,
             place,
             expires_at_ms,
+            email: fields.get(ticket_field::EMAIL).cloned().unwrap_or_default(),
         };
         Ok((
             ticket,

@@ -1,6 +1,7 @@
 //! Admission tokens: `<ticketId>.<expiresAtMs>.<hmac>`, the HMAC-SHA256 under `ADMISSION_SECRET`
-//! of the concert, the ticket and the expiry. Any gateway with the secret checks one without
-//! asking Redis; Redis' reservation script spends it (once) with the booking.
+//! of the concert, the ticket, the expiry and the email that joined, so a token books for that
+//! email alone. Any gateway with the secret checks one without asking Redis; Redis' reservation
+//! script spends it (once) with the booking.
 
 use chrono::{DateTime, Utc};
 use domain::ids::{ConcertId, QueueTicketId};
@@ -29,7 +30,7 @@ impl std::fmt::Debug for AdmissionSecret {
 pub enum Refusal {
     Missing,
     Malformed,
-    /// Signed for another concert, or not by this deployment's secret.
+    /// Signed for another concert or another email, or not by this deployment's secret.
     Forged,
     Expired,
 }
@@ -41,7 +42,8 @@ impl Refusal {
                 "this concert's tickets are sold through its waiting room: join it first"
             }
             Refusal::Malformed | Refusal::Forged => {
-                "the admission token is not valid for this concert"
+                "the admission token is not valid for this concert and email: book with the email \
+                 that joined the waiting room"
             }
             Refusal::Expired => "the admission token has expired: join the waiting room again",
         }
@@ -74,13 +76,21 @@ impl AdmissionSecret {
         mac
     }
 
-    /// The token admitting `ticket` to book for `concert` until `expires_at_ms`.
-    pub fn issue(&self, concert: ConcertId, ticket: QueueTicketId, expires_at_ms: i64) -> String {
+    /// The token admitting `ticket`, joined by `email`, to book for `concert` until
+    /// `expires_at_ms`.
+    pub fn issue(
+        &self,
+        concert: ConcertId,
+        ticket: QueueTicketId,
+        email: &str,
+        expires_at_ms: i64,
+    ) -> String {
         let expires = expires_at_ms.to_string();
         let mac = self.mac(&[
             concert.uuid().as_bytes(),
             ticket.uuid().as_bytes(),
             expires.as_bytes(),
+            email.as_bytes(),
         ]);
         format!(
             "{ticket}.{expires}.{}",
@@ -88,11 +98,12 @@ impl AdmissionSecret {
         )
     }
 
-    /// The ticket `token` admits for `concert` at `now`.
+    /// The ticket `token` admits `email` with for `concert` at `now`.
     pub fn verify(
         &self,
         concert: ConcertId,
         token: Option<&str>,
+        email: &str,
         now: DateTime<Utc>,
     ) -> Result<QueueTicketId, Refusal> {
         let token = token.ok_or(Refusal::Missing)?;
@@ -109,6 +120,7 @@ impl AdmissionSecret {
             concert.uuid().as_bytes(),
             ticket.uuid().as_bytes(),
             expires.as_bytes(),
+            email.as_bytes(),
         ])
         .verify_slice(&signature)
         .map_err(|_| Refusal::Forged)?;
@@ -138,6 +150,8 @@ mod tests {
     use super::*;
     use uuid::Uuid;
 
+    const FAN: &str = "fan@example.com";
+
     fn secret() -> AdmissionSecret {
         AdmissionSecret::new(&[7u8; 32]).expect("long enough")
     }
@@ -149,25 +163,33 @@ mod tests {
             QueueTicketId::from(Uuid::now_v7()),
         );
         let now = Utc::now();
-        let token = secret().issue(concert, ticket, now.timestamp_millis() + 1_000);
-        assert_eq!(secret().verify(concert, Some(&token), now), Ok(ticket));
+        let token = secret().issue(concert, ticket, FAN, now.timestamp_millis() + 1_000);
+        assert_eq!(secret().verify(concert, Some(&token), FAN, now), Ok(ticket));
         assert_eq!(
-            secret().verify(Uuid::now_v7().into(), Some(&token), now),
+            secret().verify(concert, Some(&token), "other@example.com", now),
+            Err(Refusal::Forged),
+            "another email"
+        );
+        assert_eq!(
+            secret().verify(Uuid::now_v7().into(), Some(&token), FAN, now),
             Err(Refusal::Forged)
         );
         let later = now + chrono::Duration::seconds(2);
         assert_eq!(
-            secret().verify(concert, Some(&token), later),
+            secret().verify(concert, Some(&token), FAN, later),
             Err(Refusal::Expired)
         );
         let other = AdmissionSecret::new(&[8u8; 32]).expect("long enough");
         assert_eq!(
-            other.verify(concert, Some(&token), now),
+            other.verify(concert, Some(&token), FAN, now),
             Err(Refusal::Forged)
         );
-        assert_eq!(secret().verify(concert, None, now), Err(Refusal::Missing));
         assert_eq!(
-            secret().verify(concert, Some("x.y.z"), now),
+            secret().verify(concert, None, FAN, now),
+            Err(Refusal::Missing)
+        );
+        assert_eq!(
+            secret().verify(concert, Some("x.y.z"), FAN, now),
             Err(Refusal::Malformed)
         );
         // Moving the expiry breaks the signature.
@@ -178,7 +200,7 @@ mod tests {
             now.timestamp_millis() + 60_000
         );
         assert_eq!(
-            secret().verify(concert, Some(&stretched), now),
+            secret().verify(concert, Some(&stretched), FAN, now),
             Err(Refusal::Forged)
         );
     }

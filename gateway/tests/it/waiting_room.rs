@@ -2,7 +2,7 @@
 //! order, later ones in arrival order, admission at the room's rate across gateways (one of them
 //! stopped halfway), every admission booking once, and nothing booked without one.
 
-use api_types::headers::{ADMISSION_TOKEN, IDEMPOTENCY_KEY};
+use api_types::headers::ADMISSION_TOKEN;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -67,11 +67,12 @@ pub(crate) async fn create_room(
     )
 }
 
-pub(crate) async fn join(app: &TestApp, concert: Uuid, key: String) -> (u16, Value) {
+/// Joins `concert`'s room as `who@queue.example`.
+pub(crate) async fn join(app: &TestApp, concert: Uuid, who: String) -> (u16, Value) {
     let response = app
         .client
         .post(app.url(&format!("/api/concerts/{concert}/queue")))
-        .header(IDEMPOTENCY_KEY, key)
+        .json(&serde_json::json!({ "userEmail": format!("{who}@queue.example") }))
         .send()
         .await
         .expect("sent");
@@ -86,24 +87,35 @@ fn ticket_id(answer: &Value) -> Uuid {
         .expect("ticket id")
 }
 
-/// Books one ticket of `tier` under `key`, retrying a 503 with the same key and token as a client
-/// should (the machine is shared with the other tests: a reservation may time out).
-async fn book_with(app: &TestApp, tier: &TestTier, key: &str, token: Option<&str>) -> (u16, Value) {
+/// Books one ticket of `tier` as `who@queue.example` under `key`, retrying a 503 with the same
+/// key and token as a client should (the machine is shared with the other tests: a reservation
+/// may time out).
+async fn book_with(
+    app: &TestApp,
+    tier: &TestTier,
+    (who, key): (&str, &str),
+    token: Option<&str>,
+) -> (u16, Value) {
     for _ in 0..5 {
-        let (status, answer) = book_once(app, tier, key, token).await;
+        let (status, answer) = book_once(app, tier, (who, key), token).await;
         if status != 503 {
             return (status, answer);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    book_once(app, tier, key, token).await
+    book_once(app, tier, (who, key), token).await
 }
 
-async fn book_once(app: &TestApp, tier: &TestTier, key: &str, token: Option<&str>) -> (u16, Value) {
+async fn book_once(
+    app: &TestApp,
+    tier: &TestTier,
+    (who, key): (&str, &str),
+    token: Option<&str>,
+) -> (u16, Value) {
     let mut request = app
         .client
         .post(app.url("/api/bookings"))
-        .json(&booking_body(tier, 1, &format!("{key}@queue.example"), key));
+        .json(&booking_body(tier, 1, &format!("{who}@queue.example"), key));
     if let Some(token) = token {
         request = request.header(ADMISSION_TOKEN, token);
     }
@@ -155,20 +167,22 @@ async fn two_gateways_admit_at_the_rate_fairly_and_sell_exactly_the_stock() {
 
     // 2,000 join before sales open, through both gateways, 25 at a time.
     let mut early = Vec::new();
+    let mut joiner: HashMap<String, String> = HashMap::new();
     for batch in (0..2_000).collect::<Vec<u32>>().chunks(25) {
         let joins = batch
             .iter()
             .map(|n| join(gateways[*n as usize % 2], concert, format!("early-{n}")));
-        for (status, answer) in join_all(joins).await {
+        for ((status, answer), n) in join_all(joins).await.into_iter().zip(batch) {
             assert_eq!(status, 201, "{answer}");
             assert!(
                 answer["queueTicket"]["position"].is_null(),
                 "no place before the draw"
             );
             early.push(ticket_id(&answer));
+            joiner.insert(ticket_id(&answer).to_string(), format!("early-{n}"));
         }
     }
-    // The same key joins once.
+    // One place per email.
     let (status, again) = join(&second, concert, "early-0".to_owned()).await;
     assert_eq!((status, ticket_id(&again)), (200, early[0]));
     assert!(
@@ -183,6 +197,7 @@ async fn two_gateways_admit_at_the_rate_fairly_and_sell_exactly_the_stock() {
         let (status, answer) = join(gateways[n as usize % 2], concert, format!("late-{n}")).await;
         assert_eq!(status, 201, "{answer}");
         late.push(ticket_id(&answer));
+        joiner.insert(ticket_id(&answer).to_string(), format!("late-{n}"));
     }
 
     // Every fifth admitted person books; the others hold their admission unspent. The admitted
@@ -226,21 +241,37 @@ async fn two_gateways_admit_at_the_rate_fairly_and_sell_exactly_the_stock() {
                 .as_str()
                 .expect("token")
                 .to_owned();
-            let (status, answer) =
-                book_with(&second, &tier, &format!("buyer-{place}"), Some(&token)).await;
+            let who = joiner[&ticket].as_str();
+            let (status, answer) = book_with(
+                &second,
+                &tier,
+                (who, &format!("buyer-{place}")),
+                Some(&token),
+            )
+            .await;
             assert_eq!(status, 202, "booking {place} answered {status}: {answer}");
             booked.insert(place);
             next_to_book += 1;
             if next_to_book == 1 {
                 // The token books once: another booking with it is refused; the same one replays.
-                let (status, answer) =
-                    book_with(&second, &tier, &format!("again-{place}"), Some(&token)).await;
+                let (status, answer) = book_with(
+                    &second,
+                    &tier,
+                    (who, &format!("again-{place}")),
+                    Some(&token),
+                )
+                .await;
                 assert_eq!(
                     (status, answer["code"].as_str()),
                     (403, Some("AdmissionRequired"))
                 );
-                let (status, _) =
-                    book_with(&second, &tier, &format!("buyer-{place}"), Some(&token)).await;
+                let (status, _) = book_with(
+                    &second,
+                    &tier,
+                    (who, &format!("buyer-{place}")),
+                    Some(&token),
+                )
+                .await;
                 assert_eq!(status, 202, "a replay is a replay");
             }
         }
@@ -248,7 +279,7 @@ async fn two_gateways_admit_at_the_rate_fairly_and_sell_exactly_the_stock() {
     }
     assert_eq!(booked.len(), 500, "every ticket sold to an admitted buyer");
     assert_eq!(second.redis_stock(concert, tier.id).await, Some(0));
-    let (status, answer) = book_with(&second, &tier, "one-more", None).await;
+    let (status, answer) = book_with(&second, &tier, ("one-more", "one-more"), None).await;
     assert_eq!(
         (status, answer["code"].as_str()),
         (403, Some("AdmissionRequired"))
@@ -336,13 +367,22 @@ async fn tokens_that_are_missing_forged_or_for_another_concert_book_nothing() {
         ("other-concert", Some(token)),
         ("tampered", Some(&token.replace(".1", ".2") as &str)),
     ] {
-        let (status, answer) = book_with(&app, &tier, key, token).await;
+        let (status, answer) = book_with(&app, &tier, (key, key), token).await;
         assert_eq!(
             (status, answer["code"].as_str()),
             (403, Some("AdmissionRequired")),
             "{key}"
         );
     }
+    // A token of this concert books for the email that joined, nobody else.
+    let (_, own) = admitted(&app, concert, "holder").await;
+    let (status, answer) =
+        book_with(&app, &tier, ("someone-else", "someone-else"), Some(&own)).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (403, Some("AdmissionRequired")),
+        "another email"
+    );
     assert_eq!(
         app.redis_stock(concert, tier.id).await,
         Some(10),
@@ -383,7 +423,7 @@ async fn a_waiting_room_is_added_and_removed_by_an_update() {
         .await
         .expect("json");
     assert_eq!(answer["waitingRoom"]["admitPerSecond"], 50);
-    let (status, _) = book_with(&app, &tiers[0], "direct", None).await;
+    let (status, _) = book_with(&app, &tiers[0], ("direct", "direct"), None).await;
     assert_eq!(status, 403, "a booking now needs an admission");
     let bad =
         patch(serde_json::json!({"waitingRoom": {"admitPerSecond": 0}, "salesOpenAt": "soon"}))
@@ -399,7 +439,7 @@ async fn a_waiting_room_is_added_and_removed_by_an_update() {
         .await
         .expect("json");
     assert!(answer.get("waitingRoom").is_none());
-    let (status, _) = book_with(&app, &tiers[0], "direct", None).await;
+    let (status, _) = book_with(&app, &tiers[0], ("direct", "direct"), None).await;
     assert_eq!(status, 202, "no waiting room: booked directly");
 }
 
@@ -476,7 +516,7 @@ async fn an_admission_spent_before_redis_lost_its_data_books_nothing_after() {
     let app = spawn_app().await;
     let (concert, tier) = create_room(&app, 10, 1_000, Duration::ZERO).await;
     let (ticket, token) = admitted(&app, concert, "fan").await;
-    let (status, booked) = book_with(&app, &tier, "first", Some(&token)).await;
+    let (status, booked) = book_with(&app, &tier, ("fan", "first"), Some(&token)).await;
     assert_eq!(status, 202, "{booked}");
     let booking = &booked["booking"];
     // Settled, as the settler writes it, with the admission it spent.
@@ -490,7 +530,7 @@ async fn an_admission_spent_before_redis_lost_its_data_books_nothing_after() {
             idempotency_key: "first",
             tier_id: tier.id,
             concert_id: concert,
-            user_email: "first@queue.example",
+            user_email: "fan@queue.example",
             quantity: 1,
             total_price: 25.into(),
             status: BookingStatus::Confirmed,
@@ -511,7 +551,7 @@ async fn an_admission_spent_before_redis_lost_its_data_books_nothing_after() {
     .await;
     let deadline = Instant::now() + Duration::from_secs(20);
     let (status, answer) = loop {
-        let (status, answer) = book_once(&app, &tier, "second", Some(&token)).await;
+        let (status, answer) = book_once(&app, &tier, ("fan", "second"), Some(&token)).await;
         if status != 503 {
             break (status, answer);
         }
@@ -537,17 +577,17 @@ async fn a_booking_made_with_an_admission_answers_its_replay_without_one() {
     let app = spawn_app().await;
     let (concert, tier) = create_room(&app, 10, 1_000, Duration::ZERO).await;
     let (_, token) = admitted(&app, concert, "fan").await;
-    let (status, booked) = book_with(&app, &tier, "bought", Some(&token)).await;
+    let (status, booked) = book_with(&app, &tier, ("fan", "bought"), Some(&token)).await;
     assert_eq!(status, 202, "{booked}");
     for token in [None, Some("not-a-token")] {
-        let (status, replay) = book_once(&app, &tier, "bought", token).await;
+        let (status, replay) = book_once(&app, &tier, ("fan", "bought"), token).await;
         assert_eq!(
             (status, &replay["booking"]["id"]),
             (202, &booked["booking"]["id"]),
             "{token:?}: {replay}"
         );
     }
-    let (status, refused) = book_once(&app, &tier, "another", None).await;
+    let (status, refused) = book_once(&app, &tier, ("another", "another"), None).await;
     assert_eq!(
         (status, refused["code"].as_str()),
         (403, Some("AdmissionRequired"))
@@ -683,7 +723,7 @@ async fn a_room_whose_last_tickets_are_being_paid_for_says_admission_is_paused()
     let app = spawn_app().await;
     let (concert, tier) = create_room(&app, 1, 1_000, Duration::ZERO).await;
     let (_, token) = admitted(&app, concert, "buyer").await;
-    let (status, booked) = book_with(&app, &tier, "buyer", Some(&token)).await;
+    let (status, booked) = book_with(&app, &tier, ("buyer", "buyer"), Some(&token)).await;
     assert_eq!(status, 202, "{booked}");
 
     let (_, joined) = join(&app, concert, "next".to_owned()).await;
@@ -702,4 +742,40 @@ async fn a_room_whose_last_tickets_are_being_paid_for_says_admission_is_paused()
     let mut stream = SseReader::open(&app, &format!("/api/queue/{ticket}/events")).await;
     let event = stream.expect("position").await;
     assert_eq!(event.json()["queueTicket"]["paused"], true);
+}
+
+/// One place per person: the same email joins once however it is written, and one address gets
+/// places only at the booking limit's pace, so a bot cannot fill the line ahead of people.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_email_holds_one_place_and_one_address_joins_at_the_booking_limit() {
+    let app = spawn_app_with(gateway::GatewayConfig {
+        booking_limit_per_ip: 5,
+        ..testkit::gateway::test_config()
+    })
+    .await;
+    let (concert, _) = create_room(&app, 10, 1, Duration::from_secs(60)).await;
+    let (status, first) = join(&app, concert, "Someone".to_owned()).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, again) = join(&app, concert, "someone".to_owned()).await;
+    assert_eq!(
+        (status, ticket_id(&again)),
+        (200, ticket_id(&first)),
+        "{again}"
+    );
+
+    let answers = join_all((0..40).map(|n| join(&app, concert, format!("bot-{n}")))).await;
+    let placed = answers.iter().filter(|(status, _)| *status == 201).count();
+    let limited = answers.iter().filter(|(status, _)| *status == 429).count();
+    assert_eq!(placed + limited, 40, "{answers:?}");
+    assert!(
+        (1..=10).contains(&placed),
+        "{placed} places for one address at 5/s with a burst of 10"
+    );
+    let seq: u64 = app
+        .state
+        .redis
+        .get(room_key(&app, concert, RoomKey::Seq))
+        .await
+        .expect("seq");
+    assert_eq!(seq, 1 + placed as u64, "no place taken by a refused join");
 }

@@ -306,16 +306,20 @@ async fn paths(options: &Options, watch: &Watch) -> Result<Vec<String>, String> 
     let http = reqwest::Client::new();
     let pool = Arc::new(Semaphore::new(64));
     let mut joins = tokio::task::JoinSet::new();
+    // One person a place: emails of this process alone, since several join one room.
+    let run = uuid::Uuid::new_v4().simple().to_string();
     for n in 0..options.clients {
         let url = format!(
             "http://{}/api/concerts/{concert}/queue",
             options.gateways[n % options.gateways.len()]
         );
         let (http, pool) = (http.clone(), Arc::clone(&pool));
+        let person = serde_json::json!({ "userEmail": format!("{run}-{n}@queue.example") });
         joins.spawn(async move {
             let _slot = pool.acquire().await.map_err(|e| e.to_string())?;
             let joined: Value = http
                 .post(url)
+                .json(&person)
                 .send()
                 .await
                 .and_then(reqwest::Response::error_for_status)

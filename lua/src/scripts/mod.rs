@@ -118,16 +118,18 @@ pub fn prelude() -> String {
         .collect();
     let (packed, status, reason, epoch) =
         (field::PACKED, field::STATUS, field::REASON, field::EPOCH);
-    let (concert, arrival, early) = (
+    let (concert, arrival, early, email) = (
         ticket_field::CONCERT,
         ticket_field::ARRIVAL,
         ticket_field::EARLY,
+        ticket_field::EMAIL,
     );
     format!(
         "local {} = {}\nlocal ID_CHARS = {IDEMPOTENCY_RECORD_ID_CHARS}\n\
          local F_PACKED, F_STATUS, F_REASON, F_EPOCH = \
          '{packed}', '{status}', '{reason}', '{epoch}'\n\
-         local T_CONCERT, T_ARRIVAL, T_EARLY = '{concert}', '{arrival}', '{early}'\n",
+         local T_CONCERT, T_ARRIVAL, T_EARLY, T_EMAIL = '{concert}', '{arrival}', '{early}', \
+         '{email}'\n",
         names.join(", "),
         codes.join(", ")
     )

@@ -7,7 +7,7 @@ use fred::types::Value;
 use fred::types::scripts::Script;
 
 use super::{Replication, Reply, ScriptError, Verify, acknowledged, deciding, decode, integer};
-use crate::keys::{IDEMPOTENCY_TTL_SECONDS, Keyspace, RoomKey};
+use crate::keys::{Keyspace, RoomKey};
 
 /// What joining did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,26 +164,26 @@ impl QueueScripts {
         ]
     }
 
-    /// Joins `room` with a new ticket `ticket_id`, unless `idempotency_key` joined before.
+    /// Joins `room` with a new ticket `ticket_id` for `email`, unless that email joined before.
     ///
-    /// KEYS: 1. `epoch` 2. `queue:<concertId>:key:<idempotencyKey>` 3. `queue:<concertId>:seq`
+    /// KEYS: 1. `epoch` 2. `queue:<concertId>:email:<email>` 3. `queue:<concertId>:seq`
     /// 4. `queue:<concertId>:early` 5. `queue:<concertId>:places` 6. `queue-ticket:<ticketId>`
     /// 7. `queue:<concertId>:admitted` 8. `queue:<concertId>:clock`
     ///
-    /// ARGV: 1. the new ticket's id 2. the concert id 3. sales opening, unix ms 4. lifetime of
-    /// the key's record, seconds 5. unix time the room's keys expire
+    /// ARGV: 1. the new ticket's id 2. the concert id 3. sales opening, unix ms 4. unix time the
+    /// room's keys expire 5. the email
     pub async fn join(
         &self,
         client: &Client,
         keys: &Keyspace,
         room: &Room<'_>,
         ticket_id: QueueTicketId,
-        idempotency_key: &str,
+        email: &str,
         verify: &impl Verify,
     ) -> Result<Joined, ScriptError> {
         let script_keys = vec![
             keys.epoch(room.shard),
-            keys.queue_key(room.shard, room.concert_id, idempotency_key),
+            keys.queue_place(room.shard, room.concert_id, email),
             room.key(keys, RoomKey::Seq),
             room.key(keys, RoomKey::Early),
             room.key(keys, RoomKey::Places),
@@ -195,8 +195,8 @@ impl QueueScripts {
             ticket_id.to_string(),
             room.concert_id.to_string(),
             room.opens_at_ms.to_string(),
-            IDEMPOTENCY_TTL_SECONDS.to_string(),
             room.keep_until.to_string(),
+            email.to_owned(),
         ];
         let fence = keys.fence(room.shard);
         let reply = acknowledged(
@@ -233,7 +233,7 @@ impl QueueScripts {
         }
     }
 
-    /// The ticket `idempotency_key` joined `concert_id`'s room with before, changing nothing:
+    /// The ticket `email` joined `concert_id`'s room with before, changing nothing:
     /// what a join refused before the script (sales closed, the room removed) answers instead.
     /// With replication, a ticket found is answered once the replicas hold it.
     pub async fn joined_before(
@@ -242,10 +242,10 @@ impl QueueScripts {
         keys: &Keyspace,
         shard: Shard,
         concert_id: ConcertId,
-        idempotency_key: &str,
+        email: &str,
     ) -> Result<Option<QueueTicketId>, ScriptError> {
         let known: Option<String> = client
-            .get(keys.queue_key(shard, concert_id, idempotency_key))
+            .get(keys.queue_place(shard, concert_id, email))
             .await?;
         let Some(known) = known else {
             return Ok(None);

@@ -130,12 +130,15 @@ pub(crate) async fn create_room(
         .parse()?)
 }
 
-/// A new place in `concert`'s waiting room for every request.
+/// A new place in `concert`'s waiting room for every request: one person (email) each.
 pub(crate) fn join(host: SocketAddr, concert: Uuid) -> pressure::MakeRequest {
-    Arc::new(move |_| {
+    Arc::new(move |n| {
         Request::post(format!("/api/concerts/{concert}/queue"))
             .header("host", host.to_string())
-            .body(Full::default())
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(format!(
+                r#"{{"userEmail":"fan{n}@queue.example"}}"#
+            ))))
             .unwrap_or_default()
     })
 }
