@@ -16,7 +16,7 @@ const concert: Concert = {
 };
 
 function ticket(paused: boolean): QueueTicket {
-  return { id: "t-1", concertId: concert.id, position: 1200, admitted: false, soldOut: false, paused };
+  return { id: "t-1", concertId: concert.id, ticketToken: "0a1b", position: 1200, admitted: false, soldOut: false, paused };
 }
 
 function renderWaiting(paused: boolean) {

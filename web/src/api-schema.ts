@@ -260,7 +260,8 @@ export interface paths {
         };
         /**
          * A waiting-room ticket: its position (0 once admitted), and when admitted the token to book
-         *     with (`Admission-Token`) and when it expires.
+         *     with (`Admission-Token`) and when it expires. Read with the ticket's `ticketToken`: without
+         *     it, or with another, the ticket is not found.
          */
         get: operations["getQueueTicket"];
         put?: never;
@@ -624,6 +625,11 @@ export interface components {
             position?: number | null;
             /** @description True once the concert sold out before this ticket was admitted. */
             soldOut: boolean;
+            /**
+             * @description The credential that reads this ticket: `?token=` on `GET /api/queue/{id}` and its
+             *     `/events`. The id alone reads nothing.
+             */
+            ticketToken: string;
         };
         /**
          * Format: uuid
@@ -1221,7 +1227,10 @@ export interface operations {
     };
     getQueueTicket: {
         parameters: {
-            query?: never;
+            query: {
+                /** @description The ticket's `ticketToken`, from joining */
+                token: string;
+            };
             header?: never;
             path: {
                 /** @description The queue ticket */
@@ -1258,7 +1267,10 @@ export interface operations {
     };
     queueEvents: {
         parameters: {
-            query?: never;
+            query: {
+                /** @description The ticket's `ticketToken`, from joining */
+                token: string;
+            };
             header?: never;
             path: {
                 /** @description The queue ticket */

@@ -111,8 +111,14 @@ export async function joinQueue(concertId: string, email: string): Promise<Queue
   return body.queueTicket;
 }
 
-export async function fetchQueueTicket(id: string): Promise<QueueTicket> {
-  const body = await call<{ queueTicket: QueueTicket }>(`/api/queue/${id}`);
+/** Where a queue ticket is read, with the credential its join answered (the id alone reads
+ * nothing); `tail` is "" for the ticket, "/events" for its stream. */
+export function queueTicketPath(id: string, token: string, tail: "" | "/events" = ""): string {
+  return `/api/queue/${id}${tail}?token=${encodeURIComponent(token)}`;
+}
+
+export async function fetchQueueTicket(id: string, token: string): Promise<QueueTicket> {
+  const body = await call<{ queueTicket: QueueTicket }>(queueTicketPath(id, token));
   return body.queueTicket;
 }
 

@@ -1,11 +1,25 @@
-// A concert's waiting room, as one visitor lives it: join once with an email (the ticket id and
-// the email kept in local storage, so a reload keeps the place, and the booking uses that email), follow the position over `/api/queue/{id}/events`, and
+// A concert's waiting room, as one visitor lives it: join once with an email (the ticket, its
+// credential and the email kept in local storage, so a reload keeps the place, and the booking
+// uses that email), follow the position over `/api/queue/{id}/events`, and
 // end admitted (with the token to book with) or told it sold out.
 import { useCallback, useEffect, useRef, useState } from "react";
-import { ApiProblem, fetchQueueTicket, joinQueue, type QueueTicket } from "./api";
+import { ApiProblem, fetchQueueTicket, joinQueue, queueTicketPath, type QueueTicket } from "./api";
 
 const storageKey = (concertId: string) => `queue:${concertId}`;
 const emailKey = (concertId: string) => `queue-email:${concertId}`;
+
+/** A place in line as kept: the ticket and the credential that reads it. */
+type Place = { id: string; token: string };
+
+function storedPlace(concertId: string): Place | null {
+  try {
+    const place = JSON.parse(localStorage.getItem(storageKey(concertId)) ?? "null") as Partial<Place> | null;
+    return place?.id && place.token ? { id: place.id, token: place.token } : null;
+  } catch {
+    // Kept by an older version (the id alone, which no longer reads the ticket): join again.
+    return null;
+  }
+}
 
 /** Seconds until a place `position` is reached at `admitPerSecond`, rounded up. */
 export function waitSeconds(position: number, admitPerSecond: number): number {
@@ -47,7 +61,7 @@ export function useWaitingRoom(concertId: string): {
   email: string | null;
 } {
   const [line, setLine] = useState<Line>({ state: "outside" });
-  const [ticketId, setTicketId] = useState<string | null>(() => localStorage.getItem(storageKey(concertId)));
+  const [place, setPlace] = useState<Place | null>(() => storedPlace(concertId));
   const [email, setEmail] = useState<string | null>(() => localStorage.getItem(emailKey(concertId)));
   // Bumped to read the ticket and open its stream again after either failed.
   const [attempt, setAttempt] = useState(0);
@@ -64,7 +78,7 @@ export function useWaitingRoom(concertId: string): {
   }, []);
 
   useEffect(() => {
-    if (!ticketId) return;
+    if (!place) return;
     let source: EventSource | undefined;
     let retry: ReturnType<typeof setTimeout> | undefined;
     let closed = false;
@@ -73,12 +87,12 @@ export function useWaitingRoom(concertId: string): {
       failures.current += 1;
       retry = setTimeout(() => setAttempt((n) => n + 1), retryDelayMs(failures.current));
     };
-    fetchQueueTicket(ticketId)
+    fetchQueueTicket(place.id, place.token)
       .then((ticket) => {
         if (closed) return;
         follow(ticket);
         if (ticket.admitted || ticket.soldOut) return;
-        source = new EventSource(`/api/queue/${ticketId}/events`);
+        source = new EventSource(queueTicketPath(place.id, place.token, "/events"));
         for (const name of ["position", "admitted", "soldout"]) {
           source.addEventListener(name, (event) => {
             failures.current = 0;
@@ -101,7 +115,7 @@ export function useWaitingRoom(concertId: string): {
         localStorage.removeItem(storageKey(concertId));
         localStorage.removeItem(emailKey(concertId));
         if (!closed) {
-          setTicketId(null);
+          setPlace(null);
           setLine({ state: "outside" });
         }
       });
@@ -110,18 +124,19 @@ export function useWaitingRoom(concertId: string): {
       clearTimeout(retry);
       source?.close();
     };
-  }, [concertId, ticketId, follow, attempt]);
+  }, [concertId, place, follow, attempt]);
 
   const join = useCallback(
     (joining: string) => {
       setLine({ state: "joining" });
       joinQueue(concertId, joining)
         .then((ticket) => {
-          localStorage.setItem(storageKey(concertId), ticket.id);
+          const joined = { id: ticket.id, token: ticket.ticketToken };
+          localStorage.setItem(storageKey(concertId), JSON.stringify(joined));
           localStorage.setItem(emailKey(concertId), joining);
           follow(ticket);
           setEmail(joining);
-          setTicketId(ticket.id);
+          setPlace(joined);
         })
         .catch((error: Error) => setLine({ state: "failed", message: error.message }));
     },

@@ -425,14 +425,19 @@ impl Feed for QueueStream {
 /// A waiting-room ticket as server-sent events: `position` now and whenever it (or `paused`)
 /// changes, then `admitted` (with the admission token) or `soldout`, then the end.
 #[utoipa::path(get, path = "/api/queue/{id}/events", operation_id = "queueEvents", tag = "waiting room",
-    params(("id" = Uuid, Path, description = "The queue ticket")),
+    params(
+        ("id" = Uuid, Path, description = "The queue ticket"),
+        ("token" = String, Query, description = "The ticket's `ticketToken`, from joining"),
+    ),
     responses((status = 200, description = "Events `position`, `admitted` and `soldout`, each a `TicketEnvelope`", content_type = "text/event-stream", body = ServerSentEvent), StreamProblems))]
 pub async fn queue_stream(
     streams: Arc<Streams>,
     rooms: Arc<WaitingRooms>,
     id: &str,
+    query: Option<&str>,
 ) -> Result<Response<Body>, ApiError> {
     let id = path_id(id)?;
+    rooms.authorize(id, crate::api::queue::ticket_token(query).as_deref())?;
     let permit = streams.capacity.admit()?;
     let ticks = streams.hub.queue();
     let (ticket, admitted, state) = rooms.read(id).await?;

@@ -29,8 +29,8 @@ use crate::waiting_room::{QueueError, TicketEnvelope};
         (status = 201, description = "Joined", body = TicketEnvelope,
             headers(("Location" = String, description = "The ticket: `/api/queue/{id}`")),
             links(
-                ("GetQueueTicket" = (operation_id = "getQueueTicket", parameters(("id" = "$response.body#/queueTicket/id")))),
-                ("QueueEvents" = (operation_id = "queueEvents", parameters(("id" = "$response.body#/queueTicket/id")))),
+                ("GetQueueTicket" = (operation_id = "getQueueTicket", parameters(("id" = "$response.body#/queueTicket/id"), ("token" = "$response.body#/queueTicket/ticketToken")))),
+                ("QueueEvents" = (operation_id = "queueEvents", parameters(("id" = "$response.body#/queueTicket/id"), ("token" = "$response.body#/queueTicket/ticketToken")))),
             )),
         (status = 200, description = "The email joined before: its ticket", body = TicketEnvelope),
         (status = 400, response = Invalid),
@@ -88,9 +88,13 @@ struct JoinForm {
 }
 
 /// A waiting-room ticket: its position (0 once admitted), and when admitted the token to book
-/// with (`Admission-Token`) and when it expires.
+/// with (`Admission-Token`) and when it expires. Read with the ticket's `ticketToken`: without
+/// it, or with another, the ticket is not found.
 #[utoipa::path(get, path = "/api/queue/{id}", operation_id = "getQueueTicket", tag = "waiting room",
-    params(("id" = Uuid, Path, description = "The queue ticket")),
+    params(
+        ("id" = Uuid, Path, description = "The queue ticket"),
+        ("token" = String, Query, description = "The ticket's `ticketToken`, from joining"),
+    ),
     responses(
         (status = 200, description = "The ticket", body = TicketEnvelope),
         (status = 400, response = Invalid),
@@ -99,8 +103,13 @@ struct JoinForm {
         (status = 503, description = "Redis is down or the gateway is at capacity", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
     )
 )]
-pub async fn get(rooms: &WaitingRooms, id: &str) -> Result<Response<Body>, ApiError> {
+pub async fn get(
+    rooms: &WaitingRooms,
+    id: &str,
+    query: Option<&str>,
+) -> Result<Response<Body>, ApiError> {
     let id = path_id(id)?;
+    rooms.authorize(id, ticket_token(query).as_deref())?;
     let ticket = rooms.ticket_view(id).await?;
     json(
         StatusCode::OK,
@@ -108,6 +117,13 @@ pub async fn get(rooms: &WaitingRooms, id: &str) -> Result<Response<Body>, ApiEr
             queue_ticket: ticket,
         },
     )
+}
+
+/// The `token` of a query string, if any.
+pub fn ticket_token(query: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(name, _)| name == "token")
+        .map(|(_, value)| value.into_owned())
 }
 
 impl From<QueueError> for ApiError {

@@ -110,7 +110,14 @@ pub(super) fn routes() -> Vec<Route> {
             })
         }),
         documented::<__path_ticket>(Policy::READ, |call| {
-            Box::pin(async move { queue::get(&call.state.waiting_rooms, call.param()).await })
+            Box::pin(async move {
+                queue::get(
+                    &call.state.waiting_rooms,
+                    call.param(),
+                    call.parts.uri.query(),
+                )
+                .await
+            })
         }),
         documented::<__path_queue_stream>(Policy::STREAM, |call| {
             Box::pin(async move {
@@ -120,6 +127,7 @@ pub(super) fn routes() -> Vec<Route> {
                     Arc::clone(&state.streams),
                     Arc::clone(&state.waiting_rooms),
                     &id,
+                    call.parts.uri.query(),
                 )
                 .await
             })

@@ -92,6 +92,9 @@ pub struct TicketView {
     /// the draw at opening.
     pub position: Option<u64>,
     pub admitted: bool,
+    /// The credential that reads this ticket: `?token=` on `GET /api/queue/{id}` and its
+    /// `/events`. The id alone reads nothing.
+    pub ticket_token: String,
     /// True once the concert sold out before this ticket was admitted.
     pub sold_out: bool,
     /// True while admission is paused: no tickets are left, but unsettled bookings may still give
@@ -267,6 +270,7 @@ impl WaitingRooms {
             concert_id: ticket.concert_id,
             position: ticket.position(admitted),
             admitted: ticket.expires_at_ms.is_some(),
+            ticket_token: self.secret.ticket_token(ticket.id),
             sold_out: state == RoomState::SoldOut && ticket.expires_at_ms.is_none(),
             paused: state == RoomState::Paused && ticket.expires_at_ms.is_none(),
             admission_token: token,
@@ -331,6 +335,15 @@ impl WaitingRooms {
                 .and_then(RoomState::parse)
                 .unwrap_or_default(),
         ))
+    }
+
+    /// `id`, if `token` is its credential; a wrong one is told the ticket does not exist.
+    pub fn authorize(&self, id: QueueTicketId, token: Option<&str>) -> Result<(), QueueError> {
+        if self.secret.holds(id, token) {
+            Ok(())
+        } else {
+            Err(QueueError::TicketNotFound(id))
+        }
     }
 
     pub async fn ticket_view(&self, id: QueueTicketId) -> Result<TicketView, QueueError> {

@@ -130,6 +130,27 @@ impl AdmissionSecret {
         Ok(ticket)
     }
 
+    /// The credential that reads `ticket` (and its stream): an HMAC of its id, so the id alone,
+    /// which carries few unpredictable bits, fetches nothing, and no gateway has to store it.
+    pub fn ticket_token(&self, ticket: QueueTicketId) -> String {
+        hex::encode(
+            self.mac(&[b"ticket", ticket.uuid().as_bytes()])
+                .finalize()
+                .into_bytes(),
+        )
+    }
+
+    /// Whether `token` is `ticket`'s credential, compared in constant time.
+    pub fn holds(&self, ticket: QueueTicketId, token: Option<&str>) -> bool {
+        token
+            .and_then(|token| hex::decode(token).ok())
+            .is_some_and(|token| {
+                self.mac(&[b"ticket", ticket.uuid().as_bytes()])
+                    .verify_slice(&token)
+                    .is_ok()
+            })
+    }
+
     /// Puts `tickets` (the early joiners, in arrival order) in the drawn order: a shuffle in
     /// which every order is equally likely, from a generator seeded by the secret and the
     /// concert, so every gateway draws the same order and nobody outside can predict it.
@@ -238,6 +259,22 @@ mod tests {
         secret().draw(concert.into(), &mut a);
         secret().draw(concert.into(), &mut b);
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_ticket_is_read_with_its_own_token_alone() {
+        let (ticket, other) = (
+            QueueTicketId::from(Uuid::now_v7()),
+            QueueTicketId::from(Uuid::now_v7()),
+        );
+        let token = secret().ticket_token(ticket);
+        assert_eq!(token.len(), 64, "256 bits");
+        assert!(secret().holds(ticket, Some(&token)));
+        assert!(!secret().holds(other, Some(&token)));
+        assert!(!secret().holds(ticket, None));
+        assert!(!secret().holds(ticket, Some(&ticket.to_string())));
+        let other_secret = AdmissionSecret::new(&[8u8; 32]).expect("long enough");
+        assert!(!other_secret.holds(ticket, Some(&token)));
     }
 
     #[test]

@@ -80,6 +80,14 @@ pub(crate) async fn join(app: &TestApp, concert: Uuid, who: String) -> (u16, Val
     (status, response.json().await.expect("json"))
 }
 
+/// Where the ticket of a join's `answer` is read, with its credential: `tail` is `""` for the
+/// ticket, `"/events"` for its stream.
+fn ticket_path(answer: &Value, tail: &str) -> String {
+    let ticket = &answer["queueTicket"];
+    let token = ticket["ticketToken"].as_str().expect("ticket token");
+    format!("/api/queue/{}{tail}?token={token}", ticket_id(answer))
+}
+
 fn ticket_id(answer: &Value) -> Uuid {
     answer["queueTicket"]["id"]
         .as_str()
@@ -168,6 +176,7 @@ async fn two_gateways_admit_at_the_rate_fairly_and_sell_exactly_the_stock() {
     // 2,000 join before sales open, through both gateways, 25 at a time.
     let mut early = Vec::new();
     let mut joiner: HashMap<String, String> = HashMap::new();
+    let mut paths: HashMap<String, String> = HashMap::new();
     for batch in (0..2_000).collect::<Vec<u32>>().chunks(25) {
         let joins = batch
             .iter()
@@ -180,6 +189,7 @@ async fn two_gateways_admit_at_the_rate_fairly_and_sell_exactly_the_stock() {
             );
             early.push(ticket_id(&answer));
             joiner.insert(ticket_id(&answer).to_string(), format!("early-{n}"));
+            paths.insert(ticket_id(&answer).to_string(), ticket_path(&answer, ""));
         }
     }
     // One place per email.
@@ -198,6 +208,7 @@ async fn two_gateways_admit_at_the_rate_fairly_and_sell_exactly_the_stock() {
         assert_eq!(status, 201, "{answer}");
         late.push(ticket_id(&answer));
         joiner.insert(ticket_id(&answer).to_string(), format!("late-{n}"));
+        paths.insert(ticket_id(&answer).to_string(), ticket_path(&answer, ""));
     }
 
     // Every fifth admitted person books; the others hold their admission unspent. The admitted
@@ -234,7 +245,7 @@ async fn two_gateways_admit_at_the_rate_fairly_and_sell_exactly_the_stock() {
         ready.sort();
         // Only the stock's worth of buyers: the 501st would rightly find it gone.
         for (place, ticket) in ready.into_iter().take(500 - booked.len()) {
-            let view: Value = second.get_json(&format!("/api/queue/{ticket}")).await;
+            let view: Value = second.get_json(&paths[&ticket]).await;
             assert_eq!(view["queueTicket"]["admitted"], true);
             assert_eq!(view["queueTicket"]["position"], 0);
             let token = view["queueTicket"]["admissionToken"]
@@ -340,7 +351,7 @@ async fn two_gateways_admit_at_the_rate_fairly_and_sell_exactly_the_stock() {
         "the test tells reverse order"
     );
     for (n, ticket) in late.iter().enumerate() {
-        let view: Value = second.get_json(&format!("/api/queue/{ticket}")).await;
+        let view: Value = second.get_json(&paths[&ticket.to_string()]).await;
         let position = view["queueTicket"]["position"].as_u64().expect("position");
         let expected_place = 2_001 + n as u64;
         match view["queueTicket"]["admitted"].as_bool() {
@@ -403,6 +414,22 @@ async fn tokens_that_are_missing_forged_or_for_another_concert_book_nothing() {
         .get_json(&format!("/api/queue/{}", Uuid::now_v7()))
         .await;
     assert_eq!(missing["code"], "QueueTicketNotFound");
+    // A ticket's id alone reads nothing, nor another ticket's credential.
+    let (_, mine) = join(&app, concert, "mine".to_owned()).await;
+    let (_, theirs) = join(&app, concert, "theirs".to_owned()).await;
+    let other_token = theirs["queueTicket"]["ticketToken"]
+        .as_str()
+        .expect("token");
+    for path in [
+        format!("/api/queue/{}", ticket_id(&mine)),
+        format!("/api/queue/{}?token={other_token}", ticket_id(&mine)),
+        format!("/api/queue/{}/events?token={other_token}", ticket_id(&mine)),
+    ] {
+        let response = app.client.get(app.url(&path)).send().await.expect("sent");
+        assert_eq!(response.status(), 404, "{path}");
+    }
+    let own: Value = app.get_json(&ticket_path(&mine, "")).await;
+    assert_eq!(own["queueTicket"]["id"], mine["queueTicket"]["id"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -490,7 +517,7 @@ async fn admissions_left_to_expire_are_given_to_the_next_in_line() {
 async fn admitted(app: &TestApp, concert: Uuid, key: &str) -> (Uuid, String) {
     let (_, answer) = join(app, concert, key.to_owned()).await;
     let ticket = ticket_id(&answer);
-    let mut stream = SseReader::open(app, &format!("/api/queue/{ticket}/events")).await;
+    let mut stream = SseReader::open(app, &ticket_path(&answer, "/events")).await;
     loop {
         let event = stream
             .next()
@@ -727,10 +754,9 @@ async fn a_room_whose_last_tickets_are_being_paid_for_says_admission_is_paused()
     assert_eq!(status, 202, "{booked}");
 
     let (_, joined) = join(&app, concert, "next".to_owned()).await;
-    let ticket = ticket_id(&joined);
     let deadline = Instant::now() + Duration::from_secs(5);
     let view = loop {
-        let view: Value = app.get_json(&format!("/api/queue/{ticket}")).await;
+        let view: Value = app.get_json(&ticket_path(&joined, "")).await;
         if view["queueTicket"]["paused"] == true {
             break view;
         }
@@ -739,7 +765,7 @@ async fn a_room_whose_last_tickets_are_being_paid_for_says_admission_is_paused()
     };
     assert_eq!(view["queueTicket"]["soldOut"], false, "{view}");
     assert_eq!(view["queueTicket"]["admitted"], false, "{view}");
-    let mut stream = SseReader::open(&app, &format!("/api/queue/{ticket}/events")).await;
+    let mut stream = SseReader::open(&app, &ticket_path(&joined, "/events")).await;
     let event = stream.expect("position").await;
     assert_eq!(event.json()["queueTicket"]["paused"], true);
 }

@@ -18,8 +18,8 @@
 //! when its input closes.
 //!
 //! With `--queue <concertId>` instead, each client first joins the concert's waiting room and then
-//! follows its own place (`GET /api/queue/{ticketId}/events`); a change is then an admission tick
-//! moving the place (`position`, or `admitted`, after which the stream ends).
+//! follows its own place (`GET /api/queue/{ticketId}/events?token=`); a change is then an
+//! admission tick moving the place (`position`, or `admitted`, after which the stream ends).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -327,10 +327,12 @@ async fn paths(options: &Options, watch: &Watch) -> Result<Vec<String>, String> 
                 .json()
                 .await
                 .map_err(|e| e.to_string())?;
-            let ticket = joined["queueTicket"]["id"]
-                .as_str()
-                .ok_or_else(|| format!("a join answered {joined}"))?;
-            Ok::<_, String>(format!("/api/queue/{ticket}/events"))
+            let ticket = &joined["queueTicket"];
+            let (Some(id), Some(token)) = (ticket["id"].as_str(), ticket["ticketToken"].as_str())
+            else {
+                return Err(format!("a join answered {joined}"));
+            };
+            Ok::<_, String>(format!("/api/queue/{id}/events?token={token}"))
         });
     }
     let mut paths = Vec::with_capacity(options.clients);
