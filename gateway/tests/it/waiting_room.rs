@@ -2,7 +2,7 @@
 //! order, later ones in arrival order, admission at the room's rate across gateways (one of them
 //! stopped halfway), every admission booking once, and nothing booked without one.
 
-use api_types::headers::ADMISSION_TOKEN;
+use api_types::headers::{ADMISSION_TOKEN, X_FORWARDED_FOR};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -804,4 +804,126 @@ async fn one_email_holds_one_place_and_one_address_joins_at_the_booking_limit() 
         .await
         .expect("seq");
     assert_eq!(seq, 1 + placed as u64, "no place taken by a refused join");
+}
+
+/// Joins `concert`'s room as `email` from client address `from` (the gateway trusts the test's
+/// proxy header): the status and the ticket id, if one was answered.
+async fn join_from(app: &TestApp, concert: Uuid, email: &str, from: &str) -> (u16, Option<Uuid>) {
+    let response = app
+        .client
+        .post(app.url(&format!("/api/concerts/{concert}/queue")))
+        .header(X_FORWARDED_FOR, from)
+        .json(&serde_json::json!({ "userEmail": email }))
+        .send()
+        .await
+        .expect("sent");
+    let status = response.status().as_u16();
+    let answer: Value = response.json().await.expect("json");
+    let ticket = answer["queueTicket"]["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok());
+    (status, ticket)
+}
+
+/// A bot on one address joins 1,000 times (200 mailboxes, each five times) while 50 households of
+/// 20 people each join from their own addresses, all before the draw. The bot holds at most one
+/// place per email and only what the per-address limit lets through, so the draw gives it no
+/// more of the first places than its small share of the line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bot_on_one_address_cannot_crowd_the_line_before_the_draw() {
+    let mut config = testkit::gateway::test_config();
+    config.booking_limit_per_ip = 10;
+    config.trusted_proxies = vec!["127.0.0.1/32".parse().expect("network")];
+    let app = spawn_app_with(config).await;
+    let opens_in = Duration::from_secs(8);
+    let (concert, _) = create_room(&app, 100, 1, opens_in).await;
+    let opening = Instant::now() + opens_in;
+
+    let app = &app;
+    let bot = async {
+        let mut held: HashMap<String, HashSet<Uuid>> = HashMap::new();
+        for wave in (0..1_000).collect::<Vec<u32>>().chunks(50) {
+            let joins = wave.iter().map(|n| async move {
+                let email = format!("bot-{}@bots.example", n % 200);
+                (
+                    email.clone(),
+                    join_from(app, concert, &email, "198.51.100.66").await,
+                )
+            });
+            for (email, (status, ticket)) in join_all(joins).await {
+                match (status, ticket) {
+                    (201 | 200, Some(ticket)) => {
+                        held.entry(email).or_default().insert(ticket);
+                    }
+                    (429, None) => {}
+                    other => panic!("a bot join answered {other:?}"),
+                }
+            }
+        }
+        held
+    };
+    let households = join_all((0..50u32).map(|house| async move {
+        let from = format!("203.0.113.{}", house + 1);
+        let people = (0..20).map(|person| {
+            let email = format!("person-{house}-{person}@home.example");
+            let from = from.clone();
+            async move { join_from(app, concert, &email, &from).await }
+        });
+        join_all(people).await
+    }));
+    let (held, households) = tokio::join!(bot, households);
+    assert!(
+        Instant::now() < opening,
+        "the joins took too long to be early"
+    );
+
+    for (email, tickets) in &held {
+        assert_eq!(tickets.len(), 1, "{email} holds {tickets:?}");
+    }
+    let bot_tickets: HashSet<Uuid> = held.values().flatten().copied().collect();
+    let elapsed = opens_in.as_secs_f64() - (opening - Instant::now()).as_secs_f64();
+    assert!(
+        (bot_tickets.len() as f64) <= 20.0 + 10.0 * elapsed + 1.0,
+        "{} bot places in {elapsed:.1} s at 10/s with a burst of 20",
+        bot_tickets.len()
+    );
+    let honest: Vec<Uuid> = households
+        .into_iter()
+        .flatten()
+        .map(|(status, ticket)| {
+            assert_eq!(status, 201, "a household member was refused");
+            ticket.expect("a ticket")
+        })
+        .collect();
+    assert_eq!(honest.len(), 1_000);
+
+    tokio::time::sleep(opening - Instant::now() + Duration::from_millis(500)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let places = loop {
+        let places: HashMap<u64, String> = app
+            .state
+            .redis
+            .hgetall(room_key(app, concert, RoomKey::Places))
+            .await
+            .expect("places");
+        if places.len() == honest.len() + bot_tickets.len() {
+            break places;
+        }
+        assert!(Instant::now() < deadline, "drawn {} places", places.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let first_hundred = (1..=100u64)
+        .filter(|place| {
+            places
+                .get(place)
+                .and_then(|ticket| ticket.parse().ok())
+                .is_some_and(|ticket: Uuid| bot_tickets.contains(&ticket))
+        })
+        .count();
+    let share = bot_tickets.len() as f64 / places.len() as f64;
+    assert!(
+        (first_hundred as f64) <= 100.0 * share * 2.5 + 5.0,
+        "the bot took {first_hundred} of the first 100 places with {:.1} % of the line",
+        share * 100.0
+    );
 }
