@@ -2,19 +2,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { BookingForm } from "./BookingForm";
-import type { Concert, Tier } from "./api";
-
-const tier: Tier = { id: "tier-1", concertId: "c-1", name: "VIP", price: 100, totalQuantity: 100, availableQuantity: 50 };
-const concert: Concert = {
-  id: "c-1",
-  name: "Night",
-  description: "",
-  location: "Hall",
-  date: "2030-01-01T20:00:00Z",
-  salesOpenAt: "2029-01-01T00:00:00Z",
-  salesCloseAt: "2030-01-01T20:00:00Z",
-  ticketTiers: [tier],
-};
+import { concert, tier } from "./fixtures";
 
 class QuietEventSource {
   close() {}

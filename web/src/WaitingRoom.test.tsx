@@ -2,18 +2,9 @@ import { afterEach, describe, expect, it } from "vitest";
 import { cleanup, render, screen } from "@testing-library/react";
 import { WaitingRoomPanel } from "./WaitingRoom";
 import type { Concert, QueueTicket } from "./api";
+import { concert as onSale } from "./fixtures";
 
-const concert: Concert = {
-  id: "c-1",
-  name: "Night",
-  description: "",
-  location: "Hall",
-  date: "2030-01-01T20:00:00Z",
-  salesOpenAt: "2029-01-01T00:00:00Z",
-  salesCloseAt: "2030-01-01T20:00:00Z",
-  waitingRoom: { admitPerSecond: 10 },
-  ticketTiers: [],
-};
+const concert: Concert = { ...onSale, waitingRoom: { admitPerSecond: 10 } };
 
 function ticket(paused: boolean): QueueTicket {
   return { id: "t-1", concertId: concert.id, ticketToken: "0a1b", position: 1200, admitted: false, soldOut: false, paused };
