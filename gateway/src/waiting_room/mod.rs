@@ -337,7 +337,8 @@ impl WaitingRooms {
         ))
     }
 
-    /// `id`, if `token` is its credential; a wrong one is told the ticket does not exist.
+    /// Lets `token` read ticket `id` only if it is the ticket's credential; any other is told
+    /// the ticket does not exist.
     pub fn authorize(&self, id: QueueTicketId, token: Option<&str>) -> Result<(), QueueError> {
         if self.secret.holds(id, token) {
             Ok(())
