@@ -128,6 +128,9 @@ pub struct Ticket {
     pub expires_at_ms: Option<i64>,
     /// Who joined with it: its admission books for this email alone.
     pub email: String,
+    /// Its credential ([`AdmissionSecret::ticket_token`]), made once when the ticket is read: a
+    /// stream sends the ticket at every admission tick, an HMAC each time would cost every one.
+    pub token: String,
 }
 
 impl Ticket {
@@ -247,6 +250,7 @@ impl WaitingRooms {
                     place,
                     expires_at_ms: None,
                     email: email.as_str().to_owned(),
+                    token: self.secret.ticket_token(ticket_id),
                 };
                 Ok((self.view(&ticket, admitted, state), true))
             }
@@ -270,7 +274,7 @@ impl WaitingRooms {
             concert_id: ticket.concert_id,
             position: ticket.position(admitted),
             admitted: ticket.expires_at_ms.is_some(),
-            ticket_token: self.secret.ticket_token(ticket.id),
+            ticket_token: ticket.token.clone(),
             sold_out: state == RoomState::SoldOut && ticket.expires_at_ms.is_none(),
             paused: state == RoomState::Paused && ticket.expires_at_ms.is_none(),
             admission_token: token,
@@ -326,6 +330,7 @@ impl WaitingRooms {
             place,
             expires_at_ms,
             email: fields.get(ticket_field::EMAIL).cloned().unwrap_or_default(),
+            token: self.secret.ticket_token(id),
         };
         Ok((
             ticket,
