@@ -295,6 +295,15 @@ pub async fn post_concert_at(client: &reqwest::Client, base: &str, body: &NewCon
     response.json().await.expect("json")
 }
 
+/// An answer's `Retry-After`, in whole seconds.
+pub fn retry_after(response: &reqwest::Response) -> u64 {
+    response.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds")
+}
+
 /// The value of the first series in `metrics` whose line starts with `line_start`; 0 if none.
 pub fn counter(metrics: &str, line_start: &str) -> f64 {
     metrics

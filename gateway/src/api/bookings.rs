@@ -138,10 +138,7 @@ impl BookingRequest {
         let ticket_tier_id = check
             .required(&form.ticket_tier_id, "ticketTierId")
             .and_then(|v| check.id(v, "ticketTierId"));
-        let user_email = check
-            .required(&form.user_email, "userEmail")
-            .and_then(|v| check.string(v, "userEmail"))
-            .and_then(|email| check.parsed("userEmail", "format", Email::parse(email)));
+        let user_email = check.email(&form.user_email, "userEmail");
         let quantity = check
             .required(&form.quantity, "quantity")
             .and_then(|v| check.integer(v, "quantity", 1, i64::from(MAX_QUANTITY)))

@@ -7,7 +7,6 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use api_types::QueueJoinBody;
-use domain::values::Email;
 
 use crate::api::problems::{
     BodyLate, BodyTooLarge, Invalid, NotFound, NotJson, RateLimited, Recovering,
@@ -52,10 +51,7 @@ pub async fn join(
     let concert_id = path_id(concert_id)?;
     let form: JoinForm = parse_form(body)?;
     let mut check = Checker::default();
-    let email = check
-        .required(&form.user_email, "userEmail")
-        .and_then(|v| check.string(v, "userEmail"))
-        .and_then(|email| check.parsed("userEmail", "format", Email::parse(email)));
+    let email = check.email(&form.user_email, "userEmail");
     let email = check.finish(email)?;
     let catalog = catalog.current();
     let concert = catalog

@@ -67,25 +67,22 @@ impl RateLimits {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(until) = locked_out.get(&client).filter(|until| **until > now) {
-            return Err(self.auth_refused(*until - now));
+            crate::metrics::rate_limited(Limit::Authentication.name());
+            return Err(ApiError::RateLimited {
+                limit: Limit::Authentication,
+                retry_after: *until - now,
+            });
         }
         let checked = check();
         if matches!(checked, Err(ApiError::Unauthorized))
-            && let Err(not_until) = self.auth_failures.check_key(&client)
+            && let Err(refused) = self.check(Limit::Authentication, client)
         {
-            let wait = not_until.wait_time_from(self.clock.now());
-            locked_out.insert(client, now + wait);
-            return Err(self.auth_refused(wait));
+            if let ApiError::RateLimited { retry_after, .. } = refused {
+                locked_out.insert(client, now + retry_after);
+            }
+            return Err(refused);
         }
         checked
-    }
-
-    fn auth_refused(&self, retry_after: Duration) -> ApiError {
-        crate::metrics::rate_limited(Limit::Authentication.name());
-        ApiError::RateLimited {
-            limit: Limit::Authentication,
-            retry_after,
-        }
     }
 
     /// Takes one request of `client` from `limit`, or says how long to wait.

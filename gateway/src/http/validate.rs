@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use domain::money::Money;
+use domain::values::Email;
 
 use crate::http::error::{ApiError, FieldError};
 
@@ -197,6 +198,13 @@ impl Checker {
             format!("must be a string, not {}", type_name(value)),
         );
         None
+    }
+
+    /// A required email address, normalised ([`Email::parse`]).
+    pub fn email(&mut self, value: &Option<Value>, field: &str) -> Option<Email> {
+        let text = self.required(value, field)?;
+        let text = self.string(text, field)?;
+        self.parsed(field, "format", Email::parse(text))
     }
 
     pub fn id<Id: From<Uuid>>(&mut self, value: &Value, field: &str) -> Option<Id> {

@@ -86,12 +86,7 @@ impl AdmissionSecret {
         expires_at_ms: i64,
     ) -> String {
         let expires = expires_at_ms.to_string();
-        let mac = self.mac(&[
-            concert.uuid().as_bytes(),
-            ticket.uuid().as_bytes(),
-            expires.as_bytes(),
-            email.as_bytes(),
-        ]);
+        let mac = self.admission_mac(concert, ticket, &expires, email);
         format!(
             "{ticket}.{expires}.{}",
             hex::encode(mac.finalize().into_bytes())
@@ -116,14 +111,9 @@ impl AdmissionSecret {
         let ticket: QueueTicketId = ticket.parse().map_err(|_| Refusal::Malformed)?;
         let expires_at_ms: i64 = expires.parse().map_err(|_| Refusal::Malformed)?;
         let signature = hex::decode(signature).map_err(|_| Refusal::Malformed)?;
-        self.mac(&[
-            concert.uuid().as_bytes(),
-            ticket.uuid().as_bytes(),
-            expires.as_bytes(),
-            email.as_bytes(),
-        ])
-        .verify_slice(&signature)
-        .map_err(|_| Refusal::Forged)?;
+        self.admission_mac(concert, ticket, expires, email)
+            .verify_slice(&signature)
+            .map_err(|_| Refusal::Forged)?;
         if now.timestamp_millis() >= expires_at_ms {
             return Err(Refusal::Expired);
         }
@@ -133,22 +123,34 @@ impl AdmissionSecret {
     /// The credential that reads `ticket` (and its stream): an HMAC of its id, so the id alone,
     /// which carries few unpredictable bits, fetches nothing, and no gateway has to store it.
     pub fn ticket_token(&self, ticket: QueueTicketId) -> String {
-        hex::encode(
-            self.mac(&[b"ticket", ticket.uuid().as_bytes()])
-                .finalize()
-                .into_bytes(),
-        )
+        hex::encode(self.ticket_mac(ticket).finalize().into_bytes())
     }
 
     /// Whether `token` is `ticket`'s credential, compared in constant time.
     pub fn holds(&self, ticket: QueueTicketId, token: Option<&str>) -> bool {
         token
             .and_then(|token| hex::decode(token).ok())
-            .is_some_and(|token| {
-                self.mac(&[b"ticket", ticket.uuid().as_bytes()])
-                    .verify_slice(&token)
-                    .is_ok()
-            })
+            .is_some_and(|token| self.ticket_mac(ticket).verify_slice(&token).is_ok())
+    }
+
+    /// What an admission token signs: the concert, the ticket, the expiry and the email.
+    fn admission_mac(
+        &self,
+        concert: ConcertId,
+        ticket: QueueTicketId,
+        expires: &str,
+        email: &str,
+    ) -> HmacSha256 {
+        self.mac(&[
+            concert.uuid().as_bytes(),
+            ticket.uuid().as_bytes(),
+            expires.as_bytes(),
+            email.as_bytes(),
+        ])
+    }
+
+    fn ticket_mac(&self, ticket: QueueTicketId) -> HmacSha256 {
+        self.mac(&[b"ticket", ticket.uuid().as_bytes()])
     }
 
     /// Puts `tickets` (the early joiners, in arrival order) in the drawn order: a shuffle in

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use domain::record::BookingStatus;
 use testkit::gateway::{
-    ADMIN_TOKEN, booking_body, counter, spawn_app, spawn_app_with, test_config,
+    ADMIN_TOKEN, booking_body, counter, retry_after, spawn_app, spawn_app_with, test_config,
 };
 use testkit::sql::{PlantedBooking, plant_booking};
 
@@ -330,11 +330,7 @@ async fn tickets_sell_only_within_the_sales_window() {
 
     let early = app.book(&body(&later, "early")).await;
     assert_eq!(early.status(), 409);
-    let wait: u64 = early.headers()["retry-after"]
-        .to_str()
-        .expect("ascii")
-        .parse()
-        .expect("seconds");
+    let wait = retry_after(&early);
     assert!((55..=61).contains(&wait), "{wait}");
     assert_eq!(
         early.json::<Value>().await.expect("json")["code"],
@@ -429,12 +425,8 @@ async fn the_scheme_is_any_case_and_wrong_admin_tokens_lock_an_address_out() {
     }
     let limited = send("Bearer guess-10".to_owned()).await;
     assert_eq!(limited.status(), 429);
-    let retry_after: u64 = limited.headers()["retry-after"]
-        .to_str()
-        .expect("ascii")
-        .parse()
-        .expect("seconds");
-    assert!((1..=6).contains(&retry_after), "{retry_after}");
+    let wait = retry_after(&limited);
+    assert!((1..=6).contains(&wait), "{wait}");
     let right = send(format!("Bearer {ADMIN_TOKEN}")).await;
     assert_eq!(
         right.status(),
@@ -442,7 +434,7 @@ async fn the_scheme_is_any_case_and_wrong_admin_tokens_lock_an_address_out() {
         "the right token is told nothing either"
     );
 
-    tokio::time::sleep(std::time::Duration::from_secs(retry_after)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
     let answer = send(format!("Bearer {ADMIN_TOKEN}")).await;
     assert_eq!(answer.status(), 400, "let in again once the lock-out ends");
     let metrics = app.metrics().await;

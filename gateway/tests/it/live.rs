@@ -9,7 +9,9 @@ use futures::future::join_all;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use testkit::gateway::{SseReader, booking_body, counter, spawn_app, spawn_app_with, test_config};
+use testkit::gateway::{
+    SseReader, booking_body, counter, retry_after, spawn_app, spawn_app_with, test_config,
+};
 
 fn tier_stock(snapshot: &Value, tier: uuid::Uuid) -> Option<i64> {
     snapshot["tiers"]
@@ -267,11 +269,7 @@ async fn rate_limits_refuse_per_address_and_spare_the_others() {
     }
     let refused = get("198.51.100.1").await.expect("sent");
     assert_eq!(refused.status(), 429);
-    let wait: u64 = refused.headers()["retry-after"]
-        .to_str()
-        .expect("ascii")
-        .parse()
-        .expect("seconds");
+    let wait = retry_after(&refused);
     assert!((1..=2).contains(&wait));
     let problem: Value = refused.json().await.expect("json");
     assert_eq!(problem["code"], "RateLimited");
