@@ -8,7 +8,8 @@ use settler::{Application, SettlerConfig};
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Checks every invariant twice, a second apart, prints the books and exits 1 if any is broken.
+    /// Checks every invariant twice, a second apart, prints the books, verifies the audit log's
+    /// hash chain, and exits 1 if anything is broken.
     Audit,
 }
 
@@ -80,11 +81,21 @@ async fn audit_once(config: SettlerConfig) -> anyhow::Result<bool> {
     for problem in &problems {
         println!("problem: {problem}");
     }
+    let chain = match pg_store::audit::verify(&db).await? {
+        pg_store::audit::Chain::Intact { entries } => {
+            println!("audit log: {entries} entries, the chain is intact");
+            true
+        }
+        pg_store::audit::Chain::Broken { seq, reason } => {
+            println!("problem: audit log entry {seq} is not what was recorded: {reason}");
+            false
+        }
+    };
     println!(
         "{} tiers, {} shards, {} problems",
         books.tiers.len(),
         books.shards.len(),
-        problems.len()
+        problems.len() + usize::from(!chain)
     );
-    Ok(problems.is_empty())
+    Ok(problems.is_empty() && chain)
 }

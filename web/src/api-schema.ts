@@ -4,6 +4,23 @@
  */
 
 export interface paths {
+    "/api/admin/audit-log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every change operators and the system made to money, stock or access, newest first. */
+        get: operations["auditLog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/concerts": {
         parameters: {
             query?: never;
@@ -313,6 +330,37 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @description Who made a change: `admin_token` (the bootstrap credential), `api_key`, `customer` or
+         *     `system`, and which one.
+         */
+        AuditActor: {
+            id: string;
+            kind: string;
+        };
+        /** @description One change to money, stock or access. */
+        AuditEntry: {
+            /** @description `concert.created`, `concert.changed`, ... */
+            action: string;
+            actor: components["schemas"]["AuditActor"];
+            /** Format: date-time */
+            at: string;
+            /** @description What changed, as recorded. */
+            details: Record<string, never>;
+            /** @description SHA-256 (hex) of the previous entry's hash and this entry's content. */
+            hash: string;
+            /** Format: uuid */
+            id: string;
+            /** @description What it was done to: `concert:<id>`, ... */
+            target: string;
+        };
+        /** @description A page of the audit log. */
+        AuditLogPage: {
+            /** @description Newest first. */
+            entries: components["schemas"]["AuditEntry"][];
+            /** @description The `cursor` of the next (older) page; absent on the last. */
+            nextCursor?: string | null;
+        };
         /** @description What a booking is, fixed when the gateway accepts it. */
         Booking: {
             concertId: components["schemas"]["ConcertId"];
@@ -779,6 +827,36 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    auditLog: {
+        parameters: {
+            query?: {
+                /** @description The `nextCursor` of the page before */
+                cursor?: string;
+                /** @description Entries per page (default 50) */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of the audit log */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditLogPage"];
+                };
+            };
+            400: components["responses"]["Invalid"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AdminOff"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     createConcert: {
         parameters: {
             query?: never;

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use api_types::{ConcertUpdateBody, NewConcertBody};
 use domain::ids::{ConcertId, TierId};
 use domain::money::Money;
+use pg_store::audit::Actor;
 use redis_store::stock;
 
 use crate::api::concerts::ConcertView;
@@ -244,7 +245,7 @@ pub async fn create_concert(admin: &Admin, new: NewConcert) -> Result<Concert, A
         admit_per_second: new.admit_per_second,
     };
     let mut tx = admin.db.begin().await?;
-    store::insert_concert(&mut tx, &concert).await?;
+    store::insert_concert(&mut tx, &concert, &Actor::admin_token()).await?;
     tx.commit().await?;
     // Stock goes live only once the rows exist, so no booking can name a tier Postgres lacks.
     let stock_writes = concert.tiers.iter().map(|tier| {
@@ -381,18 +382,24 @@ fn admit_rate(check: &mut Checker, room: &Value) -> Option<u32> {
 pub async fn update(admin: &Admin, id: &str, body: Vec<u8>) -> Result<Response<Body>, ApiError> {
     let id = path_id(id)?;
     let update = ConcertUpdate::parse(&body)?;
-    let found = store::change_sales(&admin.db, id, update.sales_open_at, update.admit_per_second)
-        .await
-        .map_err(|error| match &error {
-            sqlx::Error::Database(db) if db.constraint() == Some("concerts_sales_window_check") => {
-                ApiError::Validation(vec![FieldError::new(
-                    "salesOpenAt",
-                    "range",
-                    "must be before salesCloseAt",
-                )])
-            }
-            _ => ApiError::Postgres(error),
-        })?;
+    let found = store::change_sales(
+        &admin.db,
+        &Actor::admin_token(),
+        id,
+        update.sales_open_at,
+        update.admit_per_second,
+    )
+    .await
+    .map_err(|error| match &error {
+        sqlx::Error::Database(db) if db.constraint() == Some("concerts_sales_window_check") => {
+            ApiError::Validation(vec![FieldError::new(
+                "salesOpenAt",
+                "range",
+                "must be before salesCloseAt",
+            )])
+        }
+        _ => ApiError::Postgres(error),
+    })?;
     if !found {
         return Err(ApiError::ConcertNotFound(id));
     }

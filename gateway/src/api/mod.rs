@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod analytics;
+pub mod audit_log;
 pub mod bookings;
 pub mod concerts;
 pub mod docs;

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use domain::ids::{ConcertId, TierId};
 use domain::money::Money;
+use pg_store::audit::Actor;
 use redis_store::keys::Keyspace;
 use rust_decimal::Decimal;
 
@@ -80,7 +81,7 @@ pub async fn seed_if_empty(db: &PgPool, keys: &Keyspace) -> Result<bool, sqlx::E
         ),
     ];
     for concert in &concerts {
-        store::insert_concert(&mut tx, concert).await?;
+        store::insert_concert(&mut tx, concert, &Actor::system("seed")).await?;
     }
     tx.commit().await?;
     tracing::info!("demo catalog seeded");

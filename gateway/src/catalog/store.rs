@@ -1,5 +1,6 @@
-//! The catalog's Postgres statements: concerts and tiers read and written, and the demo seed's
-//! lock. Every statement is checked against the migrations at compile time.
+//! The catalog's Postgres statements: concerts and tiers read and written (each write with its
+//! audit-log entry, in the same transaction), and the demo seed's lock. Every statement is
+//! checked against the migrations at compile time.
 
 use std::collections::HashMap;
 
@@ -10,6 +11,7 @@ use uuid::Uuid;
 
 use domain::ids::{ConcertId, Shard};
 use domain::money::Money;
+use pg_store::audit::{self, Actor, Change};
 use pg_store::corrupt;
 
 use super::model::{Catalog, Concert, Tier};
@@ -73,8 +75,13 @@ pub async fn catalog(db: &PgPool) -> Result<Catalog, sqlx::Error> {
     Ok(Catalog::new(concerts))
 }
 
-/// Inserts a concert and its tiers (in one statement) on `db`, inside the caller's transaction.
-pub async fn insert_concert(db: &mut PgConnection, concert: &Concert) -> Result<(), sqlx::Error> {
+/// Inserts a concert and its tiers (in one statement) on `db`, inside the caller's transaction,
+/// and records that `actor` created it.
+pub async fn insert_concert(
+    db: &mut PgConnection,
+    concert: &Concert,
+    actor: &Actor,
+) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "INSERT INTO concerts
              (id, name, description, location, date, sales_open_at, sales_close_at, shard,
@@ -114,13 +121,44 @@ pub async fn insert_concert(db: &mut PgConnection, concert: &Concert) -> Result<
     )
     .execute(&mut *db)
     .await?;
-    Ok(())
+    let tiers: Vec<_> = concert
+        .tiers
+        .iter()
+        .map(|tier| {
+            serde_json::json!({
+                "id": tier.id,
+                "name": tier.name,
+                "price": tier.price.amount().to_string(),
+                "totalQuantity": tier.total_quantity,
+            })
+        })
+        .collect();
+    let details = serde_json::json!({
+        "name": concert.name,
+        "date": concert.date,
+        "salesOpenAt": concert.sales_open_at,
+        "salesCloseAt": concert.sales_close_at,
+        "admitPerSecond": concert.admit_per_second,
+        "ticketTiers": tiers,
+    });
+    audit::append(
+        db,
+        Change {
+            actor,
+            action: "concert.created",
+            target: format!("concert:{}", concert.id),
+            details,
+        },
+    )
+    .await
 }
 
 /// Moves concert `id`'s sales opening and sets or removes its waiting room (`Some(None)`);
-/// `None` leaves a field as it is. Returns whether the concert exists.
+/// `None` leaves a field as it is; records that `actor` changed it. Returns whether the concert
+/// exists.
 pub async fn change_sales(
     db: &PgPool,
+    actor: &Actor,
     id: ConcertId,
     sales_open_at: Option<DateTime<Utc>>,
     admit_per_second: Option<Option<u32>>,
@@ -132,6 +170,7 @@ pub async fn change_sales(
             rate.map(|rate| i32::try_from(rate).unwrap_or(i32::MAX)),
         ),
     };
+    let mut tx = db.begin().await?;
     let updated = sqlx::query!(
         "UPDATE concerts SET sales_open_at = COALESCE($2, sales_open_at),
              admit_per_second = CASE WHEN $3 THEN $4 ELSE admit_per_second END
@@ -141,9 +180,30 @@ pub async fn change_sales(
         set_rate,
         rate,
     )
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
-    Ok(updated.rows_affected() > 0)
+    if updated.rows_affected() == 0 {
+        return Ok(false);
+    }
+    let mut details = serde_json::Map::new();
+    if let Some(opens) = sales_open_at {
+        details.insert("salesOpenAt".to_owned(), serde_json::json!(opens));
+    }
+    if let Some(rate) = admit_per_second {
+        details.insert("admitPerSecond".to_owned(), serde_json::json!(rate));
+    }
+    audit::append(
+        &mut tx,
+        Change {
+            actor,
+            action: "concert.changed",
+            target: format!("concert:{id}"),
+            details: details.into(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// Takes the transaction lock `key`, waiting for whoever holds it.

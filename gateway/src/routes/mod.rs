@@ -81,10 +81,13 @@ impl Policy {
         json_body: true,
         ..Self::READ
     };
-    pub const ADMIN_WRITE: Self = Self {
+    pub const ADMIN_READ: Self = Self {
         admin: true,
-        json_body: true,
         ..Self::READ
+    };
+    pub const ADMIN_WRITE: Self = Self {
+        json_body: true,
+        ..Self::ADMIN_READ
     };
 }
 

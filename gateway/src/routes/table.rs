@@ -8,7 +8,7 @@ use http::Method;
 // The hidden traits utoipa-axum's `routes!` builds a document from: a path's tags and schemas.
 use utoipa::__dev::{SchemaReferences, Tags};
 
-use crate::api::{admin, analytics, bookings, concerts, docs, events, health, queue};
+use crate::api::{admin, analytics, audit_log, bookings, concerts, docs, events, health, queue};
 use crate::http::error::ApiError;
 use crate::routes::{Call, Handled, Handler, Policy, Route};
 
@@ -46,6 +46,7 @@ impl<P: utoipa::Path + SchemaReferences + Tags<'static>> Documented for P {}
 pub(super) fn routes() -> Vec<Route> {
     use admin::{__path_create, __path_update};
     use analytics::__path_get as __path_dashboard;
+    use audit_log::__path_list as __path_audit_log;
     use bookings::{__path_create as __path_book, __path_get as __path_booking};
     use concerts::{__path_get as __path_concert, __path_list as __path_concerts};
     use docs::__path_document;
@@ -73,6 +74,11 @@ pub(super) fn routes() -> Vec<Route> {
                 let body = std::mem::take(&mut call.body);
                 admin::update(&call.state.admin, call.param(), body).await
             })
+        }),
+        documented::<__path_audit_log>(Policy::ADMIN_READ, |call| {
+            Box::pin(
+                async move { audit_log::list(&call.state.admin.db, call.parts.uri.query()).await },
+            )
         }),
         documented::<__path_book>(Policy::BOOKING, |call| {
             Box::pin(async move {

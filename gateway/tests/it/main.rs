@@ -1,6 +1,7 @@
 //! Gateway integration tests against real Redis and Postgres; each test has its own database,
 //! key prefix and port.
 
+mod audit_log;
 mod bookings;
 mod catalog;
 mod clients;

@@ -1,4 +1,5 @@
-//! The settler binary: bad configuration exits 2 naming the variable; `settler audit`.
+//! The settler binary: bad configuration exits 2 naming the variable; `settler audit` checks the
+//! books and the audit log's chain.
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -74,6 +75,10 @@ async fn audit_prints_the_books_and_says_whether_they_balance() {
     );
     assert!(stdout.contains(&row), "{stdout}");
     assert!(stdout.contains("1 tiers, 2 shards, 0 problems"), "{stdout}");
+    assert!(
+        stdout.contains("audit log: 1 entries, the chain is intact"),
+        "{stdout}"
+    );
 
     let state = &harness.gateway_state;
     let _: i64 = fred::prelude::KeysInterface::incr_by(
@@ -89,4 +94,23 @@ async fn audit_prints_the_books_and_says_whether_they_balance() {
     assert!(stdout.contains("problem: tier"), "{stdout}");
     assert!(stdout.contains("drift -3"), "{stdout}");
     assert!(stdout.contains("1 tiers, 2 shards, 1 problems"), "{stdout}");
+
+    // The log's one entry (the concert's creation) changed where the triggers were bypassed.
+    for statement in [
+        "ALTER TABLE audit_log DISABLE TRIGGER USER",
+        "UPDATE audit_log SET actor_id = 'someone else'",
+    ] {
+        sqlx::query(statement)
+            .execute(&state.db)
+            .await
+            .expect("tampered");
+    }
+    let rewritten = tokio::task::block_in_place(|| run(&["audit"], &env));
+    let stdout = String::from_utf8_lossy(&rewritten.stdout);
+    assert_eq!(rewritten.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("its hash does not match its content"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 tiers, 2 shards, 2 problems"), "{stdout}");
 }
