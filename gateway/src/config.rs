@@ -96,6 +96,33 @@ pub struct GatewayConfig {
     #[arg(long = "redis-wait-ms", env = "REDIS_WAIT_MS", default_value = "100",
         value_parser = config::millis(1, 60_000))]
     pub redis_wait: Duration,
+    /// Where the web app is reached from outside (`https://tickets.example`): the links in mails
+    /// point there, and its host names every mail's `Message-ID`.
+    #[arg(long, env = "PUBLIC_URL", default_value = "http://127.0.0.1:8000", value_parser = public_url)]
+    pub public_url: PublicUrl,
+}
+
+/// `PUBLIC_URL`: an origin, perhaps with a path under which the web app is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    /// Without a trailing slash: `https://tickets.example`.
+    pub base: String,
+    /// `tickets.example`.
+    pub host: String,
+}
+
+fn public_url(value: &str) -> Result<PublicUrl, String> {
+    let base = value.trim().trim_end_matches('/');
+    let uri: http::Uri = base.parse().map_err(|_| format!("{base:?} is not a URL"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(host)) if uri.query().is_none() && !base.contains('@') => {
+            Ok(PublicUrl {
+                base: base.to_owned(),
+                host: host.to_ascii_lowercase(),
+            })
+        }
+        _ => Err(format!("{base:?}: expected http(s)://host[:port][/path]")),
+    }
 }
 
 /// The limits every connection is held to.
@@ -254,6 +281,10 @@ impl GatewayConfig {
             admission_secret: Some(Secret::new(hex::encode(rand::random::<[u8; 32]>()))),
             redis_min_replicas: 0,
             redis_wait: Duration::from_millis(100),
+            public_url: PublicUrl {
+                base: "http://127.0.0.1:8000".to_owned(),
+                host: "127.0.0.1".to_owned(),
+            },
         }
     }
 
@@ -291,6 +322,20 @@ mod tests {
         assert!(network(" 127.0.0.1").is_ok());
         assert!(network("::1").is_ok());
         assert!(network("nope").is_err());
+    }
+
+    #[test]
+    fn public_urls_give_links_their_base_and_mails_their_host() {
+        assert_eq!(
+            public_url("https://Tickets.example/app/"),
+            Ok(PublicUrl {
+                base: "https://Tickets.example/app".to_owned(),
+                host: "tickets.example".to_owned(),
+            })
+        );
+        for bad in ["tickets.example", "ftp://x", "https://u@x", "https://x?a=1"] {
+            assert!(public_url(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod analytics;
 pub mod api;
 pub mod catalog;
 pub mod config;
+pub mod customers;
 pub mod http;
 pub mod live;
 pub mod losses;

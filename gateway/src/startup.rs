@@ -21,6 +21,7 @@ use crate::analytics::Dashboards;
 use crate::catalog::CatalogHandle;
 use crate::catalog::{seed, store};
 use crate::config::GatewayConfig;
+use crate::customers::Customers;
 use crate::http::connection::{Activity, Watched};
 use crate::http::event_stream;
 use crate::http::limits::{Capacity, FORGET_EVERY, RateLimits};
@@ -151,6 +152,10 @@ impl Application {
             connection_limits: config.connection_limits,
             body_timeout: config.body_timeout,
         };
+        let customers = Customers {
+            db: db.clone(),
+            public_url: config.public_url.clone(),
+        };
         let state = Arc::new(AppState {
             redis,
             db,
@@ -160,6 +165,7 @@ impl Application {
             stock,
             bookings,
             admin,
+            customers,
             waiting_rooms,
             streams,
             dashboards: Dashboards::new(analytics_db),

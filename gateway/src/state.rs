@@ -22,6 +22,7 @@ use runtime::config::Secret;
 use crate::analytics::Dashboards;
 use crate::catalog::CatalogHandle;
 use crate::config::{AllowedOrigins, ConnectionLimits};
+use crate::customers::Customers;
 use crate::http::limits::{Capacity, RateLimits};
 use crate::live::hub::Hub;
 use crate::live::snapshots::Snapshots;
@@ -41,6 +42,7 @@ pub struct AppState {
     pub stock: LiveStock,
     pub bookings: Arc<BookingDesk>,
     pub admin: Admin,
+    pub customers: Customers,
     pub waiting_rooms: Arc<WaitingRooms>,
     pub streams: Arc<Streams>,
     /// The dashboard, on a Postgres pool of its own.

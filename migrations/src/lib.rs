@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
+pub mod accounts;
 pub mod audit;
+pub mod outbox;
 mod pool;
 
 pub use pool::{MIGRATOR, connect};

@@ -4,7 +4,10 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use lettre::message::Mailbox;
 use runtime::config::{self, Backends};
+
+use crate::mail::Delivery;
 
 /// The settler's configuration: every field from its environment variable (or the matching
 /// `--flag`); a bad value names the variable and the process exits with status 2.
@@ -53,6 +56,28 @@ pub struct SettlerConfig {
     #[arg(long = "stuck-after-s", env = "AUDIT_STUCK_AFTER_S", default_value = "300",
         value_parser = config::seconds(1, 86_400))]
     pub stuck_after: Duration,
+    /// The SMTP server mails go to (`smtp://host:port`, `smtps://user:pass@host`, or
+    /// `smtp://host?tls=required` for STARTTLS); unset, mails are logged instead of sent.
+    #[arg(long, env = "SMTP_URL", hide_env_values = true, value_parser = smtp_url)]
+    pub smtp_url: Option<String>,
+    /// The sender of every mail (`Tickets <tickets@example.com>`).
+    #[arg(long, env = "MAIL_FROM", default_value = "Tickets <tickets@localhost>",
+        value_parser = mailbox)]
+    pub mail_from: Mailbox,
+}
+
+fn smtp_url(value: &str) -> Result<String, String> {
+    Delivery::smtp(value)
+        .map(|_| value.to_owned())
+        .map_err(|_| {
+            "expected smtp://host:port or smtps://host (optionally user:password@)".to_owned()
+        })
+}
+
+fn mailbox(value: &str) -> Result<Mailbox, String> {
+    value
+        .parse()
+        .map_err(|_| "expected an address, optionally with a name: Name <address>".to_owned())
 }
 
 fn latency_range(value: &str) -> Result<RangeInclusive<u64>, &'static str> {

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod config;
 pub mod held;
 pub mod http;
+pub mod mail;
 pub mod metrics;
 pub mod payment;
 pub mod settle;

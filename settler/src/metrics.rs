@@ -22,6 +22,7 @@ const STOCK_DRIFT: &str = "settler_stock_drift";
 const OLDEST_UNSETTLED: &str = "settler_oldest_unsettled_seconds";
 const REFUNDS: &str = "settler_refunds_total";
 const READMITTED: &str = "settler_readmitted_total";
+const MAILS: &str = "settler_mails_total";
 
 /// Seconds from a booking's acceptance to its final status: payments take 0.2-0.8 s, a backlog
 /// much longer.
@@ -82,6 +83,10 @@ fn describe() {
         READMITTED,
         "Confirmations accepted before a loss of Redis data, reserved again (carried) or failed, by outcome."
     );
+    describe_counter!(
+        MAILS,
+        "Mail deliveries tried, by outcome: sent, failed (tried again later with backoff), given_up (refused for good)."
+    );
     describe_gauge!(STREAM_LENGTH, "Entries in a shard's settlement stream.");
     describe_gauge!(
         STREAM_PENDING,
@@ -137,4 +142,23 @@ pub fn readmitted(outcome: &'static str) {
 
 pub fn stock_drift(tier_id: TierId, drift: i64) {
     gauge!(STOCK_DRIFT, "tier" => tier_id.to_string()).set(drift as f64);
+}
+
+/// What became of one mail delivery attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailOutcome {
+    Sent,
+    /// Tried again later.
+    Failed,
+    /// Refused for good by the server, attempt after attempt.
+    GivenUp,
+}
+
+pub fn mail(outcome: MailOutcome) {
+    let outcome = match outcome {
+        MailOutcome::Sent => "sent",
+        MailOutcome::Failed => "failed",
+        MailOutcome::GivenUp => "given_up",
+    };
+    counter!(MAILS, "outcome" => outcome).increment(1);
 }

@@ -19,6 +19,7 @@ use crate::audit::{self, DriftWatch};
 use crate::config::SettlerConfig;
 use crate::held;
 use crate::http::{self, Probe};
+use crate::mail::{self, Delivery, Mailer};
 use crate::payment::{PaymentProvider, SimulatedProvider};
 use crate::settle::{Processed, Settler};
 use crate::stream::Consumer;
@@ -44,6 +45,7 @@ const GUARD_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct Application<P> {
     settler: Arc<Settler<P>>,
+    mailer: Arc<Mailer>,
     listener: TcpListener,
     metrics: runtime::telemetry::Exporter,
     workers: usize,
@@ -87,11 +89,21 @@ impl<P: PaymentProvider> Application<P> {
             max_deliveries: config.max_deliveries,
             shutdown: CancellationToken::new(),
         };
+        let delivery = match &config.smtp_url {
+            Some(url) => Delivery::smtp(url).context("configuring SMTP_URL")?,
+            None => Delivery::Log,
+        };
+        let mailer = Mailer {
+            db: settler.db.clone(),
+            delivery,
+            from: config.mail_from.clone(),
+        };
         let listener = TcpListener::bind(config.metrics_addr)
             .await
             .with_context(|| format!("binding {}", config.metrics_addr))?;
         Ok(Self {
             settler: Arc::new(settler),
+            mailer: Arc::new(mailer),
             listener,
             metrics: crate::metrics::install(),
             workers: config.concurrency.div_ceil(config.batch_size).max(1),
@@ -113,6 +125,7 @@ impl<P: PaymentProvider> Application<P> {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self {
             settler,
+            mailer,
             listener,
             metrics,
             workers,
@@ -132,11 +145,16 @@ impl<P: PaymentProvider> Application<P> {
             "settler starting"
         );
 
+        // Mail needs Postgres alone: it goes out while Redis is still awaited.
+        let mut tasks = JoinSet::new();
+        for _ in 0..mail::SENDERS {
+            tasks.spawn(Arc::clone(&mailer).run(shutdown.clone()));
+        }
         if !start(&settler, &shutdown).await {
+            while tasks.join_next().await.is_some() {}
             let _ = http.await;
             return Ok(());
         }
-        let mut tasks = JoinSet::new();
         for worker in 0..workers {
             tasks.spawn(work(Arc::clone(&settler), worker, shutdown.clone()));
         }

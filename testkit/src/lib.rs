@@ -4,6 +4,7 @@ mod cluster;
 #[cfg(feature = "apps")]
 pub mod gateway;
 mod isolation;
+mod mail;
 mod postgres;
 mod process;
 mod proxy;
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 
 pub use cluster::PrivateCluster;
 pub use isolation::{Isolated, Names, ScratchDatabase, postgres_server, redis_url};
+pub use mail::{MailCatcher, ReceivedMail};
 pub use postgres::PrivatePostgres;
 pub use process::Process;
 pub use proxy::Proxy;

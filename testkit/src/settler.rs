@@ -42,6 +42,8 @@ pub fn settler_config(backends: &Backends, consumer: &str) -> SettlerConfig {
         max_deliveries: 5,
         reconcile_interval: Duration::from_secs(3600),
         stuck_after: Duration::from_secs(300),
+        smtp_url: None,
+        mail_from: "Tickets <tickets@localhost>".parse().expect("a mailbox"),
     }
 }
 

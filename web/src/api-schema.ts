@@ -79,6 +79,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/auth/links": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Mails a single-use sign-in link (valid 15 minutes) to `email`. The answer is the same for
+         *     every email, known or not; more than 5 requests a minute for one email, or from one client
+         *     address, are refused.
+         */
+        post: operations["requestSignInLink"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/bookings": {
         parameters: {
             query?: never;
@@ -490,6 +511,11 @@ export interface components {
         };
         /** @description One purchase attempt for one concert: visible ASCII. */
         IdempotencyKey: string;
+        /** @description The answer to a request for a link: the same whether or not the email is known. */
+        LinkSent: {
+            /** @description Always `If this address can sign in, a link is on its way.` */
+            message: string;
+        };
         /** @description The process runs. */
         Live: {
             status: string;
@@ -606,6 +632,11 @@ export interface components {
             event: string;
             /** @description Its id, increasing within one gateway. */
             id: string;
+        };
+        /** @description Asking for a sign-in link. */
+        SignInLinkBody: {
+            /** @description Where the link is mailed. */
+            email: components["schemas"]["Email"];
         };
         /** @description The `snapshot` event: every tier's stock. */
         Snapshot: {
@@ -955,6 +986,36 @@ export interface operations {
                 };
             };
             400: components["responses"]["Invalid"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    requestSignInLink: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SignInLinkBody"];
+            };
+        };
+        responses: {
+            /** @description The link is mailed */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LinkSent"];
+                };
+            };
+            400: components["responses"]["Invalid"];
+            408: components["responses"]["BodyLate"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["NotJson"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
         };

@@ -54,6 +54,7 @@ use crate::live::hub;
         (name = "concerts", description = "The catalog and its live stock"),
         (name = "bookings", description = "Booking tickets and following them to their outcome"),
         (name = "waiting room", description = "A concert's queue: join it, wait your turn, book with the admission"),
+        (name = "customers", description = "Signing in by a mailed link"),
         (name = "analytics", description = "The sales dashboard"),
         (name = "admin", description = "Creating concerts and changing their sales (bearer token)"),
         (name = "operations", description = "Health, metrics and this document"),

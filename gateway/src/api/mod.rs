@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod analytics;
 pub mod audit_log;
+pub mod auth;
 pub mod bookings;
 pub mod concerts;
 pub mod docs;

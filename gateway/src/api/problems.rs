@@ -58,6 +58,11 @@ problem_sets! {
         400 => Invalid, 401 => Unauthorized, 403 => AdminOff, 408 => BodyLate,
         413 => BodyTooLarge, 415 => NotJson, 429 => RateLimited, 503 => Unavailable,
     }
+    /// What a write anyone may make with a JSON body may be refused with.
+    WriteProblems {
+        400 => Invalid, 408 => BodyLate, 413 => BodyTooLarge, 415 => NotJson,
+        429 => RateLimited, 503 => Unavailable,
+    }
     /// What reading one booking or concert by its id may be refused with.
     ReadProblems { 400 => Invalid, 404 => NotFound, 429 => RateLimited, 503 => Recovering }
     /// What opening one booking's or ticket's event stream may be refused with.

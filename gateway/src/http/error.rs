@@ -26,6 +26,8 @@ pub enum Limit {
     Bookings,
     /// Wrong credentials.
     Authentication,
+    /// Sign-in links asked for one email or by one address.
+    SignInLinks,
 }
 
 impl Limit {
@@ -34,6 +36,7 @@ impl Limit {
             Limit::Requests => "requests",
             Limit::Bookings => "bookings",
             Limit::Authentication => "authentication",
+            Limit::SignInLinks => "sign-in links",
         }
     }
 }

@@ -91,6 +91,8 @@ impl RateLimits {
             Limit::Requests => self.requests.as_ref(),
             Limit::Bookings => self.bookings.as_ref(),
             Limit::Authentication => Some(&self.auth_failures),
+            // Counted in Postgres, so every gateway counts alike (`pg_store::accounts`).
+            Limit::SignInLinks => None,
         };
         let Some(limiter) = limiter else {
             return Ok(());

@@ -6,7 +6,7 @@
 mod table;
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
@@ -81,6 +81,11 @@ impl Policy {
         json_body: true,
         ..Self::READ
     };
+    /// A write anyone may make, with a JSON body.
+    pub const WRITE: Self = Self {
+        json_body: true,
+        ..Self::READ
+    };
     pub const ADMIN_READ: Self = Self {
         admin: true,
         ..Self::READ
@@ -100,6 +105,8 @@ pub struct Call {
     pub body: Vec<u8>,
     /// The request's place among those in flight, for a handler that waits without it.
     pub slot: Option<Slot>,
+    /// Who asked: the peer, or the address a trusted proxy forwarded for.
+    pub client: IpAddr,
     /// Where the path parameter stands in the path.
     param: Range<usize>,
 }
@@ -377,6 +384,7 @@ where
         parts,
         body,
         slot,
+        client,
         param,
     };
     (route.handler)(call).await

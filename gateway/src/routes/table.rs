@@ -8,7 +8,9 @@ use http::Method;
 // The hidden traits utoipa-axum's `routes!` builds a document from: a path's tags and schemas.
 use utoipa::__dev::{SchemaReferences, Tags};
 
-use crate::api::{admin, analytics, audit_log, bookings, concerts, docs, events, health, queue};
+use crate::api::{
+    admin, analytics, audit_log, auth, bookings, concerts, docs, events, health, queue,
+};
 use crate::http::error::ApiError;
 use crate::routes::{Call, Handled, Handler, Policy, Route};
 
@@ -47,6 +49,7 @@ pub(super) fn routes() -> Vec<Route> {
     use admin::{__path_create, __path_update};
     use analytics::__path_get as __path_dashboard;
     use audit_log::__path_list as __path_audit_log;
+    use auth::__path_request_link;
     use bookings::{__path_create as __path_book, __path_get as __path_booking};
     use concerts::{__path_get as __path_concert, __path_list as __path_concerts};
     use docs::__path_document;
@@ -79,6 +82,11 @@ pub(super) fn routes() -> Vec<Route> {
             Box::pin(
                 async move { audit_log::list(&call.state.admin.db, call.parts.uri.query()).await },
             )
+        }),
+        documented::<__path_request_link>(Policy::WRITE, |call| {
+            Box::pin(async move {
+                auth::request_link(&call.state.customers, call.client, &call.body).await
+            })
         }),
         documented::<__path_book>(Policy::BOOKING, |call| {
             Box::pin(async move {

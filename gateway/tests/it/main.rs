@@ -2,6 +2,7 @@
 //! key prefix and port.
 
 mod audit_log;
+mod auth;
 mod bookings;
 mod catalog;
 mod clients;

@@ -7,6 +7,7 @@ mod commands;
 mod crashes;
 mod faults;
 mod live;
+mod mail;
 mod outage;
 mod poison;
 mod prefer;
