@@ -123,6 +123,23 @@ pub struct SignInLinkBody {
     pub email: Email,
 }
 
+/// Spending a sign-in link's token for a session.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionBody {
+    /// The `token` of the link's address.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    pub token: String,
+}
+
+/// Spending a refresh token for the next pair.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshBody {
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    pub refresh_token: String,
+}
+
 /// A tier of a new concert.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

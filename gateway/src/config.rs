@@ -100,6 +100,12 @@ pub struct GatewayConfig {
     /// point there, and its host names every mail's `Message-ID`.
     #[arg(long, env = "PUBLIC_URL", default_value = "http://127.0.0.1:8000", value_parser = public_url)]
     pub public_url: PublicUrl,
+    /// The HMAC key (as `ADMIN_TOKEN`: 32 bytes, 8 different characters, no spaces) of
+    /// customers' access tokens; every gateway of a deployment needs the same one. Unset, a
+    /// random key of this process (a restart signs everyone out of their access tokens, not of
+    /// their sessions).
+    #[arg(long, env = "AUTH_SIGNING_KEY", hide_env_values = true, value_parser = secret)]
+    pub auth_signing_key: Option<Secret>,
 }
 
 /// `PUBLIC_URL`: an origin, perhaps with a path under which the web app is served.
@@ -285,6 +291,7 @@ impl GatewayConfig {
                 base: "http://127.0.0.1:8000".to_owned(),
                 host: "127.0.0.1".to_owned(),
             },
+            auth_signing_key: Some(Secret::new(hex::encode(rand::random::<[u8; 32]>()))),
         }
     }
 

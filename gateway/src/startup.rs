@@ -22,6 +22,7 @@ use crate::catalog::CatalogHandle;
 use crate::catalog::{seed, store};
 use crate::config::GatewayConfig;
 use crate::customers::Customers;
+use crate::customers::tokens::AccessTokens;
 use crate::http::connection::{Activity, Watched};
 use crate::http::event_stream;
 use crate::http::limits::{Capacity, FORGET_EVERY, RateLimits};
@@ -108,6 +109,11 @@ impl Application {
         ));
         let shutdown = CancellationToken::new();
         let hub = Arc::<Hub>::default();
+        let tokens = match &config.auth_signing_key {
+            Some(key) => AccessTokens::new(key.expose().as_bytes()),
+            None => AccessTokens::random(),
+        };
+        let tokens = Arc::new(tokens.context("making the access tokens' key")?);
         let stock = LiveStock {
             redis: redis.clone(),
             keys: keys.clone(),
@@ -125,6 +131,7 @@ impl Application {
             stock: stock.clone(),
             max_tickets_per_customer: config.max_tickets_per_customer,
             hub: Arc::clone(&hub),
+            tokens: Arc::clone(&tokens),
             shutdown: shutdown.clone(),
         });
         let admin = Admin {
@@ -155,6 +162,7 @@ impl Application {
         let customers = Customers {
             db: db.clone(),
             public_url: config.public_url.clone(),
+            tokens: Arc::clone(&tokens),
         };
         let state = Arc::new(AppState {
             redis,

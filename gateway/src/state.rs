@@ -23,6 +23,7 @@ use crate::analytics::Dashboards;
 use crate::catalog::CatalogHandle;
 use crate::config::{AllowedOrigins, ConnectionLimits};
 use crate::customers::Customers;
+use crate::customers::tokens::AccessTokens;
 use crate::http::limits::{Capacity, RateLimits};
 use crate::live::hub::Hub;
 use crate::live::snapshots::Snapshots;
@@ -98,6 +99,8 @@ pub struct BookingDesk {
     pub max_tickets_per_customer: u32,
     /// Heard from for a booking's outcome when the client prefers to wait for it.
     pub hub: Arc<Hub>,
+    /// Verifies a signed-in customer's access token, whose email the booking then takes.
+    pub tokens: Arc<AccessTokens>,
     pub shutdown: CancellationToken,
 }
 

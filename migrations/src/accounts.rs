@@ -1,11 +1,13 @@
 //! Customers' sign-in: links asked for by email (table `signin_links`), limited per email and
 //! per client address over the last minute, each mailed through the outbox in the transaction
-//! that records it.
+//! that records it; a link spent for a session (tables `customers`, `sessions`), whose refresh
+//! tokens (`refresh_tokens`) rotate at each use, a spent one presented again revoking it.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
 
 use crate::outbox::{self, Mail};
 
@@ -92,4 +94,159 @@ pub async fn request_link(db: &PgPool, link: LinkRequest<'_>) -> Result<Requeste
     outbox::enqueue(&mut tx, &link.mail, link.host).await?;
     tx.commit().await?;
     Ok(Requested::Queued)
+}
+
+/// A customer signed in, and the session they are signed in with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub email: String,
+}
+
+/// A refresh token to issue: its hash and when it stops working.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRefresh {
+    pub token_hash: [u8; 32],
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Spends the sign-in link of `link_hash` (unused, unexpired) for a new session of its email's
+/// customer (made at its first sign-in), whose first refresh token is `refresh`. `None` when no
+/// such link exists: unknown, used or expired alike.
+pub async fn start_session(
+    db: &PgPool,
+    link_hash: &[u8; 32],
+    refresh: NewRefresh,
+) -> Result<Option<Session>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let email = sqlx::query_scalar!(
+        "UPDATE signin_links SET used_at = now()
+         WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now()
+         RETURNING email",
+        &link_hash[..]
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(email) = email else {
+        return Ok(None);
+    };
+    let customer_id = sqlx::query_scalar!(
+        "INSERT INTO customers (id, email) VALUES ($1, $2)
+         ON CONFLICT (email) DO UPDATE SET email = EXCLUDED.email
+         RETURNING id",
+        Uuid::now_v7(),
+        email
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let session = Session {
+        id: Uuid::now_v7(),
+        customer_id,
+        email,
+    };
+    sqlx::query!(
+        "INSERT INTO sessions (id, customer_id) VALUES ($1, $2)",
+        session.id,
+        session.customer_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    issue_refresh(&mut tx, session.id, refresh).await?;
+    tx.commit().await?;
+    Ok(Some(session))
+}
+
+async fn issue_refresh(
+    db: &mut PgConnection,
+    session: Uuid,
+    refresh: NewRefresh,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES ($1, $2, $3)",
+        &refresh.token_hash[..],
+        session,
+        refresh.expires_at
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refreshed {
+    /// Spent for `next`, in the same session.
+    Rotated(Session),
+    /// Spent before: the session is revoked, so whoever holds any of its tokens is signed out.
+    Reused,
+    /// Unknown, expired, or of a session that ended.
+    Refused,
+}
+
+/// Spends the refresh token of `token_hash` for `next`. Concurrent presentations of one token
+/// are taken one at a time: the first rotates it, any other finds it spent.
+pub async fn refresh(
+    db: &PgPool,
+    token_hash: &[u8; 32],
+    next: NewRefresh,
+) -> Result<Refreshed, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let found = sqlx::query!(
+        r#"SELECT r.spent_at IS NOT NULL AS "spent!", r.expires_at > now() AS "live!",
+                  s.revoked_at IS NULL AS "open!", s.id, s.customer_id, c.email
+           FROM refresh_tokens r
+           JOIN sessions s ON s.id = r.session_id
+           JOIN customers c ON c.id = s.customer_id
+           WHERE r.token_hash = $1
+           FOR UPDATE OF r, s"#,
+        &token_hash[..]
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(found) = found else {
+        return Ok(Refreshed::Refused);
+    };
+    if !found.open {
+        return Ok(Refreshed::Refused);
+    }
+    if found.spent {
+        revoke(&mut tx, found.id, "refresh token reused").await?;
+        tx.commit().await?;
+        return Ok(Refreshed::Reused);
+    }
+    if !found.live {
+        return Ok(Refreshed::Refused);
+    }
+    sqlx::query!(
+        "UPDATE refresh_tokens SET spent_at = now() WHERE token_hash = $1",
+        &token_hash[..]
+    )
+    .execute(&mut *tx)
+    .await?;
+    issue_refresh(&mut tx, found.id, next).await?;
+    tx.commit().await?;
+    Ok(Refreshed::Rotated(Session {
+        id: found.id,
+        customer_id: found.customer_id,
+        email: found.email,
+    }))
+}
+
+async fn revoke(db: &mut PgConnection, session: Uuid, because: &str) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE sessions SET revoked_at = now(), revoked_because = $2
+         WHERE id = $1 AND revoked_at IS NULL",
+        session,
+        because
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Signs `session` out: none of its refresh tokens works again.
+pub async fn end_session(db: &PgPool, session: Uuid) -> Result<(), sqlx::Error> {
+    let mut conn = db.acquire().await?;
+    revoke(&mut conn, session, "signed out").await
 }

@@ -60,10 +60,51 @@ fn uuids<Id: Copy + Into<Uuid>>(ids: &[Id]) -> Vec<Uuid> {
     ids.iter().copied().map(Into::into).collect()
 }
 
+/// A booking's row, as the API shows it.
+#[derive(Debug)]
+struct BookingRow {
+    id: Uuid,
+    ticket_tier_id: Uuid,
+    concert_id: Uuid,
+    user_email: String,
+    quantity: i16,
+    total_price: Decimal,
+    currency: String,
+    status: BookingStatus,
+    failure_reason: Option<String>,
+    created_at: DateTime<Utc>,
+    idempotency_key: String,
+}
+
+impl TryFrom<BookingRow> for BookingRecord {
+    type Error = sqlx::Error;
+
+    fn try_from(row: BookingRow) -> Result<Self, Self::Error> {
+        Ok(BookingRecord {
+            booking: Booking {
+                id: row.id.into(),
+                ticket_tier_id: row.ticket_tier_id.into(),
+                concert_id: row.concert_id.into(),
+                user_email: Email::parse(&row.user_email).map_err(|e| corrupt("user_email", e))?,
+                quantity: Quantity::new(i64::from(row.quantity))
+                    .map_err(|e| corrupt("quantity", e))?,
+                total_price: Money::new(row.total_price).map_err(|e| corrupt("total_price", e))?,
+                currency: row.currency.parse().map_err(|e| corrupt("currency", e))?,
+                created_at: row.created_at,
+                idempotency_key: IdempotencyKey::parse(&row.idempotency_key)
+                    .map_err(|e| corrupt("idempotency_key", e))?,
+            },
+            status: row.status,
+            failure_reason: row.failure_reason,
+        })
+    }
+}
+
 /// A booking the settler has written: its row, or the dead letter it was resolved into when no
 /// row could hold it (failed, with the letter's reason).
 pub async fn booking(db: &PgPool, id: BookingId) -> Result<Option<BookingRecord>, sqlx::Error> {
-    let row = sqlx::query!(
+    let row = sqlx::query_as!(
+        BookingRow,
         r#"SELECT id, ticket_tier_id, concert_id, user_email, quantity, total_price, currency,
                   status AS "status: BookingStatus", failure_reason, created_at, idempotency_key
            FROM bookings WHERE id = $1"#,
@@ -87,22 +128,42 @@ pub async fn booking(db: &PgPool, id: BookingId) -> Result<Option<BookingRecord>
             })
         }));
     };
-    Ok(Some(BookingRecord {
-        booking: Booking {
-            id: row.id.into(),
-            ticket_tier_id: row.ticket_tier_id.into(),
-            concert_id: row.concert_id.into(),
-            user_email: Email::parse(&row.user_email).map_err(|e| corrupt("user_email", e))?,
-            quantity: Quantity::new(i64::from(row.quantity)).map_err(|e| corrupt("quantity", e))?,
-            total_price: Money::new(row.total_price).map_err(|e| corrupt("total_price", e))?,
-            currency: row.currency.parse().map_err(|e| corrupt("currency", e))?,
-            created_at: row.created_at,
-            idempotency_key: IdempotencyKey::parse(&row.idempotency_key)
-                .map_err(|e| corrupt("idempotency_key", e))?,
-        },
-        status: row.status,
-        failure_reason: row.failure_reason,
-    }))
+    row.try_into().map(Some)
+}
+
+/// Where a page of a customer's bookings starts: after the booking made at `created_at` with
+/// `id` (newest first, the id breaking ties), so bookings written meanwhile never shift a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookingCursor {
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+/// Up to `limit` settled bookings of `email`, newest first, after `after`.
+pub async fn bookings_of(
+    db: &PgPool,
+    email: &str,
+    after: Option<BookingCursor>,
+    limit: i64,
+) -> Result<Vec<BookingRecord>, sqlx::Error> {
+    let (created_at, id) = after.map_or((None, None), |c| (Some(c.created_at), Some(c.id)));
+    let rows = sqlx::query_as!(
+        BookingRow,
+        r#"SELECT id, ticket_tier_id, concert_id, user_email, quantity, total_price, currency,
+                  status AS "status: BookingStatus", failure_reason, created_at, idempotency_key
+           FROM bookings
+           WHERE user_email = $1
+             AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
+           ORDER BY created_at DESC, id DESC
+           LIMIT $4"#,
+        email,
+        created_at,
+        id,
+        limit
+    )
+    .fetch_all(db)
+    .await?;
+    rows.into_iter().map(BookingRecord::try_from).collect()
 }
 
 /// A value Postgres holds that the domain refuses: the column and why.

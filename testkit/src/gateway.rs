@@ -183,6 +183,46 @@ impl TestApp {
     }
 
     /// Posts a booking body as JSON.
+    /// The token of the latest sign-in link mailed to `email`, read from the outbox's mail.
+    pub async fn link_token(&self, email: &str) -> String {
+        let body: String = sqlx::query_scalar(
+            "SELECT body FROM mail_outbox WHERE recipient = $1 AND kind = 'signin'
+             ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(email)
+        .fetch_one(&self.state.db)
+        .await
+        .expect("a sign-in mail");
+        body.split("/signin?token=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("the link in the mail")
+            .to_owned()
+    }
+
+    /// Signs `email` in through a mailed link: the session's grant (`accessToken`, ...).
+    pub async fn sign_in(&self, email: &str) -> Value {
+        let asked = self
+            .client
+            .post(self.url("/api/auth/links"))
+            .json(&serde_json::json!({ "email": email }))
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(asked.status(), 202, "asking for a link");
+        let recipient = Email::parse(email).expect("an email");
+        let token = self.link_token(recipient.as_str()).await;
+        let signed_in = self
+            .client
+            .post(self.url("/api/auth/sessions"))
+            .json(&serde_json::json!({ "token": token }))
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(signed_in.status(), 201, "signing in");
+        signed_in.json().await.expect("the grant")
+    }
+
     pub async fn book(&self, body: &Value) -> reqwest::Response {
         self.client
             .post(self.url("/api/bookings"))

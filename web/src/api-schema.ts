@@ -100,6 +100,63 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/auth/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Spends a refresh token for the next pair. A refresh token works once: presented again, it
+         *     ends its session, and every token of that session stops working.
+         */
+        post: operations["refreshSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Spends a sign-in link's token (single-use, 15 minutes) for a session: an access token (15
+         *     minutes) and a refresh token (30 days).
+         */
+        post: operations["signIn"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/sessions/current": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Signs out: the session's refresh token stops working. */
+        delete: operations["signOut"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/bookings": {
         parameters: {
             query?: never;
@@ -113,7 +170,9 @@ export interface paths {
          * Books tickets: one atomic reservation in Redis, answered at once with the booking `pending`;
          *     payment follows, and the booking ends `confirmed` or `failed` (follow it at its `Location`,
          *     or its events). The same idempotency key with the same body answers the same booking. With
-         *     `Prefer: wait=N` the answer waits up to N seconds (10 at most) for the outcome.
+         *     `Prefer: wait=N` the answer waits up to N seconds (10 at most) for the outcome. A guest says
+         *     who books in `userEmail`; a signed-in customer's booking (their access token as a bearer)
+         *     takes their email, and `userEmail`, if sent, must be it.
          */
         post: operations["createBooking"];
         delete?: never;
@@ -264,6 +323,45 @@ export interface paths {
          *     state is reported but does not fail it: bookings need no Postgres.
          */
         get: operations["ready"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who is signed in. */
+        get: operations["me"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/me/bookings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every settled booking made with the customer's email, those made as a guest before signing in
+         *     included, newest first. A page never shifts under bookings made meanwhile: each page starts
+         *     after the last booking of the one before. A booking still pending shows once it is settled
+         *     (within a second or so); `GET /api/bookings/{id}` follows it until then.
+         */
+        get: operations["myBookings"];
         put?: never;
         post?: never;
         delete?: never;
@@ -488,6 +586,12 @@ export interface components {
          * @enum {string}
          */
         Currency: "USD";
+        /** @description A customer as they see themselves. */
+        CustomerView: {
+            email: string;
+            /** Format: uuid */
+            id: string;
+        };
         /** @description Confirmed sales: totals, over time, and by tier. */
         Dashboard: {
             period: string;
@@ -509,6 +613,19 @@ export interface components {
             field: string;
             message: string;
         };
+        /** @description What signing in or refreshing gives: a new pair of tokens. */
+        Grant: {
+            /** @description A JWT to send as `Authorization: Bearer <accessToken>`. */
+            accessToken: string;
+            customer: components["schemas"]["CustomerView"];
+            /**
+             * Format: int64
+             * @description Seconds the access token works.
+             */
+            expiresIn: number;
+            /** @description Spent by `POST /api/auth/refresh` for the next pair; presented twice, it ends the session. */
+            refreshToken: string;
+        };
         /** @description One purchase attempt for one concert: visible ASCII. */
         IdempotencyKey: string;
         /** @description The answer to a request for a link: the same whether or not the email is known. */
@@ -520,6 +637,10 @@ export interface components {
         Live: {
             status: string;
         };
+        /** @description The signed-in customer. */
+        MeEnvelope: {
+            customer: components["schemas"]["CustomerView"];
+        };
         /**
          * @description What a problem says, for clients that show one field: the `detail`, or for a validation
          *     failure each bad field's message.
@@ -530,6 +651,13 @@ export interface components {
          * @example 20.5
          */
         Money: number;
+        /** @description A page of the customer's bookings. */
+        MyBookingsPage: {
+            /** @description Newest first. */
+            bookings: components["schemas"]["BookingRecord"][];
+            /** @description The `cursor` of the next (older) page; absent on the last. */
+            nextCursor?: string | null;
+        };
         /** @description A new concert as clients send it (the gateway reads it field by field). */
         NewConcertBody: {
             /**
@@ -624,6 +752,10 @@ export interface components {
             /** @description `ok` when this process can do its work. */
             status: string;
         };
+        /** @description Spending a refresh token for the next pair. */
+        RefreshBody: {
+            refreshToken: string;
+        };
         /** @description One server-sent event, as `text/event-stream` carries it. */
         ServerSentEvent: {
             /** @description JSON: a `Snapshot`, a `StockEvent` or a `BookingEvent`, by event. */
@@ -632,6 +764,11 @@ export interface components {
             event: string;
             /** @description Its id, increasing within one gateway. */
             id: string;
+        };
+        /** @description Spending a sign-in link's token for a session. */
+        SessionBody: {
+            /** @description The `token` of the link's address. */
+            token: string;
         };
         /** @description Asking for a sign-in link. */
         SignInLinkBody: {
@@ -1020,6 +1157,105 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    refreshSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RefreshBody"];
+            };
+        };
+        responses: {
+            /** @description The next pair */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Grant"];
+                };
+            };
+            400: components["responses"]["Invalid"];
+            /** @description `TokenRefused`: unknown, spent, expired, or of an ended session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            408: components["responses"]["BodyLate"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["NotJson"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    signIn: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SessionBody"];
+            };
+        };
+        responses: {
+            /** @description Signed in */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Grant"];
+                };
+            };
+            400: components["responses"]["Invalid"];
+            /** @description `TokenRefused`: the link's token is unknown, used or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            408: components["responses"]["BodyLate"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["NotJson"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    signOut: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Signed out */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     createBooking: {
         parameters: {
             query?: never;
@@ -1069,6 +1305,15 @@ export interface operations {
                 };
             };
             400: components["responses"]["Invalid"];
+            /** @description `Unauthorized`: a bearer credential that is no valid access token (a guest sends none) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description `AdmissionRequired`: the concert has a waiting room and no valid, unspent admission token for it and this email was sent */
             403: {
                 headers: {
@@ -1101,7 +1346,7 @@ export interface operations {
             };
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["NotJson"];
-            /** @description Wrong `totalPrice`, the key used with another request for this concert, or over the customer's ticket limit; with `Prefer: wait`, `PaymentDeclined` with the failed booking in `booking` */
+            /** @description Wrong `totalPrice`, the key used with another request for this concert, over the customer's ticket limit, or (`EmailMismatch`) a signed-in customer's booking for another email; with `Prefer: wait`, `PaymentDeclined` with the failed booking in `booking` */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1342,6 +1587,57 @@ export interface operations {
                     "application/json": components["schemas"]["Readiness"];
                 };
             };
+        };
+    };
+    me: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The customer */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MeEnvelope"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["RateLimited"];
+        };
+    };
+    myBookings: {
+        parameters: {
+            query?: {
+                /** @description The `nextCursor` of the page before */
+                cursor?: string;
+                /** @description Bookings per page (default 20) */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of bookings */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MyBookingsPage"];
+                };
+            };
+            400: components["responses"]["Invalid"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     openapi: {

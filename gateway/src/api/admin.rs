@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use fred::prelude::{KeysInterface, PubsubInterface};
 use fred::types::SetOptions;
 use futures::future::try_join_all;
-use http::header::{AUTHORIZATION, LOCATION};
+use http::header::LOCATION;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
@@ -26,6 +26,7 @@ use crate::catalog::store;
 use crate::catalog::{Concert, Tier};
 use crate::http::body::{Body, json};
 use crate::http::error::{ApiError, FieldError};
+use crate::http::headers::bearer;
 use crate::http::validate::{Checker, parse_form, path, path_id};
 use crate::state::Admin;
 
@@ -41,13 +42,7 @@ pub fn authorize(admin: &Admin, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = &admin.token else {
         return Err(ApiError::AdminDisabled);
     };
-    let given = headers
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim_start_matches(' '))
-        .unwrap_or_default();
+    let given = bearer(headers).unwrap_or_default();
     match bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes())) {
         true => Ok(()),
         false => Err(ApiError::Unauthorized),

@@ -13,49 +13,15 @@ use pg_store::audit::{self, Entry};
 
 use crate::api::problems::{AdminOff, Invalid, RateLimited, Unauthorized, Unavailable};
 use crate::http::body::{Body, full};
-use crate::http::error::{ApiError, FieldError};
+use crate::http::error::ApiError;
+use crate::http::validate::{PageQuery, page_query};
 
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 200;
 
-/// Which page: after `cursor` (the `nextCursor` of the page before), `limit` entries.
-#[derive(Debug, PartialEq, Eq)]
-struct PageQuery {
-    before: Option<i64>,
-    limit: i64,
-}
-
-fn parse_query(query: Option<&str>) -> Result<PageQuery, ApiError> {
-    let mut errors = Vec::new();
-    let mut parsed = PageQuery {
-        before: None,
-        limit: DEFAULT_LIMIT,
-    };
-    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        match name.as_ref() {
-            "cursor" => match value.parse::<i64>() {
-                Ok(seq) if seq > 0 => parsed.before = Some(seq),
-                _ => errors.push(FieldError::new(
-                    "cursor",
-                    "format",
-                    "must be the nextCursor of a page",
-                )),
-            },
-            "limit" => match value.parse::<i64>() {
-                Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => parsed.limit = limit,
-                _ => errors.push(FieldError::new(
-                    "limit",
-                    "range",
-                    format!("must be a whole number from 1 to {MAX_LIMIT}"),
-                )),
-            },
-            _ => {}
-        }
-    }
-    match errors.is_empty() {
-        true => Ok(parsed),
-        false => Err(ApiError::Validation(errors)),
-    }
+fn parse_query(query: Option<&str>) -> Result<PageQuery<i64>, ApiError> {
+    let seq = |text: &str| text.parse::<i64>().ok().filter(|seq| *seq > 0);
+    page_query(query, seq, DEFAULT_LIMIT, MAX_LIMIT)
 }
 
 /// Who made a change: `admin_token` (the bootstrap credential), `api_key`, `customer` or
@@ -130,7 +96,7 @@ pub struct AuditLogPage {
 pub async fn list(db: &PgPool, query: Option<&str>) -> Result<Response<Body>, ApiError> {
     let query = parse_query(query)?;
     // One more than asked says whether a next page exists.
-    let mut entries = audit::page(db, query.before, query.limit + 1).await?;
+    let mut entries = audit::page(db, query.after, query.limit + 1).await?;
     let next_cursor = match entries.len() > usize::try_from(query.limit).unwrap_or(usize::MAX) {
         true => {
             entries.pop();
@@ -160,14 +126,14 @@ mod tests {
         assert_eq!(
             parse_query(Some("cursor=42&limit=10")).ok(),
             Some(PageQuery {
-                before: Some(42),
+                after: Some(42),
                 limit: 10
             })
         );
         assert_eq!(
             parse_query(None).ok(),
             Some(PageQuery {
-                before: None,
+                after: None,
                 limit: DEFAULT_LIMIT
             })
         );

@@ -123,8 +123,14 @@ struct BookingForm {
 }
 
 impl BookingRequest {
-    /// Parses a body and the `Idempotency-Key` header, listing every problem at once.
-    pub fn parse(body: &[u8], headers: &HeaderMap) -> Result<Self, ApiError> {
+    /// Parses a body and the `Idempotency-Key` header, listing every problem at once. A
+    /// signed-in customer's booking takes their email: `userEmail` may be left out, and any
+    /// other is refused.
+    pub fn parse(
+        body: &[u8],
+        headers: &HeaderMap,
+        signed_in: Option<&Email>,
+    ) -> Result<Self, ApiError> {
         let form: BookingForm = parse_form(body)?;
         let mut check = Checker::default();
         let header_key = match headers.get(IDEMPOTENCY_KEY) {
@@ -138,7 +144,10 @@ impl BookingRequest {
         let ticket_tier_id = check
             .required(&form.ticket_tier_id, "ticketTierId")
             .and_then(|v| check.id(v, "ticketTierId"));
-        let user_email = check.email(&form.user_email, "userEmail");
+        let user_email = match (signed_in, &form.user_email) {
+            (Some(email), None | Some(Value::Null)) => Some(email.clone()),
+            _ => check.email(&form.user_email, "userEmail"),
+        };
         let quantity = check
             .required(&form.quantity, "quantity")
             .and_then(|v| check.integer(v, "quantity", 1, i64::from(MAX_QUANTITY)))
@@ -194,7 +203,13 @@ impl BookingRequest {
                     .map(str::to_owned),
             })
         })();
-        check.finish(request)
+        let request = check.finish(request)?;
+        match signed_in {
+            Some(email) if *email != request.user_email => Err(ApiError::EmailMismatch {
+                signed_in: email.as_str().to_owned(),
+            }),
+            _ => Ok(request),
+        }
     }
 }
 
@@ -433,6 +448,7 @@ fn outcome(booked: &Result<Booked, ApiError>) -> &'static str {
         Err(ApiError::OutcomeUnknown) => "unknown",
         Err(ApiError::SalesNotOpen { .. } | ApiError::SalesClosed { .. }) => "not_on_sale",
         Err(ApiError::AdmissionRequired(_)) => "not_admitted",
+        Err(ApiError::EmailMismatch { .. } | ApiError::Unauthorized) => "not_this_customer",
         Err(_) => "unavailable",
     }
 }
@@ -440,7 +456,9 @@ fn outcome(booked: &Result<Booked, ApiError>) -> &'static str {
 /// Books tickets: one atomic reservation in Redis, answered at once with the booking `pending`;
 /// payment follows, and the booking ends `confirmed` or `failed` (follow it at its `Location`,
 /// or its events). The same idempotency key with the same body answers the same booking. With
-/// `Prefer: wait=N` the answer waits up to N seconds (10 at most) for the outcome.
+/// `Prefer: wait=N` the answer waits up to N seconds (10 at most) for the outcome. A guest says
+/// who books in `userEmail`; a signed-in customer's booking (their access token as a bearer)
+/// takes their email, and `userEmail`, if sent, must be it.
 #[utoipa::path(post, path = "/api/bookings", operation_id = "createBooking", tag = "bookings",
     params(
         ("Idempotency-Key" = Option<IdempotencyKey>, Header, nullable = false, description = "The purchase attempt's key, instead of `idempotencyKey` in the body"),
@@ -467,13 +485,14 @@ fn outcome(booked: &Result<Booked, ApiError>) -> &'static str {
             )
         ),
         (status = 400, response = Invalid),
+        (status = 401, description = "`Unauthorized`: a bearer credential that is no valid access token (a guest sends none)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`AdmissionRequired`: the concert has a waiting room and no valid, unspent admission token for it and this email was sent", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such ticket tier", body = Problem, content_type = "application/problem+json"),
         (status = 408, response = BodyLate),
         (status = 409, description = "Not enough tickets left (`TicketTierOutOfStock`), or outside the concert's sales window (`SalesNotOpen` with `Retry-After`, `SalesClosed`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds until sales open"))),
         (status = 413, response = BodyTooLarge),
         (status = 415, response = NotJson),
-        (status = 422, description = "Wrong `totalPrice`, the key used with another request for this concert, or over the customer's ticket limit; with `Prefer: wait`, `PaymentDeclined` with the failed booking in `booking`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Wrong `totalPrice`, the key used with another request for this concert, over the customer's ticket limit, or (`EmailMismatch`) a signed-in customer's booking for another email; with `Prefer: wait`, `PaymentDeclined` with the failed booking in `booking`", body = Problem, content_type = "application/problem+json"),
         (status = 429, response = RateLimited),
         (status = 503, response = Recovering),
     )
@@ -484,7 +503,11 @@ pub async fn create(
     body: Vec<u8>,
     slot: Option<Slot>,
 ) -> Result<Response<Body>, ApiError> {
-    let booked = match BookingRequest::parse(&body, headers) {
+    let request = desk.tokens.from_headers(headers).and_then(|signed_in| {
+        let email = signed_in.map(|customer| customer.email);
+        BookingRequest::parse(&body, headers, email.as_ref())
+    });
+    let booked = match request {
         Ok(request) => book(desk, request).await,
         Err(error) => Err(error),
     };
@@ -611,7 +634,7 @@ mod tests {
         if let Some(key) = header {
             headers.insert(IDEMPOTENCY_KEY, HeaderValue::from_static(key));
         }
-        BookingRequest::parse(body.as_bytes(), &headers)
+        BookingRequest::parse(body.as_bytes(), &headers, None)
     }
 
     fn fields(result: Result<BookingRequest, ApiError>) -> Vec<String> {
@@ -647,7 +670,7 @@ mod tests {
         )
         .expect("valid");
         let sent = serde_json::to_vec(&body).expect("json");
-        let read = BookingRequest::parse(&sent, &HeaderMap::new()).expect("read back");
+        let read = BookingRequest::parse(&sent, &HeaderMap::new(), None).expect("read back");
         assert_eq!(read.ticket_tier_id, tier);
         assert_eq!(read.user_email.as_str(), "fan@example.com");
         assert_eq!(read.quantity.get(), 3);

@@ -87,7 +87,7 @@ pub(crate) fn assemble(operations: impl IntoIterator<Item = Operation>) -> Bytes
     Bytes::from(serde_json::to_vec_pretty(&document).unwrap_or_default())
 }
 
-/// The admin API's bearer token.
+/// The credentials: the admin API's bearer token, and customers' access tokens (JWTs).
 #[derive(Debug)]
 struct AdminToken;
 
@@ -98,6 +98,11 @@ impl Modify for AdminToken {
                 "admin",
                 SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
             );
+            let mut customer = Http::new(HttpAuthScheme::Bearer);
+            customer.bearer_format = Some("JWT".to_owned());
+            customer.description =
+                Some("A customer's access token, from `POST /api/auth/sessions`".to_owned());
+            components.add_security_scheme("customer", SecurityScheme::Http(customer));
         }
     }
 }

@@ -9,5 +9,6 @@ pub mod concerts;
 pub mod docs;
 pub mod events;
 pub mod health;
+pub mod me;
 pub mod problems;
 pub mod queue;

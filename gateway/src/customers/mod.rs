@@ -1,34 +1,67 @@
-//! Customers who sign in: a link asked for by email and mailed through the outbox.
+//! Customers who sign in: a link asked for by email and mailed through the outbox, spent for a
+//! session of short access tokens and rotating refresh tokens; their bookings, a page at a time.
+
+pub mod tokens;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderMap;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
+use domain::record::BookingRecord;
 use domain::values::Email;
-use pg_store::accounts::{self, LinkRequest, Requested};
+use pg_store::BookingCursor;
+use pg_store::accounts::{self, LinkRequest, NewRefresh, Refreshed, Requested, Session};
 use pg_store::outbox::Mail;
 
 use crate::config::PublicUrl;
 use crate::http::error::{ApiError, Limit};
+use tokens::{ACCESS_TTL, AccessTokens, SignedIn};
 
 /// How long a sign-in link works.
 pub const LINK_TTL: Duration = Duration::from_secs(15 * 60);
+/// How long a refresh token works (each use gives a new one of the same life).
+pub const REFRESH_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// What signing in needs.
 #[derive(Debug)]
 pub struct Customers {
     pub db: PgPool,
     pub public_url: PublicUrl,
+    pub tokens: Arc<AccessTokens>,
+}
+
+/// A customer as they see themselves.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CustomerView {
+    pub id: Uuid,
+    pub email: String,
+}
+
+/// What signing in or refreshing gives: a new pair of tokens.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Grant {
+    /// A JWT to send as `Authorization: Bearer <accessToken>`.
+    pub access_token: String,
+    /// Spent by `POST /api/auth/refresh` for the next pair; presented twice, it ends the session.
+    pub refresh_token: String,
+    /// Seconds the access token works.
+    pub expires_in: u64,
+    pub customer: CustomerView,
 }
 
 impl Customers {
     /// Mails `email` a sign-in link, whether or not it ever booked (the answer never says which
     /// emails are known), unless it or `client` asked for too many in the last minute.
     pub async fn send_link(&self, email: &Email, client: IpAddr) -> Result<(), ApiError> {
-        let token = hex::encode(rand::random::<[u8; 32]>());
+        let token = new_token();
         let requested_by = client.to_string();
         let link = LinkRequest {
             token_hash: token_hash(&token),
@@ -65,6 +98,94 @@ impl Customers {
             ),
         }
     }
+
+    /// Spends a sign-in link's token for a new session.
+    pub async fn sign_in(&self, link_token: &str) -> Result<Grant, ApiError> {
+        let (refresh_token, refresh) = new_refresh();
+        let session = accounts::start_session(&self.db, &token_hash(link_token), refresh)
+            .await?
+            .ok_or(ApiError::TokenRefused)?;
+        self.grant(session, refresh_token)
+    }
+
+    /// Spends a refresh token for the next pair. A spent one presented again ends its session.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Grant, ApiError> {
+        let (next_token, next) = new_refresh();
+        match accounts::refresh(&self.db, &token_hash(refresh_token), next).await? {
+            Refreshed::Rotated(session) => self.grant(session, next_token),
+            Refreshed::Reused => {
+                tracing::warn!("a spent refresh token was presented again; its session is revoked");
+                Err(ApiError::TokenRefused)
+            }
+            Refreshed::Refused => Err(ApiError::TokenRefused),
+        }
+    }
+
+    /// Ends the session of `signed_in`: its refresh tokens stop working (its access tokens
+    /// expire within [`ACCESS_TTL`]).
+    pub async fn sign_out(&self, signed_in: &SignedIn) -> Result<(), ApiError> {
+        accounts::end_session(&self.db, signed_in.session_id).await?;
+        Ok(())
+    }
+
+    fn grant(&self, session: Session, refresh_token: String) -> Result<Grant, ApiError> {
+        let email = Email::parse(&session.email)
+            .map_err(|error| ApiError::Internal(format!("a customer's email: {error}")))?;
+        let signed_in = SignedIn {
+            customer_id: session.customer_id,
+            email,
+            session_id: session.id,
+        };
+        let access_token = self
+            .tokens
+            .issue(&signed_in)
+            .map_err(|error| ApiError::Internal(format!("signing an access token: {error}")))?;
+        Ok(Grant {
+            access_token,
+            refresh_token,
+            expires_in: ACCESS_TTL.as_secs(),
+            customer: CustomerView {
+                id: session.customer_id,
+                email: session.email,
+            },
+        })
+    }
+
+    /// The signed-in customer, who must be.
+    pub fn require(&self, headers: &HeaderMap) -> Result<SignedIn, ApiError> {
+        self.tokens
+            .from_headers(headers)?
+            .ok_or(ApiError::Unauthorized)
+    }
+
+    /// Up to `limit` of the customer's settled bookings (guest ones of their email included),
+    /// newest first, after `after`; and whether more follow.
+    pub async fn bookings(
+        &self,
+        signed_in: &SignedIn,
+        after: Option<BookingCursor>,
+        limit: i64,
+    ) -> Result<(Vec<BookingRecord>, bool), ApiError> {
+        let mut page =
+            pg_store::bookings_of(&self.db, signed_in.email.as_str(), after, limit + 1).await?;
+        let more = page.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+        page.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok((page, more))
+    }
+}
+
+/// 256 random bits, as hex: a sign-in link's or a refresh token.
+fn new_token() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+fn new_refresh() -> (String, NewRefresh) {
+    let token = new_token();
+    let refresh = NewRefresh {
+        token_hash: token_hash(&token),
+        expires_at: chrono::Utc::now() + REFRESH_TTL,
+    };
+    (token, refresh)
 }
 
 /// What Postgres keeps of a token: its SHA-256, never the token.

@@ -81,6 +81,8 @@ pub enum ApiError {
     BodyTimeout,
     #[error("a valid bearer token is required")]
     Unauthorized,
+    #[error("the token is unknown, spent or expired")]
+    TokenRefused,
     #[error("the admin API is disabled")]
     AdminDisabled,
     #[error("concert {0} does not exist")]
@@ -107,6 +109,10 @@ pub enum ApiError {
     },
     #[error("totalPrice {given} does not match {expected} (price x quantity)")]
     PriceMismatch { expected: Money, given: Money },
+    #[error(
+        "signed in as {signed_in}: a booking takes that email (leave userEmail out, or send it)"
+    )]
+    EmailMismatch { signed_in: String },
     #[error("this Idempotency-Key was already used with a different request")]
     IdempotencyKeyReused,
     #[error("a customer may hold at most {limit} tickets per concert; {held} already held")]
@@ -218,6 +224,7 @@ impl ApiError {
                 "Payload too large",
             ),
             Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized"),
+            TokenRefused => (StatusCode::UNAUTHORIZED, "TokenRefused", "Token refused"),
             AdminDisabled => (StatusCode::FORBIDDEN, "AdminDisabled", "Admin API disabled"),
             ConcertNotFound(_) => (
                 StatusCode::NOT_FOUND,
@@ -256,6 +263,11 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "PriceMismatch",
                 "Total price does not match",
+            ),
+            EmailMismatch { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "EmailMismatch",
+                "Not the signed-in customer's email",
             ),
             IdempotencyKeyReused => (
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -36,6 +36,20 @@ pub fn list(names: &[HeaderName]) -> String {
         .join(", ")
 }
 
+/// The credential of an `Authorization: Bearer <credential>` header; `None` without one. Another
+/// scheme, or an unreadable header, is an empty credential: present, and matching nothing.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?;
+    let credential = value
+        .to_str()
+        .ok()
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, credential)| credential.trim_start_matches(' '))
+        .unwrap_or_default();
+    Some(credential)
+}
+
 /// The client's request id if it is a sensible one, else a new one.
 pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     headers

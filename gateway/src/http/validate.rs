@@ -357,3 +357,50 @@ mod tests {
         assert_eq!(check.errors.len(), 3);
     }
 }
+
+/// A page asked for by `cursor` (the `nextCursor` of the page before) and `limit`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PageQuery<C> {
+    pub after: Option<C>,
+    pub limit: i64,
+}
+
+/// `?cursor&limit` of a paged list: `cursor` read by `cursor`, `limit` 1 to `max` (`default`
+/// when absent); every problem listed at once.
+pub fn page_query<C>(
+    query: Option<&str>,
+    cursor: impl Fn(&str) -> Option<C>,
+    default: i64,
+    max: i64,
+) -> Result<PageQuery<C>, ApiError> {
+    let mut errors = Vec::new();
+    let mut page = PageQuery {
+        after: None,
+        limit: default,
+    };
+    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match name.as_ref() {
+            "cursor" => match cursor(&value) {
+                Some(after) => page.after = Some(after),
+                None => errors.push(FieldError::new(
+                    "cursor",
+                    "format",
+                    "must be the nextCursor of a page",
+                )),
+            },
+            "limit" => match value.parse::<i64>() {
+                Ok(limit) if (1..=max).contains(&limit) => page.limit = limit,
+                _ => errors.push(FieldError::new(
+                    "limit",
+                    "range",
+                    format!("must be a whole number from 1 to {max}"),
+                )),
+            },
+            _ => {}
+        }
+    }
+    match errors.is_empty() {
+        true => Ok(page),
+        false => Err(ApiError::Validation(errors)),
+    }
+}

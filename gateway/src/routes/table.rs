@@ -9,7 +9,7 @@ use http::Method;
 use utoipa::__dev::{SchemaReferences, Tags};
 
 use crate::api::{
-    admin, analytics, audit_log, auth, bookings, concerts, docs, events, health, queue,
+    admin, analytics, audit_log, auth, bookings, concerts, docs, events, health, me, queue,
 };
 use crate::http::error::ApiError;
 use crate::routes::{Call, Handled, Handler, Policy, Route};
@@ -19,6 +19,7 @@ fn documented<P: Documented>(policy: Policy, handler: Handler) -> Route {
     let method = match P::methods().as_slice() {
         [utoipa::openapi::path::HttpMethod::Post] => Method::POST,
         [utoipa::openapi::path::HttpMethod::Patch] => Method::PATCH,
+        [utoipa::openapi::path::HttpMethod::Delete] => Method::DELETE,
         _ => Method::GET,
     };
     Route::new(method, P::path(), policy, handler, Some(operation::<P>))
@@ -49,12 +50,13 @@ pub(super) fn routes() -> Vec<Route> {
     use admin::{__path_create, __path_update};
     use analytics::__path_get as __path_dashboard;
     use audit_log::__path_list as __path_audit_log;
-    use auth::__path_request_link;
+    use auth::{__path_refresh, __path_request_link, __path_sign_in, __path_sign_out};
     use bookings::{__path_create as __path_book, __path_get as __path_booking};
     use concerts::{__path_get as __path_concert, __path_list as __path_concerts};
     use docs::__path_document;
     use events::{__path_booking_stream, __path_queue_stream, __path_stock_stream};
     use health::{__path_live, __path_metrics, __path_ready};
+    use me::{__path_bookings as __path_my_bookings, __path_me};
     use queue::{__path_get as __path_ticket, __path_join};
     vec![
         documented::<__path_concerts>(Policy::READ, |call| {
@@ -86,6 +88,31 @@ pub(super) fn routes() -> Vec<Route> {
         documented::<__path_request_link>(Policy::WRITE, |call| {
             Box::pin(async move {
                 auth::request_link(&call.state.customers, call.client, &call.body).await
+            })
+        }),
+        documented::<__path_sign_in>(Policy::WRITE, |call| {
+            Box::pin(async move { auth::sign_in(&call.state.customers, &call.body).await })
+        }),
+        documented::<__path_refresh>(Policy::WRITE, |call| {
+            Box::pin(async move { auth::refresh(&call.state.customers, &call.body).await })
+        }),
+        documented::<__path_sign_out>(Policy::READ, |call| {
+            Box::pin(
+                async move { auth::sign_out(&call.state.customers, &call.parts.headers).await },
+            )
+        }),
+        documented::<__path_me>(Policy::READ, |call| {
+            Box::pin(async move { me::me(&call.state.customers, &call.parts.headers) })
+        }),
+        documented::<__path_my_bookings>(Policy::READ, |call| {
+            Box::pin(async move {
+                let state = &call.state;
+                me::bookings(
+                    &state.customers,
+                    &call.parts.headers,
+                    call.parts.uri.query(),
+                )
+                .await
             })
         }),
         documented::<__path_book>(Policy::BOOKING, |call| {

@@ -51,7 +51,10 @@ async fn every_email_gets_the_same_answer() {
 
     let known = ask(&app, "known@example.com", "192.0.2.1").await;
     let unknown = ask(&app, "nobody@example.com", "192.0.2.1").await;
-    assert_eq!((known.status().as_u16(), unknown.status().as_u16()), (202, 202));
+    assert_eq!(
+        (known.status().as_u16(), unknown.status().as_u16()),
+        (202, 202)
+    );
     let known: Value = known.json().await.expect("json");
     let unknown: Value = unknown.json().await.expect("json");
     assert_eq!(known, unknown);

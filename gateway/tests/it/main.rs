@@ -14,5 +14,6 @@ mod idempotency;
 mod live;
 mod replication;
 mod resilience;
+mod sessions;
 mod validation;
 mod waiting_room;

@@ -12,6 +12,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use testkit::gateway::{TestApp, spawn_app};
+use testkit::settler::Harness;
 use testkit::{Isolated, MailCatcher, Process, free_port};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -210,4 +211,61 @@ async fn a_sender_killed_while_delivering_loses_no_mail_and_repeats_none_under_a
     let repeated = mails.len() - MAILS;
     println!("{MAILS} mails, {KILLS} kills: {repeated} delivered again (same Message-ID)");
     assert!(repeated <= KILLS * SENDERS, "{repeated} repeats");
+}
+
+#[tokio::test]
+async fn a_guest_signs_in_through_the_mail_and_finds_the_booking_made_before() {
+    let catcher = MailCatcher::start();
+    let harness = Harness::start(10).await;
+    let app = &harness.app;
+    let _senders = senders(&app.state.db, &catcher.url()).drop_guard();
+    let body = testkit::gateway::booking_body(
+        &testkit::gateway::TestTier {
+            id: harness.tier,
+            price: harness.price,
+            total: 10,
+        },
+        2,
+        "grace@example.com",
+        "guest-1",
+    );
+    let booked = app.book(&body).await;
+    assert_eq!(booked.status(), 202);
+    let (settler, _) = harness.settler("s", false).await;
+    assert_eq!(harness.drain(&settler).await, 1);
+
+    assert_eq!(ask_link(app, "Grace@Example.com").await.status(), 202);
+    let mails = catcher.wait_for(1, Duration::from_secs(15)).await;
+    let token = mails[0]
+        .body
+        .split("/signin?token=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the link in the mail");
+    let grant: serde_json::Value = app
+        .client
+        .post(app.url("/api/auth/sessions"))
+        .json(&json!({ "token": token }))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("the grant");
+    let access = grant["accessToken"].as_str().expect("an access token");
+    let mine: serde_json::Value = app
+        .client
+        .get(app.url("/api/me/bookings"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    let bookings = mine["bookings"].as_array().expect("bookings");
+    assert_eq!(bookings.len(), 1, "{mine}");
+    assert_eq!(bookings[0]["status"], "confirmed");
+    assert_eq!(bookings[0]["quantity"], 2);
+    assert_eq!(bookings[0]["idempotencyKey"], "guest-1");
 }
