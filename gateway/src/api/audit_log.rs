@@ -95,13 +95,9 @@ pub struct AuditLogPage {
 )]
 pub async fn list(db: &PgPool, query: Option<&str>) -> Result<Response<Body>, ApiError> {
     let query = parse_query(query)?;
-    // One more than asked says whether a next page exists.
-    let mut entries = audit::page(db, query.after, query.limit + 1).await?;
-    let next_cursor = match entries.len() > usize::try_from(query.limit).unwrap_or(usize::MAX) {
-        true => {
-            entries.pop();
-            entries.last().map(|last| last.seq.to_string())
-        }
+    let (entries, more) = query.cut(audit::page(db, query.after, query.fetch()).await?);
+    let next_cursor = match more {
+        true => entries.last().map(|last| last.seq.to_string()),
         false => None,
     };
     let page = AuditLogPage {

@@ -82,9 +82,7 @@ pub async fn bookings(
 ) -> Result<Response<Body>, ApiError> {
     let signed_in = customers.require(headers)?;
     let page = page_query(query, parse_cursor, DEFAULT_LIMIT, MAX_LIMIT)?;
-    let (bookings, more) = customers
-        .bookings(&signed_in, page.after, page.limit)
-        .await?;
+    let (bookings, more) = customers.bookings(&signed_in, &page).await?;
     let next_cursor = match more {
         true => bookings.last().map(|last| {
             let created = last.booking.created_at.timestamp_micros();

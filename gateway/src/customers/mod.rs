@@ -22,6 +22,7 @@ use pg_store::outbox::Mail;
 
 use crate::config::PublicUrl;
 use crate::http::error::{ApiError, Limit};
+use crate::http::validate::PageQuery;
 use tokens::{ACCESS_TTL, AccessTokens, SignedIn};
 
 /// How long a sign-in link works.
@@ -158,19 +159,16 @@ impl Customers {
             .ok_or(ApiError::Unauthorized)
     }
 
-    /// Up to `limit` of the customer's settled bookings (guest ones of their email included),
-    /// newest first, after `after`; and whether more follow.
+    /// A page of the customer's settled bookings (guest ones of their email included), newest
+    /// first; and whether more follow.
     pub async fn bookings(
         &self,
         signed_in: &SignedIn,
-        after: Option<BookingCursor>,
-        limit: i64,
+        page: &PageQuery<BookingCursor>,
     ) -> Result<(Vec<BookingRecord>, bool), ApiError> {
-        let mut page =
-            pg_store::bookings_of(&self.db, signed_in.email.as_str(), after, limit + 1).await?;
-        let more = page.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-        page.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        Ok((page, more))
+        let email = signed_in.email.as_str();
+        let rows = pg_store::bookings_of(&self.db, email, page.after, page.fetch()).await?;
+        Ok(page.cut(rows))
     }
 }
 

@@ -365,6 +365,21 @@ pub struct PageQuery<C> {
     pub limit: i64,
 }
 
+impl<C> PageQuery<C> {
+    /// Rows to ask for: one more than the page holds, which says whether another follows.
+    pub fn fetch(&self) -> i64 {
+        self.limit + 1
+    }
+
+    /// `rows` (at most [`PageQuery::fetch`]) cut to the page, and whether another follows.
+    pub fn cut<T>(&self, mut rows: Vec<T>) -> (Vec<T>, bool) {
+        let limit = usize::try_from(self.limit).unwrap_or(usize::MAX);
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        (rows, more)
+    }
+}
+
 /// `?cursor&limit` of a paged list: `cursor` read by `cursor`, `limit` 1 to `max` (`default`
 /// when absent); every problem listed at once.
 pub fn page_query<C>(
