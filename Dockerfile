@@ -130,6 +130,7 @@ ENTRYPOINT ["prometheus", "--config.file=/etc/prometheus/prometheus.yml", "--sto
 
 FROM services AS mail
 # An SMTP server that takes every mail and prints it whole to its log (`docker compose logs mail`).
-USER nobody
+# nobody:nogroup, as Debian numbers it in every image.
+USER 65534:65534
 EXPOSE 1025
 ENTRYPOINT ["python3", "-m", "aiosmtpd", "-n", "-l", "0.0.0.0:1025", "-c", "aiosmtpd.handlers.Debugging", "stdout"]
