@@ -5,6 +5,7 @@ pub mod headers;
 use chrono::{DateTime, Utc};
 use domain::ids::TierId;
 use domain::money::{Currency, Money};
+use domain::roles::Role;
 use domain::values::{Email, IdempotencyKey, Quantity};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -113,6 +114,16 @@ impl NewConcertBody {
 pub struct QueueJoinBody {
     /// Who joins: the admission books for this email alone.
     pub user_email: Email,
+}
+
+/// A new API key, as an admin asks for it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyBody {
+    /// What it is for: `gate 3`, `box office`, ...
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: String,
+    pub role: Role,
 }
 
 /// Asking for a sign-in link.

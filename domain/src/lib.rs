@@ -3,4 +3,5 @@
 pub mod ids;
 pub mod money;
 pub mod record;
+pub mod roles;
 pub mod values;

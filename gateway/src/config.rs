@@ -26,10 +26,15 @@ pub struct GatewayConfig {
     #[arg(long, env = "SEED_DEMO", default_value = "true", value_parser = config::boolean,
         action = clap::ArgAction::Set)]
     pub seed_demo: bool,
-    /// Bearer token of the admin API (32 bytes at least, 8 different characters at least, no
-    /// spaces); unset turns the admin API off.
+    /// Bearer token of the bootstrap admin (32 bytes at least, 8 different characters at least,
+    /// no spaces), who makes the API keys operators use; unset, only API keys are admitted.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true, value_parser = secret)]
     pub admin_token: Option<Secret>,
+    /// The sales dashboard is open to anyone; `false` opens it to `analyst` and `admin`
+    /// credentials only.
+    #[arg(long, env = "ANALYTICS_PUBLIC", default_value = "true", value_parser = config::boolean,
+        action = clap::ArgAction::Set)]
+    pub analytics_public: bool,
     /// Tickets one email may hold per concert; 0 turns the limit off.
     #[arg(long, env = "MAX_TICKETS_PER_CUSTOMER", default_value = "10",
         value_parser = count(0, 10_000))]
@@ -280,6 +285,7 @@ impl GatewayConfig {
             },
             body_timeout: Duration::from_secs(10),
             analytics_connections: 2,
+            analytics_public: true,
             loss_check_delay: Duration::from_secs(30),
             admission_ttl: Duration::from_secs(600),
             cors_allowed_origins: None,

@@ -28,6 +28,7 @@ use crate::http::event_stream;
 use crate::http::limits::{Capacity, FORGET_EVERY, RateLimits};
 use crate::live::hub::{Hub, Subscription};
 use crate::live::snapshots::Snapshots;
+use crate::operators::Operators;
 use crate::routes;
 use crate::state::{Admin, AppState, BookingDesk, Edge, LiveStock, Streams};
 use crate::web::WebApp;
@@ -134,8 +135,15 @@ impl Application {
             tokens: Arc::clone(&tokens),
             shutdown: shutdown.clone(),
         });
+        let operators = Arc::new(Operators::new(
+            db.clone(),
+            config.admin_token.clone(),
+            config.analytics_public,
+        ));
+        if let Err(error) = operators.reload().await {
+            tracing::warn!(%error, "reading the API keys failed; they are refused until they are read");
+        }
         let admin = Admin {
-            token: config.admin_token.clone(),
             redis: redis.clone(),
             db: db.clone(),
             keys: keys.clone(),
@@ -173,6 +181,7 @@ impl Application {
             stock,
             bookings,
             admin,
+            operators,
             customers,
             waiting_rooms,
             streams,
@@ -234,6 +243,7 @@ impl Application {
         background.spawn(forget_idle_clients(Arc::clone(&state), shutdown.clone()));
         background.spawn(guard_shards(Arc::clone(&state), shutdown.clone()));
         background.spawn(Arc::clone(&state.waiting_rooms).run(shutdown.clone()));
+        background.spawn(Arc::clone(&state.operators).run(shutdown.clone()));
         let limits = state.edge.connection_limits;
         let mut server = auto::Builder::new(TokioExecutor::new());
         server

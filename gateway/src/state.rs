@@ -17,7 +17,6 @@ use redis_store::keys::Keyspace;
 use redis_store::recovery::ShardGuard;
 use redis_store::scripts::reserve::ReserveScript;
 use redis_store::stock::{self, Counter};
-use runtime::config::Secret;
 
 use crate::analytics::Dashboards;
 use crate::catalog::CatalogHandle;
@@ -28,6 +27,7 @@ use crate::http::limits::{Capacity, RateLimits};
 use crate::live::hub::Hub;
 use crate::live::snapshots::Snapshots;
 use crate::losses::AcceptedLog;
+use crate::operators::Operators;
 use crate::waiting_room::WaitingRooms;
 use crate::web::WebApp;
 
@@ -43,6 +43,7 @@ pub struct AppState {
     pub stock: LiveStock,
     pub bookings: Arc<BookingDesk>,
     pub admin: Admin,
+    pub operators: Arc<Operators>,
     pub customers: Customers,
     pub waiting_rooms: Arc<WaitingRooms>,
     pub streams: Arc<Streams>,
@@ -104,10 +105,9 @@ pub struct BookingDesk {
     pub shutdown: CancellationToken,
 }
 
-/// What the admin API needs: its token, and what creating or changing a concert writes.
+/// What creating or changing a concert writes.
 #[derive(Debug)]
 pub struct Admin {
-    pub token: Option<Secret>,
     pub redis: Pool,
     pub db: PgPool,
     pub keys: Keyspace,

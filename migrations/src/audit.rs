@@ -35,6 +35,14 @@ impl Actor {
         }
     }
 
+    /// An operator's API key.
+    pub fn api_key(id: Uuid) -> Self {
+        Self {
+            kind: "api_key",
+            id: id.to_string(),
+        }
+    }
+
     /// The system itself, doing `what` (`seed`, ...).
     pub fn system(what: &str) -> Self {
         Self {

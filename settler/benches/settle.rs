@@ -58,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
     for index in 0..CONCERTS {
         let concert = gateway::api::admin::create_concert(
             &state.admin,
+            &pg_store::audit::Actor::system("bench"),
             NewConcert {
                 name: format!("Bench {index}"),
                 description: String::new(),

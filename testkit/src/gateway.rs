@@ -182,7 +182,19 @@ impl TestApp {
             .expect("json body")
     }
 
-    /// Posts a booking body as JSON.
+    /// `GET path` as the operator of `secret`, answered 200 with a JSON body.
+    pub async fn get_json_as(&self, path: &str, secret: &str) -> Value {
+        let answer = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(secret)
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(answer.status(), 200, "GET {path}");
+        answer.json().await.expect("json body")
+    }
+
     /// The token of the latest sign-in link mailed to `email`, read from the outbox's mail.
     pub async fn link_token(&self, email: &str) -> String {
         let body: String = sqlx::query_scalar(
@@ -223,6 +235,7 @@ impl TestApp {
         signed_in.json().await.expect("the grant")
     }
 
+    /// Posts a booking body as JSON.
     pub async fn book(&self, body: &Value) -> reqwest::Response {
         self.client
             .post(self.url("/api/bookings"))

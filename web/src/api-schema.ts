@@ -4,6 +4,47 @@
  */
 
 export interface paths {
+    "/api/admin/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every API key, newest first, revoked ones included; never a secret. */
+        get: operations["listApiKeys"];
+        put?: never;
+        /**
+         * Makes an API key with a role. Its secret is in this answer and nowhere else: only its hash is
+         *     kept. Recorded in the audit log.
+         */
+        post: operations["createApiKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/api-keys/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revokes an API key: every gateway refuses it within 2 seconds. Revoking a revoked key changes
+         *     nothing. Recorded in the audit log.
+         */
+        delete: operations["revokeApiKey"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/audit-log": {
         parameters: {
             query?: never;
@@ -68,7 +109,8 @@ export interface paths {
         /**
          * Confirmed sales for all concerts or one, within an optional window, by hour, day or ISO week
          *     (UTC). Dates are `YYYY-MM-DD` (whole UTC days, `endDate` included) or RFC 3339 timestamps
-         *     (`endDate` excluded).
+         *     (`endDate` excluded). Open to anyone while `ANALYTICS_PUBLIC` is true (the default), else to
+         *     `analyst` and `admin` credentials.
          */
         get: operations["dashboard"];
         put?: never;
@@ -449,6 +491,31 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description A new API key, as an admin asks for it. */
+        ApiKeyBody: {
+            /** @description What it is for: `gate 3`, `box office`, ... */
+            name: string;
+            role: components["schemas"]["Role"];
+        };
+        /** @description Every API key, revoked ones included. */
+        ApiKeyList: {
+            /** @description Newest first. */
+            apiKeys: components["schemas"]["ApiKeyView"][];
+        };
+        /** @description An API key as operators see it: never its secret. */
+        ApiKeyView: {
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: uuid */
+            id: string;
+            name: string;
+            /**
+             * Format: date-time
+             * @description When it stopped working; absent while it works.
+             */
+            revokedAt?: string | null;
+            role: components["schemas"]["Role"];
+        };
         /**
          * @description Who made a change: `admin_token` (the bootstrap credential), `api_key`, `customer` or
          *     `system`, and which one.
@@ -580,6 +647,12 @@ export interface components {
              */
             salesOpenAt?: string | null;
             waitingRoom?: null | components["schemas"]["WaitingRoomBody"];
+        };
+        /** @description A new key, with the one copy of its secret there will ever be. */
+        CreatedApiKey: {
+            apiKey: components["schemas"]["ApiKeyView"];
+            /** @description Sent as `Authorization: Bearer <secret>`; shown here once, and kept by nobody else. */
+            secret: string;
         };
         /**
          * @description The one currency sold today; an enum so adding one is a compile error everywhere it matters.
@@ -756,6 +829,11 @@ export interface components {
         RefreshBody: {
             refreshToken: string;
         };
+        /**
+         * @description An operator's role, as `api_keys.role` stores it.
+         * @enum {string}
+         */
+        Role: "admin" | "box_office" | "scanner" | "analyst";
         /** @description One server-sent event, as `text/event-stream` carries it. */
         ServerSentEvent: {
             /** @description JSON: a `Snapshot`, a `StockEvent` or a `BookingEvent`, by event. */
@@ -878,15 +956,6 @@ export interface components {
         };
     };
     responses: {
-        /** @description The admin API is off (no `ADMIN_TOKEN`) */
-        AdminOff: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/problem+json": components["schemas"]["Problem"];
-            };
-        };
         /** @description The body did not arrive in time */
         BodyLate: {
             headers: {
@@ -898,6 +967,15 @@ export interface components {
         };
         /** @description The body is too large */
         BodyTooLarge: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The credential's role may not do this: `detail` names the role it needs */
+        Forbidden: {
             headers: {
                 [name: string]: unknown;
             };
@@ -995,6 +1073,88 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    listApiKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The keys */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ApiKeyBody"];
+            };
+        };
+        responses: {
+            /** @description Made; the secret is shown once */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedApiKey"];
+                };
+            };
+            400: components["responses"]["Invalid"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            408: components["responses"]["BodyLate"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["NotJson"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    revokeApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The key */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     auditLog: {
         parameters: {
             query?: {
@@ -1020,7 +1180,7 @@ export interface operations {
             };
             400: components["responses"]["Invalid"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["AdminOff"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
         };
@@ -1051,7 +1211,7 @@ export interface operations {
             };
             400: components["responses"]["Invalid"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["AdminOff"];
+            403: components["responses"]["Forbidden"];
             408: components["responses"]["BodyLate"];
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["NotJson"];
@@ -1086,7 +1246,7 @@ export interface operations {
             };
             400: components["responses"]["Invalid"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["AdminOff"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["BodyLate"];
             413: components["responses"]["BodyTooLarge"];
@@ -1123,6 +1283,8 @@ export interface operations {
                 };
             };
             400: components["responses"]["Invalid"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
         };

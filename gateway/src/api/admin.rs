@@ -8,10 +8,9 @@ use fred::prelude::{KeysInterface, PubsubInterface};
 use fred::types::SetOptions;
 use futures::future::try_join_all;
 use http::header::LOCATION;
-use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http::{HeaderValue, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
-use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use api_types::{ConcertUpdateBody, NewConcertBody};
@@ -26,8 +25,8 @@ use crate::catalog::store;
 use crate::catalog::{Concert, Tier};
 use crate::http::body::{Body, json};
 use crate::http::error::{ApiError, FieldError};
-use crate::http::headers::bearer;
 use crate::http::validate::{Checker, parse_form, path, path_id};
+use crate::operators::Operator;
 use crate::state::Admin;
 
 const MAX_TIERS: usize = 20;
@@ -35,19 +34,6 @@ const MAX_TIER_QUANTITY: i64 = 1_000_000;
 const MAX_ADMIT_PER_SECOND: i64 = 100_000;
 /// Ten tickets at the highest price still fit a booking total.
 const MAX_TIER_PRICE: &str = "1000000";
-
-/// Checks `Authorization: Bearer <ADMIN_TOKEN>` in constant time; the scheme's case does not
-/// matter (RFC 9110, section 11.1).
-pub fn authorize(admin: &Admin, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(expected) = &admin.token else {
-        return Err(ApiError::AdminDisabled);
-    };
-    let given = bearer(headers).unwrap_or_default();
-    match bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes())) {
-        true => Ok(()),
-        false => Err(ApiError::Unauthorized),
-    }
-}
 
 /// A new concert that passed validation, before it has ids.
 #[derive(Debug)]
@@ -215,7 +201,11 @@ impl NewConcert {
 }
 
 /// Stores `new` in Postgres and its stock in Redis, then adds it to this gateway's catalog.
-pub async fn create_concert(admin: &Admin, new: NewConcert) -> Result<Concert, ApiError> {
+pub async fn create_concert(
+    admin: &Admin,
+    by: &Actor,
+    new: NewConcert,
+) -> Result<Concert, ApiError> {
     let id = ConcertId::from(Uuid::now_v7());
     let concert = Concert {
         id,
@@ -240,7 +230,7 @@ pub async fn create_concert(admin: &Admin, new: NewConcert) -> Result<Concert, A
         admit_per_second: new.admit_per_second,
     };
     let mut tx = admin.db.begin().await?;
-    store::insert_concert(&mut tx, &concert, &Actor::admin_token()).await?;
+    store::insert_concert(&mut tx, &concert, by).await?;
     tx.commit().await?;
     // Stock goes live only once the rows exist, so no booking can name a tier Postgres lacks.
     let stock_writes = concert.tiers.iter().map(|tier| {
@@ -274,7 +264,7 @@ pub async fn create_concert(admin: &Admin, new: NewConcert) -> Result<Concert, A
 
 /// Creates a concert; its stock is live in Redis before the answer.
 #[utoipa::path(post, path = "/api/admin/concerts", operation_id = "createConcert", tag = "admin",
-    security(("admin" = [])),
+    security(("operator" = [])),
     request_body = NewConcertBody,
     responses(
         (status = 201, description = "Created", body = ConcertView,
@@ -293,9 +283,9 @@ pub async fn create_concert(admin: &Admin, new: NewConcert) -> Result<Concert, A
         AdminWriteProblems,
     )
 )]
-pub async fn create(admin: &Admin, body: Vec<u8>) -> Result<Response<Body>, ApiError> {
-    let new = NewConcert::parse(&body, Utc::now())?;
-    let concert = create_concert(admin, new).await?;
+pub async fn create(admin: &Admin, by: &Operator, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    let new = NewConcert::parse(body, Utc::now())?;
+    let concert = create_concert(admin, &by.actor, new).await?;
     let available: HashMap<TierId, Option<i64>> = concert
         .tiers
         .iter()
@@ -365,7 +355,7 @@ fn admit_rate(check: &mut Checker, room: &Value) -> Option<u32> {
 /// Changes a concert's sales opening or its waiting room; every gateway's catalog follows within
 /// milliseconds.
 #[utoipa::path(patch, path = "/api/admin/concerts/{id}", operation_id = "updateConcert", tag = "admin",
-    security(("admin" = [])),
+    security(("operator" = [])),
     params(("id" = Uuid, Path, description = "The concert")),
     request_body = ConcertUpdateBody,
     responses(
@@ -374,12 +364,17 @@ fn admit_rate(check: &mut Checker, room: &Value) -> Option<u32> {
         (status = 404, response = NotFound),
     )
 )]
-pub async fn update(admin: &Admin, id: &str, body: Vec<u8>) -> Result<Response<Body>, ApiError> {
+pub async fn update(
+    admin: &Admin,
+    by: &Operator,
+    id: &str,
+    body: Vec<u8>,
+) -> Result<Response<Body>, ApiError> {
     let id = path_id(id)?;
     let update = ConcertUpdate::parse(&body)?;
     let found = store::change_sales(
         &admin.db,
-        &Actor::admin_token(),
+        &by.actor,
         id,
         update.sales_open_at,
         update.admit_per_second,

@@ -6,7 +6,7 @@ use http::Response;
 use uuid::Uuid;
 
 use crate::analytics::{Dashboard, DashboardQuery, Dashboards, Period, open_end, open_start};
-use crate::api::problems::{Invalid, RateLimited, Unavailable};
+use crate::api::problems::{Forbidden, Invalid, RateLimited, Unauthorized, Unavailable};
 use crate::http::body::Body;
 use crate::http::error::{ApiError, FieldError};
 
@@ -100,8 +100,10 @@ pub fn parse_query(query: Option<&str>) -> Result<DashboardQuery, ApiError> {
 
 /// Confirmed sales for all concerts or one, within an optional window, by hour, day or ISO week
 /// (UTC). Dates are `YYYY-MM-DD` (whole UTC days, `endDate` included) or RFC 3339 timestamps
-/// (`endDate` excluded).
+/// (`endDate` excluded). Open to anyone while `ANALYTICS_PUBLIC` is true (the default), else to
+/// `analyst` and `admin` credentials.
 #[utoipa::path(get, path = "/api/analytics/dashboard", operation_id = "dashboard", tag = "analytics",
+    security((), ("operator" = [])),
     params(
         ("concertId" = Option<Uuid>, Query, description = "One concert only"),
         ("startDate" = Option<String>, Query, format = Date, description = "From: a date (`2026-12-01`, the whole UTC day) or an RFC 3339 timestamp"),
@@ -111,6 +113,8 @@ pub fn parse_query(query: Option<&str>) -> Result<DashboardQuery, ApiError> {
     responses(
         (status = 200, description = "The dashboard", body = Dashboard),
         (status = 400, response = Invalid),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
     )

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use pg_store::audit::{self, Entry};
 
-use crate::api::problems::{AdminOff, Invalid, RateLimited, Unauthorized, Unavailable};
+use crate::api::problems::{Forbidden, Invalid, RateLimited, Unauthorized, Unavailable};
 use crate::http::body::{Body, full};
 use crate::http::error::ApiError;
 use crate::http::validate::{PageQuery, page_query};
@@ -79,7 +79,7 @@ pub struct AuditLogPage {
 
 /// Every change operators and the system made to money, stock or access, newest first.
 #[utoipa::path(get, path = "/api/admin/audit-log", operation_id = "auditLog", tag = "admin",
-    security(("admin" = [])),
+    security(("operator" = [])),
     params(
         ("cursor" = Option<String>, Query, pattern = "^[1-9][0-9]{0,17}$", description = "The `nextCursor` of the page before"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Entries per page (default 50)"),
@@ -88,7 +88,7 @@ pub struct AuditLogPage {
         (status = 200, description = "A page of the audit log", body = AuditLogPage),
         (status = 400, response = Invalid),
         (status = 401, response = Unauthorized),
-        (status = 403, response = AdminOff),
+        (status = 403, response = Forbidden),
         (status = 429, response = RateLimited),
         (status = 503, response = Unavailable),
     )

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::api::problems::{RateLimited, Unauthorized, Unavailable, WriteProblems};
 use crate::customers::{Customers, Grant};
-use crate::http::body::{Body, full, json};
+use crate::http::body::{Body, json, no_content};
 use crate::http::error::{ApiError, Problem};
 use crate::http::validate::{Checker, parse_form};
 
@@ -101,9 +101,7 @@ pub async fn sign_out(
 ) -> Result<Response<Body>, ApiError> {
     let signed_in = customers.require(headers)?;
     customers.sign_out(&signed_in).await?;
-    let mut response = Response::new(full(Vec::new()));
-    *response.status_mut() = StatusCode::NO_CONTENT;
-    Ok(response)
+    Ok(no_content())
 }
 
 /// The one string field `name` of a token request: 64 hexadecimal digits, as every token is.

@@ -39,7 +39,7 @@ use crate::live::hub;
     ), responses(
         problems::Invalid,
         problems::Unauthorized,
-        problems::AdminOff,
+        problems::Forbidden,
         problems::BodyLate,
         problems::BodyTooLarge,
         problems::NotJson,
@@ -49,14 +49,14 @@ use crate::live::hub;
         problems::NotFound,
         problems::Recovering
     )),
-    modifiers(&AdminToken),
+    modifiers(&Credentials),
     tags(
         (name = "concerts", description = "The catalog and its live stock"),
         (name = "bookings", description = "Booking tickets and following them to their outcome"),
         (name = "waiting room", description = "A concert's queue: join it, wait your turn, book with the admission"),
         (name = "customers", description = "Signing in by a mailed link"),
         (name = "analytics", description = "The sales dashboard"),
-        (name = "admin", description = "Creating concerts and changing their sales (bearer token)"),
+        (name = "admin", description = "Operators: concerts and their sales (`box_office`), API keys and the audit log (`admin`)"),
         (name = "operations", description = "Health, metrics and this document"),
     )
 )]
@@ -87,17 +87,21 @@ pub(crate) fn assemble(operations: impl IntoIterator<Item = Operation>) -> Bytes
     Bytes::from(serde_json::to_vec_pretty(&document).unwrap_or_default())
 }
 
-/// The credentials: the admin API's bearer token, and customers' access tokens (JWTs).
+/// The credentials: operators' (`ADMIN_TOKEN` or an API key's secret), and customers' access
+/// tokens (JWTs).
 #[derive(Debug)]
-struct AdminToken;
+struct Credentials;
 
-impl Modify for AdminToken {
+impl Modify for Credentials {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         if let Some(components) = openapi.components.as_mut() {
-            components.add_security_scheme(
-                "admin",
-                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            let mut operator = Http::new(HttpAuthScheme::Bearer);
+            operator.description = Some(
+                "`ADMIN_TOKEN` (the bootstrap admin) or an API key's secret; the key's role \
+                 decides what it may do"
+                    .to_owned(),
             );
+            components.add_security_scheme("operator", SecurityScheme::Http(operator));
             let mut customer = Http::new(HttpAuthScheme::Bearer);
             customer.bearer_format = Some("JWT".to_owned());
             customer.description =

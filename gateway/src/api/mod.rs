@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod analytics;
+pub mod api_keys;
 pub mod audit_log;
 pub mod auth;
 pub mod bookings;

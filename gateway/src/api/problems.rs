@@ -23,7 +23,7 @@ problem_responses! {
     Invalid: "Invalid: every bad field is listed in `errors`";
     Unauthorized: "No valid bearer token",
         headers(("WWW-Authenticate" = String, description = "`Bearer`"));
-    AdminOff: "The admin API is off (no `ADMIN_TOKEN`)";
+    Forbidden: "The credential's role may not do this: `detail` names the role it needs";
     BodyLate: "The body did not arrive in time";
     BodyTooLarge: "The body is too large";
     NotJson: "The body is not JSON";
@@ -55,8 +55,12 @@ macro_rules! problem_sets {
 problem_sets! {
     /// What an admin write may be refused with, whatever it writes.
     AdminWriteProblems {
-        400 => Invalid, 401 => Unauthorized, 403 => AdminOff, 408 => BodyLate,
+        400 => Invalid, 401 => Unauthorized, 403 => Forbidden, 408 => BodyLate,
         413 => BodyTooLarge, 415 => NotJson, 429 => RateLimited, 503 => Unavailable,
+    }
+    /// What an operator's read may be refused with.
+    OperatorReadProblems {
+        401 => Unauthorized, 403 => Forbidden, 429 => RateLimited, 503 => Unavailable,
     }
     /// What a write anyone may make with a JSON body may be refused with.
     WriteProblems {

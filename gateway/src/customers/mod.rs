@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use http::HeaderMap;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -23,6 +22,7 @@ use pg_store::outbox::Mail;
 use crate::config::PublicUrl;
 use crate::http::error::{ApiError, Limit};
 use crate::http::validate::PageQuery;
+use crate::secrets::{new_token, token_hash};
 use tokens::{ACCESS_TTL, AccessTokens, SignedIn};
 
 /// How long a sign-in link works.
@@ -172,11 +172,6 @@ impl Customers {
     }
 }
 
-/// 256 random bits, as hex: a sign-in link's or a refresh token.
-fn new_token() -> String {
-    hex::encode(rand::random::<[u8; 32]>())
-}
-
 fn new_refresh() -> (String, NewRefresh) {
     let token = new_token();
     let refresh = NewRefresh {
@@ -184,9 +179,4 @@ fn new_refresh() -> (String, NewRefresh) {
         expires_at: chrono::Utc::now() + REFRESH_TTL,
     };
     (token, refresh)
-}
-
-/// What Postgres keeps of a token: its SHA-256, never the token.
-pub fn token_hash(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
 }

@@ -6,7 +6,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
 
 use crate::http::error::ApiError;
-pub use crate::http::response::{Body, full};
+pub use crate::http::response::{Body, full, no_content};
 
 /// Largest request body accepted; a booking is a few hundred bytes, a new concert a few KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -9,13 +9,13 @@ use http::header::{
     ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN,
     VARY,
 };
-use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Response};
 
 use std::sync::LazyLock;
 
 use crate::config::AllowedOrigins;
 use crate::http::headers;
-use crate::http::response::{Body, full};
+use crate::http::response::{Body, no_content};
 
 /// Methods the API answers.
 const METHODS: &str = "GET, HEAD, POST, PATCH, OPTIONS";
@@ -63,8 +63,7 @@ pub fn preflight(
         return None;
     }
     let granted = allowed.grant(headers.get(ORIGIN)?)?;
-    let mut response = Response::new(full(bytes::Bytes::new()));
-    *response.status_mut() = StatusCode::NO_CONTENT;
+    let mut response = no_content();
     let out = response.headers_mut();
     out.insert(ACCESS_CONTROL_ALLOW_ORIGIN, granted);
     out.insert(
@@ -127,7 +126,7 @@ mod tests {
             &preflight_headers("http://localhost:3000"),
         )
         .expect("answered");
-        assert_eq!(answer.status(), StatusCode::NO_CONTENT);
+        assert_eq!(answer.status(), http::StatusCode::NO_CONTENT);
         assert_eq!(
             answer.headers()[ACCESS_CONTROL_ALLOW_ORIGIN],
             "http://localhost:3000"

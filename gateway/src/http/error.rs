@@ -16,6 +16,8 @@ use utoipa::ToSchema;
 use domain::ids::Shard;
 use domain::money::Money;
 use domain::record::BookingRecord;
+use domain::roles::Role;
+use uuid::Uuid;
 
 use crate::http::response::{Body, full};
 
@@ -66,7 +68,7 @@ pub enum ApiError {
     #[error("no route for this path")]
     RouteNotFound,
     #[error("method not allowed")]
-    MethodNotAllowed { allow: &'static str },
+    MethodNotAllowed { allow: String },
     #[error("the body is not valid JSON: {0}")]
     MalformedJson(String),
     #[error("the request has invalid fields")]
@@ -83,8 +85,12 @@ pub enum ApiError {
     Unauthorized,
     #[error("the token is unknown, spent or expired")]
     TokenRefused,
-    #[error("the admin API is disabled")]
-    AdminDisabled,
+    #[error("this needs a credential of the {needed} role (or admin)")]
+    Forbidden { needed: Role },
+    #[error("the API keys could not be read lately; they are not trusted until they are")]
+    KeysUnknown,
+    #[error("API key {0} does not exist")]
+    ApiKeyNotFound(Uuid),
     #[error("concert {0} does not exist")]
     ConcertNotFound(ConcertId),
     #[error("ticket tier {0} does not exist")]
@@ -225,7 +231,8 @@ impl ApiError {
             ),
             Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized"),
             TokenRefused => (StatusCode::UNAUTHORIZED, "TokenRefused", "Token refused"),
-            AdminDisabled => (StatusCode::FORBIDDEN, "AdminDisabled", "Admin API disabled"),
+            Forbidden { .. } => (StatusCode::FORBIDDEN, "Forbidden", "Forbidden"),
+            ApiKeyNotFound(_) => (StatusCode::NOT_FOUND, "ApiKeyNotFound", "API key not found"),
             ConcertNotFound(_) => (
                 StatusCode::NOT_FOUND,
                 "ConcertNotFound",
@@ -295,7 +302,7 @@ impl ApiError {
                 "Payment declined",
             ),
             Redis(_) | Postgres(_) | Analytics(_) | StockNotLoaded(_) | ShardRecovering(_)
-            | Overloaded => (
+            | Overloaded | KeysUnknown => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailable",
                 "Service unavailable",
@@ -370,7 +377,9 @@ impl ApiError {
         );
         match self {
             ApiError::MethodNotAllowed { allow } => {
-                headers.insert(ALLOW, HeaderValue::from_static(allow));
+                if let Ok(allow) = HeaderValue::from_str(&allow) {
+                    headers.insert(ALLOW, allow);
+                }
             }
             ApiError::Unauthorized => {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -56,11 +56,11 @@ impl RateLimits {
 
     /// Runs `check` of `client`'s credentials unless the address is locked out; a check that
     /// answers [`ApiError::Unauthorized`] counts against the address.
-    pub fn authenticate(
+    pub fn authenticate<T>(
         &self,
         client: IpAddr,
-        check: impl FnOnce() -> Result<(), ApiError>,
-    ) -> Result<(), ApiError> {
+        check: impl FnOnce() -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
         let now = Instant::now();
         let mut locked_out = self
             .locked_out

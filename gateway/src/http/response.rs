@@ -12,3 +12,10 @@ pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed_unsync()
 }
+
+/// `204 No Content`.
+pub fn no_content() -> http::Response<Body> {
+    let mut response = http::Response::new(full(Bytes::new()));
+    *response.status_mut() = http::StatusCode::NO_CONTENT;
+    response
+}

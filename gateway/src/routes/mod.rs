@@ -14,17 +14,19 @@ use std::time::Instant;
 
 use api_types::headers::REQUEST_ID;
 use bytes::Bytes;
+use domain::roles::Role;
 use http::header::ORIGIN;
 use http::{Method, Request, Response};
 use tracing::Instrument;
 
-use crate::api::{admin, docs};
+use crate::api::docs;
 use crate::http::body::{Body, read_json};
 use crate::http::cors;
 use crate::http::error::{ApiError, Limit};
 use crate::http::headers::request_id;
 use crate::http::limits::Slot;
 use crate::metrics;
+use crate::operators::Operator;
 use crate::state::AppState;
 
 /// Which request rates a route counts against.
@@ -48,12 +50,22 @@ pub enum Admission {
     Stream,
 }
 
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (a customer's access token, where a handler reads one, is its own affair).
+    Anyone,
+    /// An operator whose role covers this one.
+    Operator(Role),
+    /// Anyone while `ANALYTICS_PUBLIC`, else an `analyst`.
+    Analytics,
+}
+
 /// What a route goes through before its handler runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
     pub rate: Rate,
-    /// The admin bearer token is required.
-    pub admin: bool,
+    pub access: Access,
     /// A JSON body is read (before a slot is taken: a body trickling in holds no slot).
     pub json_body: bool,
     pub admission: Admission,
@@ -62,13 +74,13 @@ pub struct Policy {
 impl Policy {
     pub const OPERATIONS: Self = Self {
         rate: Rate::Exempt,
-        admin: false,
+        access: Access::Anyone,
         json_body: false,
         admission: Admission::Always,
     };
     pub const READ: Self = Self {
         rate: Rate::Requests,
-        admin: false,
+        access: Access::Anyone,
         json_body: false,
         admission: Admission::Slot,
     };
@@ -86,14 +98,18 @@ impl Policy {
         json_body: true,
         ..Self::READ
     };
-    pub const ADMIN_READ: Self = Self {
-        admin: true,
+    pub const ANALYTICS: Self = Self {
+        access: Access::Analytics,
         ..Self::READ
     };
-    pub const ADMIN_WRITE: Self = Self {
-        json_body: true,
-        ..Self::ADMIN_READ
-    };
+
+    /// This policy, for operators of `role` only.
+    pub const fn only(self, role: Role) -> Self {
+        Self {
+            access: Access::Operator(role),
+            ..self
+        }
+    }
 }
 
 /// What a handler is called with.
@@ -107,11 +123,18 @@ pub struct Call {
     pub slot: Option<Slot>,
     /// Who asked: the peer, or the address a trusted proxy forwarded for.
     pub client: IpAddr,
+    /// The operator, on a route for operators.
+    operator: Option<Operator>,
     /// Where the path parameter stands in the path.
     param: Range<usize>,
 }
 
 impl Call {
+    /// The operator who made this call, on a route for operators.
+    pub fn operator(&self) -> Result<&Operator, ApiError> {
+        self.operator.as_ref().ok_or(ApiError::Unauthorized)
+    }
+
     /// The path parameter (`{id}`); empty for a route without one.
     pub fn param(&self) -> &str {
         self.parts
@@ -239,31 +262,47 @@ static TABLE: LazyLock<Table> = LazyLock::new(|| Table {
 /// names what the path does allow.
 pub fn route(method: &Method, path: &str) -> Result<(&'static Route, Range<usize>), ApiError> {
     let trimmed = path.trim_end_matches('/');
-    let found = Segments::of(trimmed).and_then(|segments| {
-        TABLE
-            .routes
-            .iter()
-            .filter_map(|route| {
-                route
-                    .matches(&segments)
-                    .map(|(literals, param)| (route, literals, param))
-            })
-            .max_by_key(|(_, literals, _)| *literals)
-    });
-    let (route, param) = match found {
-        Some((route, _, param)) => (route, param),
-        None if trimmed == "/api" || trimmed.starts_with("/api/") => {
+    let matched: Vec<_> = Segments::of(trimmed)
+        .map(|segments| {
+            TABLE
+                .routes
+                .iter()
+                .filter_map(|route| {
+                    route
+                        .matches(&segments)
+                        .map(|(literals, param)| (route, literals, param))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    // The path's routes are those matching the most literal segments, one per method.
+    let most = matched.iter().map(|(_, literals, _)| *literals).max();
+    let mut routes = matched
+        .into_iter()
+        .filter(|(_, literals, _)| Some(*literals) == most)
+        .map(|(route, _, param)| (route, param))
+        .peekable();
+    if routes.peek().is_none() {
+        if trimmed == "/api" || trimmed.starts_with("/api/") {
             return Err(ApiError::RouteNotFound);
         }
-        None => (&TABLE.web_app, 0..path.len()),
-    };
-    if route.allows(method) {
-        Ok((route, param))
-    } else {
-        Err(ApiError::MethodNotAllowed {
-            allow: route.method.as_str(),
-        })
+        return match TABLE.web_app.allows(method) {
+            true => Ok((&TABLE.web_app, 0..path.len())),
+            false => Err(ApiError::MethodNotAllowed {
+                allow: TABLE.web_app.method.as_str().to_owned(),
+            }),
+        };
     }
+    let mut allow = Vec::new();
+    for (route, param) in routes {
+        if route.allows(method) {
+            return Ok((route, param));
+        }
+        allow.push(route.method.as_str());
+    }
+    Err(ApiError::MethodNotAllowed {
+        allow: allow.join(", "),
+    })
 }
 
 /// Whether a `GET` of `path` opens an event stream.
@@ -364,12 +403,21 @@ where
             state.edge.limits.check(Limit::Bookings, client)?;
         }
     }
-    if policy.admin {
-        state
-            .edge
-            .limits
-            .authenticate(client, || admin::authorize(&state.admin, &parts.headers))?;
-    }
+    let needed = match policy.access {
+        Access::Anyone => None,
+        Access::Analytics if state.operators.analytics_public => None,
+        Access::Analytics => Some(Role::Analyst),
+        Access::Operator(role) => Some(role),
+    };
+    let operator = match needed {
+        Some(role) => Some(
+            state
+                .edge
+                .limits
+                .authenticate(client, || state.operators.authorize(&parts.headers, role))?,
+        ),
+        None => None,
+    };
     let body = if policy.json_body {
         read_json(&parts.headers, body, state.edge.body_timeout).await?
     } else {
@@ -385,6 +433,7 @@ where
         body,
         slot,
         client,
+        operator,
         param,
     };
     (route.handler)(call).await
@@ -445,11 +494,11 @@ mod tests {
         ));
         assert!(matches!(
             route(&Method::DELETE, "/api/bookings"),
-            Err(ApiError::MethodNotAllowed { allow: "POST" })
+            Err(ApiError::MethodNotAllowed { allow }) if allow == "POST"
         ));
         assert!(matches!(
             route(&Method::POST, "/analytics"),
-            Err(ApiError::MethodNotAllowed { allow: "GET" })
+            Err(ApiError::MethodNotAllowed { allow }) if allow == "GET"
         ));
     }
 

@@ -8,8 +8,11 @@ use http::Method;
 // The hidden traits utoipa-axum's `routes!` builds a document from: a path's tags and schemas.
 use utoipa::__dev::{SchemaReferences, Tags};
 
+use domain::roles::Role;
+
 use crate::api::{
-    admin, analytics, audit_log, auth, bookings, concerts, docs, events, health, me, queue,
+    admin, analytics, api_keys, audit_log, auth, bookings, concerts, docs, events, health, me,
+    queue,
 };
 use crate::http::error::ApiError;
 use crate::routes::{Call, Handled, Handler, Policy, Route};
@@ -49,6 +52,10 @@ impl<P: utoipa::Path + SchemaReferences + Tags<'static>> Documented for P {}
 pub(super) fn routes() -> Vec<Route> {
     use admin::{__path_create, __path_update};
     use analytics::__path_get as __path_dashboard;
+    use api_keys::{
+        __path_create as __path_create_key, __path_list as __path_keys,
+        __path_revoke as __path_revoke_key,
+    };
     use audit_log::__path_list as __path_audit_log;
     use auth::{__path_refresh, __path_request_link, __path_sign_in, __path_sign_out};
     use bookings::{__path_create as __path_book, __path_get as __path_booking};
@@ -71,16 +78,31 @@ pub(super) fn routes() -> Vec<Route> {
         documented::<__path_stock_stream>(Policy::STREAM, |call| {
             Box::pin(events::stock_stream(Arc::clone(&call.state.streams)))
         }),
-        documented::<__path_create>(Policy::ADMIN_WRITE, |call| {
-            Box::pin(async move { admin::create(&call.state.admin, call.body).await })
+        documented::<__path_create>(Policy::WRITE.only(Role::BoxOffice), |call| {
+            Box::pin(
+                async move { admin::create(&call.state.admin, call.operator()?, &call.body).await },
+            )
         }),
-        documented::<__path_update>(Policy::ADMIN_WRITE, |mut call| {
+        documented::<__path_update>(Policy::WRITE.only(Role::BoxOffice), |mut call| {
             Box::pin(async move {
                 let body = std::mem::take(&mut call.body);
-                admin::update(&call.state.admin, call.param(), body).await
+                admin::update(&call.state.admin, call.operator()?, call.param(), body).await
             })
         }),
-        documented::<__path_audit_log>(Policy::ADMIN_READ, |call| {
+        documented::<__path_create_key>(Policy::WRITE.only(Role::Admin), |call| {
+            Box::pin(async move {
+                api_keys::create(&call.state.operators, call.operator()?, &call.body).await
+            })
+        }),
+        documented::<__path_keys>(Policy::READ.only(Role::Admin), |call| {
+            Box::pin(async move { api_keys::list(&call.state.operators).await })
+        }),
+        documented::<__path_revoke_key>(Policy::READ.only(Role::Admin), |call| {
+            Box::pin(async move {
+                api_keys::revoke(&call.state.operators, call.operator()?, call.param()).await
+            })
+        }),
+        documented::<__path_audit_log>(Policy::READ.only(Role::Admin), |call| {
             Box::pin(
                 async move { audit_log::list(&call.state.admin.db, call.parts.uri.query()).await },
             )
@@ -173,7 +195,7 @@ pub(super) fn routes() -> Vec<Route> {
                 .await
             })
         }),
-        documented::<__path_dashboard>(Policy::READ, |call| {
+        documented::<__path_dashboard>(Policy::ANALYTICS, |call| {
             Box::pin(
                 async move { analytics::get(&call.state.dashboards, call.parts.uri.query()).await },
             )

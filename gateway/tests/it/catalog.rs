@@ -169,7 +169,7 @@ async fn a_bad_concert_lists_every_problem() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_admin_api_is_off_without_a_token() {
+async fn without_admin_token_the_bootstrap_credential_is_refused() {
     let mut config = test_config();
     config.admin_token = None;
     let app = spawn_app_with(config).await;
@@ -181,7 +181,7 @@ async fn the_admin_api_is_off_without_a_token() {
         .send()
         .await
         .expect("sent");
-    assert_eq!(response.status(), 403);
+    assert_eq!(response.status(), 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! Gateway integration tests against real Redis and Postgres; each test has its own database,
 //! key prefix and port.
 
+mod api_keys;
 mod audit_log;
 mod auth;
 mod bookings;

@@ -59,6 +59,7 @@ async fn the_dashboard_equals_a_plain_aggregate_for_any_window() {
     for (name, prices) in [("Alpha", ["100", "49.99"]), ("Beta", ["10.50", "0.99"])] {
         let concert = gateway::api::admin::create_concert(
             &state.admin,
+            &pg_store::audit::Actor::system("test"),
             NewConcert {
                 name: name.to_owned(),
                 description: String::new(),
