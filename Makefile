@@ -176,20 +176,25 @@ REMOVE_RUN_DATA = redis-cli --scan --pattern "{$$prefix:*" | xargs -r -d "\n" re
 	psql -h $(PG_HOST) -p $(PG_PORT) -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$$db\" WITH (FORCE)"
 
 # The end-to-end tests against a gateway and settler of their own (own database and key prefix),
-# payments approved after 100-300 ms. SCREENSHOTS=docs/screenshots saves the pages.
+# payments approved after 100-300 ms, mail delivered to an SMTP server writing a maildir the
+# tests read (aiosmtpd ends on SIGTERM with 143, which is not a failure). SCREENSHOTS=docs/screenshots saves the pages.
 E2E_GATEWAY_ADDR := 127.0.0.1:18124
 E2E_SETTLER_ADDR := 127.0.0.1:18125
-web-e2e: services chromium web
+E2E_SMTP_ADDR := 127.0.0.1:18126
+web-e2e: services chromium web python-tools
 	cargo build --locked -p gateway -p settler
 	@db=gw_test_e2e_$$$$; prefix=e2e-$$$$; token=e2e-admin-token-0123456789abcdef; \
+	maildir=$$(mktemp -d); \
 	export DATABASE_URL="$${DATABASE_URL%/*}/$$db" KEY_PREFIX=$$prefix ADMIN_TOKEN=$$token RUST_LOG=warn; \
+	target/venv/bin/python -m aiosmtpd -n -l $(E2E_SMTP_ADDR) -c aiosmtpd.handlers.Mailbox $$maildir/mailbox & smtp=$$!; \
 	SETTLER_METRICS_ADDR=$(E2E_SETTLER_ADDR) PAYMENT_LATENCY_MS=100-300 PAYMENT_FAILURE_RATE=0 \
-		target/debug/settler & settler=$$!; \
-	GATEWAY_ADDR=$(E2E_GATEWAY_ADDR) SEED_DEMO=true WEB_DIR=web/dist target/debug/gateway & gateway=$$!; \
-	trap 'kill $$gateway $$settler 2>/dev/null; wait $$gateway $$settler 2>/dev/null; \
-		$(REMOVE_RUN_DATA)' EXIT; \
+		SMTP_URL=smtp://$(E2E_SMTP_ADDR) target/debug/settler & settler=$$!; \
+	GATEWAY_ADDR=$(E2E_GATEWAY_ADDR) PUBLIC_URL=http://$(E2E_GATEWAY_ADDR) SEED_DEMO=true WEB_DIR=web/dist \
+		target/debug/gateway & gateway=$$!; \
+	trap 'kill $$gateway $$settler $$smtp 2>/dev/null; wait $$gateway $$settler 2>/dev/null; \
+		wait $$smtp 2>/dev/null || true; rm -rf $$maildir; $(REMOVE_RUN_DATA)' EXIT; \
 	for _ in $$(seq 300); do curl -sf http://$(E2E_GATEWAY_ADDR)/api/health/ready >/dev/null && break; sleep 0.1; done; \
-	cd web && E2E_URL=http://$(E2E_GATEWAY_ADDR) node --test e2e/
+	cd web && E2E_URL=http://$(E2E_GATEWAY_ADDR) MAILDIR=$$maildir/mailbox node --test e2e/
 
 ## api-types: the web app's API types, generated from the gateway's OpenAPI document
 api-types: web-deps

@@ -1,11 +1,12 @@
 // End to end against a running gateway and settler (real Redis and Postgres), in Debian's
 // Chromium: `make web-e2e` starts them with a database and key prefix of their own.
 //
-// E2E_URL: the gateway; ADMIN_TOKEN: to create the concerts the tests book; CHROMIUM: the
-// browser (default /usr/bin/chromium); SCREENSHOTS: a directory to save the pages into.
+// E2E_URL: the gateway; ADMIN_TOKEN: to create the concerts the tests book; MAILDIR: the maildir
+// the settler's SMTP server writes; CHROMIUM: the browser (default /usr/bin/chromium);
+// SCREENSHOTS: a directory to save the pages into.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -152,6 +153,69 @@ test("the dashboard adds up every sale and filters by concert", async () => {
   await page.getByTestId("tickets-sold").getByText("1", { exact: true }).waitFor();
   assert.equal(await page.getByText("Balcony · Aurora Nights").count(), 0);
   await page.context().close();
+});
+
+/** The sign-in link the mail catcher (MAILDIR, a maildir aiosmtpd writes) received for `email`. */
+async function mailedLink(email) {
+  const maildir = process.env.MAILDIR;
+  assert.ok(maildir, "MAILDIR must be set");
+  const deadline = Date.now() + TIMEOUT;
+  while (Date.now() < deadline) {
+    for (const name of existsSync(join(maildir, "new")) ? readdirSync(join(maildir, "new")) : []) {
+      // Quoted-printable: soft line breaks and `=XX` escapes undone.
+      const text = readFileSync(join(maildir, "new", name), "utf8")
+        .replace(/=\r?\n/g, "")
+        .replace(/=([0-9A-F]{2})/g, (_, hex) => String.fromCharCode(parseInt(hex, 16)));
+      const link = text.match(/https?:\/\/\S+\/signin\?token=[0-9a-f]{64}/);
+      if (link && new RegExp(`^To: ${email}`, "mi").test(text)) return link[0];
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.fail(`no sign-in mail reached ${email}`);
+}
+
+test("a customer signs in from the mailed link, books as themselves, finds it under My bookings, and signs out", async () => {
+  const concert = "Members Evening";
+  await createConcert(concert, [["Stalls", 30, 20]]);
+  const page = await browser.newPage();
+  const email = `grace.${Date.now()}@example.com`;
+  await page.goto(`${base}/`);
+  await page.getByRole("link", { name: "Sign in" }).click();
+  await page.getByRole("textbox", { name: "Email" }).fill(email);
+  await page.getByRole("button", { name: "Mail me a link" }).click();
+  await page.getByText("Check your mail.").waitFor({ timeout: TIMEOUT });
+
+  const link = await mailedLink(email);
+  assert.ok(link.startsWith(`${base}/signin?token=`), link);
+  await page.goto(link);
+  await page.getByRole("heading", { name: "My bookings" }).waitFor({ timeout: TIMEOUT });
+  await page.getByText("No bookings yet.").waitFor({ timeout: TIMEOUT });
+
+  await page.getByRole("link", { name: "Concerts" }).click();
+  await page.getByText("Live availability").waitFor({ timeout: TIMEOUT });
+  await tierRow(page, concert, "Stalls").getByRole("button", { name: "Book" }).click();
+  const form = page.getByRole("form", { name: "Book Stalls" });
+  const field = form.getByLabel("Email");
+  assert.equal(await field.inputValue(), email);
+  assert.equal(await field.getAttribute("readonly"), "");
+  await form.getByRole("button", { name: "Book for $30.00" }).click();
+  await page.getByRole("status").filter({ hasText: "Booking" }).getByText(/Confirmed/).waitFor({ timeout: TIMEOUT });
+
+  await page.getByRole("link", { name: "My bookings" }).click();
+  const booked = page.locator("li", { hasText: concert });
+  await booked.getByText("Confirmed").waitFor({ timeout: TIMEOUT });
+  assert.match(await booked.innerText(), /1 × Stalls, \$30\.00/);
+  await shoot(page, "my-bookings");
+
+  // The link worked once.
+  await page.goto(link);
+  await page.getByText("This link has been used or has expired.").waitFor({ timeout: TIMEOUT });
+
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("link", { name: "Sign in" }).waitFor({ timeout: TIMEOUT });
+  await page.goto(`${base}/bookings`);
+  await page.getByText("to see your bookings.").waitFor({ timeout: TIMEOUT });
+  await page.close();
 });
 
 test("the catalog fits a phone in the dark", async () => {

@@ -1,6 +1,9 @@
 import { lazy, Suspense } from "react";
-import { NavLink, Route, Routes } from "react-router-dom";
+import { NavLink, Route, Routes, useNavigate } from "react-router-dom";
 import { Catalog } from "./Catalog";
+import { MyBookings } from "./MyBookings";
+import { signOut, useCustomer } from "./session";
+import { SignIn } from "./SignIn";
 
 // The charts library is most of the bundle; buyers on the catalog never download it.
 const Dashboard = lazy(() => import("./Dashboard").then((module) => ({ default: module.Dashboard })));
@@ -18,7 +21,9 @@ export function App() {
             Concerts
           </NavLink>
           <NavLink to="/analytics">Analytics</NavLink>
+          <NavLink to="/bookings">My bookings</NavLink>
         </nav>
+        <Account />
       </header>
       <main id="main">
         <Routes>
@@ -31,9 +36,32 @@ export function App() {
               </Suspense>
             }
           />
+          <Route path="/signin" element={<SignIn />} />
+          <Route path="/bookings" element={<MyBookings />} />
           <Route path="*" element={<p>This page does not exist.</p>} />
         </Routes>
       </main>
     </>
+  );
+}
+
+/** Who is signed in, and the way out; or the way in. */
+function Account() {
+  const customer = useCustomer();
+  const navigate = useNavigate();
+  if (!customer) {
+    return (
+      <NavLink to="/signin" className="account">
+        Sign in
+      </NavLink>
+    );
+  }
+  return (
+    <span className="account">
+      <span className="meta">{customer.email}</span>
+      <button type="button" onClick={() => signOut().then(() => navigate("/"))}>
+        Sign out
+      </button>
+    </span>
   );
 }

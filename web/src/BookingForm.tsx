@@ -5,6 +5,7 @@ import { BookingStatusView } from "./BookingStatus";
 import { EmailInput } from "./EmailInput";
 import { formatMoney, totalPrice } from "./money";
 import { attemptFor, type Attempt } from "./purchase";
+import { accessToken, useCustomer } from "./session";
 
 /** The API takes at most 10 tickets per booking. */
 const MAX_PER_BOOKING = 10;
@@ -26,11 +27,16 @@ export function BookingForm(props: {
   const { concert, tier, available, admissionToken, joinedEmail } = props;
   const ids = useId();
   const [quantity, setQuantity] = useState(1);
-  const [email, setEmail] = useState(joinedEmail ?? "");
+  const customer = useCustomer();
+  const [typedEmail, setEmail] = useState(joinedEmail ?? "");
+  // Signed in, a booking takes the account's email.
+  const fixedEmail = customer?.email ?? joinedEmail;
+  const email = customer?.email ?? typedEmail;
   const [attempt, setAttempt] = useState<Attempt>();
   const [booking, setBooking] = useState<Booking>();
   const submission = useMutation({
-    mutationFn: createBooking,
+    mutationFn: async (request: Parameters<typeof createBooking>[0]) =>
+      createBooking({ ...request, accessToken: customer ? await accessToken() : undefined }),
     retry: (failures, error) => failures < 3 && transient(error),
     retryDelay: (failures, error) =>
       error instanceof ApiProblem && error.retryAfterSeconds ? error.retryAfterSeconds * 1000 : 500 * 2 ** failures,
@@ -108,10 +114,14 @@ export function BookingForm(props: {
           id={`${ids}-email`}
           value={email}
           onChange={setEmail}
-          readOnly={joinedEmail !== undefined}
+          readOnly={fixedEmail !== undefined}
           errorId={emailError ? `${ids}-email-error` : undefined}
         />
-        {joinedEmail !== undefined && <p className="meta">The email you joined the line with.</p>}
+        {customer ? (
+          <p className="meta">You are signed in: the booking is yours.</p>
+        ) : (
+          joinedEmail !== undefined && <p className="meta">The email you joined the line with.</p>
+        )}
         {emailError && (
           <p className="error" id={`${ids}-email-error`}>
             {emailError}

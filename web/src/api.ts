@@ -87,11 +87,15 @@ export async function fetchConcerts(): Promise<Concert[]> {
   }));
 }
 
-/** A booking, with the waiting room's admission for a concert that has one. */
-export async function createBooking(request: BookingRequest & { admissionToken?: string }): Promise<Booking> {
-  const { admissionToken, ...booking } = request;
+/** A booking, with the waiting room's admission for a concert that has one, and the customer's
+ * access token when signed in (the booking then takes their email). */
+export async function createBooking(
+  request: BookingRequest & { admissionToken?: string; accessToken?: string },
+): Promise<Booking> {
+  const { admissionToken, accessToken, ...booking } = request;
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (admissionToken) headers["admission-token"] = admissionToken;
+  if (accessToken) headers.authorization = `Bearer ${accessToken}`;
   const body = await call<{ booking: Booking }>("/api/bookings", {
     method: "POST",
     headers,
@@ -149,4 +153,43 @@ export async function fetchDashboard(filters: DashboardFilters): Promise<Dashboa
       percentage: Number(tier.percentage),
     })),
   };
+}
+
+export type Grant = components["schemas"]["Grant"];
+export type Customer = components["schemas"]["CustomerView"];
+export type MyBookingsPage = components["schemas"]["MyBookingsPage"];
+
+function bearer(token: string): Record<string, string> {
+  return { authorization: `Bearer ${token}` };
+}
+
+function postJson<T>(path: string, body: unknown): Promise<T> {
+  return call<T>(path, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+/** Mails a sign-in link to `email`; the answer is the same whether or not it ever booked. */
+export async function requestSignInLink(email: string): Promise<void> {
+  await postJson("/api/auth/links", { email });
+}
+
+export function startSession(token: string): Promise<Grant> {
+  return postJson("/api/auth/sessions", { token });
+}
+
+export function refreshSession(refreshToken: string): Promise<Grant> {
+  return postJson("/api/auth/refresh", { refreshToken });
+}
+
+export async function endSession(accessToken: string): Promise<void> {
+  const response = await fetch("/api/auth/sessions/current", { method: "DELETE", headers: bearer(accessToken) });
+  if (!response.ok) throw await problemFrom(response);
+}
+
+export function fetchMyBookings(accessToken: string, cursor?: string): Promise<MyBookingsPage> {
+  const query = cursor ? `?cursor=${encodeURIComponent(cursor)}` : "";
+  return call<MyBookingsPage>(`/api/me/bookings${query}`, { headers: bearer(accessToken) });
 }
