@@ -12,7 +12,7 @@ use api_types::ApiKeyBody;
 use domain::roles::Role;
 use pg_store::api_keys::ApiKey;
 
-use crate::api::problems::{AdminWriteProblems, NotFound, OperatorReadProblems};
+use crate::api::problems::{AdminWriteProblems, Invalid, NotFound, OperatorReadProblems};
 use crate::http::body::{Body, json, no_content};
 use crate::http::error::ApiError;
 use crate::http::validate::{Checker, parse_form, path_id};
@@ -137,6 +137,7 @@ pub async fn list(operators: &Operators) -> Result<Response<Body>, ApiError> {
     params(("id" = Uuid, Path, description = "The key")),
     responses(
         (status = 204, description = "Revoked"),
+        (status = 400, response = Invalid),
         (status = 404, response = NotFound),
         OperatorReadProblems,
     )

@@ -23,7 +23,7 @@ use crate::api::docs;
 use crate::http::body::{Body, read_json};
 use crate::http::cors;
 use crate::http::error::{ApiError, Limit};
-use crate::http::headers::request_id;
+use crate::http::headers::{bearer, request_id};
 use crate::http::limits::Slot;
 use crate::metrics;
 use crate::operators::Operator;
@@ -410,6 +410,10 @@ where
         Access::Operator(role) => Some(role),
     };
     let operator = match needed {
+        // No credential at all guesses nothing, so it does not count against the address.
+        Some(_) if bearer(&parts.headers).is_none_or(str::is_empty) => {
+            return Err(ApiError::Unauthorized);
+        }
         Some(role) => Some(
             state
                 .edge
