@@ -133,10 +133,10 @@ mod tests {
                 limit: DEFAULT_LIMIT
             })
         );
-        match parse_query(Some("cursor=x&limit=0")) {
+        match parse_query(Some("cursor=x&limit=0&limt=5")) {
             Err(ApiError::Validation(errors)) => assert_eq!(
                 errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(),
-                ["cursor", "limit"]
+                ["cursor", "limit", "limt"]
             ),
             other => panic!("{other:?}"),
         }

@@ -381,7 +381,7 @@ impl<C> PageQuery<C> {
 }
 
 /// `?cursor&limit` of a paged list: `cursor` read by `cursor`, `limit` 1 to `max` (`default`
-/// when absent); every problem listed at once.
+/// when absent), nothing else; every problem listed at once.
 pub fn page_query<C>(
     query: Option<&str>,
     cursor: impl Fn(&str) -> Option<C>,
@@ -411,7 +411,12 @@ pub fn page_query<C>(
                     format!("must be a whole number from 1 to {max}"),
                 )),
             },
-            _ => {}
+            // A misspelt `limit` would otherwise be a page of the default size, silently.
+            other => errors.push(FieldError::new(
+                other,
+                "unknown",
+                "is not a parameter of this list (cursor, limit)",
+            )),
         }
     }
     match errors.is_empty() {
