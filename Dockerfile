@@ -133,4 +133,5 @@ FROM services AS mail
 # nobody:nogroup, as Debian numbers it in every image.
 USER 65534:65534
 EXPOSE 1025
-ENTRYPOINT ["python3", "-m", "aiosmtpd", "-n", "-l", "0.0.0.0:1025", "-c", "aiosmtpd.handlers.Debugging", "stdout"]
+# Unbuffered (-u): each mail reaches the log as it arrives, not when a buffer fills.
+ENTRYPOINT ["python3", "-u", "-m", "aiosmtpd", "-n", "-l", "0.0.0.0:1025", "-c", "aiosmtpd.handlers.Debugging", "stdout"]
