@@ -174,37 +174,45 @@ async function mailedLink(email) {
   assert.fail(`no sign-in mail reached ${email}`);
 }
 
-test("a customer signs in from the mailed link, books as themselves, finds it under My bookings, and signs out", async () => {
+test("a guest books, signs in from the mailed link, finds that booking, books as themselves, and signs out", async () => {
   const concert = "Members Evening";
   await createConcert(concert, [["Stalls", 30, 20]]);
   const page = await browser.newPage();
   const email = `grace.${Date.now()}@example.com`;
-  await page.goto(`${base}/`);
+  await openCatalog(page);
+  await tierRow(page, concert, "Stalls").getByRole("button", { name: "Book" }).click();
+  const guestForm = page.getByRole("form", { name: "Book Stalls" });
+  await guestForm.getByLabel("Email").fill(email);
+  await guestForm.getByRole("button", { name: "Book for $30.00" }).click();
+  await page.getByRole("status").filter({ hasText: "Booking" }).getByText(/Confirmed/).waitFor({ timeout: TIMEOUT });
+
   await page.getByRole("link", { name: "Sign in" }).click();
   await page.getByRole("textbox", { name: "Email" }).fill(email);
   await page.getByRole("button", { name: "Mail me a link" }).click();
   await page.getByText("Check your mail.").waitFor({ timeout: TIMEOUT });
-
   const link = await mailedLink(email);
   assert.ok(link.startsWith(`${base}/signin?token=`), link);
   await page.goto(link);
   await page.getByRole("heading", { name: "My bookings" }).waitFor({ timeout: TIMEOUT });
-  await page.getByText("No bookings yet.").waitFor({ timeout: TIMEOUT });
+  const bookings = page.locator("li", { hasText: concert });
+  await bookings.first().getByText("Confirmed").waitFor({ timeout: TIMEOUT });
+  assert.equal(await bookings.count(), 1);
 
   await page.getByRole("link", { name: "Concerts" }).click();
   await page.getByText("Live availability").waitFor({ timeout: TIMEOUT });
   await tierRow(page, concert, "Stalls").getByRole("button", { name: "Book" }).click();
   const form = page.getByRole("form", { name: "Book Stalls" });
+  await form.getByLabel("Tickets").selectOption("2");
   const field = form.getByLabel("Email");
   assert.equal(await field.inputValue(), email);
   assert.equal(await field.getAttribute("readonly"), "");
-  await form.getByRole("button", { name: "Book for $30.00" }).click();
+  await form.getByRole("button", { name: "Book for $60.00" }).click();
   await page.getByRole("status").filter({ hasText: "Booking" }).getByText(/Confirmed/).waitFor({ timeout: TIMEOUT });
 
   await page.getByRole("link", { name: "My bookings" }).click();
-  const booked = page.locator("li", { hasText: concert });
-  await booked.getByText("Confirmed").waitFor({ timeout: TIMEOUT });
-  assert.match(await booked.innerText(), /1 × Stalls, \$30\.00/);
+  await bookings.nth(1).waitFor({ timeout: TIMEOUT });
+  assert.match(await bookings.nth(0).innerText(), /2 × Stalls, \$60\.00 · Confirmed/);
+  assert.match(await bookings.nth(1).innerText(), /1 × Stalls, \$30\.00 · Confirmed/);
   await shoot(page, "my-bookings");
 
   // The link worked once.
