@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use pg_store::audit::{self, Entry};
 
-use crate::api::problems::{Forbidden, Invalid, RateLimited, Unauthorized, Unavailable};
+use crate::api::problems::{Invalid, OperatorReadProblems};
 use crate::http::body::{Body, full};
 use crate::http::error::ApiError;
 use crate::http::validate::{PageQuery, page_query};
@@ -87,10 +87,7 @@ pub struct AuditLogPage {
     responses(
         (status = 200, description = "A page of the audit log", body = AuditLogPage),
         (status = 400, response = Invalid),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 429, response = RateLimited),
-        (status = 503, response = Unavailable),
+        OperatorReadProblems,
     )
 )]
 pub async fn list(db: &PgPool, query: Option<&str>) -> Result<Response<Body>, ApiError> {

@@ -20,7 +20,7 @@ use runtime::config::Secret;
 
 use crate::http::error::ApiError;
 use crate::http::headers::bearer;
-use crate::secrets::{new_token, token_hash as secret_hash};
+use crate::secrets::{new_token, token_hash};
 
 /// How often the live keys are re-read.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
@@ -81,7 +81,7 @@ impl Operators {
                 }
             }
             // The lookup is by a hash of the secret, so its timing tells nothing of the secret.
-            _ => self.key(&secret_hash(given))?,
+            _ => self.key(&token_hash(given))?,
         };
         match operator.role.covers(needed) {
             true => Ok(operator),
@@ -154,7 +154,7 @@ impl Operators {
         let key = NewKey {
             name,
             role: role.as_str(),
-            secret_hash: secret_hash(&secret),
+            secret_hash: token_hash(&secret),
         };
         let created = api_keys::create(&self.db, key, &by.actor).await?;
         self.reload_now().await;
@@ -207,7 +207,7 @@ mod tests {
         };
         let mut ring = operators.ring.write().expect("the ring");
         *ring = KeyRing {
-            by_hash: HashMap::from([(secret_hash(secret), scanner)]),
+            by_hash: HashMap::from([(token_hash(secret), scanner)]),
             read_at: Instant::now().checked_sub(age),
         };
     }

@@ -262,44 +262,35 @@ static TABLE: LazyLock<Table> = LazyLock::new(|| Table {
 /// names what the path does allow.
 pub fn route(method: &Method, path: &str) -> Result<(&'static Route, Range<usize>), ApiError> {
     let trimmed = path.trim_end_matches('/');
-    let matched: Vec<_> = Segments::of(trimmed)
-        .map(|segments| {
-            TABLE
-                .routes
-                .iter()
-                .filter_map(|route| {
-                    route
-                        .matches(&segments)
-                        .map(|(literals, param)| (route, literals, param))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    // The path's routes are those matching the most literal segments, one per method.
-    let most = matched.iter().map(|(_, literals, _)| *literals).max();
-    let mut routes = matched
-        .into_iter()
-        .filter(|(_, literals, _)| Some(*literals) == most)
-        .map(|(route, _, param)| (route, param))
-        .peekable();
-    if routes.peek().is_none() {
-        if trimmed == "/api" || trimmed.starts_with("/api/") {
+    // The most literal segments win; among one path's routes, the one of the request's method.
+    let found = Segments::of(trimmed).and_then(|segments| {
+        TABLE
+            .routes
+            .iter()
+            .filter_map(|route| {
+                route
+                    .matches(&segments)
+                    .map(|(literals, param)| (route, literals, param))
+            })
+            .max_by_key(|(route, literals, _)| (*literals, route.allows(method)))
+    });
+    let (route, param) = match found {
+        Some((route, _, param)) => (route, param),
+        None if trimmed == "/api" || trimmed.starts_with("/api/") => {
             return Err(ApiError::RouteNotFound);
         }
-        return match TABLE.web_app.allows(method) {
-            true => Ok((&TABLE.web_app, 0..path.len())),
-            false => Err(ApiError::MethodNotAllowed {
-                allow: TABLE.web_app.method.as_str().to_owned(),
-            }),
-        };
+        None => (&TABLE.web_app, 0..path.len()),
+    };
+    if route.allows(method) {
+        return Ok((route, param));
     }
-    let mut allow = Vec::new();
-    for (route, param) in routes {
-        if route.allows(method) {
-            return Ok((route, param));
-        }
-        allow.push(route.method.as_str());
-    }
+    let allow: Vec<&str> = TABLE
+        .routes
+        .iter()
+        .chain([&TABLE.web_app])
+        .filter(|other| other.template == route.template)
+        .map(|other| other.method.as_str())
+        .collect();
     Err(ApiError::MethodNotAllowed {
         allow: allow.join(", "),
     })
@@ -499,6 +490,14 @@ mod tests {
         assert!(matches!(
             route(&Method::DELETE, "/api/bookings"),
             Err(ApiError::MethodNotAllowed { allow }) if allow == "POST"
+        ));
+        for method in [Method::GET, Method::POST] {
+            let (found, _) = route(&method, "/api/admin/api-keys").expect("a route");
+            assert_eq!(found.method, method);
+        }
+        assert!(matches!(
+            route(&Method::PUT, "/api/admin/api-keys"),
+            Err(ApiError::MethodNotAllowed { allow }) if allow == "POST, GET"
         ));
         assert!(matches!(
             route(&Method::POST, "/analytics"),
