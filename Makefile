@@ -376,7 +376,7 @@ cluster-test: services
 	@ports=$$(python3 -c 'import socket, random; 		free = lambda p: all(socket.socket().connect_ex(("127.0.0.1", q)) != 0 for q in (p, p + 10000)); 		print(*random.sample([p for p in range(20000, 30000) if free(p)][:200], 3))'); 	for port in $$ports; do 		mkdir -p $(CLUSTER_DIR)/$$port; 		redis-server --port $$port --bind 127.0.0.1 --cluster-enabled yes --save "" --appendonly no \
 			--cluster-config-file $(CLUSTER_DIR)/$$port/nodes.conf --dir $(CLUSTER_DIR)/$$port \
 			--logfile $(CLUSTER_DIR)/$$port/log --daemonize yes; 	done; 	trap 'for port in $$ports; do redis-cli -p $$port shutdown nosave >/dev/null 2>&1 || true; done' EXIT; 	for port in $$ports; do for _ in $$(seq 100); do redis-cli -p $$port ping >/dev/null 2>&1 && break; sleep 0.05; done; done; 	redis-cli --cluster create $$(printf '127.0.0.1:%s ' $$ports) --cluster-yes >/dev/null; 	for port in $$ports; do \
-		for _ in $$(seq 100); do redis-cli -p $$port cluster info | grep -q cluster_state:ok && break; sleep 0.1; done; \
+		for _ in $$(seq 100); do redis-cli -p $$port cluster info | grep cluster_state:ok >/dev/null && break; sleep 0.1; done; \
 	done; 	set -- $$ports; url="redis-cluster://127.0.0.1:$$1?node=127.0.0.1:$$2&node=127.0.0.1:$$3"; 	echo "cluster: three masters on $$ports"; 	REDIS_URL="$$url" cargo test --locked -p gateway --test it -- --skip failover:: --skip replication::; 	REDIS_URL="$$url" cargo test --locked -p settler --test it -- --skip faults::
 
 ## sqlx-prepare: renew `.sqlx/` (the query data builds check the SQL against) from a scratch
