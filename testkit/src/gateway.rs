@@ -197,19 +197,7 @@ impl TestApp {
 
     /// The token of the latest sign-in link mailed to `email`, read from the outbox's mail.
     pub async fn link_token(&self, email: &str) -> String {
-        let body: String = sqlx::query_scalar(
-            "SELECT body FROM mail_outbox WHERE recipient = $1 AND kind = 'signin'
-             ORDER BY created_at DESC LIMIT 1",
-        )
-        .bind(email)
-        .fetch_one(&self.state.db)
-        .await
-        .expect("a sign-in mail");
-        body.split("/signin?token=")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .expect("the link in the mail")
-            .to_owned()
+        crate::sql::signin_link_token(&self.state.db, email).await
     }
 
     /// Signs `email` in through a mailed link: the session's grant (`accessToken`, ...).

@@ -23,6 +23,24 @@ pub async fn bookings_by_status(db: &PgPool) -> HashMap<String, i64> {
     .collect()
 }
 
+/// The token of the latest sign-in link mailed to `email` (as stored: normalised), read from the
+/// outbox's mail.
+pub async fn signin_link_token(db: &PgPool, email: &str) -> String {
+    let body = sqlx::query_scalar!(
+        "SELECT body FROM mail_outbox WHERE recipient = $1 AND kind = 'signin'
+         ORDER BY created_at DESC LIMIT 1",
+        email
+    )
+    .fetch_one(db)
+    .await
+    .expect("a sign-in mail");
+    body.split("/signin?token=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the link in the mail")
+        .to_owned()
+}
+
 /// Every booking's payment reference, in id order.
 pub async fn payment_references(db: &PgPool) -> Vec<Option<String>> {
     sqlx::query_scalar!("SELECT payment_reference FROM bookings ORDER BY id")

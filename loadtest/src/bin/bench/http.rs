@@ -31,8 +31,9 @@ pub(crate) struct Tier {
     pub price: Money,
 }
 
-/// Two tiers: one per booking run, so that each run has a million tickets of its own.
-pub(crate) async fn create_tiers(gateway: SocketAddr) -> anyhow::Result<[Tier; 2]> {
+/// Three tiers: one per booking run (guests, signed in, at a fixed rate), so that each run has a
+/// million tickets of its own.
+pub(crate) async fn create_tiers(gateway: SocketAddr) -> anyhow::Result<[Tier; 3]> {
     let response = reqwest::Client::new()
         .post(format!("http://{gateway}/api/admin/concerts"))
         .bearer_auth(ADMIN_TOKEN)
@@ -43,6 +44,11 @@ pub(crate) async fn create_tiers(gateway: SocketAddr) -> anyhow::Result<[Tier; 2
             &[
                 ("Floor", Money::new(rust_decimal::Decimal::TEN)?, 1_000_000),
                 ("Stands", Money::new(rust_decimal::Decimal::TEN)?, 1_000_000),
+                (
+                    "Balcony",
+                    Money::new(rust_decimal::Decimal::TEN)?,
+                    1_000_000,
+                ),
             ],
         ))
         .send()
@@ -59,7 +65,7 @@ pub(crate) async fn create_tiers(gateway: SocketAddr) -> anyhow::Result<[Tier; 2
             price: tier["price"].to_string().parse()?,
         })
     };
-    Ok([tier(0)?, tier(1)?])
+    Ok([tier(0)?, tier(1)?, tier(2)?])
 }
 
 pub(crate) fn get(host: SocketAddr, path: &'static str) -> pressure::MakeRequest {
@@ -71,27 +77,84 @@ pub(crate) fn get(host: SocketAddr, path: &'static str) -> pressure::MakeRequest
     })
 }
 
-/// A new booking for every `n`: distinct buyer and idempotency key; `run` keeps runs apart.
+/// A new guest booking for every `n`: distinct buyer and idempotency key; `run` keeps runs apart.
 pub(crate) fn book(host: SocketAddr, tier: &Tier, run: &'static str) -> pressure::MakeRequest {
     let tier = tier.clone();
     Arc::new(move |n| {
-        let booking = BookingBody::new(
-            tier.id.into(),
+        booking_request(
+            host,
+            &tier,
             &format!("{run}{n}@bench.example"),
-            1,
-            tier.price,
             &format!("{run}-{n}"),
-        );
-        let body = booking
-            .ok()
-            .and_then(|booking| serde_json::to_vec(&booking).ok())
-            .unwrap_or_default();
-        Request::post("/api/bookings")
-            .header("host", host.to_string())
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .unwrap_or_default()
+            None,
+        )
     })
+}
+
+/// A new booking for every `n` by the customer `email`, signed in with `access`: the gateway
+/// verifies the access token of each.
+fn book_signed_in(
+    host: SocketAddr,
+    tier: &Tier,
+    email: &'static str,
+    access: &str,
+) -> pressure::MakeRequest {
+    let tier = tier.clone();
+    let bearer = format!("Bearer {access}");
+    Arc::new(move |n| booking_request(host, &tier, email, &format!("signed-in-{n}"), Some(&bearer)))
+}
+
+fn booking_request(
+    host: SocketAddr,
+    tier: &Tier,
+    email: &str,
+    key: &str,
+    authorization: Option<&str>,
+) -> Request<Full<Bytes>> {
+    let body = BookingBody::new(tier.id.into(), email, 1, tier.price, key)
+        .ok()
+        .and_then(|booking| serde_json::to_vec(&booking).ok())
+        .unwrap_or_default();
+    let mut request = Request::post("/api/bookings")
+        .header("host", host.to_string())
+        .header("content-type", "application/json");
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
+    }
+    request
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_default()
+}
+
+/// Signs `email` in as a customer does, on `gateway` of `run`: a link asked for, its token read
+/// from the mail in the outbox, spent for a session. The session's access token.
+async fn access_token(gateway: SocketAddr, run: &Run, email: &str) -> anyhow::Result<String> {
+    let client = reqwest::Client::new();
+    let asked = client
+        .post(format!("http://{gateway}/api/auth/links"))
+        .json(&serde_json::json!({ "email": email }))
+        .send()
+        .await?;
+    if asked.status() != 202 {
+        bail!("asking for a sign-in link answered {}", asked.status());
+    }
+    let db = sqlx::PgPool::connect(&run.isolated.names.database_url).await?;
+    let link = testkit::sql::signin_link_token(&db, email).await;
+    db.close().await;
+    let signed_in = client
+        .post(format!("http://{gateway}/api/auth/sessions"))
+        .json(&serde_json::json!({ "token": link }))
+        .send()
+        .await?;
+    let status = signed_in.status();
+    let grant: Value = signed_in.json().await?;
+    if status != 201 {
+        bail!("signing in answered {status}: {grant}");
+    }
+    Ok(grant["accessToken"]
+        .as_str()
+        .context("a grant without accessToken")?
+        .to_owned())
 }
 
 /// The waiting room the bench joins admits this many a second.
@@ -160,6 +223,8 @@ pub(crate) struct HttpFigures {
     pub hello: Outcome,
     pub catalog: Outcome,
     pub booking_max: Outcome,
+    /// As `booking_max`, by one customer signed in: an access token verified per booking.
+    pub booking_signed_in: Outcome,
     pub join_max: Outcome,
     /// Admissions per second measured of a room admitting [`ADMIT_PER_SECOND`].
     pub admission: f64,
@@ -212,7 +277,7 @@ pub(crate) async fn http_figures(
         "/api/health/ready",
     ))
     .await?;
-    let [floor, stands] = create_tiers(addr).await?;
+    let [floor, stands, balcony] = create_tiers(addr).await?;
     println!("bench: GET /api/concerts, {} s", settings.seconds);
     let catalog = pressure::run(closed(addr, get(addr, "/api/concerts"))).await;
     println!(
@@ -220,6 +285,18 @@ pub(crate) async fn http_figures(
         settings.seconds
     );
     let booking_max = pressure::run(closed(addr, book(addr, &floor, "max"))).await;
+    // One customer for the whole run: MAX_TICKETS_PER_CUSTOMER is off for the bench.
+    let customer = "signed-in@bench.example";
+    let access = access_token(addr, run, customer).await?;
+    println!(
+        "bench: POST /api/bookings signed in, as fast as answered, {} s",
+        settings.seconds
+    );
+    let booking_signed_in = pressure::run(closed(
+        addr,
+        book_signed_in(addr, &balcony, customer, &access),
+    ))
+    .await;
     let room = create_room(addr, ADMIT_PER_SECOND).await?;
     println!(
         "bench: POST /api/concerts/{{id}}/queue as fast as answered, {} s",
@@ -266,6 +343,7 @@ pub(crate) async fn http_figures(
             hello: hello_outcome,
             catalog,
             booking_max,
+            booking_signed_in,
             join_max,
             admission,
             booking_half,

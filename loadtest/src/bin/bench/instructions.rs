@@ -181,7 +181,7 @@ pub(crate) async fn instructions(settings: &Settings, run: &Run) -> anyhow::Resu
         ),
     )
     .await?;
-    let [tier, _] = create_tiers(addr).await?;
+    let [tier, ..] = create_tiers(addr).await?;
     let booking_counted = gateway
         .per_request(
             addr,

@@ -123,6 +123,18 @@ pub(crate) fn table(
         ">= 0.5x Redis",
         verdict(booking_ratio >= 0.5),
     );
+    let signed_in_ratio = http.booking_signed_in.throughput() / http.booking_max.throughput();
+    row(
+        "... the same, signed in: one customer's access token (JWT, HS256) verified per booking",
+        format!(
+            "{}/s = {signed_in_ratio:.2}x guests, {}{}",
+            thousands(http.booking_signed_in.throughput()),
+            quantiles(&http.booking_signed_in),
+            unexpected(&http.booking_signed_in, 202)
+        ),
+        "reported: the cost of signing in",
+        "",
+    );
     let join_ratio = http.join_max.throughput() / http.booking_max.throughput();
     row(
         "Waiting room: `POST /api/concerts/{id}/queue`, as fast as answered",
