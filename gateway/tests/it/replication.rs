@@ -108,8 +108,9 @@ async fn without_min_replicas_a_stalled_replica_does_not_hold_bookings_back() {
     replica.resume();
 }
 
-/// Books in waves of 25 on `app`; the replication link is cut before wave `cut_at`, as a replica
-/// falls behind. Returns the ids answered 202 and how many answered 503.
+/// Books in waves of 25 on `app`; the replication link is partitioned before wave `cut_at` (the
+/// master keeps its replica's connection and hears nothing more from it, as when a network splits
+/// a master from its replicas). Returns the ids answered 202 and how many answered 503.
 async fn book_in_waves(
     app: &TestApp,
     tier: &TestTier,
@@ -119,7 +120,7 @@ async fn book_in_waves(
     let (mut answered, mut unknown) = (HashSet::new(), 0);
     for wave in 0..12 {
         if wave == cut_at {
-            link.cut();
+            link.partition();
         }
         let answers = futures::future::join_all((0..25).map(|n| {
             let body = booking_body(
@@ -177,7 +178,7 @@ async fn lost_after_failover(
     lost
 }
 
-/// A master and a replica that reaches it through a link the test can cut.
+/// A master and a replica that reaches it through a link the test can partition.
 async fn replicated_pair() -> (PrivateRedis, Proxy, PrivateRedis) {
     let master = PrivateRedis::start(Persistence::None);
     let link = Proxy::start(SocketAddr::from(([127, 0, 0, 1], master.port))).await;

@@ -1,11 +1,16 @@
 //! The fault suite: the whole system as processes (a gateway, two settlers, a private Redis and a
 //! private Postgres), a steady load of bookings, and one fault each: a settler or the gateway
 //! killed, Postgres away for 15 s, Redis killed with and without its append-only file, Redis
-//! stalled past the command timeout. After each, every invariant of DESIGN.md is checked: the
+//! stalled past the command timeout; and faults of the network, through a [`Proxy`] on the
+//! gateway's link to Redis and on one settler's link to Postgres: the gateway partitioned from
+//! Redis for 10 s (connections hang while Redis serves the settlers), 200 ms added to each of its
+//! Redis round trips, a settler partitioned from Postgres for 30 s in the middle of its batches.
+//! After each, every invariant of DESIGN.md is checked against the history of every request: the
 //! audit is clean (every tier balances, nothing oversold, every shard whole, nothing stuck), every
 //! booking answered 202 is settled exactly once (or, after Redis lost its data, counted as lost,
 //! within the bound the persistence allows, and counted the same by the gateway), no key made two
-//! bookings, and the only errors clients saw were 503s with `Retry-After`.
+//! bookings, the only errors clients saw were 503s with `Retry-After`, and every purchase whose
+//! outcome a 503 left unknown was resolved (booked or refused) by asking again with its key.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -14,7 +19,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use serde_json::{Value, json};
 use testkit::gateway::{ADMIN_TOKEN, create_concert_at};
-use testkit::{Persistence, PrivatePostgres, PrivateRedis, Process, free_port};
+use testkit::{Persistence, PrivatePostgres, PrivateRedis, Process, Proxy, free_port};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -31,6 +36,10 @@ const LARGE_TIER: u32 = 100_000;
 struct System {
     redis: PrivateRedis,
     postgres: PrivatePostgres,
+    /// The gateway's link to Redis.
+    gateway_to_redis: Proxy,
+    /// The first settler's link to Postgres.
+    settler_to_postgres: Proxy,
     gateway: Process,
     settlers: Vec<Process>,
     gateway_url: String,
@@ -52,6 +61,9 @@ impl System {
     async fn start(persistence: Persistence) -> Self {
         let redis = PrivateRedis::start(persistence);
         let postgres = PrivatePostgres::start();
+        let local = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let gateway_to_redis = Proxy::start(local(redis.port)).await;
+        let settler_to_postgres = Proxy::start(local(postgres.port)).await;
         let database = "faults".to_owned();
         let prefix = format!("faults-{}", Uuid::new_v4().simple());
         let common = [
@@ -67,6 +79,7 @@ impl System {
         let gateway_port = free_port();
         let mut gateway_env = env(&common);
         gateway_env.extend(env(&[
+            ("REDIS_URL", format!("redis://{}", gateway_to_redis.addr)),
             ("GATEWAY_ADDR", format!("127.0.0.1:{gateway_port}")),
             ("ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
             ("SEED_DEMO", "false".to_owned()),
@@ -80,6 +93,13 @@ impl System {
         for name in ["a", "b"] {
             let port = free_port();
             let mut settler_env = env(&common);
+            if name == "a" {
+                let database_url = format!(
+                    "postgres://postgres@{}/{database}",
+                    settler_to_postgres.addr
+                );
+                settler_env.extend(env(&[("DATABASE_URL", database_url)]));
+            }
             settler_env.extend(env(&[
                 ("SETTLER_METRICS_ADDR", format!("127.0.0.1:{port}")),
                 ("SETTLER_CONSUMER", name.to_owned()),
@@ -95,6 +115,8 @@ impl System {
         let mut system = Self {
             redis,
             postgres,
+            gateway_to_redis,
+            settler_to_postgres,
             gateway,
             settlers,
             gateway_url: format!("http://127.0.0.1:{gateway_port}"),
@@ -310,6 +332,9 @@ enum Fault {
     PostgresAway,
     KillRedis,
     StallRedis,
+    PartitionGatewayFromRedis,
+    SlowRedis,
+    PartitionSettlerFromPostgres,
 }
 
 async fn inflict(system: &mut System, fault: Fault) {
@@ -357,6 +382,70 @@ async fn inflict(system: &mut System, fault: Fault) {
             tokio::time::sleep(Duration::from_millis(1500)).await;
             system.redis.resume();
         }
+        Fault::PartitionGatewayFromRedis => {
+            system.gateway_to_redis.partition();
+            let cut_off = Instant::now();
+            while cut_off.elapsed() < Duration::from_secs(10) {
+                // Readiness goes on answering, and says the gateway cannot sell.
+                let ready = system
+                    .client
+                    .get(format!("{}/api/health/ready", system.gateway_url))
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await
+                    .expect("gateway answers");
+                if cut_off.elapsed() > Duration::from_secs(2) {
+                    assert_eq!(ready.status(), 503, "gateway ready without Redis");
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            system.gateway_to_redis.restore();
+        }
+        Fault::SlowRedis => {
+            // 100 ms each way: 200 ms more per round trip, within REDIS_TIMEOUT_MS (500 ms).
+            system.gateway_to_redis.delay(Duration::from_millis(100));
+            let asked = Instant::now();
+            let ready = system
+                .client
+                .get(format!("{}/api/health/ready", system.gateway_url))
+                .send()
+                .await
+                .expect("gateway answers");
+            let round_trip = asked.elapsed();
+            assert_eq!(ready.status(), 200, "gateway ready with a slow Redis");
+            assert!(
+                round_trip >= Duration::from_millis(200),
+                "readiness asked Redis in {round_trip:?}: the delay is not in the path"
+            );
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            system.gateway_to_redis.restore();
+        }
+        Fault::PartitionSettlerFromPostgres => {
+            system.settler_to_postgres.partition();
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            let (_, db) = system.connections().await;
+            let settled_before = testkit::sql::settled_ids(&db).await.len();
+            // Its readiness says so (or hangs, which a probe's timeout counts as not ready).
+            let cut_off = system
+                .client
+                .get(format!("{}/health/ready", system.settler_probes[0]))
+                .timeout(Duration::from_secs(3))
+                .send()
+                .await;
+            assert!(
+                cut_off.is_err() || cut_off.is_ok_and(|ready| ready.status() == 503),
+                "a settler cut off from Postgres ready"
+            );
+            tokio::time::sleep(Duration::from_secs(15)).await;
+            // The other settler takes over what the cut-off one holds, and settles on.
+            let settled_after = testkit::sql::settled_ids(&db).await.len();
+            assert!(
+                settled_after > settled_before,
+                "nothing settled while one settler was cut off ({settled_before} -> {settled_after})"
+            );
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            system.settler_to_postgres.restore();
+        }
     }
 }
 
@@ -384,9 +473,16 @@ async fn scenario(persistence: Persistence, fault: Fault, lost_allowed: usize) -
         .expect("small tier");
     assert!(small.confirmed <= small.total);
 
-    // Clients saw 202, 409 (sold out) or 503 with Retry-After, and no key made two bookings.
+    // Clients saw 202, 409 (sold out) or 503 with Retry-After, no key made two bookings, and
+    // every outcome a 503 left unknown was known in the end.
     let mut accepted: HashMap<Uuid, String> = HashMap::new();
     for attempt in &attempts {
+        assert!(
+            attempt.statuses.last().is_some_and(|last| *last != 503),
+            "{fault:?}: key {} never resolved: {:?}",
+            attempt.key,
+            attempt.statuses
+        );
         for status in &attempt.statuses {
             assert!(
                 [202, 409, 503].contains(status),
@@ -448,6 +544,13 @@ async fn scenario(persistence: Persistence, fault: Fault, lost_allowed: usize) -
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+    if fault == Fault::SlowRedis {
+        let refused = attempts
+            .iter()
+            .filter(|attempt| attempt.statuses.contains(&503))
+            .count();
+        assert_eq!(refused, 0, "{fault:?}: bookings refused within the timeout");
+    }
     println!(
         "{fault:?} with {persistence:?}: {} attempts, {} accepted, {} settled, {} lost",
         attempts.len(),
@@ -488,4 +591,19 @@ async fn redis_killed_without_persistence() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_stalled_past_the_command_timeout() {
     scenario(Persistence::None, Fault::StallRedis, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_gateway_partitioned_from_redis_for_ten_seconds() {
+    scenario(Persistence::None, Fault::PartitionGatewayFromRedis, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_two_hundred_milliseconds_further_away() {
+    scenario(Persistence::None, Fault::SlowRedis, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_settler_partitioned_from_postgres_for_thirty_seconds() {
+    scenario(Persistence::None, Fault::PartitionSettlerFromPostgres, 0).await;
 }

@@ -53,11 +53,7 @@ pub(crate) async fn create_tiers(gateway: SocketAddr) -> anyhow::Result<[Tier; 3
         ))
         .send()
         .await?;
-    let status = response.status();
-    let concert: Value = response.json().await?;
-    if status != 201 {
-        bail!("creating the bench concert answered {status}: {concert}");
-    }
+    let concert = answer(response, 201, "creating the bench concert").await?;
     let tier = |index: usize| -> anyhow::Result<Tier> {
         let tier = &concert["ticketTiers"][index];
         Ok(Tier {
@@ -66,6 +62,16 @@ pub(crate) async fn create_tiers(gateway: SocketAddr) -> anyhow::Result<[Tier; 3
         })
     };
     Ok([tier(0)?, tier(1)?, tier(2)?])
+}
+
+/// The JSON body of `response`, which `what` expects answered `expected`.
+async fn answer(response: reqwest::Response, expected: u16, what: &str) -> anyhow::Result<Value> {
+    let status = response.status();
+    let body: Value = response.json().await?;
+    if status != expected {
+        bail!("{what} answered {status}: {body}");
+    }
+    Ok(body)
 }
 
 pub(crate) fn get(host: SocketAddr, path: &'static str) -> pressure::MakeRequest {
@@ -146,11 +152,7 @@ async fn access_token(gateway: SocketAddr, run: &Run, email: &str) -> anyhow::Re
         .json(&serde_json::json!({ "token": link }))
         .send()
         .await?;
-    let status = signed_in.status();
-    let grant: Value = signed_in.json().await?;
-    if status != 201 {
-        bail!("signing in answered {status}: {grant}");
-    }
+    let grant = answer(signed_in, 201, "signing in").await?;
     Ok(grant["accessToken"]
         .as_str()
         .context("a grant without accessToken")?
@@ -182,11 +184,7 @@ pub(crate) async fn create_room(
         .json(&body)
         .send()
         .await?;
-    let status = response.status();
-    let concert: Value = response.json().await?;
-    if status != 201 {
-        bail!("creating the waiting-room concert answered {status}: {concert}");
-    }
+    let concert = answer(response, 201, "creating the waiting-room concert").await?;
     Ok(concert["id"]
         .as_str()
         .context("concert without id")?
