@@ -11,6 +11,10 @@ use runtime::config::Backends;
 use testkit::Isolated;
 
 pub(crate) const ADMIN_TOKEN: &str = "bench-admin-token-0123456789abcdef";
+/// One key each for every gateway of a run, as a deployment has: a place joined on one gateway
+/// is followed, and a session started on one is used, on any other.
+const ADMISSION_SECRET: &str = "bench-admission-secret-0123456789abcdef";
+const AUTH_SIGNING_KEY: &str = "bench-signing-key-0123456789abcdef";
 
 /// How long removing the run's keys and database may take: a run leaves millions of keys, which
 /// later tests would otherwise scan past on every cleanup.
@@ -74,6 +78,8 @@ impl Run {
             ("KEY_PREFIX", self.keys.prefix().to_owned()),
             ("REDIS_SHARDS", self.keys.shard_count().to_string()),
             ("ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+            ("ADMISSION_SECRET", ADMISSION_SECRET.to_owned()),
+            ("AUTH_SIGNING_KEY", AUTH_SIGNING_KEY.to_owned()),
             ("SEED_DEMO", seed_demo.to_string()),
             ("RATE_LIMIT_PER_IP", "0".to_owned()),
             ("BOOKING_LIMIT_PER_IP", "0".to_owned()),
