@@ -6,7 +6,7 @@ pub mod audit;
 pub mod outbox;
 mod pool;
 
-pub use pool::{MIGRATOR, connect};
+pub use pool::{IDLE_IN_TRANSACTION, MIGRATOR, connect};
 
 use std::collections::HashMap;
 

@@ -28,8 +28,10 @@ const RETRY_MAX: Duration = Duration::from_secs(60);
 /// Attempts a mail the server refuses for good (a 5xx) gets before it is given up: a refusal
 /// can be a passing misconfiguration, so not the first.
 const MAX_REFUSALS: i32 = 8;
-/// One delivery's bound, connection and every SMTP reply included.
+/// One delivery's bound, connection and every SMTP reply included. The mail's row stays locked in
+/// its transaction meanwhile, so Postgres must not end that transaction as idle first.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
+const _: () = assert!(SMTP_TIMEOUT.as_secs() < pg_store::IDLE_IN_TRANSACTION.as_secs());
 
 /// Where mails go: an SMTP server, or the log when none is configured.
 #[derive(Clone)]
