@@ -41,6 +41,10 @@ const TRIM_INTERVAL: Duration = Duration::from_secs(1);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 /// How often every shard is checked for a loss of Redis data.
 const GUARD_EVERY: Duration = Duration::from_secs(1);
+/// How often expired sign-in links and refresh tokens are deleted, and how long after their
+/// expiry.
+const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
+const EXPIRED_KEPT_FOR: Duration = Duration::from_secs(7 * 24 * 3_600);
 
 #[derive(Debug)]
 pub struct Application<P> {
@@ -174,6 +178,10 @@ impl<P: PaymentProvider> Application<P> {
             let settler = Arc::clone(&settler);
             move || sweep_held(Arc::clone(&settler))
         }));
+        tasks.spawn(every(PRUNE_EVERY, shutdown.clone(), {
+            let db = settler.db.clone();
+            move || prune_accounts(db.clone())
+        }));
         let watch = Arc::new(tokio::sync::Mutex::new(DriftWatch::default()));
         tasks.spawn(every(reconcile_interval, shutdown.clone(), {
             let settler = Arc::clone(&settler);
@@ -297,6 +305,13 @@ async fn sweep_held<P: PaymentProvider>(settler: Arc<Settler<P>>) {
         Ok(0) => {}
         Ok(given) => tracing::debug!(given, "held counts given their expiry"),
         Err(error) => tracing::warn!(%error, "giving held counts their expiry failed"),
+    }
+}
+
+async fn prune_accounts(db: sqlx::PgPool) {
+    match pg_store::accounts::prune(&db, EXPIRED_KEPT_FOR).await {
+        Ok(pruned) => tracing::debug!(?pruned, "expired sign-in links and refresh tokens deleted"),
+        Err(error) => tracing::warn!(%error, "deleting expired sign-in links failed"),
     }
 }
 
