@@ -12,12 +12,20 @@ import {
   XAxis,
   YAxis,
 } from "recharts";
-import { fetchConcerts, fetchDashboard, type DashboardFilters, type Period } from "./api";
+import { ApiProblem, fetchConcerts, fetchDashboard, type DashboardFilters, type Period } from "./api";
 import { formatMoney } from "./money";
 
 const REFRESH_MS = 5_000;
 const ACCENT = "#3b82f6";
 const SECOND = "#f59e0b";
+/** Where the analyst key is kept: for this tab's life only, as an operator's secret should be. */
+const KEY_STORAGE = "tickets.analystKey";
+
+/** A refusal for want of a credential is not retried: the person is asked for a key instead. */
+function refused(error: unknown): boolean {
+  return error instanceof ApiProblem && (error.status === 401 || error.status === 403);
+}
+
 /** Charts grow into place unless the person asked for less motion. */
 const animate = !window.matchMedia?.("(prefers-reduced-motion: reduce)").matches;
 
@@ -36,13 +44,22 @@ export function Dashboard() {
     endDate: "",
     period: "day",
   });
+  const [analystKey, setAnalystKey] = useState(() => sessionStorage.getItem(KEY_STORAGE) ?? "");
+  const [keyDraft, setKeyDraft] = useState("");
   const concerts = useQuery({ queryKey: ["concerts"], queryFn: fetchConcerts });
   const dashboard = useQuery({
-    queryKey: ["dashboard", filters],
-    queryFn: () => fetchDashboard(filters),
-    refetchInterval: REFRESH_MS,
+    queryKey: ["dashboard", filters, analystKey],
+    queryFn: () => fetchDashboard(filters, analystKey),
+    refetchInterval: (query) => (refused(query.state.error) ? false : REFRESH_MS),
+    retry: (failures, error) => !refused(error) && failures < 3,
     placeholderData: keepPreviousData,
   });
+  const chooseKey = (key: string) => {
+    if (key) sessionStorage.setItem(KEY_STORAGE, key);
+    else sessionStorage.removeItem(KEY_STORAGE);
+    setAnalystKey(key);
+    setKeyDraft("");
+  };
   const set = (change: Partial<DashboardFilters>) => setFilters((current) => ({ ...current, ...change }));
   const data = dashboard.data;
   const average = data && data.summary.totalTicketsSold > 0 ? data.summary.totalRevenue / data.summary.totalTicketsSold : 0;
@@ -85,6 +102,38 @@ export function Dashboard() {
       {dashboard.isError && (
         <p className="error" role="alert">
           {dashboard.error.message}
+        </p>
+      )}
+      {refused(dashboard.error) && (
+        <form
+          className="filters"
+          aria-label="Analyst sign-in"
+          onSubmit={(event) => {
+            event.preventDefault();
+            chooseKey(keyDraft.trim());
+          }}
+        >
+          <div className="field">
+            <label htmlFor={`${ids}-key`}>Analyst key</label>
+            <input
+              id={`${ids}-key`}
+              type="password"
+              autoComplete="off"
+              value={keyDraft}
+              onChange={(event) => setKeyDraft(event.target.value)}
+              placeholder="tk_…"
+            />
+          </div>
+          <button type="submit" className="primary" disabled={!keyDraft.trim()}>
+            Show sales
+          </button>
+        </form>
+      )}
+      {analystKey && (
+        <p>
+          <button type="button" onClick={() => chooseKey("")}>
+            Forget the analyst key
+          </button>
         </p>
       )}
       {dashboard.isPending && <p>Loading sales…</p>}
