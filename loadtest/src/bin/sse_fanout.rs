@@ -170,6 +170,20 @@ async fn client(
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
+        let status = chunk[..n].get(..12).unwrap_or_default();
+        if status.starts_with(b"HTTP/1.1 ") && status != b"HTTP/1.1 200" {
+            // Said once per process: a refused stream never opens, and the count alone would not
+            // say why.
+            static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+            if !SAID.swap(true, Ordering::Relaxed) {
+                let answer = String::from_utf8_lossy(&chunk[..n]);
+                eprintln!(
+                    "sse_fanout: {path} answered {}",
+                    answer.lines().next().unwrap_or_default()
+                );
+            }
+            return Ok(());
+        }
         break (stream, chunk[..n].to_vec());
     };
     let mut opened: Option<Open> = None;
