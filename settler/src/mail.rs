@@ -129,15 +129,18 @@ impl Mailer {
             .body(mail.body.clone())
             .map_err(|error| Failure::permanent(format!("message: {error}")))?;
         match &self.delivery {
+            // lettre's timeout bounds each socket operation; this bounds the whole delivery.
             Delivery::Smtp(transport) => {
-                transport
-                    .send(message)
-                    .await
-                    .map(drop)
-                    .map_err(|error| Failure {
+                match tokio::time::timeout(SMTP_TIMEOUT, transport.send(message)).await {
+                    Ok(sent) => sent.map(drop).map_err(|error| Failure {
                         permanent: error.is_permanent(),
                         error: error.to_string(),
-                    })
+                    }),
+                    Err(_) => Err(Failure {
+                        permanent: false,
+                        error: format!("no delivery within {SMTP_TIMEOUT:?}"),
+                    }),
+                }
             }
             Delivery::Log => {
                 tracing::info!(message_id = %mail.message_id, to = %mail.recipient,
